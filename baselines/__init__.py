@@ -1,0 +1,1 @@
+"""Classical denoisers and the RBF SVM; importing this package registers them."""

@@ -1,0 +1,102 @@
+"""Registries of everything a user can name: denoisers, classifiers, datasets, noises.
+
+An entry is registered next to its code with a decorator::
+
+    @DENOISERS.register("median", source="classical", description="3x3 median filter")
+    class Median(Denoiser): ...
+
+The denoiser and classifier registries import ``baselines`` and ``models`` the first
+time they are asked for names, so callers never import those packages themselves.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+__all__ = ["Entry", "Registry", "DENOISERS", "CLASSIFIERS", "DATASETS", "NOISES"]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registered name: the factory that builds it and where it comes from."""
+
+    name: str
+    factory: Callable[..., Any]
+    source: str
+    description: str
+    #: Small, fast parameters for contract tests and the smoke grid.
+    test_params: dict[str, Any] = field(default_factory=dict)
+
+
+class Registry:
+    """A named collection of factories (classes or functions).
+
+    Parameters
+    ----------
+    kind : str
+        What the entries are ("denoiser", "noise", ...); used in error messages.
+    autoload : tuple of str
+        Modules imported on first lookup so that their entries register themselves.
+    """
+
+    def __init__(self, kind: str, *, autoload: tuple[str, ...] = ()) -> None:
+        self.kind = kind
+        self._autoload = autoload
+        self._loaded = not autoload
+        self._entries: dict[str, Entry] = {}
+
+    def register(
+        self, name: str, *, source: str, description: str, test_params: dict[str, Any] | None = None
+    ) -> Callable:
+        """Decorator adding ``name``; registering a name twice raises ValueError.
+
+        ``test_params`` are small settings that make the entry fast enough for tests.
+        """
+
+        def decorate(factory: Callable) -> Callable:
+            if name in self._entries:
+                raise ValueError(f"{self.kind} {name!r} is already registered")
+            self._entries[name] = Entry(name, factory, source, description, dict(test_params or {}))
+            return factory
+
+        return decorate
+
+    def _load(self) -> None:
+        if not self._loaded:
+            self._loaded = True
+            for module in self._autoload:
+                importlib.import_module(module)
+
+    def names(self) -> list[str]:
+        """All registered names, sorted."""
+        self._load()
+        return sorted(self._entries)
+
+    def entry(self, name: str) -> Entry:
+        """The entry for ``name``; an unknown name raises ValueError with suggestions."""
+        self._load()
+        if name not in self._entries:
+            raise ValueError(self.unknown_message(name))
+        return self._entries[name]
+
+    def create(self, name: str, **params: Any) -> Any:
+        """Build the entry ``name`` with ``params``."""
+        return self.entry(name).factory(**params)
+
+    def __contains__(self, name: object) -> bool:
+        self._load()
+        return name in self._entries
+
+    def unknown_message(self, name: str) -> str:
+        close = difflib.get_close_matches(name, self._entries, n=3, cutoff=0.6)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        return f"unknown {self.kind} {name!r}{hint}; expected one of: {', '.join(sorted(self._entries))}"
+
+
+DENOISERS = Registry("denoiser", autoload=("baselines", "models"))
+CLASSIFIERS = Registry("classifier", autoload=("baselines", "models"))
+DATASETS = Registry("dataset", autoload=("bench.data",))
+NOISES = Registry("noise", autoload=("bench.noise",))

@@ -1,0 +1,1 @@
+"""Neural denoisers and classifiers; importing this package registers them."""
