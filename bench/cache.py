@@ -1,0 +1,72 @@
+"""Fitted-model cache: safetensors weights plus a JSON sidecar, keyed by what the fit depends on.
+
+A model takes part through three optional hooks: ``fitted_tensors() -> dict[str, Tensor]``,
+``fitted_state() -> dict`` (JSON-able) and ``load_fitted(tensors, state, device)``.
+Loading never unpickles: weights come from safetensors, everything else from JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["fit_key", "save_fitted", "load_fitted", "is_cacheable"]
+
+
+def fit_key(spec: dict[str, Any]) -> str:
+    """A stable file stem for a fit spec (see ``Cell.fit_spec``)."""
+    from bench import __version__
+
+    text = json.dumps({"fit": spec, "version": __version__}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def is_cacheable(model: Any) -> bool:
+    return hasattr(model, "fitted_state") and hasattr(model, "load_fitted")
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def save_fitted(model: Any, stem: Path, *, extra: dict[str, Any] | None = None) -> None:
+    """Write ``stem.safetensors`` (if the model has tensors) and ``stem.json``; atomic per file."""
+    from safetensors.torch import save_file
+
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    tensors = model.fitted_tensors() if hasattr(model, "fitted_tensors") else {}
+    sidecar = {"config": model.get_params(), "state": model.fitted_state(), "extra": extra or {}, "sha256": None}
+    if tensors:
+        weights = stem.with_suffix(".safetensors")
+        tmp = weights.with_suffix(".safetensors.tmp")
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp))
+        os.replace(tmp, weights)
+        sidecar["sha256"] = _sha256(weights)
+    tmp = stem.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(sidecar, sort_keys=True, default=str))
+    os.replace(tmp, stem.with_suffix(".json"))
+
+
+def load_fitted(model: Any, stem: Path, device: torch.device) -> dict[str, Any] | None:
+    """Load a cached fit into ``model``; returns the sidecar's ``extra`` or None if absent/stale."""
+    from safetensors.torch import load_file
+
+    sidecar_path = stem.with_suffix(".json")
+    if not sidecar_path.is_file():
+        return None
+    sidecar = json.loads(sidecar_path.read_text())
+    if sidecar.get("config") != json.loads(json.dumps(model.get_params(), default=str)):
+        return None
+    tensors = {}
+    if sidecar.get("sha256"):
+        weights = stem.with_suffix(".safetensors")
+        if not weights.is_file() or _sha256(weights) != sidecar["sha256"]:
+            return None
+        tensors = load_file(str(weights), device=str(device))
+    model.load_fitted(tensors, sidecar["state"], device)
+    return sidecar.get("extra", {})

@@ -1,0 +1,126 @@
+"""Command line: ``python -m bench run | list | report | env``.
+
+Bad input prints one line on stderr and exits 2 before anything runs; a run exits 0 when
+every cell is ok and 1 when some failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+
+__all__ = ["main", "build_parser"]
+
+
+def _names(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _levels(text: str) -> list[float]:
+    try:
+        return [float(part) for part in _names(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"levels must be comma-separated numbers, e.g. 0.1,0.3; got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description="Benchmark image denoisers and what they do for classifiers.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run a grid and write results/<grid>/leaderboard.csv")
+    run.add_argument("--grid", default="quick", help="smoke | quick | full | PATH.toml (default: quick)")
+    run.add_argument("--datasets", type=_names, help="comma-separated dataset names (narrows the grid)")
+    run.add_argument("--noises", type=_names, help="comma-separated noise kinds")
+    run.add_argument("--denoisers", type=_names, help="comma-separated denoiser names")
+    run.add_argument("--levels", type=_levels, help="comma-separated noise levels for every chosen noise")
+    run.add_argument("--n-train", type=int, help="training images per fit (overrides the grid)")
+    run.add_argument("--n-test", type=int, help="test images scored per cell (overrides the grid)")
+    run.add_argument("--out", default="results", help="output folder (default: results/)")
+    run.add_argument("--data-dir", help="folder with dataset files (else $BENCH_DATA_DIR, ~/.cache/denoise-bench, /usr/share/datasets)")
+    run.add_argument("--download", action="store_true", help="download missing datasets with torchvision")
+    run.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
+    run.add_argument("--seed", type=int, help="base seed of every random draw (default: the grid's, 0)")
+
+    commands.add_parser("list", help="every registered denoiser, classifier, dataset, noise and grid")
+    report = commands.add_parser("report", help="rebuild the CSVs and HTML of a run folder from its store")
+    report.add_argument("run_dir", help="a folder written by 'run', e.g. results/quick")
+    env = commands.add_parser("env", help="versions, device and where data was found")
+    env.add_argument("--data-dir", help="also search this folder")
+    return parser
+
+
+def _command_run(args: argparse.Namespace) -> int:
+    from bench.grids import resolve_grid
+    from bench.runner import run_grid
+
+    grid = resolve_grid(args.grid, data_dir=args.data_dir)
+    grid = grid.narrow(
+        datasets=args.datasets, noises=args.noises, denoisers=args.denoisers,
+        levels=args.levels, n_train=args.n_train, n_test=args.n_test,
+    )  # fmt: skip
+    if args.seed is not None:
+        grid = replace(grid, seed=args.seed)
+    cells = len(grid.cells())
+    print(f"grid {grid.name}: {cells} cells ({len(grid.datasets)} datasets, {len(grid.denoisers)} denoisers) -> {args.out}/{grid.name}/")
+    summary = run_grid(
+        grid, out_dir=args.out, data_dir=args.data_dir, download=args.download, device=args.device, argv=sys.argv[1:]
+    )
+    print(
+        f"done in {summary.seconds:.1f} s: {summary.ok} ok, {summary.failed} failed, {summary.skipped} already done; "
+        f"leaderboard: {summary.out_dir / 'leaderboard.csv'}"
+    )
+    return summary.exit_code
+
+
+def _command_list(args: argparse.Namespace) -> int:
+    from bench.grids import NAMED_GRIDS
+    from bench.registry import CLASSIFIERS, DATASETS, DENOISERS, NOISES
+
+    for title, registry in (("denoisers", DENOISERS), ("classifiers", CLASSIFIERS), ("datasets", DATASETS), ("noises", NOISES)):
+        print(f"{title}:")
+        for name in registry.names():
+            entry = registry.entry(name)
+            print(f"  {name:<22} {entry.description}  [{entry.source}]")
+    print("grids:")
+    for name, fn in NAMED_GRIDS.items():
+        print(f"  {name:<22} {(fn.__doc__ or '').strip().splitlines()[0]}")
+    return 0
+
+
+def _command_report(args: argparse.Namespace) -> int:
+    from bench.report import rebuild
+
+    for path in rebuild(args.run_dir):
+        print(path)
+    return 0
+
+
+def _command_env(args: argparse.Namespace) -> int:
+    import torch
+
+    from bench.data import find, search_path
+    from bench.registry import DATASETS
+    from bench.runner import resolve_device, versions
+
+    for name, version in versions().items():
+        print(f"{name:<14} {version}")
+    cuda = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "not available"
+    print(f"{'device':<14} {resolve_device('auto')} (CUDA: {cuda}; {torch.get_num_threads()} CPU threads)")
+    print(f"{'data search':<14} {', '.join(str(p) for p in search_path(args.data_dir))}")
+    for name in DATASETS.names():
+        where = "embedded" if name == "digits" else (find(name, args.data_dir) or "not found (use --download)")
+        print(f"  {name:<12} {where}")
+    return 0
+
+
+_COMMANDS = {"run": _command_run, "list": _command_list, "report": _command_report, "env": _command_env}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except (ValueError, ImportError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2

@@ -1,0 +1,241 @@
+"""Datasets: IDX (MNIST, Fashion-MNIST) and CIFAR-10 readers, the search path, the embedded default.
+
+``load(name)`` looks in ``--data-dir`` / ``$BENCH_DATA_DIR``, ``~/.cache/denoise-bench``,
+``/usr/share/datasets`` (Debian's dataset packages), and downloads with torchvision only when
+``download=True``. The embedded default ``digits`` needs no files: scikit-learn's 1,797 8x8
+digits, upscaled to 28x28 so that every model built for MNIST-sized input runs on it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from bench.registry import DATASETS
+
+__all__ = ["Dataset", "DataError", "load", "find", "search_path", "read_idx", "read_cifar_batch"]
+
+_IDX_DTYPE = {0x08: np.uint8}
+_IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+class DataError(ValueError):
+    """A data file is missing or malformed; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Images as uint8 N x C x H x W tensors and int64 labels."""
+
+    name: str
+    train_images: Tensor
+    train_labels: Tensor
+    test_images: Tensor
+    test_labels: Tensor
+    classes: tuple[str, ...]
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        for split in ("train", "test"):
+            images, labels = getattr(self, f"{split}_images"), getattr(self, f"{split}_labels")
+            if images.dtype != torch.uint8 or images.ndim != 4:
+                raise DataError(f"{self.name} {split} images must be uint8 N x C x H x W; got {images.dtype} {tuple(images.shape)}")
+            if len(images) != len(labels):
+                raise DataError(f"{self.name} {split}: {len(images)} images but {len(labels)} labels")
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """C, H, W of one image."""
+        return tuple(self.train_images.shape[1:])
+
+
+def search_path(data_dir: str | os.PathLike | None = None) -> list[Path]:
+    """The folders searched for data files, first match wins."""
+    roots = [data_dir or os.environ.get("BENCH_DATA_DIR"), Path.home() / ".cache" / "denoise-bench", "/usr/share/datasets"]
+    return [Path(root).expanduser() for root in roots if root]
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read a gzip'd or plain IDX file (unsigned-byte data) into an array."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as handle:
+            raw = handle.read()
+    except (OSError, EOFError) as err:
+        raise DataError(f"{path}: cannot read IDX file ({err})") from err
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPE:
+        raise DataError(f"{path}: wrong magic number {raw[:4].hex() or 'none'}; expected 000008NN (unsigned-byte IDX)")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{path}: truncated header ({len(raw)} bytes)")
+    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    expected = header + int(np.prod(dims))
+    if len(raw) != expected:
+        raise DataError(f"{path}: truncated or padded file: {len(raw)} bytes, expected {expected} for shape {dims}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def _find_file(folder: Path, stem: str) -> Path | None:
+    for candidate in (folder / f"{stem}.gz", folder / stem):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _read_idx_split(folder: Path, split: str) -> tuple[Tensor, Tensor]:
+    image_stem, label_stem = _IDX_FILES[split]
+    image_path, label_path = _find_file(folder, image_stem), _find_file(folder, label_stem)
+    images, labels = read_idx(image_path), read_idx(label_path)
+    if images.ndim != 3 or labels.ndim != 1:
+        raise DataError(f"{image_path}: expected N x H x W images and N labels; got {images.shape} and {labels.shape}")
+    if len(images) != len(labels):
+        raise DataError(f"{image_path}: {len(images)} images but {label_path.name} has {len(labels)} labels")
+    return torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Only what a CIFAR-10 python batch needs: numpy arrays and builtins, nothing executable."""
+
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a CIFAR batch")
+        return super().find_class(module, name)
+
+
+def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One CIFAR-10 python batch -> (N x 3 x 32 x 32 uint8, N int64)."""
+    try:
+        with open(path, "rb") as handle:
+            batch = _CifarUnpickler(handle, encoding="bytes").load()
+        data, labels = np.asarray(batch[b"data"], dtype=np.uint8), np.asarray(batch[b"labels"], dtype=np.int64)
+    except (OSError, EOFError, KeyError, TypeError, pickle.UnpicklingError) as err:
+        raise DataError(f"{path}: not a CIFAR-10 python batch ({err})") from err
+    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(labels):
+        raise DataError(f"{path}: expected N x 3072 data and N labels; got {data.shape} and {labels.shape}")
+    return data.reshape(-1, 3, 32, 32), labels
+
+
+_LAYOUTS = {
+    "mnist": ("mnist", "MNIST/raw"),
+    "fashion-mnist": ("fashion-mnist", "FashionMNIST/raw", "fashion_mnist"),
+    "cifar10": ("cifar-10-batches-py", "cifar10/cifar-10-batches-py", "cifar10"),
+}
+_CIFAR_FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+
+
+def _complete(name: str, folder: Path) -> bool:
+    if name == "cifar10":
+        return all((folder / f).is_file() for f in _CIFAR_FILES)
+    return all(_find_file(folder, stem) for pair in _IDX_FILES.values() for stem in pair)
+
+
+def find(name: str, data_dir: str | os.PathLike | None = None) -> Path | None:
+    """The folder holding ``name``'s files on the search path, or None."""
+    for root in search_path(data_dir):
+        for layout in _LAYOUTS[name]:
+            if _complete(name, root / layout):
+                return root / layout
+    return None
+
+
+def _download(name: str) -> Path:
+    import torchvision.datasets as tvd
+
+    root = Path.home() / ".cache" / "denoise-bench"
+    cls = {"mnist": tvd.MNIST, "fashion-mnist": tvd.FashionMNIST, "cifar10": tvd.CIFAR10}[name]
+    for train in (True, False):
+        cls(root=str(root if name != "cifar10" else root / "cifar10"), train=train, download=True)
+    folder = find(name, root)
+    if folder is None:
+        raise DataError(f"download of {name} into {root} did not produce the expected files")
+    return folder
+
+
+def _locate(name: str, data_dir, download: bool) -> Path:
+    folder = find(name, data_dir)
+    if folder is not None:
+        return folder
+    if download:
+        return _download(name)
+    searched = ", ".join(str(p) for p in search_path(data_dir))
+    raise DataError(f"dataset {name!r} not found in {searched}; pass --data-dir DIR or --download")
+
+
+@lru_cache(maxsize=8)
+def _load_idx(name: str, folder: Path, classes: tuple[str, ...]) -> Dataset:
+    train, test = _read_idx_split(folder, "train"), _read_idx_split(folder, "test")
+    return Dataset(name, *train, *test, classes=classes, source=str(folder))
+
+
+@lru_cache(maxsize=2)
+def _load_cifar(folder: Path) -> Dataset:
+    parts = [read_cifar_batch(folder / f) for f in _CIFAR_FILES]
+    train_x = np.concatenate([p[0] for p in parts[:5]])
+    train_y = np.concatenate([p[1] for p in parts[:5]])
+    test_x, test_y = parts[5]
+    tensors = [torch.from_numpy(a.copy()) for a in (train_x, train_y, test_x, test_y)]
+    return Dataset("cifar10", *tensors, classes=CIFAR_CLASSES, source=str(folder))
+
+
+DIGIT_CLASSES = tuple(str(i) for i in range(10))
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+@DATASETS.register("mnist", source="LeCun et al. 1998 (IDX files)", description="70,000 28x28 grey handwritten digits")
+def mnist(*, data_dir=None, download: bool = False) -> Dataset:
+    return _load_idx("mnist", _locate("mnist", data_dir, download), DIGIT_CLASSES)
+
+
+@DATASETS.register("fashion-mnist", source="Xiao et al. 2017 (IDX files)", description="70,000 28x28 grey clothing images")
+def fashion_mnist(*, data_dir=None, download: bool = False) -> Dataset:
+    return _load_idx("fashion-mnist", _locate("fashion-mnist", data_dir, download), FASHION_CLASSES)
+
+
+@DATASETS.register("cifar10", source="Krizhevsky 2009 (python batches)", description="60,000 32x32 colour images, 10 classes")
+def cifar10(*, data_dir=None, download: bool = False) -> Dataset:
+    return _load_cifar(_locate("cifar10", data_dir, download))
+
+
+@DATASETS.register(
+    "digits",
+    source="scikit-learn load_digits (UCI optdigits)",
+    description="embedded default: 1,797 8x8 digits upscaled to 28x28 (1,297 train / 500 test); needs no files",
+)
+@lru_cache(maxsize=1)
+def digits(*, data_dir=None, download: bool = False) -> Dataset:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    small = torch.from_numpy(bunch.images).float().div(16.0).unsqueeze(1)
+    # 28x28 lets every model built for MNIST-sized input run on the embedded default.
+    big = torch.nn.functional.interpolate(small, size=(28, 28), mode="bilinear", align_corners=False)
+    images = big.clamp(0, 1).mul(255).round().to(torch.uint8)
+    labels = torch.from_numpy(bunch.target.astype(np.int64))
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
+    train, test = order[:1297], order[1297:]
+    return Dataset("digits", images[train], labels[train], images[test], labels[test], DIGIT_CLASSES, source="scikit-learn")
+
+
+def load(name: str, *, data_dir: str | os.PathLike | None = None, download: bool = False) -> Dataset:
+    """Load a registered dataset by name (see ``python -m bench list``)."""
+    return DATASETS.create(name, data_dir=data_dir, download=download)

@@ -1,0 +1,304 @@
+"""Grids: which datasets x noises x levels x denoisers to run, expanded into cells.
+
+A ``Grid`` is validated when it is built, before anything runs. Named grids (``smoke``,
+``quick``, ``full``) live in ``NAMED_GRIDS``; TOML files use the same fields::
+
+    name = "mine"
+    datasets = ["mnist"]
+    denoisers = ["median", "dncnn"]
+    n_train = 2000          # training images each denoiser fits on
+    n_test = 1000           # first N test images scored
+    train_levels = "same"   # "same" | "blind" | "matrix" (every training level x every test level)
+    classifiers = []
+    [noises]
+    gaussian = [0.1, 0.3]
+    [params.dncnn]
+    epochs = 3
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from bench import __version__
+from bench.noise import Noise
+from bench.registry import CLASSIFIERS, DATASETS, DENOISERS, NOISES
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+__all__ = ["Cell", "Grid", "NAMED_GRIDS", "named_grid", "load_grid_file", "resolve_grid", "TRAIN_LEVEL_MODES"]
+
+TRAIN_LEVEL_MODES = ("same", "blind", "matrix")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (dataset, noise kind, test level, training level, denoiser) job."""
+
+    dataset: str
+    noise: str
+    level: float
+    train_level: float | str  # a level, or "blind"
+    denoiser: str
+    params: tuple[tuple[str, Any], ...] = ()
+    n_train: int = 1000
+    n_test: int = 500
+    seed: int = 0
+
+    def spec(self) -> dict[str, Any]:
+        """Canonical JSON-able description of the cell."""
+        return {**asdict(self), "params": dict(self.params)}
+
+    @property
+    def key(self) -> str:
+        """sha256 of the canonical spec and the code version: equal keys mean equal results."""
+        text = json.dumps({"cell": self.spec(), "version": __version__}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    @property
+    def fit_spec(self) -> dict[str, Any]:
+        """What the fitted denoiser depends on (not the test level): cells sharing it share a fit."""
+        spec = self.spec()
+        for test_only in ("level", "n_test"):
+            spec.pop(test_only)
+        return spec
+
+    @property
+    def label(self) -> str:
+        return f"{self.dataset} {self.noise} {self.level:g} (train {self.train_level}) {self.denoiser}"
+
+
+def _freeze(params: dict[str, dict[str, Any]]) -> tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]:
+    return tuple(sorted((name, tuple(sorted(p.items()))) for name, p in params.items()))
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A validated experiment grid; ``cells()`` expands it."""
+
+    name: str
+    datasets: tuple[str, ...]
+    noises: tuple[tuple[str, tuple[float, ...]], ...]
+    denoisers: tuple[str, ...]
+    n_train: int = 1000
+    n_test: int = 500
+    train_levels: str = "same"
+    classifiers: tuple[str, ...] = ()
+    params: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
+    seed: int = 0
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    @classmethod
+    def build(cls, *, noises: dict[str, list[float]], params: dict[str, dict] | None = None, **fields: Any) -> "Grid":
+        """A Grid from plain lists and dicts (as in a TOML file)."""
+        frozen_noises = tuple((kind, tuple(float(v) for v in levels)) for kind, levels in noises.items())
+        tuples = {k: tuple(v) for k, v in fields.items() if isinstance(v, list)}
+        return cls(noises=frozen_noises, params=_freeze(params or {}), **{**fields, **tuples})
+
+    def denoiser_params(self, name: str) -> dict[str, Any]:
+        return dict(dict(self.params).get(name, ()))
+
+    def cells(self) -> list[Cell]:
+        """Every cell, in a stable order (dataset, noise, level, training level, denoiser)."""
+        out = []
+        for dataset in self.datasets:
+            for kind, levels in self.noises:
+                for level in levels:
+                    for train_level in self._train_levels(level, levels):
+                        for name in self.denoisers:
+                            params = tuple(sorted(self.denoiser_params(name).items()))
+                            out.append(Cell(dataset, kind, level, train_level, name, params, self.n_train, self.n_test, self.seed))
+        return out
+
+    def _train_levels(self, level: float, levels: tuple[float, ...]) -> tuple[float | str, ...]:
+        if self.train_levels == "blind":
+            return ("blind",)
+        if self.train_levels == "matrix":
+            return levels
+        return (level,)
+
+    def narrow(self, *, datasets=None, noises=None, denoisers=None, levels=None, n_train=None, n_test=None) -> "Grid":
+        """A copy restricted to the given names/levels (each None keeps the grid's own)."""
+        grid_noises = self.noises
+        if noises is not None:
+            _check_names(noises, NOISES)
+            own = dict(self.noises)
+            grid_noises = tuple((kind, own.get(kind, ())) for kind in noises)
+        if levels is not None:
+            grid_noises = tuple((k, tuple(float(v) for v in levels)) for k, _ in grid_noises)
+        changes = {"noises": grid_noises}
+        for name, value in (("datasets", datasets), ("denoisers", denoisers)):
+            if value is not None:
+                changes[name] = tuple(value)
+        for name, value in (("n_train", n_train), ("n_test", n_test)):
+            if value is not None:
+                changes[name] = int(value)
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (the TOML file's shape) for storing with the run."""
+        return {**asdict(self), "noises": {k: list(v) for k, v in self.noises}, "params": {k: dict(v) for k, v in self.params}}
+
+
+def _check_names(names, registry) -> None:
+    for name in names:
+        if name not in registry:
+            raise ValueError(registry.unknown_message(name))
+
+
+def _validate(grid: Grid) -> None:
+    if not grid.name or not all(c.isalnum() or c in "-_." for c in grid.name):
+        raise ValueError(f"grid name {grid.name!r} is invalid; expected letters, digits, '-', '_' or '.'")
+    for what, names, registry in (("dataset", grid.datasets, DATASETS), ("denoiser", grid.denoisers, DENOISERS), ("classifier", grid.classifiers, CLASSIFIERS)):
+        if what != "classifier" and not names:
+            raise ValueError(f"grid {grid.name!r} has no {what}s; expected at least one")
+        _check_names(names, registry)
+    if not grid.noises:
+        raise ValueError(f"grid {grid.name!r} has no noises; expected e.g. gaussian = [0.1]")
+    for kind, levels in grid.noises:
+        if not levels:
+            raise ValueError(f"noise {kind!r} in grid {grid.name!r} has no levels; pass --levels or list them in the grid")
+        for level in levels:
+            Noise(kind, level)
+    if grid.train_levels not in TRAIN_LEVEL_MODES:
+        raise ValueError(f"train_levels {grid.train_levels!r} is unknown; expected one of: {', '.join(TRAIN_LEVEL_MODES)}")
+    for field_name in ("n_train", "n_test"):
+        if not isinstance(getattr(grid, field_name), int) or getattr(grid, field_name) < 1:
+            raise ValueError(f"{field_name} must be a positive integer; got {getattr(grid, field_name)!r}")
+    for name, params in grid.params:
+        if name not in grid.denoisers and name not in DENOISERS:
+            raise ValueError(DENOISERS.unknown_message(name))
+        if name in grid.denoisers:
+            _check_params(name, dict(params))
+
+
+def _check_params(name: str, params: dict[str, Any]) -> None:
+    try:
+        DENOISERS.create(name, **params)
+    except TypeError as err:
+        raise ValueError(f"bad parameters for denoiser {name!r}: {err}") from None
+
+
+def _has_local(name: str, data_dir) -> bool:
+    from bench.data import find
+
+    return find(name, data_dir) is not None
+
+
+# Named grids are functions of the data directory: `quick` adds whatever real data is found locally.
+NAMED_GRIDS: dict[str, Callable[..., Grid]] = {}
+
+
+def _named(fn: Callable[..., Grid]) -> Callable[..., Grid]:
+    NAMED_GRIDS[fn.__name__] = fn
+    return fn
+
+
+@_named
+def smoke(data_dir=None) -> Grid:
+    """Seconds on a CPU: the embedded digits, two noises, a few denoisers of each family."""
+    denoisers = [n for n in ("identity", "median", "gaussian_blur", "tv_chambolle", "conv_ae_fmnist") if n in DENOISERS]
+    params = {n: DENOISERS.entry(n).test_params for n in denoisers if DENOISERS.entry(n).test_params}
+    return Grid.build(
+        name="smoke",
+        datasets=["digits"],
+        noises={"gaussian": [0.2], "salt_pepper": [0.1]},
+        denoisers=denoisers,
+        n_train=200,
+        n_test=200,
+        params=params,
+        description="seconds on a CPU; embedded 8x8 digits upscaled to 28x28",
+    )
+
+
+@_named
+def quick(data_dir=None) -> Grid:
+    """The default: minutes on a 2-core CPU, every denoiser, embedded data plus local real data."""
+    datasets = ["digits"] + [n for n in ("mnist", "fashion-mnist") if _has_local(n, data_dir)]
+    return Grid.build(
+        name="quick",
+        datasets=datasets,
+        noises={"gaussian": [0.1, 0.3], "salt_pepper": [0.1], "masking": [0.5]},
+        denoisers=DENOISERS.names(),
+        n_train=1000,
+        n_test=500,
+        params=_budget_params("quick"),
+        classifiers=list(CLASSIFIERS.names()),
+        description="minutes on a 2-core CPU; reduced subsets and training budgets",
+    )
+
+
+@_named
+def full(data_dir=None) -> Grid:
+    """MNIST, Fashion-MNIST and CIFAR-10, every noise at 3-4 levels, full training (one GPU box)."""
+    return Grid.build(
+        name="full",
+        datasets=["mnist", "fashion-mnist", "cifar10"],
+        noises={
+            "gaussian": [0.1, 0.2, 0.3, 0.5],
+            "salt_pepper": [0.05, 0.1, 0.3],
+            "masking": [0.2, 0.5, 0.7],
+            "impulse": [0.1, 0.3, 0.5],
+            "poisson": [10.0, 30.0, 100.0],
+            "speckle": [0.2, 0.5, 1.0],
+        },
+        denoisers=DENOISERS.names(),
+        n_train=60000,
+        n_test=10000,
+        params=_budget_params("full"),
+        classifiers=list(CLASSIFIERS.names()),
+        description="full data and training; meant for a GPU",
+    )
+
+
+def _budget_params(budget: str) -> dict[str, dict[str, Any]]:
+    """Per-denoiser settings a grid budget asks for, from each entry's ``budgets`` attribute."""
+    out = {}
+    for name in DENOISERS.names():
+        budgets = getattr(DENOISERS.entry(name).factory, "budgets", {})
+        if budget in budgets:
+            out[name] = dict(budgets[budget])
+    return out
+
+
+def named_grid(name: str, *, data_dir=None) -> Grid:
+    if name not in NAMED_GRIDS:
+        raise ValueError(f"unknown grid {name!r}; expected one of: {', '.join(NAMED_GRIDS)} or a .toml file")
+    return NAMED_GRIDS[name](data_dir)
+
+
+def load_grid_file(path: str | os.PathLike) -> Grid:
+    """A Grid from a TOML file; unknown keys and bad values raise ValueError naming the file."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        raise ValueError(f"grid file {path}: {err}") from None
+    allowed = {f for f in Grid.__dataclass_fields__} | {"noises", "params"}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ValueError(f"grid file {path}: unknown keys {', '.join(unknown)}; expected some of: {', '.join(sorted(allowed))}")
+    data.setdefault("name", path.stem)
+    try:
+        return Grid.build(**data)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"grid file {path}: {err}") from None
+
+
+def resolve_grid(name_or_path: str, *, data_dir=None) -> Grid:
+    """A named grid, or a TOML grid file when the argument ends in .toml."""
+    if name_or_path.endswith(".toml"):
+        return load_grid_file(name_or_path)
+    return named_grid(name_or_path, data_dir=data_dir)

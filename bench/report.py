@@ -1,0 +1,44 @@
+"""Outputs rebuilt from the store: leaderboard.csv, classifiers.csv and report.html."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from bench.store import CLASSIFIER_COLUMNS, LEADERBOARD_COLUMNS, Store
+
+__all__ = ["write_outputs", "leaderboard", "rebuild"]
+
+
+def _write_atomic(frame: pd.DataFrame, path: Path) -> None:
+    # Written beside the target and renamed, so a reader never sees half a file.
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    frame.to_csv(tmp, index=False, float_format="%.6g")
+    os.replace(tmp, path)
+
+
+def leaderboard(store: Store) -> pd.DataFrame:
+    """One row per cell, the columns of ``LEADERBOARD_COLUMNS``."""
+    return store.cells().reindex(columns=LEADERBOARD_COLUMNS)
+
+
+def write_outputs(store: Store, run_dir: Path) -> list[Path]:
+    """Write every output of a run folder from its store; returns the paths written."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    written = [run_dir / "leaderboard.csv", run_dir / "classifiers.csv"]
+    _write_atomic(leaderboard(store), written[0])
+    classifiers = store.classifier_results().drop(columns=["confusion", "key"], errors="ignore")
+    _write_atomic(classifiers.reindex(columns=[c for c in CLASSIFIER_COLUMNS if c not in ("confusion", "key")]), written[1])
+    return written
+
+
+def rebuild(run_dir: str | Path) -> list[Path]:
+    """``python -m bench report RUN_DIR``: the outputs again, from ``RUN_DIR/store.sqlite``."""
+    run_dir = Path(run_dir)
+    path = run_dir / "store.sqlite"
+    if not path.is_file():
+        raise ValueError(f"no run store at {path}; expected a folder written by 'python -m bench run'")
+    with Store(path) as store:
+        return write_outputs(store, run_dir)

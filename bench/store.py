@@ -1,0 +1,163 @@
+"""The run store: one SQLite file per grid, one row per finished cell.
+
+WAL mode and one short ``BEGIN IMMEDIATE`` transaction per finished cell: a run killed at
+any moment keeps every cell it had finished, and a rerun skips them. Only the driver
+process writes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["Store", "CELL_COLUMNS", "LEADERBOARD_COLUMNS", "CLASSIFIER_COLUMNS"]
+
+#: leaderboard.csv, in this order (the store keeps a few more).
+LEADERBOARD_COLUMNS = [
+    "dataset", "noise", "level", "train_level", "denoiser", "psnr", "psnr_ci_low", "psnr_ci_high",
+    "ssim", "mse", "psnr_noisy", "ssim_noisy", "fit_seconds", "images_per_second", "params",
+    "device", "seed", "status", "error",
+]  # fmt: skip
+CELL_COLUMNS = LEADERBOARD_COLUMNS + [
+    "ssim_ci_low", "ssim_ci_high", "denoiser_params", "n_train", "n_test", "base_seed",
+    "versions", "history", "fit_state", "key", "run_id", "finished",
+]  # fmt: skip
+CLASSIFIER_COLUMNS = [
+    "dataset", "noise", "level", "train_level", "denoiser", "classifier",
+    "accuracy_clean", "accuracy_noisy", "accuracy_denoised", "gap_recovered", "confusion", "key",
+]  # fmt: skip
+_JSON_COLUMNS = ("denoiser_params", "versions", "history", "fit_state", "confusion")
+_INTEGER_COLUMNS = {"seed", "base_seed", "params", "n_train", "n_test", "run_id"}
+_TEXT_COLUMNS = {"dataset", "noise", "train_level", "denoiser", "device", "status", "error", "key", "classifier", *_JSON_COLUMNS}
+
+
+
+def _sql_type(column: str) -> str:
+    return "TEXT" if column in _TEXT_COLUMNS else "INTEGER" if column in _INTEGER_COLUMNS else "REAL"
+
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS runs (
+    run_id INTEGER PRIMARY KEY AUTOINCREMENT, grid TEXT, spec TEXT, argv TEXT, device TEXT,
+    versions TEXT, started REAL, finished REAL, cells_ok INTEGER, cells_failed INTEGER
+);
+CREATE TABLE IF NOT EXISTS cells (
+    {", ".join(f"{c} {_sql_type(c)}" for c in CELL_COLUMNS if c != "key")},
+    key TEXT PRIMARY KEY, samples BLOB
+);
+CREATE TABLE IF NOT EXISTS classifier_results (
+    {", ".join(f"{c} {_sql_type(c)}" for c in CLASSIFIER_COLUMNS)},
+    PRIMARY KEY (key, classifier)
+);
+"""
+
+
+def _encode(column: str, value: Any) -> Any:
+    if column in _JSON_COLUMNS:
+        return json.dumps(value, sort_keys=True, default=str)
+    return value
+
+
+def _pack_samples(samples: dict[str, np.ndarray] | None) -> bytes | None:
+    if not samples:
+        return None
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **samples)
+    return buffer.getvalue()
+
+
+class Store:
+    """A SQLite run store at ``path`` (created with its folder if missing)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _transaction(self, statements: list[tuple[str, tuple]]) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for sql, args in statements:
+                self._db.execute(sql, args)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def start_run(self, *, grid: str, spec: dict, argv: list[str], device: str, versions: dict) -> int:
+        cursor = self._db.execute(
+            "INSERT INTO runs (grid, spec, argv, device, versions, started) VALUES (?, ?, ?, ?, ?, ?)",
+            (grid, json.dumps(spec), json.dumps(argv), device, json.dumps(versions), time.time()),
+        )
+        return int(cursor.lastrowid)
+
+    def finish_run(self, run_id: int, *, ok: int, failed: int) -> None:
+        self._db.execute(
+            "UPDATE runs SET finished = ?, cells_ok = ?, cells_failed = ? WHERE run_id = ?", (time.time(), ok, failed, run_id)
+        )
+
+    def finished_keys(self) -> set[str]:
+        """Keys of cells that finished ok (failed cells are retried)."""
+        return {row[0] for row in self._db.execute("SELECT key FROM cells WHERE status = 'ok'")}
+
+    def put_cell(self, row: dict[str, Any], classifier_rows: list[dict[str, Any]] = (), samples=None) -> None:
+        """Write one finished cell and its classifier results in one transaction."""
+        cell = {c: _encode(c, row.get(c)) for c in CELL_COLUMNS} | {"finished": time.time(), "samples": _pack_samples(samples)}
+        statements = [
+            (f"INSERT OR REPLACE INTO cells ({', '.join(cell)}) VALUES ({', '.join('?' * len(cell))})", tuple(cell.values())),
+            ("DELETE FROM classifier_results WHERE key = ?", (row["key"],)),
+        ]
+        for result in classifier_rows:
+            values = {c: _encode(c, result.get(c, row.get(c))) for c in CLASSIFIER_COLUMNS}
+            statements.append(
+                (f"INSERT INTO classifier_results ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})", tuple(values.values()))
+            )
+        self._transaction(statements)
+
+    def _frame(self, sql: str, columns: list[str]) -> pd.DataFrame:
+        frame = pd.read_sql_query(sql, self._db)
+        for column in _JSON_COLUMNS:
+            if column in frame:
+                frame[column] = frame[column].map(lambda v: json.loads(v) if isinstance(v, str) else v)
+        for column in _INTEGER_COLUMNS & set(frame.columns):
+            frame[column] = frame[column].astype("Int64")  # failed rows leave them empty
+        return frame[[c for c in columns if c in frame]]
+
+    def cells(self) -> pd.DataFrame:
+        """Every cell, ordered by dataset, noise, level, training level, denoiser."""
+        order = "ORDER BY dataset, noise, level, train_level, denoiser"
+        return self._frame(f"SELECT {', '.join(CELL_COLUMNS)} FROM cells {order}", CELL_COLUMNS)
+
+    def classifier_results(self) -> pd.DataFrame:
+        order = "ORDER BY dataset, noise, level, train_level, denoiser, classifier"
+        return self._frame(f"SELECT * FROM classifier_results {order}", CLASSIFIER_COLUMNS)
+
+    def runs(self) -> pd.DataFrame:
+        return pd.read_sql_query("SELECT * FROM runs ORDER BY run_id", self._db)
+
+    def samples(self, key: str) -> dict[str, np.ndarray]:
+        """The few images kept for the report: clean, noisy and denoised uint8 arrays."""
+        row = self._db.execute("SELECT samples FROM cells WHERE key = ?", (key,)).fetchone()
+        if row is None or row[0] is None:
+            return {}
+        with np.load(io.BytesIO(row[0])) as data:
+            return {name: data[name] for name in data.files}
