@@ -9,6 +9,7 @@ rows of the leaderboard a fair floor for the learned ones.
 from __future__ import annotations
 
 import itertools
+import math
 import warnings
 from abc import abstractmethod
 from typing import Any, ClassVar
@@ -26,6 +27,7 @@ __all__ = [
     "TunedDenoiser",
     "check_images",
     "check_pair",
+    "check_positive",
     "tune",
     "tuning_subset",
     "estimate_noise_sigma",
@@ -43,6 +45,13 @@ def check_images(images: Any, what: str) -> Tensor:
         got = f"{images.dtype} tensor of shape {tuple(images.shape)}" if isinstance(images, Tensor) else type(images).__name__
         raise ValueError(f"{what} must be a float N x C x H x W tensor in [0, 1]; got {got}")
     return images
+
+
+def check_positive(value: Any, what: str) -> float:
+    """Return ``value`` as a float if it is a finite number > 0, else raise one clear ValueError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{what} {value!r} is invalid; expected a finite number > 0")
+    return float(value)
 
 
 def check_pair(noisy: Any, clean: Any) -> tuple[Tensor, Tensor]:

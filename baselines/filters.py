@@ -8,11 +8,11 @@ and Gaussian filters equal ``scipy.ndimage.median_filter`` / ``gaussian_filter``
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from baselines.base import check_positive
 
 __all__ = ["symmetric_pad", "median_filter", "gaussian_filter", "tv_chambolle"]
 
@@ -110,10 +110,7 @@ def median_filter(images: Tensor, *, size: int) -> Tensor:
 
 def gaussian_kernel(sigma: float, truncate: float, *, device: torch.device) -> Tensor:
     """scipy.ndimage's normalised 1-D Gaussian, radius ``int(truncate * sigma + 0.5)``."""
-    if not (isinstance(sigma, (int, float)) and math.isfinite(sigma) and sigma > 0):
-        raise ValueError(f"gaussian sigma {sigma!r} is invalid; expected a finite number > 0")
-    if not (isinstance(truncate, (int, float)) and math.isfinite(truncate) and truncate > 0):
-        raise ValueError(f"gaussian truncate {truncate!r} is invalid; expected a finite number > 0")
+    sigma, truncate = check_positive(sigma, "gaussian sigma"), check_positive(truncate, "gaussian truncate")
     radius = int(truncate * sigma + 0.5)
     x = torch.arange(-radius, radius + 1, dtype=torch.float64)
     kernel = torch.exp(-0.5 * (x / sigma) ** 2)
@@ -186,8 +183,7 @@ def tv_chambolle(images: Tensor, *, weight: float, eps: float = 2e-4, max_num_it
     max_num_iter : int
         Iteration cap.
     """
-    if not (isinstance(weight, (int, float)) and math.isfinite(weight) and weight > 0):
-        raise ValueError(f"tv weight {weight!r} is invalid; expected a finite number > 0")
+    weight = check_positive(weight, "tv weight")
     if not isinstance(max_num_iter, int) or max_num_iter < 1:
         raise ValueError(f"tv max_num_iter {max_num_iter!r} is invalid; expected an integer >= 1")
     n, c, h, w = images.shape

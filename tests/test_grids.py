@@ -1,0 +1,79 @@
+import pytest
+
+from bench.grids import Cell, Grid, load_grid_file, named_grid, resolve_grid
+
+
+def small(**changes):
+    fields = dict(name="g", datasets=["digits"], noises={"gaussian": [0.1, 0.3]}, denoisers=["identity", "median"])
+    return Grid.build(**{**fields, **changes})
+
+
+def test_cells_expand_every_combination_in_a_stable_order():
+    cells = small().cells()
+    assert [(c.level, c.denoiser) for c in cells] == [(0.1, "identity"), (0.1, "median"), (0.3, "identity"), (0.3, "median")]
+    assert all(c.train_level == c.level for c in cells)
+
+
+def test_train_level_modes():
+    assert [c.train_level for c in small(train_levels="blind", denoisers=["median"]).cells()] == ["blind", "blind"]
+    matrix = small(train_levels="matrix", denoisers=["median"]).cells()
+    assert [(c.train_level, c.level) for c in matrix] == [(0.1, 0.1), (0.3, 0.1), (0.1, 0.3), (0.3, 0.3)]
+    with pytest.raises(ValueError, match="train_levels 'sometimes' is unknown"):
+        small(train_levels="sometimes")
+
+
+def test_cell_keys_are_stable_and_depend_on_every_field():
+    a = Cell("digits", "gaussian", 0.1, 0.1, "median")
+    assert a.key == Cell("digits", "gaussian", 0.1, 0.1, "median").key
+    others = [Cell("digits", "gaussian", 0.2, 0.1, "median"), Cell("digits", "gaussian", 0.1, 0.1, "median", seed=1),
+              Cell("digits", "gaussian", 0.1, 0.1, "median", params=(("size", 3),)), Cell("mnist", "gaussian", 0.1, 0.1, "median")]  # fmt: skip
+    assert len({a.key, *(c.key for c in others)}) == 5
+    # the fit does not depend on the test level
+    assert a.fit_spec == Cell("digits", "gaussian", 0.5, 0.1, "median").fit_spec
+
+
+def test_narrowing():
+    grid = small(noises={"gaussian": [0.1, 0.3], "masking": [0.5]})
+    narrowed = grid.narrow(noises=["masking"], denoisers=["median"], levels=[0.2, 0.4])
+    assert narrowed.noises == (("masking", (0.2, 0.4)),) and narrowed.denoisers == ("median",)
+    with pytest.raises(ValueError, match="noise 'poisson' in grid 'g' has no levels; pass --levels"):
+        grid.narrow(noises=["poisson"])
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"datasets": ["mnsit"]}, r"unknown dataset 'mnsit' \(did you mean mnist\?\)"),
+        ({"denoisers": ["medain"]}, r"unknown denoiser 'medain' \(did you mean median\?\)"),
+        ({"noises": {"gaussian": [-1.0]}}, "noise level -1.0 for 'gaussian' is out of range"),
+        ({"n_test": 0}, "n_test must be a positive integer"),
+        ({"params": {"median": {"colour": 3}}}, "bad parameters for denoiser 'median'"),
+        ({"name": "a b"}, "grid name 'a b' is invalid"),
+    ],
+)
+def test_bad_grids_fail_before_anything_runs(changes, message):
+    with pytest.raises(ValueError, match=message):
+        small(**changes)
+
+
+def test_named_grids_are_valid(data_dir):
+    smoke = named_grid("smoke")
+    assert smoke.datasets == ("digits",) and len(smoke.cells()) >= 4
+    quick = named_grid("quick", data_dir=data_dir)
+    assert quick.datasets == ("digits", "mnist", "fashion-mnist")
+    assert set(named_grid("full").datasets) == {"mnist", "fashion-mnist", "cifar10"}
+    with pytest.raises(ValueError, match="unknown grid 'fast'; expected one of: smoke, quick, full"):
+        named_grid("fast")
+
+
+def test_toml_grid_file(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text('datasets = ["digits"]\ndenoisers = ["median"]\nn_test = 50\n[noises]\nmasking = [0.2]\n[params.median]\nsize = 3\n')
+    grid = resolve_grid(str(path))
+    assert grid.name == "mine" and grid.n_test == 50 and grid.denoiser_params("median") == {"size": 3}
+    path.write_text('datasets = ["digits"]\ndenoiser = ["median"]\n')
+    with pytest.raises(ValueError, match=r"mine.toml: unknown keys denoiser"):
+        load_grid_file(path)
+    path.write_text("datasets = [")
+    with pytest.raises(ValueError, match=r"grid file .*mine.toml"):
+        load_grid_file(path)

@@ -1,0 +1,119 @@
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from bench.estimator import Denoiser
+from bench.grids import Grid
+from bench.registry import DENOISERS, Entry
+from bench.runner import run_grid
+
+ROOT = Path(__file__).resolve().parents[1]
+TIMING = ["fit_seconds", "images_per_second"]
+
+
+def tiny_grid(**changes):
+    fields = dict(name="t", datasets=["digits"], noises={"salt_pepper": [0.1], "gaussian": [0.2]},
+                  denoisers=["identity", "median"], n_train=64, n_test=100)  # fmt: skip
+    return Grid.build(**{**fields, **changes})
+
+
+class Broken(Denoiser):
+    """Fails on salt_pepper, returns NaN on gaussian: two ways a cell can fail."""
+
+    def fit(self, noisy, clean, *, seed=0, noise=None):
+        if noise.kind == "salt_pepper":
+            raise RuntimeError("kaboom\nsecond line")
+        self.fitted_ = True
+        return self
+
+    def denoise(self, noisy):
+        return torch.full_like(noisy, float("nan"))
+
+
+@pytest.fixture
+def broken(monkeypatch):
+    DENOISERS.names()
+    monkeypatch.setitem(DENOISERS._entries, "broken", Entry("broken", Broken, "tests", "always fails"))
+
+
+def test_run_writes_a_leaderboard_with_plausible_numbers(tmp_path):
+    summary = run_grid(tiny_grid(), out_dir=tmp_path, log=lambda line: None)
+    assert (summary.ok, summary.failed, summary.exit_code) == (4, 0, 0)
+    board = pd.read_csv(tmp_path / "t" / "leaderboard.csv")
+    assert list(board.columns[:5]) == ["dataset", "noise", "level", "train_level", "denoiser"]
+    identity = board[board.denoiser == "identity"]
+    assert (identity.psnr - identity.psnr_noisy).abs().max() < 1e-4  # identity scores the noisy input
+    sp = board[board.noise == "salt_pepper"].set_index("denoiser")
+    assert sp.psnr["median"] > sp.psnr["identity"] + 5  # a median removes salt and pepper
+    assert (board.psnr_ci_low <= board.psnr).all() and (board.psnr <= board.psnr_ci_high).all()
+    assert (board.status == "ok").all() and (board.device == "cpu").all()
+
+
+def test_rerun_skips_finished_cells_and_report_rebuilds(tmp_path):
+    run_grid(tiny_grid(), out_dir=tmp_path, log=lambda line: None)
+    first = pd.read_csv(tmp_path / "t" / "leaderboard.csv")
+    (tmp_path / "t" / "leaderboard.csv").unlink()
+    again = run_grid(tiny_grid(), out_dir=tmp_path, log=lambda line: None)
+    assert (again.ok, again.skipped) == (0, 4)
+    pd.testing.assert_frame_equal(first, pd.read_csv(tmp_path / "t" / "leaderboard.csv"))
+
+
+def test_failing_cells_become_rows_and_the_run_goes_on(tmp_path, broken):
+    summary = run_grid(tiny_grid(denoisers=["broken", "median"]), out_dir=tmp_path, log=lambda line: None)
+    assert (summary.ok, summary.failed, summary.exit_code) == (2, 2, 1)
+    board = pd.read_csv(tmp_path / "t" / "leaderboard.csv").set_index(["denoiser", "noise"])
+    assert board.loc[("broken", "salt_pepper"), "error"] == "RuntimeError: kaboom"
+    assert board.loc[("broken", "gaussian"), "error"] == "ValueError: denoiser 'broken' returned NaN or infinite values"
+    assert board.loc[("median", "gaussian"), "status"] == "ok"
+
+
+def test_same_seed_same_numbers_and_seed_changes_noise(tmp_path):
+    a = run_grid(tiny_grid(), out_dir=tmp_path / "a", log=lambda line: None)
+    b = run_grid(tiny_grid(), out_dir=tmp_path / "b", log=lambda line: None)
+    c = run_grid(tiny_grid(seed=1), out_dir=tmp_path / "c", log=lambda line: None)
+    read = lambda s: pd.read_csv(s.out_dir / "leaderboard.csv").drop(columns=TIMING)  # noqa: E731
+    pd.testing.assert_frame_equal(read(a), read(b))
+    assert not read(a).psnr.equals(read(c).psnr)
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_resumes_and_loses_nothing_finished(tmp_path):
+    grid = tmp_path / "kill.toml"
+    levels = ", ".join(str(round(0.02 * i, 2)) for i in range(1, 13))
+    grid.write_text(f'datasets = ["digits"]\ndenoisers = ["median", "gaussian_blur"]\nn_train = 200\nn_test = 500\n[noises]\nsalt_pepper = [{levels}]\n')
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "bench", "run", "--grid", str(grid), "--out", str(tmp_path / "out")]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    store = tmp_path / "out" / "kill" / "store.sqlite"
+    deadline = time.time() + 120
+    while time.time() < deadline and _rows(store) < 3:
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    finished = _rows(store)
+    assert 3 <= finished < 24, "the run should have been killed part-way"
+    resumed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{finished} of 24 cells already in" in resumed.stdout
+    whole = subprocess.run([*command[:-1], str(tmp_path / "whole")], env=env, capture_output=True, text=True, timeout=300)
+    assert whole.returncode == 0, whole.stderr
+    read = lambda p: pd.read_csv(p / "kill" / "leaderboard.csv").drop(columns=TIMING)  # noqa: E731
+    pd.testing.assert_frame_equal(read(tmp_path / "out"), read(tmp_path / "whole"))
+
+
+def _rows(store: Path) -> int:
+    if not store.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=1) as db:
+            return db.execute("SELECT COUNT(*) FROM cells WHERE status = 'ok'").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
