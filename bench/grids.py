@@ -53,10 +53,11 @@ class Cell:
     n_train: int = 1000
     n_test: int = 500
     seed: int = 0
+    classifiers: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
 
     def spec(self) -> dict[str, Any]:
         """Canonical JSON-able description of the cell."""
-        return {**asdict(self), "params": dict(self.params)}
+        return {**asdict(self), "params": dict(self.params), "classifiers": {n: dict(p) for n, p in self.classifiers}}
 
     @property
     def key(self) -> str:
@@ -68,7 +69,7 @@ class Cell:
     def fit_spec(self) -> dict[str, Any]:
         """What the fitted denoiser depends on (not the test level): cells sharing it share a fit."""
         spec = self.spec()
-        for test_only in ("level", "n_test"):
+        for test_only in ("level", "n_test", "classifiers"):
             spec.pop(test_only)
         return spec
 
@@ -108,18 +109,22 @@ class Grid:
         return cls(noises=frozen_noises, params=_freeze(params or {}), **{**fields, **tuples})
 
     def denoiser_params(self, name: str) -> dict[str, Any]:
+        """The grid's parameters for a denoiser or classifier name ({} when none)."""
         return dict(dict(self.params).get(name, ()))
 
     def cells(self) -> list[Cell]:
         """Every cell, in a stable order (dataset, noise, level, training level, denoiser)."""
         out = []
+        classifiers = tuple((name, tuple(sorted(self.denoiser_params(name).items()))) for name in self.classifiers)
         for dataset in self.datasets:
             for kind, levels in self.noises:
                 for level in levels:
                     for train_level in self._train_levels(level, levels):
                         for name in self.denoisers:
                             params = tuple(sorted(self.denoiser_params(name).items()))
-                            out.append(Cell(dataset, kind, level, train_level, name, params, self.n_train, self.n_test, self.seed))
+                            out.append(
+                                Cell(dataset, kind, level, train_level, name, params, self.n_train, self.n_test, self.seed, classifiers)
+                            )
         return out
 
     def _train_levels(self, level: float, levels: tuple[float, ...]) -> tuple[float | str, ...]:
@@ -129,7 +134,7 @@ class Grid:
             return levels
         return (level,)
 
-    def narrow(self, *, datasets=None, noises=None, denoisers=None, levels=None, n_train=None, n_test=None) -> "Grid":
+    def narrow(self, *, datasets=None, noises=None, denoisers=None, levels=None, n_train=None, n_test=None, classifiers=None) -> "Grid":
         """A copy restricted to the given names/levels (each None keeps the grid's own)."""
         grid_noises = self.noises
         if noises is not None:
@@ -139,7 +144,7 @@ class Grid:
         if levels is not None:
             grid_noises = tuple((k, tuple(float(v) for v in levels)) for k, _ in grid_noises)
         changes = {"noises": grid_noises}
-        for name, value in (("datasets", datasets), ("denoisers", denoisers)):
+        for name, value in (("datasets", datasets), ("denoisers", denoisers), ("classifiers", classifiers)):
             if value is not None:
                 changes[name] = tuple(value)
         for name, value in (("n_train", n_train), ("n_test", n_test)):
@@ -178,17 +183,18 @@ def _validate(grid: Grid) -> None:
         if not isinstance(getattr(grid, field_name), int) or getattr(grid, field_name) < 1:
             raise ValueError(f"{field_name} must be a positive integer; got {getattr(grid, field_name)!r}")
     for name, params in grid.params:
-        if name not in grid.denoisers and name not in DENOISERS:
+        if name not in DENOISERS and name not in CLASSIFIERS:
             raise ValueError(DENOISERS.unknown_message(name))
-        if name in grid.denoisers:
-            _check_params(name, dict(params))
+        registry = DENOISERS if name in DENOISERS else CLASSIFIERS
+        if name in grid.denoisers or name in grid.classifiers:
+            _check_params(registry, name, dict(params))
 
 
-def _check_params(name: str, params: dict[str, Any]) -> None:
+def _check_params(registry, name: str, params: dict[str, Any]) -> None:
     try:
-        DENOISERS.create(name, **params)
+        registry.create(name, **params)
     except TypeError as err:
-        raise ValueError(f"bad parameters for denoiser {name!r}: {err}") from None
+        raise ValueError(f"bad parameters for {registry.kind} {name!r}: {err}") from None
 
 
 def _has_local(name: str, data_dir) -> bool:
@@ -264,12 +270,13 @@ def full(data_dir=None) -> Grid:
 
 
 def _budget_params(budget: str) -> dict[str, dict[str, Any]]:
-    """Per-denoiser settings a grid budget asks for, from each entry's ``budgets`` attribute."""
+    """Per-entry settings a grid budget asks for, from each entry's ``budgets`` attribute."""
     out = {}
-    for name in DENOISERS.names():
-        budgets = getattr(DENOISERS.entry(name).factory, "budgets", {})
-        if budget in budgets:
-            out[name] = dict(budgets[budget])
+    for registry in (DENOISERS, CLASSIFIERS):
+        for name in registry.names():
+            budgets = getattr(registry.entry(name).factory, "budgets", {})
+            if budget in budgets:
+                out[name] = dict(budgets[budget])
     return out
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.html_report import write_report
 from bench.store import CLASSIFIER_COLUMNS, LEADERBOARD_COLUMNS, Store
 
 __all__ = ["write_outputs", "leaderboard", "rebuild"]
@@ -31,6 +32,7 @@ def write_outputs(store: Store, run_dir: Path) -> list[Path]:
     _write_atomic(leaderboard(store), written[0])
     classifiers = store.classifier_results().drop(columns=["confusion", "key"], errors="ignore")
     _write_atomic(classifiers.reindex(columns=[c for c in CLASSIFIER_COLUMNS if c not in ("confusion", "key")]), written[1])
+    written.append(write_report(store, run_dir))  # after the CSVs: the page reads seed tables beside them
     return written
 
 

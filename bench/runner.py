@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from bench import cache, metrics
+from bench.classify import ClassifierPool
 from bench.data import load
 from bench.estimator import as_float_images
 from bench.grids import Cell, Grid
@@ -93,11 +94,17 @@ class CellRunner:
     _data: dict[str, tuple[Tensor, Tensor, Tensor, Tensor]] = field(default_factory=dict)
     _noisy: dict[tuple, Tensor] = field(default_factory=dict)
     _fits: dict[str, tuple[Any, float]] = field(default_factory=dict)
+    _n_classes: dict[str, int] = field(default_factory=dict)
+    classifiers: ClassifierPool | None = None
+
+    def __post_init__(self) -> None:
+        self.classifiers = ClassifierPool(self.out_dir / "cache", self.device)
 
     def prepare(self) -> None:
         """Load every dataset (bad data fails here, before any cell runs)."""
         for name in self.grid.datasets:
             ds = load(name, data_dir=self.data_dir, download=self.download)
+            self._n_classes[name] = len(ds.classes)
             order = torch.randperm(len(ds.train_images), generator=torch.Generator().manual_seed(derive_seed(self.grid.seed, name, "train-subset")))
             train = order[: self.grid.n_train]
             put = lambda t: as_float_images(t).to(self.device)  # noqa: E731
@@ -187,7 +194,11 @@ class CellRunner:
             "fit_state": model.fitted_state() if hasattr(model, "fitted_state") else None,
         }  # fmt: skip
         samples = {"clean": _to_uint8(clean), "noisy": _to_uint8(noisy), "denoised": _to_uint8(denoised)}
-        return row, [], samples
+        train_images, train_labels, _, test_labels = self._data[cell.dataset]
+        classifier_rows = self.classifiers.score(
+            cell, (train_images, train_labels), (clean, noisy, denoised, test_labels), self._n_classes[cell.dataset]
+        )
+        return row, classifier_rows, samples
 
 
 def _check_output(denoised: Tensor, noisy: Tensor, name: str) -> None:

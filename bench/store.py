@@ -31,7 +31,7 @@ CELL_COLUMNS = LEADERBOARD_COLUMNS + [
 ]  # fmt: skip
 CLASSIFIER_COLUMNS = [
     "dataset", "noise", "level", "train_level", "denoiser", "classifier",
-    "accuracy_clean", "accuracy_noisy", "accuracy_denoised", "gap_recovered", "confusion", "key",
+    "accuracy_clean", "accuracy_noisy", "accuracy_denoised", "gap_recovered", "error", "confusion", "key",
 ]  # fmt: skip
 _JSON_COLUMNS = ("denoiser_params", "versions", "history", "fit_state", "confusion")
 _INTEGER_COLUMNS = {"seed", "base_seed", "params", "n_train", "n_test", "run_id"}

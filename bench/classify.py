@@ -1,0 +1,85 @@
+"""Denoise-then-classify: classifiers fitted once per dataset on clean training images,
+then scored on the clean, noisy and denoised test images of every cell."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from bench import cache
+from bench.registry import CLASSIFIERS
+
+__all__ = ["ClassifierPool", "gap_recovered", "confusion_matrix"]
+
+
+def gap_recovered(clean: float, noisy: float, denoised: float) -> float:
+    """Share of the clean-to-noisy accuracy gap that denoising wins back (NaN when no gap).
+
+    >>> round(gap_recovered(0.98, 0.50, 0.86), 2)
+    0.75
+    """
+    gap = clean - noisy
+    return (denoised - noisy) / gap if gap > 0.005 else float("nan")
+
+
+def confusion_matrix(predicted: Tensor, labels: Tensor, n_classes: int) -> list[list[int]]:
+    """Rows are true classes, columns predicted ones."""
+    index = labels.cpu() * n_classes + predicted.cpu()
+    return torch.bincount(index, minlength=n_classes * n_classes).reshape(n_classes, n_classes).tolist()
+
+
+@dataclass
+class ClassifierPool:
+    """Fitted classifiers of one run, keyed by (dataset, classifier, params); cached on disk."""
+
+    cache_dir: Path
+    device: torch.device
+    _models: dict[tuple, Any] = field(default_factory=dict)
+    _accuracy: dict[tuple, float] = field(default_factory=dict)
+
+    def model(self, dataset: str, name: str, params: tuple, images: Tensor, labels: Tensor, seed: int) -> Any:
+        key = (dataset, name, params)
+        if key not in self._models:
+            model = CLASSIFIERS.create(name, **dict(params))
+            spec = {"classifier": name, "params": dict(params), "dataset": dataset, "n_train": len(images), "seed": seed}
+            stem = self.cache_dir / f"classifier-{cache.fit_key(spec)}"
+            if not cache.is_cacheable(model) or cache.load_fitted(model, stem, self.device) is None:
+                start = time.perf_counter()
+                model.fit(images, labels, seed=seed)
+                if cache.is_cacheable(model):
+                    cache.save_fitted(model, stem, extra={"fit_seconds": time.perf_counter() - start})
+            self._models[key] = model
+        return self._models[key]
+
+    def accuracy(self, memo_key: tuple, model: Any, images: Tensor, labels: Tensor) -> float:
+        """Accuracy, remembered under ``memo_key`` (clean and noisy sets repeat across cells)."""
+        if memo_key not in self._accuracy:
+            self._accuracy[memo_key] = float((model.predict(images).cpu() == labels.cpu()).float().mean())
+        return self._accuracy[memo_key]
+
+    def score(self, cell, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor, Tensor, Tensor], n_classes: int) -> list[dict]:
+        """One row per classifier of the cell; a classifier that fails gives a row with its error."""
+        from bench.runner import one_line
+
+        clean, noisy, denoised, labels = test
+        rows = []
+        for name, params in cell.classifiers:
+            row: dict[str, Any] = {"classifier": name}
+            try:
+                model = self.model(cell.dataset, name, params, *train, seed=cell.seed)
+                base = (cell.dataset, name, params)
+                row["accuracy_clean"] = self.accuracy((*base, "clean"), model, clean, labels)
+                row["accuracy_noisy"] = self.accuracy((*base, cell.noise, cell.level), model, noisy, labels)
+                predicted = model.predict(denoised)
+                row["accuracy_denoised"] = float((predicted.cpu() == labels.cpu()).float().mean())
+                row["gap_recovered"] = gap_recovered(row["accuracy_clean"], row["accuracy_noisy"], row["accuracy_denoised"])
+                row["confusion"] = confusion_matrix(predicted, labels, n_classes)
+            except Exception as err:  # a broken classifier must not fail the denoiser's cell
+                row["error"] = one_line(err)
+            rows.append(row)
+        return rows

@@ -1,0 +1,204 @@
+"""report.html from a fabricated store: tables, best marks, images, escaping, no network, size."""
+
+from __future__ import annotations
+
+import base64
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.cli import main
+from bench.html_report import render_report, seed_tables
+from bench.report import write_outputs
+from bench.store import Store
+
+EVIL = "<script>alert(1)</script>"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# (denoiser, level, train level, psnr, ssim, accuracy); None psnr = a failed cell.
+CELLS = [
+    ("median", 0.1, "0.1", 24.0, 0.90, 0.95),
+    ("median", 0.3, "0.3", 19.0, 0.80, 0.70),
+    ("dncnn", 0.1, "0.1", 27.0, 0.85, 0.97),
+    ("dncnn", 0.3, "0.3", 23.0, 0.82, 0.90),
+    ("dncnn", 0.3, "0.1", 18.0, 0.60, 0.60),  # trained at 0.1, tested at 0.3: heatmap only
+    (EVIL, 0.1, "0.1", 20.0, 0.70, 0.91),
+    (EVIL, 0.3, "0.3", None, None, None),
+]
+
+
+def _row(denoiser: str, level: float, train: str, psnr: float | None, ssim: float | None) -> dict:
+    row = {"key": f"{denoiser}-{level}-{train}", "dataset": "digits", "noise": "gaussian", "level": level, "train_level": train, "denoiser": denoiser, "device": "cpu", "base_seed": 0}
+    if psnr is None:
+        return row | {"status": "failed", "error": "RuntimeError: out of <memory>"}
+    history = [{"epoch": e, "train_loss": 1.0 / e, "val_loss": 1.2 / e} for e in (1, 2, 3)] if denoiser == "dncnn" else None
+    return row | {
+        "status": "ok", "psnr": psnr, "psnr_ci_low": psnr - 0.5, "psnr_ci_high": psnr + 0.5, "ssim": ssim,
+        "ssim_ci_low": ssim - 0.01, "ssim_ci_high": ssim + 0.01, "psnr_noisy": 15.0, "ssim_noisy": 0.5,
+        "images_per_second": 100.0 * len(denoiser), "params": 1000 if denoiser == "dncnn" else 0, "history": history,
+    }  # fmt: skip
+
+
+def build_store(run_dir: Path, cells=CELLS, *, classifiers: bool = True) -> Path:
+    """A run folder with a store of fabricated cells, samples and classifier rows."""
+    rng = np.random.default_rng(0)
+    with Store(run_dir / "store.sqlite") as store:
+        run_id = store.start_run(grid="fabricated", spec={"seed": 7, "description": "made up"}, argv=[], device="cpu", versions={"torch": "9.9"})
+        for denoiser, level, train, psnr, ssim, accuracy in cells:
+            row = _row(denoiser, level, train, psnr, ssim)
+            samples = None if psnr is None else {k: rng.integers(0, 256, (3, 1, 8, 8), dtype=np.uint8) for k in ("clean", "noisy", "denoised")}
+            confusion = [[5, 1, 0], [0, 6, 0], [1, 0, 7]]
+            scores = [{"classifier": "cnn", "accuracy_clean": 0.99, "accuracy_noisy": 0.5, "accuracy_denoised": accuracy, "gap_recovered": 0.5, "confusion": confusion}]
+            store.put_cell(row, scores if classifiers and psnr is not None else [], samples)
+        store.finish_run(run_id, ok=len(cells) - 1, failed=1)
+    return run_dir
+
+
+class _Node:
+    def __init__(self, tag: str, attrs: dict, parent: _Node | None) -> None:
+        self.tag, self.attrs, self.parent, self.children = tag, attrs, parent, []
+
+    def find_all(self, tag: str, cls: str | None = None) -> list[_Node]:
+        found = []
+        for child in self.children:
+            if isinstance(child, _Node):
+                if child.tag == tag and (cls is None or cls in child.attrs.get("class", "").split()):
+                    found.append(child)
+                found += child.find_all(tag, cls)
+        return found
+
+    def text(self) -> str:
+        return "".join(c if isinstance(c, str) else c.text() for c in self.children).strip()
+
+
+class _Tree(HTMLParser):
+    """A small DOM from the stdlib parser (character references come back unescaped)."""
+
+    VOID = {"img", "br", "meta", "link", "input", "hr"}
+
+    def __init__(self, html: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.root = self.node = _Node("root", {}, None)
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        node = _Node(tag, {k: v or "" for k, v in attrs}, self.node)
+        self.node.children.append(node)
+        if tag not in self.VOID:
+            self.node = node
+
+    def handle_endtag(self, tag):
+        node = self.node
+        while node.parent is not None and node.tag != tag:
+            node = node.parent
+        if node.parent is not None:
+            self.node = node.parent
+
+    def handle_data(self, data):
+        self.node.children.append(data)
+
+
+def _table(root: _Node, caption: str) -> _Node:
+    return next(t for t in root.find_all("table") if t.find_all("caption") and t.find_all("caption")[0].text() == caption)
+
+
+def _body_rows(table: _Node) -> list[_Node]:
+    return table.find_all("tbody")[0].find_all("tr")
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory) -> tuple[str, _Node]:
+    run_dir = build_store(tmp_path_factory.mktemp("run"))
+    (run_dir / "seeds").mkdir()
+    pd.DataFrame({"seed": ["seed001"], "experiment": ["mnist sigma 0.3"], "metric": ["psnr"], "published": [24.1], "ours": [23.0], "note": ["n=500"]}).to_csv(run_dir / "seeds" / "seed001.csv", index=False)
+    with Store(run_dir / "store.sqlite") as store:
+        html = render_report(store, run_dir)
+    return html, _Tree(html).root
+
+
+def test_leaderboard_rows_columns_and_best_marks(page):
+    _, root = page
+    table = _table(root, "digits · gaussian")
+    assert [th.text() for th in table.find_all("thead")[0].find_all("th")] == ["denoiser", "level 0.1", "level 0.3"]
+    rows = {row.find_all("th")[0].text(): row.find_all("td") for row in _body_rows(table)}
+    assert set(rows) == {"median", "dncnn", EVIL}
+    best = {m: {name for name, tds in rows.items() if tds[0].find_all("span", "best") and tds[0].find_all("span", "best")[0].attrs["class"].split()[1] == f"m-{m}"} for m in ("psnr", "ssim", "acc0")}
+    assert best == {"psnr": {"dncnn"}, "ssim": {"median"}, "acc0": {"dncnn"}}
+    assert rows["dncnn"][1].attrs["data-psnr"] == "23.0"  # the diagonal cell, not the one trained at 0.1
+    assert rows[EVIL][1].text() == "failed" and rows[EVIL][1].attrs["title"] == "RuntimeError: out of <memory>"
+    assert "27.00 [26.50, 27.50]" in rows["dncnn"][0].text()
+    switch = [b.text() for b in root.find_all("button")]
+    assert switch == ["PSNR", "SSIM", "accuracy: cnn"]
+
+
+def test_summary_classifiers_and_seed_tables(page):
+    html, root = page
+    assert "1 failed" in html and "seed001" in html and "torch 9.9" in html
+    failures = root.find_all("table", "failures")[0]
+    assert [td.text() for td in _body_rows(failures)[0].find_all("td")][-2:] == [EVIL, "RuntimeError: out of <memory>"]
+    classifiers = root.find_all("table", "classifiers")[0]
+    assert len(_body_rows(classifiers)) == 6  # one per ok cell (one classifier)
+    seeds = root.find_all("table", "seeds")[0]
+    header = [th.text() for th in seeds.find_all("th")]
+    assert header[-1] == "ours − published" and {"published", "ours", "note"} <= set(header)
+    assert _body_rows(seeds)[0].find_all("td")[-1].text() == "-1.1"
+    captions = {c.text() for c in root.find_all("figcaption")}
+    for title in ("PSNR against noise level", "Cost vs quality", "Learning curves", "Confusion", "training level x test level: gaussian", "Accuracy on denoised"):
+        assert any(title in c for c in captions), title
+
+
+def test_images_are_png_data_uris_and_nothing_is_fetched(page):
+    html, root = page
+    images = root.find_all("img")
+    assert len(images) >= 3 * 2 + 5  # image strips (clean, noisy, entries) and plots
+    for img in images:
+        prefix, _, payload = img.attrs["src"].partition(",")
+        assert prefix == "data:image/png;base64"
+        assert base64.b64decode(payload)[:8] == PNG_MAGIC
+    references = [v for node in root.find_all("link") + root.find_all("a") + root.find_all("script") + images for k, v in node.attrs.items() if k in ("src", "href")]
+    assert references and not [r for r in references if r.startswith(("http:", "https:", "//"))]
+    assert "http://" not in html and "https://" not in html
+    assert len(html.encode()) < 1_000_000
+
+
+def test_names_are_escaped(page):
+    html, root = page
+    scripts = root.find_all("script")
+    assert len(scripts) == 1 and "alert" not in scripts[0].text()  # only the page's own script
+    assert EVIL not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_empty_and_failed_only_store(tmp_path):
+    run_dir = build_store(tmp_path, [(EVIL, 0.1, "0.1", None, None, None)], classifiers=False)
+    with Store(run_dir / "store.sqlite") as store:
+        root = _Tree(render_report(store, run_dir)).root
+    assert not root.find_all("table", "lb") and not root.find_all("table", "classifiers") and not root.find_all("img")
+    assert [b.text() for b in root.find_all("button")] == []
+    assert "No cells finished" in root.text()
+    with Store(tmp_path / "blank" / "store.sqlite") as store:  # no runs, no cells at all
+        assert "0 ok" in render_report(store)
+
+
+def test_write_outputs_and_cli_report_write_the_page(tmp_path, capsys):
+    run_dir = build_store(tmp_path / "run")
+    with Store(run_dir / "store.sqlite") as store:
+        assert run_dir / "report.html" in write_outputs(store, run_dir)
+    (run_dir / "report.html").unlink()
+    assert main(["report", str(run_dir)]) == 0
+    assert str(run_dir / "report.html") in capsys.readouterr().out
+    assert (run_dir / "report.html").read_text().startswith("<!doctype html>")
+    assert not list(run_dir.glob("*.tmp"))
+
+
+def test_seed_tables_take_any_frames():
+    frames = [
+        pd.DataFrame({"seed": ["s1", "s1"], "metric": ["psnr", "acc"], "published": [30.0, "n/a"], "ours": [29.0, 0.9]}),
+        pd.DataFrame({"published": ["text"], "ours": ["other"]}),
+    ]
+    first, second = seed_tables(frames)
+    assert first["title"] == "s1" and first["columns"][-1] == "ours − published"
+    assert [r[-1]["text"] for r in first["rows"]] == ["-1", "–"]
+    assert second["title"] == "table 2" and second["columns"] == ["published", "ours"]
+    assert seed_tables([]) == []
