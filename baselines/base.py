@@ -156,9 +156,9 @@ class ClassicalDenoiser(Denoiser):
         return out.clamp(0.0, 1.0).to(device=noisy.device, dtype=noisy.dtype)
 
     def fitted_state(self) -> dict[str, Any]:
-        """JSON-able fitted state: ``{"best_params": {...}, "tuning_scores": [...]}``."""
+        """JSON-able fitted state, ``{"best_params": {...}}``: all ``denoise`` needs."""
         self.check_fitted()
-        return {"best_params": dict(self.best_params_), "tuning_scores": list(getattr(self, "tuning_scores_", []))}
+        return {"best_params": dict(self.best_params_)}
 
     def load_fitted_state(self, state: dict[str, Any]) -> "ClassicalDenoiser":
         """Restore what ``fitted_state`` returned; returns self."""
@@ -170,7 +170,6 @@ class ClassicalDenoiser(Denoiser):
                 f"{{'best_params': {{...}}}} with keys {expected}, got {state!r}"
             )
         self.best_params_ = dict(params)
-        self.tuning_scores_ = list(state.get("tuning_scores", []))
         return self
 
     def load_fitted(self, tensors: dict[str, Tensor], state: dict[str, Any], device: Any) -> "ClassicalDenoiser":

@@ -19,6 +19,8 @@ __all__ = ["bm3d_denoise", "BM3D"]
 
 #: The bm3d binary crashes (segfault) on 8x8 images; smaller images are padded up to this.
 _MIN_SIDE = 16
+#: The opponent colour transform of bm3d.bm3d_rgb (rows: luminance, two chrominances).
+_OPPONENT = np.array([[1 / 3, 1 / 3, 1 / 3], [0.5, 0.0, -0.5], [0.25, -0.5, 0.25]])
 
 
 def _import_bm3d() -> Any:
@@ -37,20 +39,26 @@ def _pad_to_min(image: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
     return padded, (height, width)
 
 
-def bm3d_denoise(planes: np.ndarray, *, sigma_scale: float) -> np.ndarray:
+def bm3d_denoise(planes: np.ndarray, *, sigma_scale: float, nf: int = 32) -> np.ndarray:
     """BM3D of each image in ``planes`` (N x C x H x W float64, C = 1 or 3).
 
     Each image's noise sigma is estimated (mean over channels) and multiplied by
-    ``sigma_scale``; an image whose estimate is 0 is returned unchanged. Colour images go
-    through ``bm3d.bm3d_rgb`` (opponent colour space). One thread, because the package's
-    multi-threaded aggregation is not bit-reproducible.
+    ``sigma_scale``; an image whose estimate is 0 is returned unchanged. Colour images are
+    filtered in bm3d_rgb's opponent colour space, but without its per-channel range
+    normalisation, which divides by zero (NaN output) when a chrominance channel is
+    constant, as in a grey image stored as RGB. One thread, because the package's
+    multi-threaded aggregation is not bit-reproducible. ``nf`` is the profile's
+    block-matching candidate count (32 is the package default).
     """
     check_positive(sigma_scale, "bm3d sigma_scale")
+    if not isinstance(nf, int) or isinstance(nf, bool) or nf < 1:
+        raise ValueError(f"bm3d nf {nf!r} is invalid; expected an integer >= 1 (the package default is 32)")
     if planes.shape[1] not in (1, 3):
         raise ValueError(f"bm3d images must have 1 or 3 channels; got {planes.shape[1]}")
     bm3d = _import_bm3d()
     profile = bm3d.BM3DProfile()
     profile.num_threads = 1
+    profile.nf = nf
     sigmas = sigma_scale * estimate_noise_sigma(planes).mean(axis=1)
     out = planes.copy()
     for i, sigma in enumerate(sigmas):
@@ -60,16 +68,25 @@ def bm3d_denoise(planes: np.ndarray, *, sigma_scale: float) -> np.ndarray:
         if len(padded) == 1:
             result = bm3d.bm3d(padded[0], sigma_psd=float(sigma), profile=profile)[None]
         else:
-            result = np.moveaxis(bm3d.bm3d_rgb(np.moveaxis(padded, 0, -1), float(sigma), profile=profile), -1, 0)
+            result = _bm3d_opponent(bm3d, padded, float(sigma), profile)
         out[i] = np.asarray(result).reshape(padded.shape)[:, :height, :width]
     return out
+
+
+def _bm3d_opponent(bm3d: Any, image: np.ndarray, sigma: float, profile: Any) -> np.ndarray:
+    # image is 3 x H x W; white noise of std sigma per RGB channel has std sigma * |row| in
+    # each opponent channel.
+    opponent = np.moveaxis(image, 0, -1) @ _OPPONENT.T
+    sigmas = sigma * np.sqrt((_OPPONENT**2).sum(axis=1)).reshape(1, 1, 3)
+    denoised = bm3d.bm3d(opponent, sigma_psd=sigmas, profile=profile)
+    return np.moveaxis(denoised @ np.linalg.inv(_OPPONENT).T, -1, 0)
 
 
 @DENOISERS.register(
     "bm3d",
     source="classical: BM3D (Dabov et al. 2007) via the bm3d package (Makinen et al.); non-commercial licence, optional extra",
     description="block-matching 3-D filtering with estimated noise sigma; sigma multiplier tuned on a small subsample",
-    test_params={"sigma_scale": 1.0},
+    test_params={"sigma_scale": 1.0, "nf": 8},
 )
 class BM3D(TunedDenoiser):
     """Block-matching and 3-D filtering, the classical state of the art for Gaussian noise.
@@ -84,6 +101,10 @@ class BM3D(TunedDenoiser):
     ----------
     sigma_scale : float or None
         Multiplier on the estimated sigma; None tunes over ``param_grid['sigma_scale']``.
+    nf : int
+        Block-matching candidates per reference block (the package profile's ``nf``). 32,
+        the package default, is the reference; measured on 12 Fashion-MNIST images at
+        gaussian 0.1, 16 is 3.6x faster for -0.02 dB and 8 is 13x faster for -0.1 dB.
     subsample : int
         Training pairs the tuning uses (a seeded subset); recorded in ``subsample_size_``.
 
@@ -98,8 +119,9 @@ class BM3D(TunedDenoiser):
     name = "bm3d"
     param_grid = {"sigma_scale": (0.75, 1.0, 1.5, 2.0)}
 
-    def __init__(self, *, sigma_scale: float | None = None, subsample: int = 16) -> None:
+    def __init__(self, *, sigma_scale: float | None = None, nf: int = 32, subsample: int = 16) -> None:
         self.sigma_scale = sigma_scale
+        self.nf = nf
         self.subsample = subsample
 
     def _tuning_size(self) -> int:
@@ -112,4 +134,4 @@ class BM3D(TunedDenoiser):
         return self
 
     def _filter(self, noisy: Tensor, *, sigma_scale: float) -> Tensor:
-        return from_numpy(bm3d_denoise(to_numpy(noisy), sigma_scale=sigma_scale), noisy)
+        return from_numpy(bm3d_denoise(to_numpy(noisy), sigma_scale=sigma_scale, nf=self.nf), noisy)

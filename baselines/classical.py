@@ -101,7 +101,7 @@ class GaussianBlur(TunedDenoiser):
     """
 
     name = "gaussian_blur"
-    param_grid = {"sigma": (0.5, 0.7, 1.0, 1.4, 2.0)}
+    param_grid = {"sigma": (0.3, 0.5, 0.7, 1.0, 1.4, 2.0)}
 
     def __init__(self, *, sigma: float | None = None, truncate: float = 4.0, tune_images: int = 256) -> None:
         self.sigma = sigma
@@ -142,7 +142,7 @@ class TVChambolle(TunedDenoiser):
     """
 
     name = "tv_chambolle"
-    param_grid = {"weight": (0.02, 0.04, 0.07, 0.1, 0.15, 0.25, 0.4)}
+    param_grid = {"weight": (0.02, 0.04, 0.07, 0.1, 0.15, 0.25, 0.4, 0.7)}
 
     def __init__(
         self, *, weight: float | None = None, eps: float = 2e-4, max_num_iter: int = 200, tune_images: int = 256

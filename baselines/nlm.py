@@ -73,7 +73,7 @@ class NLMeans(TunedDenoiser):
     """
 
     name = "nlm"
-    param_grid = {"patch_size": (3, 5), "patch_distance": (5,), "h_scale": (0.5, 0.8, 1.2)}
+    param_grid = {"patch_size": (3, 5), "patch_distance": (5,), "h_scale": (0.6, 0.9, 1.2, 1.8)}
 
     def __init__(
         self,

@@ -106,7 +106,7 @@ class Wavelet(TunedDenoiser):
         "wavelet": ("db1", "db2"),
         "levels": (1, 2, 3),
         "mode": ("soft", "hard"),
-        "sigma_scale": (0.5, 0.75, 1.0, 1.5, 2.0),
+        "sigma_scale": (0.5, 0.75, 1.0, 1.5, 2.0, 3.0),
     }
 
     def __init__(

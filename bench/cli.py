@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("list", help="every registered denoiser, classifier, dataset, noise and grid")
     report = commands.add_parser("report", help="rebuild the CSVs and HTML of a run folder from its store")
     report.add_argument("run_dir", help="a folder written by 'run', e.g. results/quick")
+    commands.add_parser("speed", help="throughput of metrics against scikit-image's per-image loop, as ratios")
     env = commands.add_parser("env", help="versions, device and where data was found")
     env.add_argument("--data-dir", help="also search this folder")
     return parser
@@ -114,7 +115,13 @@ def _command_env(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"run": _command_run, "list": _command_list, "report": _command_report, "env": _command_env}
+def _command_speed(args: argparse.Namespace) -> int:
+    from bench.speed import main as speed_main
+
+    return speed_main()
+
+
+_COMMANDS = {"run": _command_run, "list": _command_list, "report": _command_report, "env": _command_env, "speed": _command_speed}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,6 +14,7 @@ import math
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 __all__ = [
     "png_uri", "figure_uri", "image_strip", "metric_vs_level", "accuracy_vs_level",
@@ -21,8 +22,8 @@ __all__ = [
     "image_grids", "figures",
 ]  # fmt: skip
 
-DPI = 90
-MAX_PANELS = 12  # panels per figure: past this a figure is unreadable and heavy
+DPI = 80
+MAX_PANELS = 8  # panels per figure: past this a figure is unreadable and heavy
 
 
 def png_uri(data: bytes) -> str:
@@ -33,7 +34,7 @@ def png_uri(data: bytes) -> str:
 def figure_uri(fig: Figure) -> str:
     """The figure as a PNG data URI (no Software tag: it would only add bytes)."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
+    fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
     return png_uri(buffer.getvalue())
 
 
@@ -61,10 +62,11 @@ def _plain(text: object) -> str:
     return str(text).replace("$", r"\$")
 
 
-def _panels(n: int, *, width: float = 3.4, height: float = 2.6, columns: int = 4) -> tuple[Figure, list]:
+def _panels(n: int, *, width: float = 3.4, height: float = 2.6, columns: int = 4, legend: float = 0.0) -> tuple[Figure, list]:
+    """A figure of ``n`` panels; ``legend`` inches are added on the right for a shared legend."""
     columns = max(1, min(columns, n))
     rows = math.ceil(n / columns)
-    fig = Figure(figsize=(width * columns, height * rows), layout="constrained")
+    fig = Figure(figsize=(width * columns + legend, height * rows), layout="constrained")
     axes = fig.subplots(rows, columns, squeeze=False).ravel()
     for ax in axes[n:]:
         ax.set_visible(False)
@@ -76,6 +78,11 @@ def _colours(names: list[str]) -> dict[str, tuple]:
 
     cmap = colormaps["tab10" if len(names) <= 10 else "tab20"]
     return {name: cmap(i % cmap.N) for i, name in enumerate(names)}
+
+
+def _legend_width(names) -> float:
+    # Inches for a legend of these names at 7 pt (about 0.06 in a character, plus the line sample).
+    return 0.6 + 0.06 * max((len(str(n)) for n in names), default=0)
 
 
 def _legend(fig: Figure, axes: list) -> None:
@@ -117,7 +124,7 @@ def metric_vs_level(cells: pd.DataFrame, dataset: str, *, metric: str = "psnr", 
         return None
     kinds = sorted(rows["noise"].unique())[:MAX_PANELS]
     colours = _colours(sorted(rows["entry"].unique()))
-    fig, axes = _panels(len(kinds))
+    fig, axes = _panels(len(kinds), legend=_legend_width(colours))
     for ax, kind in zip(axes, kinds):
         for name, group in rows[rows["noise"] == kind].groupby("entry"):
             group = group.groupby("level")[metric].mean()
@@ -130,17 +137,22 @@ def metric_vs_level(cells: pd.DataFrame, dataset: str, *, metric: str = "psnr", 
 
 
 def accuracy_vs_level(cells: pd.DataFrame, classifiers: pd.DataFrame, dataset: str) -> str | None:
-    """Accuracy on denoised images against level: a panel per (classifier, noise kind)."""
+    """Accuracy on denoised images against level, a panel per noise kind, a line per denoiser.
+
+    With several classifiers each point is their mean: one panel per classifier would not
+    stay readable, and the leaderboard's accuracy switch and the classifiers table have each.
+    """
     entries = diagonal(cells).set_index("key")["entry"]
     rows = classifiers[(classifiers["dataset"] == dataset) & classifiers["key"].isin(entries.index)].dropna(subset=["accuracy_denoised"])
     rows = rows.assign(entry=rows["key"].map(entries))
     if rows.empty:
         return None
-    pairs = sorted(rows.groupby(["classifier", "noise"]).groups)[:MAX_PANELS]
+    kinds = sorted(rows["noise"].unique())[:MAX_PANELS]
+    names = sorted(rows["classifier"].unique())
     colours = _colours(sorted(rows["entry"].unique()))
-    fig, axes = _panels(len(pairs))
-    for ax, (classifier, kind) in zip(axes, pairs):
-        panel = rows[(rows["classifier"] == classifier) & (rows["noise"] == kind)]
+    fig, axes = _panels(len(kinds), legend=_legend_width([*colours, "clean input"]))
+    for ax, kind in zip(axes, kinds):
+        panel = rows[rows["noise"] == kind]
         for name, group in panel.groupby("entry"):
             group = group.groupby("level")["accuracy_denoised"].mean()
             ax.plot(group.index, group.values, marker="o", ms=3, lw=1.2, color=colours[name], label=_plain(name))
@@ -148,7 +160,8 @@ def accuracy_vs_level(cells: pd.DataFrame, classifiers: pd.DataFrame, dataset: s
             baseline = panel.groupby("level")[column].mean().dropna()
             ax.plot(baseline.index, baseline.values, style, color="black", lw=1, label=text)
         _level_ticks(ax, panel["level"])
-        ax.set(title=_plain(f"{classifier}, {kind}"), xlabel="noise level", ylabel="accuracy")
+        which = names[0] if len(names) == 1 else f"mean of {len(names)} classifiers"
+        ax.set(title=_plain(f"{kind}: {which}"), xlabel="noise level", ylabel="accuracy")
         ax.grid(alpha=0.3)
     _legend(fig, axes)
     return figure_uri(fig)
@@ -170,6 +183,7 @@ def cost_vs_quality(cells: pd.DataFrame, dataset: str) -> str | None:
     for name, point in points.iterrows():
         ax.annotate(_plain(name), (point["speed"], point["psnr"]), fontsize=7, xytext=(4, 3), textcoords="offset points")
     ax.set_xscale("log")
+    ax.margins(0.15)  # room for the names beside the outermost points
     ax.set(xlabel="images / s (log scale)", ylabel="mean PSNR (dB)", title=_plain(f"{dataset}: cost vs quality (marker area ~ parameters)"))
     ax.grid(alpha=0.3, which="both")
     return figure_uri(fig)
@@ -187,12 +201,14 @@ def train_test_heatmaps(cells: pd.DataFrame, dataset: str, noise: str) -> str | 
     fig, axes = _panels(len(names), width=3.0, height=2.8)
     for ax, name in zip(axes, names):
         table = rows[rows["denoiser"] == name].pivot_table(index="train", columns="level", values="psnr", aggfunc="mean")
-        image = ax.imshow(table.to_numpy(), cmap="viridis", origin="lower", aspect="auto")
+        values = table.to_numpy()
+        image = ax.imshow(values, cmap="viridis", origin="lower", aspect="auto")
         ax.set_xticks(range(table.shape[1]), [f"{v:g}" for v in table.columns], fontsize=7)
         ax.set_yticks(range(table.shape[0]), [f"{v:g}" for v in table.index], fontsize=7)
-        for (i, j), value in np.ndenumerate(table.to_numpy()):
-            if np.isfinite(value):
-                ax.text(j, i, f"{value:.1f}", ha="center", va="center", fontsize=7, color="white")
+        middle = np.nanmean([np.nanmin(values), np.nanmax(values)])
+        for (i, j), value in np.ndenumerate(values):
+            if np.isfinite(value):  # dark text on viridis' bright upper half, white on its dark lower half
+                ax.text(j, i, f"{value:.1f}", ha="center", va="center", fontsize=7, color="black" if value > middle else "white")
         ax.set(title=_plain(name), xlabel="test level", ylabel="training level")
         fig.colorbar(image, ax=ax, shrink=0.8, label="PSNR (dB)")
     return figure_uri(fig)
@@ -206,45 +222,51 @@ def _history_frame(history: object) -> pd.DataFrame | None:
 
 
 def learning_curves(cells: pd.DataFrame, dataset: str) -> str | None:
-    """Training (dashed) and validation (solid) loss per epoch, a panel per neural denoiser."""
+    """Validation (solid) and training (dashed) loss per epoch, a panel per neural denoiser."""
     rows = cells[(cells["dataset"] == dataset) & cells["history"].map(lambda h: _history_frame(h) is not None)]
     # Cells tested at several levels share one fit and so one history: draw each fit once.
     rows = rows.drop_duplicates(subset=["denoiser", "noise", "train_level"])
     names = sorted(rows["denoiser"].unique())[:MAX_PANELS]
     if not names:
         return None
-    fig, axes = _panels(len(names))
+    fits = sorted({f"{n} {t}" for n, t in zip(rows["noise"], rows["train_level"])})
+    colours = _colours(fits)  # one colour per training noise, the same in every panel
+    fig, axes = _panels(len(names), legend=_legend_width([*fits, "training (dashed)"]))
     for ax, name in zip(axes, names):
-        fits = rows[rows["denoiser"] == name]
-        colours = _colours([f"{n} {t}" for n, t in zip(fits["noise"], fits["train_level"])])
-        for (_, fit), (label, colour) in zip(fits.iterrows(), colours.items()):
-            history = _history_frame(fit["history"])
+        for _, fit in rows[rows["denoiser"] == name].iterrows():
+            history, label = _history_frame(fit["history"]), f"{fit['noise']} {fit['train_level']}"
             for column, style in (("val_loss", "-"), ("train_loss", "--")):
                 if column in history:
-                    ax.plot(history["epoch"], history[column], style, color=colour, lw=1.2, label=_plain(label) if style == "-" else None)
+                    ax.plot(history["epoch"], history[column], style, color=colours[label], lw=1.2, label=_plain(label) if style == "-" else None)
         ax.set(title=_plain(name), xlabel="epoch", ylabel="loss")
-        ax.set_yscale("log")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=6, frameon=False, title="val —, train --", title_fontsize=6)
+    axes[0].plot([], [], "--", color="grey", label="training (dashed)")
+    _legend(fig, axes)
     return figure_uri(fig)
 
 
 def confusion_matrices(classifiers: pd.DataFrame, dataset: str) -> str | None:
-    """Row-normalised confusion on denoised images: per (classifier, noise), the best denoiser at the top level."""
+    """Row-normalised confusion on denoised images, a panel per classifier.
+
+    Each shows its hardest condition (the level where noisy accuracy is lowest) with the
+    denoiser that did best there: where a confusion matrix says most.
+    """
     rows = classifiers[(classifiers["dataset"] == dataset) & classifiers["confusion"].map(lambda c: isinstance(c, list) and len(c) > 0)]
     if rows.empty:
         return None
     picks = []
-    for _, group in rows.groupby(["classifier", "noise"]):
-        top = group[group["level"] == group["level"].max()]
-        picks.append(top.loc[top["accuracy_denoised"].fillna(-1).idxmax()])
+    for _, group in rows.groupby("classifier"):
+        hardest = group.groupby(["noise", "level"])["accuracy_noisy"].mean().fillna(1.0).idxmin()
+        there = group[(group["noise"] == hardest[0]) & (group["level"] == hardest[1])]
+        picks.append(there.loc[there["accuracy_denoised"].fillna(-1).idxmax()])
     picks = picks[:MAX_PANELS]
-    fig, axes = _panels(len(picks), width=2.9, height=2.9)
+    fig, axes = _panels(len(picks), width=2.6, height=2.7)
     for ax, row in zip(axes, picks):
         matrix = np.asarray(row["confusion"], dtype=float)
         matrix = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1.0)
         ax.imshow(matrix, cmap="Blues", vmin=0, vmax=1)
-        ticks = range(matrix.shape[0])
+        ticks = range(matrix.shape[0]) if matrix.shape[0] <= 10 else []
         ax.set_xticks(ticks, [str(t) for t in ticks], fontsize=6)
         ax.set_yticks(ticks, [str(t) for t in ticks], fontsize=6)
         ax.set_title(_plain(f"{row['classifier']}: {row['noise']} {row['level']:g}\n{row['denoiser']}"), fontsize=8)
@@ -273,7 +295,7 @@ def image_grids(store, cells: pd.DataFrame) -> list[dict]:
     return grids
 
 
-MAX_FIGURES = 24  # in all: past this the page gets heavy and nobody scrolls that far
+MAX_FIGURES = 20  # in all: past this the page gets heavy and nobody scrolls that far
 
 
 def figures(cells: pd.DataFrame, classifiers: pd.DataFrame) -> list[dict]:

@@ -99,6 +99,7 @@ class CellRunner:
 
     def __post_init__(self) -> None:
         self.classifiers = ClassifierPool(self.out_dir / "cache", self.device)
+        self.versions = versions()
 
     def prepare(self) -> None:
         """Load every dataset (bad data fails here, before any cell runs)."""
@@ -190,7 +191,7 @@ class CellRunner:
             "psnr_noisy": float(metrics.psnr(noisy, clean).mean()), "ssim_noisy": float(metrics.ssim(noisy, clean).mean()),
             "fit_seconds": fit_seconds, "images_per_second": images_per_second,
             "params": int(model.n_parameters()), "device": str(self.device), "seed": self.noise_seed(cell),
-            "status": "ok", "error": None, "history": getattr(model, "history_", None),
+            "status": "ok", "error": None, "history": getattr(model, "history_", None), "versions": self.versions,
             "fit_state": model.fitted_state() if hasattr(model, "fitted_state") else None,
         }  # fmt: skip
         samples = {"clean": _to_uint8(clean), "noisy": _to_uint8(noisy), "denoised": _to_uint8(denoised)}
@@ -251,7 +252,7 @@ def run_grid(
         summary.skipped = len(cells) - len(todo)
         if summary.skipped:
             log(f"{summary.skipped} of {len(cells)} cells already in {run_dir / 'store.sqlite'}; running {len(todo)}")
-        run_id = store.start_run(grid=grid.name, spec=grid.to_dict(), argv=argv or [], device=str(runner.device), versions=versions())
+        run_id = store.start_run(grid=grid.name, spec=grid.to_dict(), argv=argv or [], device=str(runner.device), versions=runner.versions)
         with _progress(len(todo)) as bar:
             for index, cell in enumerate(todo, 1):
                 row, classifier_rows, samples = _run_one(runner, cell)

@@ -124,8 +124,9 @@ def test_leaderboard_rows_columns_and_best_marks(page):
     assert [th.text() for th in table.find_all("thead")[0].find_all("th")] == ["denoiser", "level 0.1", "level 0.3"]
     rows = {row.find_all("th")[0].text(): row.find_all("td") for row in _body_rows(table)}
     assert set(rows) == {"median", "dncnn", EVIL}
-    best = {m: {name for name, tds in rows.items() if tds[0].find_all("span", "best") and tds[0].find_all("span", "best")[0].attrs["class"].split()[1] == f"m-{m}"} for m in ("psnr", "ssim", "acc0")}
-    assert best == {"psnr": {"dncnn"}, "ssim": {"median"}, "acc0": {"dncnn"}}
+    best = {level: {(name, span.attrs["class"].split()[1]) for name, tds in rows.items() for span in tds[level].find_all("span", "best")} for level in (0, 1)}
+    assert best[0] == {("dncnn", "m-psnr"), ("median", "m-ssim"), ("dncnn", "m-acc0")}
+    assert best[1] == {("dncnn", "m-psnr"), ("dncnn", "m-ssim"), ("dncnn", "m-acc0")}
     assert rows["dncnn"][1].attrs["data-psnr"] == "23.0"  # the diagonal cell, not the one trained at 0.1
     assert rows[EVIL][1].text() == "failed" and rows[EVIL][1].attrs["title"] == "RuntimeError: out of <memory>"
     assert "27.00 [26.50, 27.50]" in rows["dncnn"][0].text()
@@ -174,11 +175,14 @@ def test_empty_and_failed_only_store(tmp_path):
     run_dir = build_store(tmp_path, [(EVIL, 0.1, "0.1", None, None, None)], classifiers=False)
     with Store(run_dir / "store.sqlite") as store:
         root = _Tree(render_report(store, run_dir)).root
-    assert not root.find_all("table", "lb") and not root.find_all("table", "classifiers") and not root.find_all("img")
-    assert [b.text() for b in root.find_all("button")] == []
-    assert "No cells finished" in root.text()
+    (board,) = root.find_all("table", "lb")
+    assert [td.text() for td in _body_rows(board)[0].find_all("td")] == ["failed"]
+    assert not root.find_all("table", "classifiers") and not root.find_all("img")
+    assert [b.text() for b in root.find_all("button")] == ["PSNR", "SSIM"]
+    assert "0 ok, 1 failed" in root.text()
     with Store(tmp_path / "blank" / "store.sqlite") as store:  # no runs, no cells at all
-        assert "0 ok" in render_report(store)
+        blank = render_report(store)
+    assert "0 ok, 0 failed" in blank and "No cells finished" in blank and "No finished cells to plot" in blank
 
 
 def test_write_outputs_and_cli_report_write_the_page(tmp_path, capsys):

@@ -88,7 +88,7 @@ def test_same_seed_same_numbers_and_seed_changes_noise(tmp_path):
 def test_sigkill_mid_run_resumes_and_loses_nothing_finished(tmp_path):
     grid = tmp_path / "kill.toml"
     levels = ", ".join(str(round(0.02 * i, 2)) for i in range(1, 13))
-    grid.write_text(f'datasets = ["digits"]\ndenoisers = ["median", "gaussian_blur"]\nn_train = 200\nn_test = 500\n[noises]\nsalt_pepper = [{levels}]\n')
+    grid.write_text(f'datasets = ["digits"]\ndenoisers = ["identity", "gaussian_blur"]\nn_train = 64\nn_test = 300\n[noises]\nsalt_pepper = [{levels}]\n')
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     command = [sys.executable, "-m", "bench", "run", "--grid", str(grid), "--out", str(tmp_path / "out")]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -1,0 +1,229 @@
+"""Classical denoisers: exactness against scipy / scikit-image, tuning, state, colour, errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+import scipy.ndimage as ndi
+import torch
+from skimage.restoration import denoise_tv_chambolle, denoise_wavelet, estimate_sigma
+
+from baselines.base import estimate_noise_sigma, tuning_subset
+from baselines.block_matching import BM3D
+from baselines.classical import GaussianBlur, Median
+from baselines.filters import gaussian_filter, median_filter, tv_chambolle
+from baselines.wavelet import bayes_shrink
+from bench.estimator import NotFittedError
+from bench.metrics import psnr
+from bench.noise import Noise
+from bench.registry import DENOISERS
+
+# Everything but bm3d, which is optional and slow (its own tests below).
+FAST = ["identity", "median", "gaussian_blur", "tv_chambolle", "wavelet", "nlm"]
+TUNED = FAST[1:]
+
+
+def small(name: str, **params):
+    """A registered denoiser with a small tuning set, so each fit takes well under a second."""
+    return DENOISERS.create(name, **{"tune_images": 24, **params} if name != "identity" else params)
+
+
+@pytest.fixture(scope="module")
+def digits() -> torch.Tensor:
+    """scikit-learn's 8x8 digits upsampled to 28x28: smooth, real images that need no files."""
+    from sklearn.datasets import load_digits
+
+    images = torch.from_numpy(load_digits().images[:96]).float().div(16.0).unsqueeze(1)
+    return torch.nn.functional.interpolate(images, size=(28, 28), mode="bilinear", align_corners=False).clamp(0, 1)
+
+
+@pytest.fixture(scope="module")
+def gaussian_pairs(digits):
+    noisy = Noise("gaussian", 0.1).apply(digits, seed=1)
+    return noisy[:48], digits[:48], noisy[48:64], digits[48:64]
+
+
+# --- exactness of the batched filters -------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [3, 5, 7])
+@pytest.mark.parametrize("shape", [(3, 2, 11, 9), (2, 1, 5, 6)])  # 5x6 is smaller than a 7x7 window
+def test_median_filter_equals_scipy_reflect(size, shape):
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(size))
+    expected = ndi.median_filter(x.double().numpy(), size=(1, 1, size, size), mode="reflect")
+    assert np.array_equal(median_filter(x, size=size).double().numpy(), expected)
+
+
+def test_median_removes_isolated_salt_and_pepper_exactly():
+    clean = torch.full((2, 1, 16, 16), 0.4)
+    noisy = clean.clone()
+    noisy[:, :, 1::4, 2::4] = 1.0  # isolated salt (3 pixels apart)
+    noisy[:, :, 3::4, 0::4] = 0.0  # and pepper, never two in one 3x3 window
+    model = Median(size=3).fit(noisy, clean)
+    assert torch.equal(model.denoise(noisy), clean)
+
+
+@pytest.mark.parametrize("sigma, truncate", [(0.3, 4.0), (1.0, 4.0), (2.5, 4.0), (1.5, 2.0)])
+def test_gaussian_filter_equals_scipy(sigma, truncate):
+    x = torch.rand(2, 3, 12, 10, generator=torch.Generator().manual_seed(0))
+    expected = ndi.gaussian_filter(x.double().numpy(), sigma=(0, 0, sigma, sigma), truncate=truncate, mode="reflect")
+    np.testing.assert_allclose(gaussian_filter(x, sigma=sigma, truncate=truncate).numpy(), expected, atol=1e-5)
+
+
+def test_tv_chambolle_equals_skimage_per_channel_and_does_not_couple_images():
+    x = Noise("gaussian", 0.2).apply(torch.full((3, 2, 14, 12), 0.5), seed=0)
+    x[1] = x[1] * 0.3  # a different image converges at a different iteration
+    out = tv_chambolle(x, weight=0.1)
+    for i in range(3):
+        for c in range(2):
+            expected = denoise_tv_chambolle(x[i, c].numpy(), weight=0.1)
+            np.testing.assert_allclose(out[i, c].numpy(), expected, atol=1e-5)
+        torch.testing.assert_close(tv_chambolle(x[i : i + 1], weight=0.1)[0], out[i], atol=1e-6, rtol=0)
+
+
+def test_noise_estimate_equals_skimage(digits):
+    planes = Noise("gaussian", 0.1).apply(digits[:4], seed=0)[:, 0].double().numpy()
+    expected = [estimate_sigma(p) for p in planes]
+    np.testing.assert_allclose(estimate_noise_sigma(planes), expected, rtol=1e-10)
+    assert estimate_noise_sigma(np.zeros((1, 8, 8)))[0] == 0.0  # a flat plane has no noise, not NaN
+
+
+@pytest.mark.parametrize("wavelet, levels, mode", [("db1", 1, "soft"), ("db2", 2, "hard"), ("sym4", 1, "soft")])
+def test_bayes_shrink_equals_skimage(digits, wavelet, levels, mode):
+    planes = Noise("gaussian", 0.1).apply(digits[:3], seed=0)[:, 0].double().numpy()
+    sigma = np.array([0.05, 0.1, 0.2])
+    out = bayes_shrink(planes, sigma=sigma, wavelet=wavelet, levels=levels, mode=mode)
+    for plane, s, result in zip(planes, sigma, out):
+        expected = denoise_wavelet(plane, sigma=s, wavelet=wavelet, wavelet_levels=levels, mode=mode, method="BayesShrink")
+        np.testing.assert_allclose(result, expected, atol=1e-10)
+
+
+# --- tuning ----------------------------------------------------------------------------------
+
+
+def test_tuning_picks_a_larger_median_window_at_higher_salt_pepper_density(digits):
+    sizes = {}
+    for density in (0.05, 0.5):
+        noisy = Noise("salt_pepper", density).apply(digits, seed=2)
+        sizes[density] = Median(tune_images=64).fit(noisy, digits, seed=0).best_params_["size"]
+    assert sizes[0.05] == 3 and sizes[0.5] > 3, sizes
+
+
+@pytest.mark.parametrize("name", TUNED)
+def test_each_tuned_denoiser_beats_identity_on_gaussian_noise(name, gaussian_pairs):
+    train_noisy, train_clean, test_noisy, test_clean = gaussian_pairs
+    model = small(name).fit(train_noisy, train_clean, seed=0)
+    assert set(model.best_params_) == set(type(model).param_grid)
+    gain = psnr(model.denoise(test_noisy), test_clean).mean() - psnr(test_noisy, test_clean).mean()
+    assert gain > 1.0, f"{name} {model.best_params_}: {float(gain):.2f} dB over identity"
+
+
+def test_a_fixed_parameter_is_not_tuned_and_a_bad_one_fails_at_fit(gaussian_pairs):
+    noisy, clean = gaussian_pairs[:2]
+    model = Median(size=5).fit(noisy, clean)
+    assert model.best_params_ == {"size": 5} and model.tuning_scores_ == []
+    with pytest.raises(ValueError, match="median window size 4 is invalid; expected an odd integer"):
+        Median(size=4).fit(noisy, clean)
+    with pytest.raises(ValueError, match="gaussian sigma -1.0 is invalid"):
+        GaussianBlur(sigma=-1.0).fit(noisy, clean)
+
+
+def test_tuning_subset_is_seeded_and_sized(gaussian_pairs):
+    noisy, clean = gaussian_pairs[:2]
+    assert torch.equal(tuning_subset(100, 10, seed=3), tuning_subset(100, 10, seed=3))
+    assert not torch.equal(tuning_subset(100, 10, seed=3), tuning_subset(100, 10, seed=4))
+    assert GaussianBlur(tune_images=10).fit(noisy, clean).tuning_size_ == 10
+    assert GaussianBlur(tune_images=1000).fit(noisy, clean).tuning_size_ == len(noisy)
+    with pytest.raises(ValueError, match="tuning subset size 0 is invalid"):
+        GaussianBlur(tune_images=0).fit(noisy, clean)
+
+
+# --- interface -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_colour_and_small_images_work(name, digits):
+    # Colour: each channel a different intensity map of the digit, so channels differ.
+    clean = torch.cat([digits[:24], 1 - digits[:24], 0.5 * digits[:24]], dim=1)
+    noisy = Noise("gaussian", 0.1).apply(clean, seed=5)
+    model = small(name).fit(noisy[:16], clean[:16])
+    out = model.denoise(noisy[16:])
+    assert out.shape == (8, 3, 28, 28) and out.dtype == torch.float32 and 0 <= out.min() and out.max() <= 1
+    if name != "identity":
+        assert psnr(out, clean[16:]).mean() > psnr(noisy[16:], clean[16:]).mean()
+    tiny, tiny_clean = noisy[:4, :, 6:14, 6:14], clean[:4, :, 6:14, 6:14]  # 8x8
+    assert small(name).fit(tiny, tiny_clean).denoise(tiny).shape == (4, 3, 8, 8)
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_denoise_before_fit_raises_not_fitted(name, gaussian_pairs):
+    with pytest.raises(NotFittedError, match=f"{name} is not fitted; call fit\\(\\) first"):
+        small(name).denoise(gaussian_pairs[0][:2])
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_fitted_state_round_trip_reproduces_the_output(name, gaussian_pairs):
+    train_noisy, train_clean, test_noisy, _ = gaussian_pairs
+    model = small(name).fit(train_noisy, train_clean, seed=1)
+    state = json.loads(json.dumps(model.fitted_state()))
+    restored = small(name).load_fitted_state(state)
+    assert torch.equal(restored.denoise(test_noisy), model.denoise(test_noisy))
+    cached = small(name).load_fitted({}, state, "cpu")  # the bench.cache hook
+    assert cached.best_params_ == model.best_params_
+
+
+def test_bad_state_and_bad_input_fail_with_one_clear_line(gaussian_pairs):
+    with pytest.raises(ValueError, match="fitted state of median is invalid; expected .* keys \\['size'\\]"):
+        Median().load_fitted_state({"best_params": {"sigma": 1.0}})
+    model = Median(size=3).fit(*gaussian_pairs[:2])
+    with pytest.raises(ValueError, match="noisy must be a float N x C x H x W tensor in \\[0, 1\\]; got ndarray"):
+        model.denoise(np.zeros((1, 1, 8, 8)))
+    with pytest.raises(ValueError, match="noisy and clean must be non-empty and of one shape"):
+        Median().fit(gaussian_pairs[0], gaussian_pairs[1][:3])
+
+
+def test_denoise_keeps_dtype_and_does_not_touch_its_input(gaussian_pairs):
+    noisy = gaussian_pairs[2].double()
+    before = noisy.clone()
+    out = Median(size=3).fit(*gaussian_pairs[:2]).denoise(noisy)
+    assert out.dtype == torch.float64 and torch.equal(noisy, before)
+
+
+# --- bm3d (optional) -------------------------------------------------------------------------
+
+
+def test_bm3d_without_the_package_names_the_extra(monkeypatch, gaussian_pairs):
+    monkeypatch.setitem(sys.modules, "bm3d", None)  # makes `import bm3d` raise ImportError
+    with pytest.raises(ImportError, match=r"bm3d needs the optional extra: pip install 'denoise-bench\[bm3d\]'"):
+        BM3D(sigma_scale=1.0).fit(*gaussian_pairs[:2])
+
+
+def test_bm3d_tunes_on_a_subsample_and_beats_identity(gaussian_pairs):
+    pytest.importorskip("bm3d", reason="bm3d is an optional extra: pip install 'denoise-bench[bm3d]'")
+    train_noisy, train_clean, test_noisy, test_clean = gaussian_pairs
+    model = BM3D(nf=8, subsample=2).fit(train_noisy, train_clean, seed=0)
+    assert model.subsample_size_ == 2 and len(model.tuning_scores_) == len(BM3D.param_grid["sigma_scale"])
+    out = model.denoise(test_noisy[:3])
+    assert psnr(out, test_clean[:3]).mean() > psnr(test_noisy[:3], test_clean[:3]).mean() + 1.0
+    # The bm3d binary crashes on 8x8 input (the wrapper pads small images), and bm3d_rgb
+    # returns NaN for a grey image stored as RGB (the wrapper does its own colour transform).
+    grey_rgb = test_noisy[:2, :, 6:14, 6:14].repeat(1, 3, 1, 1)
+    out = model.denoise(grey_rgb)
+    assert out.shape == (2, 3, 8, 8) and torch.isfinite(out).all()
+
+
+# --- real data -------------------------------------------------------------------------------
+
+
+def test_tuned_median_on_fashion_mnist_salt_pepper_reaches_20_db(real_data_dir):
+    from bench.data import load
+
+    data = load("fashion-mnist", data_dir=real_data_dir)
+    train, test = data.train_images[:1000].float() / 255, data.test_images[:1000].float() / 255
+    noise = Noise("salt_pepper", 0.1)
+    model = Median().fit(noise.apply(train, seed=1), train, seed=0)
+    score = float(psnr(model.denoise(noise.apply(test, seed=2)), test).mean())
+    assert model.best_params_ == {"size": 3} and 19.5 < score < 20.5, score
