@@ -42,7 +42,11 @@ _MAD_TO_SIGMA = 0.6744897501960817
 def check_images(images: Any, what: str) -> Tensor:
     """Return ``images`` if it is a float N x C x H x W tensor, else raise one clear ValueError."""
     if not isinstance(images, Tensor) or images.ndim != 4 or not images.is_floating_point():
-        got = f"{images.dtype} tensor of shape {tuple(images.shape)}" if isinstance(images, Tensor) else type(images).__name__
+        got = (
+            f"{images.dtype} tensor of shape {tuple(images.shape)}"
+            if isinstance(images, Tensor)
+            else type(images).__name__
+        )
         raise ValueError(f"{what} must be a float N x C x H x W tensor in [0, 1]; got {got}")
     return images
 
@@ -58,7 +62,9 @@ def check_pair(noisy: Any, clean: Any) -> tuple[Tensor, Tensor]:
     """Return ``(noisy, clean)`` if both are float image batches of one non-empty shape."""
     noisy, clean = check_images(noisy, "noisy"), check_images(clean, "clean")
     if noisy.shape != clean.shape or len(noisy) == 0:
-        raise ValueError(f"noisy and clean must be non-empty and of one shape; got {tuple(noisy.shape)} and {tuple(clean.shape)}")
+        raise ValueError(
+            f"noisy and clean must be non-empty and of one shape; got {tuple(noisy.shape)} and {tuple(clean.shape)}"
+        )
     return noisy, clean
 
 
@@ -89,7 +95,9 @@ def tune(
     every candidate's score (empty when there was nothing to choose).
     """
     names = [name for name in grid if name not in fixed]
-    candidates = [dict(fixed, **dict(zip(names, values))) for values in itertools.product(*(grid[n] for n in names))]
+    candidates = [
+        dict(fixed, **dict(zip(names, values, strict=True))) for values in itertools.product(*(grid[n] for n in names))
+    ]
     if len(candidates) == 1:
         apply(noisy[:1], **candidates[0])  # nothing to choose; still fail at fit time on a bad fixed value
         return candidates[0], []
@@ -160,7 +168,7 @@ class ClassicalDenoiser(Denoiser):
         self.check_fitted()
         return {"best_params": dict(self.best_params_)}
 
-    def load_fitted_state(self, state: dict[str, Any]) -> "ClassicalDenoiser":
+    def load_fitted_state(self, state: dict[str, Any]) -> ClassicalDenoiser:
         """Restore what ``fitted_state`` returned; returns self."""
         params = state.get("best_params") if isinstance(state, dict) else None
         expected = sorted(getattr(self, "param_grid", {}))
@@ -172,7 +180,7 @@ class ClassicalDenoiser(Denoiser):
         self.best_params_ = dict(params)
         return self
 
-    def load_fitted(self, tensors: dict[str, Tensor], state: dict[str, Any], device: Any) -> "ClassicalDenoiser":
+    def load_fitted(self, tensors: dict[str, Tensor], state: dict[str, Any], device: Any) -> ClassicalDenoiser:
         """The ``bench.cache`` hook: classical denoisers have no tensors, only ``state``."""
         return self.load_fitted_state(state)
 
@@ -191,7 +199,7 @@ class TunedDenoiser(ClassicalDenoiser):
     def _tuning_size(self) -> int:
         return self.tune_images
 
-    def fit(self, noisy: Tensor, clean: Tensor, *, seed: int = 0, noise: Any = None) -> "TunedDenoiser":
+    def fit(self, noisy: Tensor, clean: Tensor, *, seed: int = 0, noise: Any = None) -> TunedDenoiser:
         """Pick the grid parameters with the best mean PSNR on a seeded subset of the pairs.
 
         ``noise`` (the cell's training noise) is not used: the pairs carry the noise.

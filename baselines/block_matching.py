@@ -118,6 +118,8 @@ class BM3D(TunedDenoiser):
 
     name = "bm3d"
     param_grid = {"sigma_scale": (0.75, 1.0, 1.5, 2.0)}
+    #: Optional modules this entry imports when used; generated tests can skip on their absence.
+    requires = ("bm3d",)
 
     def __init__(self, *, sigma_scale: float | None = None, nf: int = 32, subsample: int = 16) -> None:
         self.sigma_scale = sigma_scale
@@ -127,7 +129,7 @@ class BM3D(TunedDenoiser):
     def _tuning_size(self) -> int:
         return self.subsample
 
-    def fit(self, noisy: Tensor, clean: Tensor, *, seed: int = 0, noise: Any = None) -> "BM3D":
+    def fit(self, noisy: Tensor, clean: Tensor, *, seed: int = 0, noise: Any = None) -> BM3D:
         """Tune ``sigma_scale`` on ``subsample`` seeded training pairs."""
         super().fit(noisy, clean, seed=seed, noise=noise)
         self.subsample_size_ = self.tuning_size_

@@ -37,7 +37,7 @@ class Identity(ClassicalDenoiser):
     def __init__(self) -> None:
         pass
 
-    def fit(self, noisy: Tensor, clean: Tensor, *, seed: int = 0, noise: Any = None) -> "Identity":
+    def fit(self, noisy: Tensor, clean: Tensor, *, seed: int = 0, noise: Any = None) -> Identity:
         check_pair(noisy, clean)
         self.best_params_: dict[str, Any] = {}
         return self

@@ -33,7 +33,7 @@ def nl_means(planes: np.ndarray, *, patch_size: int, patch_distance: int, h_scal
 
     sigmas = estimate_noise_sigma(planes).mean(axis=1)
     out = np.empty_like(planes)
-    for i, (image, sigma) in enumerate(zip(planes, sigmas)):
+    for i, (image, sigma) in enumerate(zip(planes, sigmas, strict=True)):
         options = dict(patch_size=patch_size, patch_distance=patch_distance, fast_mode=True, sigma=float(sigma))
         h = max(h_scale * float(sigma), _MIN_H)
         if len(image) == 1:
@@ -90,4 +90,6 @@ class NLMeans(TunedDenoiser):
 
     def _filter(self, noisy: Tensor, *, patch_size: int, patch_distance: int, h_scale: float) -> Tensor:
         planes = to_numpy(noisy)
-        return from_numpy(nl_means(planes, patch_size=patch_size, patch_distance=patch_distance, h_scale=h_scale), noisy)
+        return from_numpy(
+            nl_means(planes, patch_size=patch_size, patch_distance=patch_distance, h_scale=h_scale), noisy
+        )

@@ -8,6 +8,7 @@ every value, so a denoiser named ``<script>`` is shown as text. Figures come fro
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -21,11 +22,15 @@ import pandas as pd
 from bench import plots
 from bench.store import Store
 
-__all__ = ["render_report", "write_report", "load_seed_frames", "seed_tables", "leaderboards", "summary"]
+__all__ = ["render_report", "write_report", "load_seed_frames", "seed_tables", "leaderboards", "summary", "image_grids"]
 
 TEMPLATES = Path(__file__).parent / "templates"
 _SEED_COLUMNS = {"published", "ours"}
 _NOT_SEED_TABLES = {"leaderboard.csv", "classifiers.csv"}
+_FAILURE_COLUMNS = [
+    ("dataset", "dataset"), ("noise", "noise"), ("level", "level"), ("train_level", "train"),
+    ("denoiser", "denoiser"), ("error", "error"),
+]  # fmt: skip
 
 
 def write_report(store: Store, run_dir: str | Path) -> Path:
@@ -48,7 +53,7 @@ def render_report(store: Store, run_dir: str | Path | None = None) -> str:
         summary=summary(cells, store.runs()),
         metrics=[{"id": "psnr", "label": "PSNR"}, {"id": "ssim", "label": "SSIM"}, *accuracy],
         leaderboards=leaderboards(cells, classifiers, accuracy),
-        image_grids=plots.image_grids(store, cells),
+        image_grids=image_grids(store, cells),
         figures=plots.figures(cells, classifiers),
         classifiers=classifier_table(classifiers),
         seeds=seed_tables(load_seed_frames(run_dir)) if run_dir is not None else [],
@@ -59,8 +64,8 @@ def render_report(store: Store, run_dir: str | Path | None = None) -> str:
 
 
 def _when(stamp: Any) -> str:
-    if stamp is None or (isinstance(stamp, float) and math.isnan(stamp)):
-        return "not finished"
+    if stamp is None or pd.isna(stamp):
+        return "not finished (still running, or stopped before its end)"
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(float(stamp)))
 
 
@@ -84,10 +89,14 @@ def summary(cells: pd.DataFrame, runs: pd.DataFrame) -> dict[str, Any]:
     seeds = {str(s["seed"]) for s in specs if "seed" in s} or {str(s) for s in cells["base_seed"].dropna().unique()}
     devices = set(cells["device"].dropna()) | set(runs.get("device", pd.Series(dtype=str)).dropna())
     versions: dict[str, list[str]] = {}  # one entry per distinct set of versions, with the runs that used it
-    for run_id, text in zip(runs.get("run_id", []), runs.get("versions", [])):
+    for run_id, text in zip(runs.get("run_id", []), runs.get("versions", []), strict=True):
         label = ", ".join(f"{k} {v}" for k, v in _json(text).items()) or "not recorded"
         versions.setdefault(label, []).append(str(run_id))
-    durations = [f - s for s, f in zip(runs.get("started", []), runs.get("finished", [])) if pd.notna(s) and pd.notna(f)]
+    durations = [
+        f - s
+        for s, f in zip(runs.get("started", []), runs.get("finished", []), strict=True)
+        if pd.notna(s) and pd.notna(f)
+    ]
     failed = cells[cells["status"] != "ok"]
     return {
         "grid": ", ".join(dict.fromkeys(runs.get("grid", pd.Series(dtype=str)).dropna())) or "unknown",
@@ -97,12 +106,12 @@ def summary(cells: pd.DataFrame, runs: pd.DataFrame) -> dict[str, Any]:
         "versions": [{"text": text, "runs": ", ".join(ids)} for text, ids in versions.items()],
         "seed": ", ".join(sorted(seeds)) or "unknown",
         "started": _when(runs["started"].min()) if len(runs) else "unknown",
-        "finished": _when(runs["finished"].max()) if len(runs) and runs["finished"].notna().all() else "not finished",
+        "finished": _when(runs["finished"].iloc[-1]) if len(runs) else "unknown",  # the latest run's end
         "run_time": _duration(sum(durations)) if durations else "unknown",
         "n_runs": len(runs),
         "ok": int((cells["status"] == "ok").sum()),
         "failed": len(failed),
-        "failures": _rows(failed, [("dataset", "dataset"), ("noise", "noise"), ("level", "level"), ("train_level", "train"), ("denoiser", "denoiser"), ("error", "error")]),
+        "failures": _rows(failed, _FAILURE_COLUMNS),
     }
 
 
@@ -123,7 +132,10 @@ def _format(value: Any, digits: int = 4) -> tuple[str, Any]:
 def _rows(frame: pd.DataFrame, columns: list[tuple[str, str]]) -> dict[str, Any]:
     """A generic sortable table: header labels and rows of {text, sort} cells."""
     present = [(c, label) for c, label in columns if c in frame]
-    rows = [[dict(zip(("text", "sort"), _format(record[c]))) for c, _ in present] for _, record in frame.iterrows()]
+    rows = [
+        [dict(zip(("text", "sort"), _format(record[c]), strict=True)) for c, _ in present]
+        for _, record in frame.iterrows()
+    ]
     return {"columns": [label for _, label in present], "rows": rows}
 
 
@@ -148,7 +160,12 @@ def _metric_values(cell: pd.Series, accuracy: dict[str, float], metrics: list[di
     for metric_id, (value, low, high, digits) in values.items():
         ok = value is not None and pd.notna(value)
         interval = f"[{_fixed(low, digits)}, {_fixed(high, digits)}]" if ok and pd.notna(low) and pd.notna(high) else ""
-        out[metric_id] = {"text": _fixed(value, digits), "ci": interval, "sort": float(value) if ok else None, "best": False}
+        out[metric_id] = {
+            "text": _fixed(value, digits),
+            "ci": interval,
+            "sort": float(value) if ok else None,
+            "best": False,
+        }
     return out
 
 
@@ -159,7 +176,9 @@ def _mark_best(rows: list[dict], n_levels: int) -> None:
             entries = [row["cells"][column]["values"][metric_id] for row in rows]
             top = max((e["sort"] for e in entries if e["sort"] is not None), default=None)
             for entry in entries:
-                entry["best"] = top is not None and entry["sort"] is not None and math.isclose(entry["sort"], top, rel_tol=1e-12)
+                entry["best"] = (
+                    top is not None and entry["sort"] is not None and math.isclose(entry["sort"], top, rel_tol=1e-12)
+                )
 
 
 def leaderboards(cells: pd.DataFrame, classifiers: pd.DataFrame, metrics: list[dict]) -> list[dict[str, Any]]:
@@ -176,7 +195,9 @@ def leaderboards(cells: pd.DataFrame, classifiers: pd.DataFrame, metrics: list[d
         rows = []
         for label, entries in group.groupby("entry", sort=True):
             by_level = {entry["level"]: entry for _, entry in entries.iterrows()}
-            rows.append({"name": label, "cells": [_board_cell(by_level.get(level), accuracy, metrics) for level in levels]})
+            rows.append(
+                {"name": label, "cells": [_board_cell(by_level.get(level), accuracy, metrics) for level in levels]}
+            )
         _mark_best(rows, len(levels))
         tables.append({
             "dataset": dataset, "noise": noise, "levels": [f"{v:g}" for v in levels], "rows": rows,
@@ -188,15 +209,23 @@ def leaderboards(cells: pd.DataFrame, classifiers: pd.DataFrame, metrics: list[d
 def _board_cell(cell: pd.Series | None, accuracy: dict, metrics: list[dict]) -> dict[str, Any]:
     if cell is None or cell["status"] != "ok":
         error = "" if cell is None else cell["error"] or "failed"
-        return {"status": "missing" if cell is None else "failed", "error": error, "values": _metric_values(pd.Series(dtype=object), {}, metrics)}
+        return {
+            "status": "missing" if cell is None else "failed",
+            "error": error,
+            "values": _metric_values(pd.Series(dtype=object), {}, metrics),
+        }
     scores = {m["classifier"]: accuracy.get((cell["key"], m["classifier"])) for m in metrics}
     return {"status": "ok", "error": "", "values": _metric_values(cell, scores, metrics)}
 
 
-def _noisy_row(group: pd.DataFrame, levels: list, classifiers: pd.DataFrame, metrics: list[dict]) -> list[dict[str, str]]:
+def _noisy_row(
+    group: pd.DataFrame, levels: list, classifiers: pd.DataFrame, metrics: list[dict]
+) -> list[dict[str, str]]:
     """The table's footer: scores of the noisy input itself, for scale."""
     ok = group[group["status"] == "ok"]
-    accuracy = classifiers[classifiers["key"].isin(set(ok["key"]))].groupby(["level", "classifier"])["accuracy_noisy"].mean()
+    accuracy = (
+        classifiers[classifiers["key"].isin(set(ok["key"]))].groupby(["level", "classifier"])["accuracy_noisy"].mean()
+    )
     out = []
     for level in levels:
         at = ok[ok["level"] == level]
@@ -215,7 +244,67 @@ def classifier_table(classifiers: pd.DataFrame) -> dict[str, Any] | None:
         ("denoiser", "denoiser"), ("classifier", "classifier"), ("accuracy_clean", "clean"),
         ("accuracy_noisy", "noisy"), ("accuracy_denoised", "denoised"), ("gap_recovered", "gap recovered"),
     ]  # fmt: skip
+    if "error" in classifiers and classifiers["error"].notna().any():  # a column of dashes otherwise
+        columns.append(("error", "error"))
     return _rows(classifiers, columns)
+
+
+# --- image grids ----------------------------------------------------------------------------
+
+
+def image_strip(images: np.ndarray, *, gap: int = 2) -> str:
+    """uint8 N x C x H x W images side by side, white gaps between, as one PNG data URI.
+
+    >>> image_strip(np.zeros((2, 1, 4, 4), np.uint8)).startswith("data:image/png;base64,")
+    True
+    """
+    from PIL import Image
+
+    images = np.asarray(images, dtype=np.uint8)
+    n, channels, height, width = images.shape
+    strip = np.full((height, n * width + (n - 1) * gap, channels), 255, np.uint8)
+    for i, image in enumerate(images):
+        strip[:, i * (width + gap) : i * (width + gap) + width] = image.transpose(1, 2, 0)
+    picture = Image.fromarray(strip[..., 0] if channels == 1 else strip)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG", optimize=True)
+    return plots.png_uri(buffer.getvalue())
+
+
+IMAGE_BUDGET = 2_500_000  # bytes of image strips per page: keeps the quick grid's page under 5 MB
+
+
+def image_grids(store, cells: pd.DataFrame, *, budget: int = IMAGE_BUDGET) -> dict[str, Any]:
+    """Per (dataset, noise, level): strips of the stored test images, clean, noisy, then each entry.
+
+    ``store`` is a :class:`bench.store.Store`; cells without samples are left out. Once the
+    strips pass ``budget`` bytes the remaining groups are counted in ``left_out``, not drawn
+    (a full grid would otherwise make a page of tens of megabytes).
+    Returns ``{"grids": [{dataset, noise, level, height, strips: [{name, uri}]}], "left_out": n}``.
+    """
+    grids, used, left_out = [], 0, 0
+    for (dataset, noise, level), group in plots.diagonal(cells).groupby(["dataset", "noise", "level"], sort=True):
+        if used >= budget:
+            left_out += 1
+            continue
+        strips, height = [], 0
+        for _, cell in group.sort_values("entry").iterrows():
+            samples = store.samples(cell["key"])
+            if "denoised" not in samples:
+                continue
+            if not strips:  # every entry of a cell group sees the same clean and noisy images
+                strips += [
+                    {"name": "clean", "uri": image_strip(samples["clean"])},
+                    {"name": "noisy", "uri": image_strip(samples["noisy"])},
+                ]
+                height = 2 * samples["clean"].shape[-2]
+            strips.append({"name": cell["entry"], "uri": image_strip(samples["denoised"])})
+        if strips:
+            used += sum(len(strip["uri"]) for strip in strips)
+            grids.append(
+                {"dataset": dataset, "noise": noise, "level": f"{level:g}", "height": height, "strips": strips}
+            )
+    return {"grids": grids, "left_out": left_out}
 
 
 # --- seed reports: published numbers beside ours -------------------------------------------

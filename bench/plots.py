@@ -1,4 +1,4 @@
-"""Figures and thumbnails for report.html, each returned as a PNG ``data:`` URI.
+"""Figures for report.html, each returned as a PNG ``data:`` URI (thumbnails: bench.html_report).
 
 Figures are built on ``matplotlib.figure.Figure`` with the Agg canvas, never pyplot: no
 global backend is switched and nothing is left open in the caller's process. Sizes and
@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -17,9 +18,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 __all__ = [
-    "png_uri", "figure_uri", "image_strip", "metric_vs_level", "accuracy_vs_level",
+    "png_uri", "figure_uri", "metric_vs_level", "accuracy_vs_level",
     "cost_vs_quality", "train_test_heatmaps", "learning_curves", "confusion_matrices", "diagonal",
-    "image_grids", "figures",
+    "figures",
 ]  # fmt: skip
 
 DPI = 80
@@ -38,35 +39,21 @@ def figure_uri(fig: Figure) -> str:
     return png_uri(buffer.getvalue())
 
 
-def image_strip(images: np.ndarray, *, gap: int = 2) -> str:
-    """uint8 N x C x H x W images side by side, white gaps between, as one PNG data URI.
-
-    >>> image_strip(np.zeros((2, 1, 4, 4), np.uint8)).startswith("data:image/png;base64,")
-    True
-    """
-    from PIL import Image
-
-    images = np.asarray(images, dtype=np.uint8)
-    n, channels, height, width = images.shape
-    strip = np.full((height, n * width + (n - 1) * gap, channels), 255, np.uint8)
-    for i, image in enumerate(images):
-        strip[:, i * (width + gap) : i * (width + gap) + width] = image.transpose(1, 2, 0)
-    picture = Image.fromarray(strip[..., 0] if channels == 1 else strip)
-    buffer = io.BytesIO()
-    picture.save(buffer, format="PNG", optimize=True)
-    return png_uri(buffer.getvalue())
-
-
 def _plain(text: object) -> str:
     # A '$' in a name would switch matplotlib to mathtext and can fail to parse.
     return str(text).replace("$", r"\$")
 
 
-def _panels(n: int, *, width: float = 3.4, height: float = 2.6, columns: int = 4, legend: float = 0.0) -> tuple[Figure, list]:
-    """A figure of ``n`` panels; ``legend`` inches are added on the right for a shared legend."""
+def _panels(
+    n: int, *, width: float = 3.4, height: float = 2.6, columns: int = 4, legend: list | None = None
+) -> tuple[Figure, list]:
+    """A figure of ``n`` panels, widened on the right for a shared legend of the ``legend`` labels."""
     columns = max(1, min(columns, n))
     rows = math.ceil(n / columns)
-    fig = Figure(figsize=(width * columns + legend, height * rows), layout="constrained")
+    extra = 0.0
+    if legend:
+        extra = _legend_columns(len(legend), height * rows) * (0.6 + 0.06 * max(len(str(n)) for n in legend))
+    fig = Figure(figsize=(width * columns + extra, height * rows), layout="constrained")
     axes = fig.subplots(rows, columns, squeeze=False).ravel()
     for ax in axes[n:]:
         ax.set_visible(False)
@@ -80,19 +67,23 @@ def _colours(names: list[str]) -> dict[str, tuple]:
     return {name: cmap(i % cmap.N) for i, name in enumerate(names)}
 
 
-def _legend_width(names) -> float:
-    # Inches for a legend of these names at 7 pt (about 0.06 in a character, plus the line sample).
-    return 0.6 + 0.06 * max((len(str(n)) for n in names), default=0)
+def _legend_columns(count: int, height: float) -> int:
+    # A 7 pt legend row takes about 0.15 in: more entries than fit in the height get more columns
+    # (a legend taller than its figure is cut off). Each column is about 0.6 in plus 0.06 in a character.
+    return max(1, math.ceil(count / max(1, int(height / 0.15))))
 
 
 def _legend(fig: Figure, axes: list) -> None:
     handles, labels = {}, {}
     for ax in axes:
-        for handle, label in zip(*ax.get_legend_handles_labels()):
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             handles.setdefault(label, handle)
             labels.setdefault(label, label)
     if handles:
-        fig.legend(list(handles.values()), list(labels), loc="outside right upper", fontsize=7, frameon=False)
+        ncols = _legend_columns(len(handles), fig.get_figheight())
+        fig.legend(
+            list(handles.values()), list(labels), loc="outside right upper", fontsize=7, frameon=False, ncols=ncols
+        )
 
 
 def _level_ticks(ax, levels: pd.Series) -> None:
@@ -112,7 +103,9 @@ def diagonal(cells: pd.DataFrame, *, ok_only: bool = True) -> pd.DataFrame:
     keep = (numeric.isna() | np.isclose(numeric.fillna(-1.0), rows["level"].astype(float))).to_numpy()
     rows = rows[keep].copy()
     other = pd.to_numeric(rows["train_level"], errors="coerce").isna().to_numpy()
-    rows["entry"] = np.where(other, rows["denoiser"].astype(str) + " (" + rows["train_level"].astype(str) + ")", rows["denoiser"].astype(str))
+    rows["entry"] = np.where(
+        other, rows["denoiser"].astype(str) + " (" + rows["train_level"].astype(str) + ")", rows["denoiser"].astype(str)
+    )
     return rows
 
 
@@ -124,8 +117,8 @@ def metric_vs_level(cells: pd.DataFrame, dataset: str, *, metric: str = "psnr", 
         return None
     kinds = sorted(rows["noise"].unique())[:MAX_PANELS]
     colours = _colours(sorted(rows["entry"].unique()))
-    fig, axes = _panels(len(kinds), legend=_legend_width(colours))
-    for ax, kind in zip(axes, kinds):
+    fig, axes = _panels(len(kinds), legend=list(colours))
+    for ax, kind in zip(axes, kinds, strict=False):
         for name, group in rows[rows["noise"] == kind].groupby("entry"):
             group = group.groupby("level")[metric].mean()
             ax.plot(group.index, group.values, marker="o", ms=3, lw=1.2, color=colours[name], label=_plain(name))
@@ -143,15 +136,17 @@ def accuracy_vs_level(cells: pd.DataFrame, classifiers: pd.DataFrame, dataset: s
     stay readable, and the leaderboard's accuracy switch and the classifiers table have each.
     """
     entries = diagonal(cells).set_index("key")["entry"]
-    rows = classifiers[(classifiers["dataset"] == dataset) & classifiers["key"].isin(entries.index)].dropna(subset=["accuracy_denoised"])
+    rows = classifiers[(classifiers["dataset"] == dataset) & classifiers["key"].isin(entries.index)].dropna(
+        subset=["accuracy_denoised"]
+    )
     rows = rows.assign(entry=rows["key"].map(entries))
     if rows.empty:
         return None
     kinds = sorted(rows["noise"].unique())[:MAX_PANELS]
     names = sorted(rows["classifier"].unique())
     colours = _colours(sorted(rows["entry"].unique()))
-    fig, axes = _panels(len(kinds), legend=_legend_width([*colours, "clean input"]))
-    for ax, kind in zip(axes, kinds):
+    fig, axes = _panels(len(kinds), legend=[*colours, "noisy input", "clean input"])
+    for ax, kind in zip(axes, kinds, strict=False):
         panel = rows[rows["noise"] == kind]
         for name, group in panel.groupby("entry"):
             group = group.groupby("level")["accuracy_denoised"].mean()
@@ -173,18 +168,34 @@ def cost_vs_quality(cells: pd.DataFrame, dataset: str) -> str | None:
     rows = rows[(rows["dataset"] == dataset) & (rows["images_per_second"] > 0)]
     if rows.empty:
         return None
-    points = rows.groupby("entry").agg(psnr=("psnr", "mean"), speed=("images_per_second", "median"), params=("params", "max"))
+    points = rows.groupby("entry").agg(
+        psnr=("psnr", "mean"), speed=("images_per_second", "median"), params=("params", "max")
+    )
     params = points["params"].astype("float64").fillna(0.0)
     sizes = 20 + 180 * np.sqrt(params / max(float(params.max()), 1.0))
     fig = Figure(figsize=(6.4, 4.0), layout="constrained")
     ax = fig.subplots()
     colours = _colours(list(points.index))
-    ax.scatter(points["speed"], points["psnr"], s=sizes, c=[colours[n] for n in points.index], alpha=0.75, edgecolors="black", linewidths=0.5)
+    ax.scatter(
+        points["speed"],
+        points["psnr"],
+        s=sizes,
+        c=[colours[n] for n in points.index],
+        alpha=0.75,
+        edgecolors="black",
+        linewidths=0.5,
+    )
     for name, point in points.iterrows():
-        ax.annotate(_plain(name), (point["speed"], point["psnr"]), fontsize=7, xytext=(4, 3), textcoords="offset points")
+        ax.annotate(
+            _plain(name), (point["speed"], point["psnr"]), fontsize=7, xytext=(4, 3), textcoords="offset points"
+        )
     ax.set_xscale("log")
     ax.margins(0.15)  # room for the names beside the outermost points
-    ax.set(xlabel="images / s (log scale)", ylabel="mean PSNR (dB)", title=_plain(f"{dataset}: cost vs quality (marker area ~ parameters)"))
+    ax.set(
+        xlabel="images / s (log scale)",
+        ylabel="mean PSNR (dB)",
+        title=_plain(f"{dataset}: cost vs quality (marker area ~ parameters)"),
+    )
     ax.grid(alpha=0.3, which="both")
     return figure_uri(fig)
 
@@ -199,8 +210,10 @@ def train_test_heatmaps(cells: pd.DataFrame, dataset: str, noise: str) -> str | 
     if not names:
         return None
     fig, axes = _panels(len(names), width=3.0, height=2.8)
-    for ax, name in zip(axes, names):
-        table = rows[rows["denoiser"] == name].pivot_table(index="train", columns="level", values="psnr", aggfunc="mean")
+    for ax, name in zip(axes, names, strict=False):
+        table = rows[rows["denoiser"] == name].pivot_table(
+            index="train", columns="level", values="psnr", aggfunc="mean"
+        )
         values = table.to_numpy()
         image = ax.imshow(values, cmap="viridis", origin="lower", aspect="auto")
         ax.set_xticks(range(table.shape[1]), [f"{v:g}" for v in table.columns], fontsize=7)
@@ -208,7 +221,15 @@ def train_test_heatmaps(cells: pd.DataFrame, dataset: str, noise: str) -> str | 
         middle = np.nanmean([np.nanmin(values), np.nanmax(values)])
         for (i, j), value in np.ndenumerate(values):
             if np.isfinite(value):  # dark text on viridis' bright upper half, white on its dark lower half
-                ax.text(j, i, f"{value:.1f}", ha="center", va="center", fontsize=7, color="black" if value > middle else "white")
+                ax.text(
+                    j,
+                    i,
+                    f"{value:.1f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="black" if value > middle else "white",
+                )
         ax.set(title=_plain(name), xlabel="test level", ylabel="training level")
         fig.colorbar(image, ax=ax, shrink=0.8, label="PSNR (dB)")
     return figure_uri(fig)
@@ -229,15 +250,22 @@ def learning_curves(cells: pd.DataFrame, dataset: str) -> str | None:
     names = sorted(rows["denoiser"].unique())[:MAX_PANELS]
     if not names:
         return None
-    fits = sorted({f"{n} {t}" for n, t in zip(rows["noise"], rows["train_level"])})
+    fits = sorted({f"{n} {t}" for n, t in zip(rows["noise"], rows["train_level"], strict=True)})
     colours = _colours(fits)  # one colour per training noise, the same in every panel
-    fig, axes = _panels(len(names), legend=_legend_width([*fits, "training (dashed)"]))
-    for ax, name in zip(axes, names):
+    fig, axes = _panels(len(names), legend=[*fits, "training (dashed)"])
+    for ax, name in zip(axes, names, strict=False):
         for _, fit in rows[rows["denoiser"] == name].iterrows():
             history, label = _history_frame(fit["history"]), f"{fit['noise']} {fit['train_level']}"
             for column, style in (("val_loss", "-"), ("train_loss", "--")):
                 if column in history:
-                    ax.plot(history["epoch"], history[column], style, color=colours[label], lw=1.2, label=_plain(label) if style == "-" else None)
+                    ax.plot(
+                        history["epoch"],
+                        history[column],
+                        style,
+                        color=colours[label],
+                        lw=1.2,
+                        label=_plain(label) if style == "-" else None,
+                    )
         ax.set(title=_plain(name), xlabel="epoch", ylabel="loss")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
@@ -252,7 +280,9 @@ def confusion_matrices(classifiers: pd.DataFrame, dataset: str) -> str | None:
     Each shows its hardest condition (the level where noisy accuracy is lowest) with the
     denoiser that did best there: where a confusion matrix says most.
     """
-    rows = classifiers[(classifiers["dataset"] == dataset) & classifiers["confusion"].map(lambda c: isinstance(c, list) and len(c) > 0)]
+    rows = classifiers[
+        (classifiers["dataset"] == dataset) & classifiers["confusion"].map(lambda c: isinstance(c, list) and len(c) > 0)
+    ]
     if rows.empty:
         return None
     picks = []
@@ -262,7 +292,7 @@ def confusion_matrices(classifiers: pd.DataFrame, dataset: str) -> str | None:
         picks.append(there.loc[there["accuracy_denoised"].fillna(-1).idxmax()])
     picks = picks[:MAX_PANELS]
     fig, axes = _panels(len(picks), width=2.6, height=2.7)
-    for ax, row in zip(axes, picks):
+    for ax, row in zip(axes, picks, strict=False):
         matrix = np.asarray(row["confusion"], dtype=float)
         matrix = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1.0)
         ax.imshow(matrix, cmap="Blues", vmin=0, vmax=1)
@@ -274,27 +304,6 @@ def confusion_matrices(classifiers: pd.DataFrame, dataset: str) -> str | None:
     return figure_uri(fig)
 
 
-def image_grids(store, cells: pd.DataFrame) -> list[dict]:
-    """Per (dataset, noise, level): strips of the stored test images, clean, noisy, then each entry.
-
-    ``store`` is a :class:`bench.store.Store`; cells without samples are left out.
-    """
-    grids = []
-    for (dataset, noise, level), group in diagonal(cells).groupby(["dataset", "noise", "level"], sort=True):
-        strips, height = [], 0
-        for _, cell in group.sort_values("entry").iterrows():
-            samples = store.samples(cell["key"])
-            if "denoised" not in samples:
-                continue
-            if not strips:  # every entry of a cell group sees the same clean and noisy images
-                strips += [{"name": "clean", "uri": image_strip(samples["clean"])}, {"name": "noisy", "uri": image_strip(samples["noisy"])}]
-                height = 2 * samples["clean"].shape[-2]
-            strips.append({"name": cell["entry"], "uri": image_strip(samples["denoised"])})
-        if strips:
-            grids.append({"dataset": dataset, "noise": noise, "level": f"{level:g}", "height": height, "strips": strips})
-    return grids
-
-
 MAX_FIGURES = 20  # in all: past this the page gets heavy and nobody scrolls that far
 
 
@@ -302,15 +311,7 @@ def figures(cells: pd.DataFrame, classifiers: pd.DataFrame) -> list[dict]:
     """Figure sections, one per dataset: ``[{title, figures: [{title, uri}]}]``; empty ones left out."""
     sections, count = [], 0
     for dataset in sorted(cells["dataset"].dropna().unique()):
-        noises = sorted(cells.loc[cells["dataset"] == dataset, "noise"].dropna().unique())
-        planned = [
-            ("PSNR against noise level", lambda: metric_vs_level(cells, dataset)),
-            ("Accuracy on denoised images against noise level", lambda: accuracy_vs_level(cells, classifiers, dataset)),
-            ("Cost vs quality", lambda: cost_vs_quality(cells, dataset)),
-            *[(f"PSNR by training level x test level: {n}", lambda n=n: train_test_heatmaps(cells, dataset, n)) for n in noises],
-            ("Learning curves of neural denoisers", lambda: learning_curves(cells, dataset)),
-            ("Confusion matrices (denoised test images)", lambda: confusion_matrices(classifiers, dataset)),
-        ]
+        planned = _planned_figures(cells, classifiers, dataset)
         made = []
         for title, draw in planned:
             uri = draw() if count < MAX_FIGURES else None
@@ -320,3 +321,21 @@ def figures(cells: pd.DataFrame, classifiers: pd.DataFrame) -> list[dict]:
         if made:
             sections.append({"title": dataset, "figures": made})
     return sections
+
+
+def _planned_figures(
+    cells: pd.DataFrame, classifiers: pd.DataFrame, dataset: str
+) -> list[tuple[str, Callable[[], str | None]]]:
+    # Drawn lazily, in page order, so the figure cap skips the work as well as the bytes.
+    noises = sorted(cells.loc[cells["dataset"] == dataset, "noise"].dropna().unique())
+    return [
+        ("PSNR against noise level", lambda: metric_vs_level(cells, dataset)),
+        ("Accuracy on denoised images against noise level", lambda: accuracy_vs_level(cells, classifiers, dataset)),
+        ("Cost vs quality", lambda: cost_vs_quality(cells, dataset)),
+        *[
+            (f"PSNR by training level x test level: {n}", lambda n=n: train_test_heatmaps(cells, dataset, n))
+            for n in noises
+        ],
+        ("Learning curves of neural denoisers", lambda: learning_curves(cells, dataset)),
+        ("Confusion matrices (denoised test images)", lambda: confusion_matrices(classifiers, dataset)),
+    ]

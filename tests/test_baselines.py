@@ -28,7 +28,7 @@ TUNED = FAST[1:]
 
 def small(name: str, **params):
     """A registered denoiser with a small tuning set, so each fit takes well under a second."""
-    return DENOISERS.create(name, **{"tune_images": 24, **params} if name != "identity" else params)
+    return DENOISERS.create(name, **{"tune_images": 12, **params} if name != "identity" else params)
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +96,10 @@ def test_bayes_shrink_equals_skimage(digits, wavelet, levels, mode):
     planes = Noise("gaussian", 0.1).apply(digits[:3], seed=0)[:, 0].double().numpy()
     sigma = np.array([0.05, 0.1, 0.2])
     out = bayes_shrink(planes, sigma=sigma, wavelet=wavelet, levels=levels, mode=mode)
-    for plane, s, result in zip(planes, sigma, out):
-        expected = denoise_wavelet(plane, sigma=s, wavelet=wavelet, wavelet_levels=levels, mode=mode, method="BayesShrink")
+    for plane, s, result in zip(planes, sigma, out, strict=True):
+        expected = denoise_wavelet(
+            plane, sigma=s, wavelet=wavelet, wavelet_levels=levels, mode=mode, method="BayesShrink"
+        )
         np.testing.assert_allclose(result, expected, atol=1e-10)
 
 

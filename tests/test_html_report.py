@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from bench.cli import main
-from bench.html_report import render_report, seed_tables
+from bench.html_report import image_grids, render_report, seed_tables
 from bench.report import write_outputs
 from bench.store import Store
 
@@ -30,10 +30,21 @@ CELLS = [
 
 
 def _row(denoiser: str, level: float, train: str, psnr: float | None, ssim: float | None) -> dict:
-    row = {"key": f"{denoiser}-{level}-{train}", "dataset": "digits", "noise": "gaussian", "level": level, "train_level": train, "denoiser": denoiser, "device": "cpu", "base_seed": 0}
+    row = {
+        "key": f"{denoiser}-{level}-{train}",
+        "dataset": "digits",
+        "noise": "gaussian",
+        "level": level,
+        "train_level": train,
+        "denoiser": denoiser,
+        "device": "cpu",
+        "base_seed": 0,
+    }
     if psnr is None:
         return row | {"status": "failed", "error": "RuntimeError: out of <memory>"}
-    history = [{"epoch": e, "train_loss": 1.0 / e, "val_loss": 1.2 / e} for e in (1, 2, 3)] if denoiser == "dncnn" else None
+    history = (
+        [{"epoch": e, "train_loss": 1.0 / e, "val_loss": 1.2 / e} for e in (1, 2, 3)] if denoiser == "dncnn" else None
+    )
     return row | {
         "status": "ok", "psnr": psnr, "psnr_ci_low": psnr - 0.5, "psnr_ci_high": psnr + 0.5, "ssim": ssim,
         "ssim_ci_low": ssim - 0.01, "ssim_ci_high": ssim + 0.01, "psnr_noisy": 15.0, "ssim_noisy": 0.5,
@@ -45,12 +56,33 @@ def build_store(run_dir: Path, cells=CELLS, *, classifiers: bool = True) -> Path
     """A run folder with a store of fabricated cells, samples and classifier rows."""
     rng = np.random.default_rng(0)
     with Store(run_dir / "store.sqlite") as store:
-        run_id = store.start_run(grid="fabricated", spec={"seed": 7, "description": "made up"}, argv=[], device="cpu", versions={"torch": "9.9"})
+        run_id = store.start_run(
+            grid="fabricated",
+            spec={"seed": 7, "description": "made up"},
+            argv=[],
+            device="cpu",
+            versions={"torch": "9.9"},
+        )
         for denoiser, level, train, psnr, ssim, accuracy in cells:
             row = _row(denoiser, level, train, psnr, ssim)
-            samples = None if psnr is None else {k: rng.integers(0, 256, (3, 1, 8, 8), dtype=np.uint8) for k in ("clean", "noisy", "denoised")}
+            samples = (
+                None
+                if psnr is None
+                else {k: rng.integers(0, 256, (3, 1, 8, 8), dtype=np.uint8) for k in ("clean", "noisy", "denoised")}
+            )
             confusion = [[5, 1, 0], [0, 6, 0], [1, 0, 7]]
-            scores = [{"classifier": "cnn", "accuracy_clean": 0.99, "accuracy_noisy": 0.5, "accuracy_denoised": accuracy, "gap_recovered": 0.5, "confusion": confusion}]
+            scores = [
+                {
+                    "classifier": "cnn",
+                    "accuracy_clean": 0.99,
+                    "accuracy_noisy": 0.5,
+                    "accuracy_denoised": accuracy,
+                    "gap_recovered": 0.5,
+                    "confusion": confusion,
+                }
+            ]
+            if denoiser == "median" and level == 0.1:  # a classifier that failed: shown, never ranked
+                scores.append({"classifier": "svm", "error": "ValueError: did not converge"})
             store.put_cell(row, scores if classifiers and psnr is not None else [], samples)
         store.finish_run(run_id, ok=len(cells) - 1, failed=1)
     return run_dir
@@ -101,7 +133,9 @@ class _Tree(HTMLParser):
 
 
 def _table(root: _Node, caption: str) -> _Node:
-    return next(t for t in root.find_all("table") if t.find_all("caption") and t.find_all("caption")[0].text() == caption)
+    return next(
+        t for t in root.find_all("table") if t.find_all("caption") and t.find_all("caption")[0].text() == caption
+    )
 
 
 def _body_rows(table: _Node) -> list[_Node]:
@@ -112,7 +146,16 @@ def _body_rows(table: _Node) -> list[_Node]:
 def page(tmp_path_factory) -> tuple[str, _Node]:
     run_dir = build_store(tmp_path_factory.mktemp("run"))
     (run_dir / "seeds").mkdir()
-    pd.DataFrame({"seed": ["seed001"], "experiment": ["mnist sigma 0.3"], "metric": ["psnr"], "published": [24.1], "ours": [23.0], "note": ["n=500"]}).to_csv(run_dir / "seeds" / "seed001.csv", index=False)
+    pd.DataFrame(
+        {
+            "seed": ["seed001"],
+            "experiment": ["mnist sigma 0.3"],
+            "metric": ["psnr"],
+            "published": [24.1],
+            "ours": [23.0],
+            "note": ["n=500"],
+        }
+    ).to_csv(run_dir / "seeds" / "seed001.csv", index=False)
     with Store(run_dir / "store.sqlite") as store:
         html = render_report(store, run_dir)
     return html, _Tree(html).root
@@ -124,7 +167,14 @@ def test_leaderboard_rows_columns_and_best_marks(page):
     assert [th.text() for th in table.find_all("thead")[0].find_all("th")] == ["denoiser", "level 0.1", "level 0.3"]
     rows = {row.find_all("th")[0].text(): row.find_all("td") for row in _body_rows(table)}
     assert set(rows) == {"median", "dncnn", EVIL}
-    best = {level: {(name, span.attrs["class"].split()[1]) for name, tds in rows.items() for span in tds[level].find_all("span", "best")} for level in (0, 1)}
+    best = {
+        level: {
+            (name, span.attrs["class"].split()[1])
+            for name, tds in rows.items()
+            for span in tds[level].find_all("span", "best")
+        }
+        for level in (0, 1)
+    }
     assert best[0] == {("dncnn", "m-psnr"), ("median", "m-ssim"), ("dncnn", "m-acc0")}
     assert best[1] == {("dncnn", "m-psnr"), ("dncnn", "m-ssim"), ("dncnn", "m-acc0")}
     assert rows["dncnn"][1].attrs["data-psnr"] == "23.0"  # the diagonal cell, not the one trained at 0.1
@@ -140,13 +190,22 @@ def test_summary_classifiers_and_seed_tables(page):
     failures = root.find_all("table", "failures")[0]
     assert [td.text() for td in _body_rows(failures)[0].find_all("td")][-2:] == [EVIL, "RuntimeError: out of <memory>"]
     classifiers = root.find_all("table", "classifiers")[0]
-    assert len(_body_rows(classifiers)) == 6  # one per ok cell (one classifier)
+    rows = [[td.text() for td in row.find_all("td")] for row in _body_rows(classifiers)]
+    assert len(rows) == 7  # one per ok cell, plus the failed svm row
+    assert [r[-1] for r in rows if r[5] == "svm"] == ["ValueError: did not converge"]
     seeds = root.find_all("table", "seeds")[0]
     header = [th.text() for th in seeds.find_all("th")]
     assert header[-1] == "ours − published" and {"published", "ours", "note"} <= set(header)
     assert _body_rows(seeds)[0].find_all("td")[-1].text() == "-1.1"
     captions = {c.text() for c in root.find_all("figcaption")}
-    for title in ("PSNR against noise level", "Cost vs quality", "Learning curves", "Confusion", "training level x test level: gaussian", "Accuracy on denoised"):
+    for title in (
+        "PSNR against noise level",
+        "Cost vs quality",
+        "Learning curves",
+        "Confusion",
+        "training level x test level: gaussian",
+        "Accuracy on denoised",
+    ):
         assert any(title in c for c in captions), title
 
 
@@ -158,7 +217,12 @@ def test_images_are_png_data_uris_and_nothing_is_fetched(page):
         prefix, _, payload = img.attrs["src"].partition(",")
         assert prefix == "data:image/png;base64"
         assert base64.b64decode(payload)[:8] == PNG_MAGIC
-    references = [v for node in root.find_all("link") + root.find_all("a") + root.find_all("script") + images for k, v in node.attrs.items() if k in ("src", "href")]
+    references = [
+        v
+        for node in root.find_all("link") + root.find_all("a") + root.find_all("script") + images
+        for k, v in node.attrs.items()
+        if k in ("src", "href")
+    ]
     assert references and not [r for r in references if r.startswith(("http:", "https:", "//"))]
     assert "http://" not in html and "https://" not in html
     assert len(html.encode()) < 1_000_000
@@ -198,7 +262,9 @@ def test_write_outputs_and_cli_report_write_the_page(tmp_path, capsys):
 
 def test_seed_tables_take_any_frames():
     frames = [
-        pd.DataFrame({"seed": ["s1", "s1"], "metric": ["psnr", "acc"], "published": [30.0, "n/a"], "ours": [29.0, 0.9]}),
+        pd.DataFrame(
+            {"seed": ["s1", "s1"], "metric": ["psnr", "acc"], "published": [30.0, "n/a"], "ours": [29.0, 0.9]}
+        ),
         pd.DataFrame({"published": ["text"], "ours": ["other"]}),
     ]
     first, second = seed_tables(frames)
@@ -206,3 +272,15 @@ def test_seed_tables_take_any_frames():
     assert [r[-1]["text"] for r in first["rows"]] == ["-1", "–"]
     assert second["title"] == "table 2" and second["columns"] == ["published", "ours"]
     assert seed_tables([]) == []
+
+
+def test_image_grids_stop_at_the_byte_budget(tmp_path):
+    run_dir = build_store(tmp_path)
+    with Store(run_dir / "store.sqlite") as store:
+        cells = store.cells()
+        whole, capped = image_grids(store, cells), image_grids(store, cells, budget=1)
+    assert [len(g["strips"]) for g in whole["grids"]] == [5, 4] and whole[
+        "left_out"
+    ] == 0  # the failed cell has no images
+    assert [g["level"] for g in capped["grids"]] == ["0.1"] and capped["left_out"] == 1
+    assert [s["name"] for s in whole["grids"][0]["strips"]] == ["clean", "noisy", EVIL, "dncnn", "median"]

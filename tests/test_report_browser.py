@@ -53,9 +53,17 @@ def page(browser, report):
     """The report opened from disk; ``page.problems`` collects console errors and network requests."""
     page = browser.new_page()
     problems: list[str] = []
-    page.on("console", lambda message: problems.append(f"console {message.type}: {message.text}") if message.type == "error" else None)
+    page.on(
+        "console",
+        lambda message: problems.append(f"console {message.type}: {message.text}") if message.type == "error" else None,
+    )
     page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    page.on("request", lambda request: None if request.url.startswith(("file://", "data:")) else problems.append(f"request: {request.url}"))
+    page.on(
+        "request",
+        lambda request: (
+            None if request.url.startswith(("file://", "data:")) else problems.append(f"request: {request.url}")
+        ),
+    )
     page.goto(report.as_uri(), wait_until="load")
     page.problems = problems
     yield page
