@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from bench import data
-from tests.conftest import make_idx_dataset, write_idx
+from conftest import make_idx_dataset, write_idx
 
 
 def test_reads_gzipped_and_plain_idx(tmp_path):
