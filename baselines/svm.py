@@ -67,7 +67,9 @@ class SVMRBF(Classifier):
     name = "svm_rbf"
     budgets = {"quick": {"max_train": 1000}, "full": {"max_train": None}}
 
-    def __init__(self, *, C: float = 5.0, gamma: float = 0.05, max_train: int | None = 10000, cache_mb: float = 1000.0) -> None:
+    def __init__(
+        self, *, C: float = 5.0, gamma: float = 0.05, max_train: int | None = 10000, cache_mb: float = 1000.0
+    ) -> None:
         self.C = C
         self.gamma = gamma
         self.max_train = max_train

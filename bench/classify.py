@@ -58,6 +58,7 @@ class ClassifierPool:
 
     def accuracy(self, memo_key: tuple, model: Any, images: Tensor, labels: Tensor) -> float:
         """Accuracy, remembered under ``memo_key`` (clean and noisy sets repeat across cells)."""
+        memo_key = (*memo_key, len(images))  # a subsampled cell must not reuse a full-set accuracy
         if memo_key not in self._accuracy:
             self._accuracy[memo_key] = float((model.predict(images).cpu() == labels.cpu()).float().mean())
         return self._accuracy[memo_key]

@@ -180,6 +180,10 @@ class CellRunner:
         """Row, classifier rows and sample images of one cell; raises on failure."""
         clean, noisy = self.test_set(cell)
         model, fit_seconds = self.fitted(cell)
+        test_labels = self._data[cell.dataset][3]
+        # Slow methods (BM3D) may score only the first `eval_images` test images; n_test says so.
+        n_eval = min(len(clean), getattr(model, "eval_images", None) or len(clean))
+        clean, noisy, test_labels = clean[:n_eval], noisy[:n_eval], test_labels[:n_eval]
         denoised, images_per_second = self.timed_denoise(model, noisy)
         _check_output(denoised, noisy, cell.denoiser)
         psnr = metrics.mean_ci(metrics.psnr(denoised, clean), seed=cell.seed)
@@ -192,10 +196,11 @@ class CellRunner:
             "fit_seconds": fit_seconds, "images_per_second": images_per_second,
             "params": int(model.n_parameters()), "device": str(self.device), "seed": self.noise_seed(cell),
             "status": "ok", "error": None, "history": getattr(model, "history_", None), "versions": self.versions,
+            "n_test": n_eval,
             "fit_state": model.fitted_state() if hasattr(model, "fitted_state") else None,
         }  # fmt: skip
         samples = {"clean": _to_uint8(clean), "noisy": _to_uint8(noisy), "denoised": _to_uint8(denoised)}
-        train_images, train_labels, _, test_labels = self._data[cell.dataset]
+        train_images, train_labels = self._data[cell.dataset][:2]
         classifier_rows = self.classifiers.score(
             cell, (train_images, train_labels), (clean, noisy, denoised, test_labels), self._n_classes[cell.dataset]
         )

@@ -11,7 +11,8 @@ import contextlib
 import math
 import time
 from abc import abstractmethod
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -63,7 +64,9 @@ def check_training_data(images: Tensor, labels: Tensor, name: str) -> None:
         got = f"{labels.dtype} of shape {tuple(labels.shape)}" if isinstance(labels, Tensor) else type(labels).__name__
         raise ValueError(f"{name}: labels must be integer of shape ({len(images)},); got {got}")
     if len(images) < 2 or int(labels.min()) < 0:
-        raise ValueError(f"{name}: need at least 2 images and labels >= 0; got {len(images)} images, min label {int(labels.min())}")
+        raise ValueError(
+            f"{name}: need at least 2 images and labels >= 0; got {len(images)} images, min label {int(labels.min())}"
+        )
 
 
 def fit_loop(
@@ -95,7 +98,7 @@ def fit_loop(
                 break
         train_loss = float(total) / max(count, 1)  # one device sync per epoch, not per batch
         score = val_loss() if val_loss is not None else train_loss
-        history.append({"epoch": epoch + 1, "train_loss": train_loss, "val_loss": score if val_loss else None,
+        history.append({"epoch": epoch + 1, "train_loss": train_loss, "val_loss": score if val_loss is not None else None,
                         "seconds": time.perf_counter() - start})  # fmt: skip
         if score < best:
             best, stale = score, 0
@@ -141,13 +144,15 @@ class TorchClassifier(Classifier):
     def build(self, input_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
         """The untrained network for C x H x W inputs and ``n_classes`` outputs."""
 
-    def _prepare(self, net: nn.Module, images: Tensor, labels: Tensor, generator: torch.Generator) -> tuple[Tensor | None, list]:
+    def _prepare(
+        self, net: nn.Module, images: Tensor, labels: Tensor, generator: torch.Generator
+    ) -> tuple[Tensor | None, list]:
         """(labelled indices or None for all, parameters to train) before supervised training."""
         return None, list(net.parameters())
 
     def fit(self, images: Tensor, labels: Tensor, *, seed: int = 0) -> TorchClassifier:
         check_training_data(images, labels, self.name)
-        device, labels = images.device, labels.to(images.device)
+        device, labels = images.device, labels.to(images.device, torch.int64)
         shape, n_classes = tuple(images.shape[1:]), max(int(labels.max()) + 1, 2)
         generator, start = torch.Generator().manual_seed(seed), time.perf_counter()
         with seeded(seed, device):
@@ -185,7 +190,9 @@ class TorchClassifier(Classifier):
         self.check_fitted()
         if not isinstance(images, Tensor) or images.ndim != 4 or tuple(images.shape[1:]) != self.input_shape_:
             got = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
-            raise ValueError(f"{self.name}: expected images of shape N x {' x '.join(map(str, self.input_shape_))}; got {got}")
+            raise ValueError(
+                f"{self.name}: expected images of shape N x {' x '.join(map(str, self.input_shape_))}; got {got}"
+            )
         device = next(self.net_.parameters()).device
         return _logits(self.net_, images.float().to(device)).to(images.device)
 
@@ -240,7 +247,7 @@ def recalibrate_batchnorm(net: nn.Module, images: Tensor) -> None:
         for batch in images.split(EVAL_BATCH):
             if len(batch) > 1:
                 net(batch)
-    for norm, momentum in zip(norms, momenta):
+    for norm, momentum in zip(norms, momenta, strict=True):
         norm.momentum = momentum
     net.eval()
 

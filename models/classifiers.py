@@ -9,7 +9,8 @@ published widths); tiny widths make the fast test variants.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -60,7 +61,13 @@ def _scale_widths(net: nn.Module, width: float, *, keep_input: nn.Conv2d) -> Non
 def _mlp_head(features: int, hidden: int, n_classes: int, *, dropout_first: bool) -> nn.Sequential:
     """The VGG/AlexNet three-layer head (Linear-ReLU-Dropout twice, then Linear), narrower."""
     layers: list[nn.Module] = [nn.Dropout(0.5)] if dropout_first else []
-    layers += [nn.Linear(features, hidden), nn.ReLU(inplace=True), nn.Dropout(0.5), nn.Linear(hidden, hidden), nn.ReLU(inplace=True)]
+    layers += [
+        nn.Linear(features, hidden),
+        nn.ReLU(inplace=True),
+        nn.Dropout(0.5),
+        nn.Linear(hidden, hidden),
+        nn.ReLU(inplace=True),
+    ]
     layers += [] if dropout_first else [nn.Dropout(0.5)]
     return nn.Sequential(*layers, nn.Linear(hidden, n_classes))
 
@@ -206,7 +213,9 @@ class ResNet18(ConvNetClassifier):
     budgets = {"quick": _QUICK, "full": _FULL}
 
 
-def cross_validate(name: str, images: Tensor, labels: Tensor, *, k: int = 5, seed: int = 0, **params: Any) -> dict[str, Any]:
+def cross_validate(
+    name: str, images: Tensor, labels: Tensor, *, k: int = 5, seed: int = 0, **params: Any
+) -> dict[str, Any]:
     """k-fold accuracy of the registered classifier ``name`` (seed 000 used k=5).
 
     Folds are a seeded random partition; fold ``i`` trains a fresh ``CLASSIFIERS.create(name,

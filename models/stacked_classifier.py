@@ -8,8 +8,8 @@ et al. 2010). Then the softmax layer is trained on top, with the encoder fine-tu
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
+from itertools import pairwise
 from typing import Any
 
 import torch
@@ -21,7 +21,14 @@ from models.classifier_training import EVAL_BATCH, TorchClassifier, autocast, fi
 __all__ = ["StackedAESoftmax", "few_label_indices"]
 
 FINETUNE_MODES = ("full", "frozen")
-_TEST_PARAMS = {"hidden": (32, 16), "pretrain_epochs": 5, "pretrain_lr": 1e-2, "epochs": 30, "batch_size": 16, "lr": 1e-2}
+_TEST_PARAMS = {
+    "hidden": (32, 16),
+    "pretrain_epochs": 5,
+    "pretrain_lr": 1e-2,
+    "epochs": 30,
+    "batch_size": 16,
+    "lr": 1e-2,
+}
 
 
 def few_label_indices(labels: Tensor, per_class: int, generator: torch.Generator) -> Tensor:
@@ -100,7 +107,7 @@ class StackedAESoftmax(TorchClassifier):
     def build(self, input_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
         # The encoder is built first, so its initialisation does not depend on n_classes.
         sizes = [input_shape[0] * input_shape[1] * input_shape[2], *self.hidden]
-        layers = [nn.Sequential(nn.Linear(a, b), nn.Sigmoid()) for a, b in zip(sizes, sizes[1:])]
+        layers = [nn.Sequential(nn.Linear(a, b), nn.Sigmoid()) for a, b in pairwise(sizes)]
         encoder = nn.Sequential(*layers)
         return nn.Sequential(OrderedDict(flatten=nn.Flatten(), encoder=encoder, head=nn.Linear(sizes[-1], n_classes)))
 
@@ -122,7 +129,9 @@ class StackedAESoftmax(TorchClassifier):
             for layer in encoder:
                 decoder = nn.Sequential(nn.Linear(layer[0].out_features, layer[0].in_features), nn.Sigmoid()).to(device)
 
-                def batch_loss(idx: Tensor, layer: nn.Module = layer, decoder: nn.Module = decoder, codes: Tensor = codes) -> Tensor:
+                def batch_loss(
+                    idx: Tensor, layer: nn.Module = layer, decoder: nn.Module = decoder, codes: Tensor = codes
+                ) -> Tensor:
                     clean = codes[idx]
                     keep = torch.rand(clean.shape, generator=masks, device=device) >= self.mask_level
                     with autocast(device):
@@ -135,7 +144,9 @@ class StackedAESoftmax(TorchClassifier):
                 with torch.no_grad(), autocast(device):
                     codes = torch.cat([layer(chunk).float() for chunk in codes.split(EVAL_BATCH)])
 
-    def _prepare(self, net: nn.Module, images: Tensor, labels: Tensor, generator: torch.Generator) -> tuple[Tensor | None, list]:
+    def _prepare(
+        self, net: nn.Module, images: Tensor, labels: Tensor, generator: torch.Generator
+    ) -> tuple[Tensor | None, list]:
         self._pretrain(net.encoder, images, generator)
         labelled = None
         if self.labels_per_class is not None:
@@ -168,14 +179,30 @@ def _variant(name: str, description: str, fixed: dict[str, Any], defaults: dict[
         return model
 
     factory.__name__ = name
-    factory.budgets = {k: {p: v for p, v in b.items() if p not in defaults} for k, b in StackedAESoftmax.budgets.items()}
-    test = {**_TEST_PARAMS, **{p: v for p, v in defaults.items() if p == "lr"}, **({"epochs": 100} if defaults else {})}
+    factory.budgets = {
+        k: {p: v for p, v in b.items() if p not in defaults} for k, b in StackedAESoftmax.budgets.items()
+    }
+    test = {**_TEST_PARAMS, "epochs": 100} if defaults else _TEST_PARAMS
     CLASSIFIERS.register(name, source="seed 003 (Ogety): frozen pretrained encoder, softmax layer only", description=description,
                          test_params=test)(factory)  # fmt: skip
 
 
 # Few-label training sees 10-50 images: one batch an epoch, so it needs many more epochs.
 _FEW = {"epochs": 300, "lr": 1e-2}
-_variant("stacked_ae_softmax_frozen", "stacked denoising autoencoder, frozen encoder, softmax on all labels", {"finetune": "frozen"})
-_variant("stacked_ae_softmax_1label", "frozen pretrained encoder, softmax on 1 label per class", {"finetune": "frozen", "labels_per_class": 1}, _FEW)
-_variant("stacked_ae_softmax_5labels", "frozen pretrained encoder, softmax on 5 labels per class", {"finetune": "frozen", "labels_per_class": 5}, _FEW)
+_variant(
+    "stacked_ae_softmax_frozen",
+    "stacked denoising autoencoder, frozen encoder, softmax on all labels",
+    {"finetune": "frozen"},
+)
+_variant(
+    "stacked_ae_softmax_1label",
+    "frozen pretrained encoder, softmax on 1 label per class",
+    {"finetune": "frozen", "labels_per_class": 1},
+    _FEW,
+)
+_variant(
+    "stacked_ae_softmax_5labels",
+    "frozen pretrained encoder, softmax on 5 labels per class",
+    {"finetune": "frozen", "labels_per_class": 5},
+    _FEW,
+)

@@ -175,6 +175,10 @@ class _Trainer:
         self.planned_steps = recipe.epochs * self.steps_per_epoch
         self.step = 0
         self.start = time.monotonic()
+        self.restart_schedule()
+
+    def restart_schedule(self) -> None:
+        self.schedule_step, self.schedule_time = self.step, time.monotonic()
 
     def _validation_inputs(self, seed: int) -> Tensor:
         if self.noise is None:
@@ -187,9 +191,10 @@ class _Trainer:
     def lr_factor(self) -> float:
         if self.recipe.schedule == "constant":
             return 1.0
-        progress = self.step / max(1, self.planned_steps)
+        progress = (self.step - self.schedule_step) / max(1, self.planned_steps)
         if self.deadline is not None:
-            progress = max(progress, (time.monotonic() - self.start) / max(1e-9, self.deadline - self.start))
+            elapsed, budget = time.monotonic() - self.schedule_time, self.deadline - self.schedule_time
+            progress = max(progress, elapsed / max(1e-9, budget))
         return 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
     def out_of_time(self) -> bool:
@@ -241,6 +246,23 @@ def _init(make_net: Callable[[int], nn.Module], seed: int, device: torch.device)
     return make_net(seed).to(device).to(memory_format=torch.channels_last)
 
 
+@dataclass
+class _Best:
+    """Best validation loss so far, its weights and epoch, and the epochs waited since."""
+
+    loss: float = math.inf
+    state: dict[str, Tensor] | None = None
+    epoch: int = 0
+    waited: int = 0
+
+    def update(self, net: nn.Module, loss: float, epoch: int) -> None:
+        if loss < self.loss:
+            self.loss, self.epoch, self.waited = loss, epoch, 0
+            self.state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        else:
+            self.waited += 1
+
+
 def train(
     make_net: Callable[[int], nn.Module],
     noisy: Tensor,
@@ -262,34 +284,31 @@ def train(
     net, lr = _init(make_net, seed, run.device), recipe.lr
     optimizer = _optimizer(recipe, net.parameters(), lr)
     history: list[dict[str, Any]] = []
-    info: dict[str, Any] = {"collapse": [], "restarted": False, "stopped": "epochs", "recipe": asdict(recipe)}
-    best, best_state, best_epoch, waited = math.inf, None, 0, 0
-    for epoch in range(1, recipe.epochs + 1):
+    info: dict[str, Any] = {"collapse": [], "restarted": False, "collapsed": False, "stopped": "epochs", "recipe": asdict(recipe)}
+    best, epoch, last_epoch = _Best(), 0, recipe.epochs
+    while epoch < last_epoch:
+        epoch += 1
         tic = time.perf_counter()
         train_loss = run.epoch(net, optimizer, lr)
         val_loss, collapse = run.validate(net)
         row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "seconds": time.perf_counter() - tic}
         history.append(row | ({"stage": stage} if stage else {}))
+        info["collapsed"] = collapse is not None
         if collapse is not None:
             info["collapse"].append({"epoch": epoch, "reason": collapse, "action": "none" if info["restarted"] else "restart"})
-            if not info["restarted"]:
-                # Fresh start from another seed at a lower learning rate, once.
-                info["restarted"], lr = True, lr * 0.3
-                net = _init(make_net, derive_seed(seed, "collapse restart"), run.device)
-                optimizer = _optimizer(recipe, net.parameters(), lr)
-                best, best_state, waited = math.inf, None, 0
-                continue
-        if val_loss < best:
-            best, best_epoch, waited = val_loss, epoch, 0
-            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        if collapse is not None and not info["restarted"]:
+            # Fresh start from another seed at a lower learning rate, once, with a full epoch budget.
+            info["restarted"], lr, best, last_epoch = True, lr * 0.3, _Best(), epoch + recipe.epochs
+            net = _init(make_net, derive_seed(seed, "collapse restart"), run.device)
+            optimizer = _optimizer(recipe, net.parameters(), lr)
+            run.restart_schedule()
         else:
-            waited += 1
-        if run.out_of_time() or (recipe.patience is not None and waited >= recipe.patience):
+            best.update(net, val_loss, epoch)
+        if run.out_of_time() or (recipe.patience is not None and best.waited >= recipe.patience):
             info["stopped"] = "budget" if run.out_of_time() else "early"
             break
-    if best_state is not None:
-        net.load_state_dict(best_state)
-    info.update(best_epoch=best_epoch, best_val_loss=best, steps=run.step, seconds=time.monotonic() - run.start)
-    info.update(collapsed=bool(info["collapse"]) and info["collapse"][-1]["epoch"] == history[-1]["epoch"])
+    if best.state is not None:
+        net.load_state_dict(best.state)
+    info.update(best_epoch=best.epoch, best_val_loss=best.loss if best.state is not None else None, steps=run.step, seconds=time.monotonic() - run.start)
     info.update(device=str(run.device), mixed_precision=run.device.type == "cuda")
     return TrainResult(net.eval(), history, info)

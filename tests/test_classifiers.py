@@ -15,7 +15,9 @@ from models.stacked_classifier import StackedAESoftmax, few_label_indices
 NAMES = CLASSIFIERS.names()
 
 
-def squares(n: int, n_classes: int, *, channels: int = 1, size: int = 28, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def squares(
+    n: int, n_classes: int, *, channels: int = 1, size: int = 28, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Dim noise with a bright 10x10 square in one of four quadrants, the class: trivially separable."""
     generator = torch.Generator().manual_seed(seed)
     labels = torch.arange(n) % n_classes

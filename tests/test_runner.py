@@ -117,3 +117,26 @@ def _rows(store: Path) -> int:
             return db.execute("SELECT COUNT(*) FROM cells WHERE status = 'ok'").fetchone()[0]
     except sqlite3.OperationalError:
         return 0
+
+
+class FirstFew(Denoiser):
+    """Scores only the first 10 test images, as BM3D does on a budget."""
+
+    eval_images = 10
+
+    def fit(self, noisy, clean, *, seed=0, noise=None):
+        self.fitted_ = True
+        return self
+
+    def denoise(self, noisy):
+        return noisy.clone()
+
+
+def test_slow_denoisers_score_a_recorded_subsample(tmp_path, monkeypatch):
+    DENOISERS.names()
+    monkeypatch.setitem(DENOISERS._entries, "first_few", Entry("first_few", FirstFew, "tests", "first 10 images"))
+    run_grid(tiny_grid(denoisers=["first_few", "identity"]), out_dir=tmp_path, log=lambda line: None)
+    board = pd.read_csv(tmp_path / "t" / "leaderboard.csv")
+    n_test = pd.read_sql_query("SELECT denoiser, n_test FROM cells", sqlite3.connect(tmp_path / "t" / "store.sqlite"))
+    assert dict(n_test.groupby("denoiser").n_test.max()) == {"first_few": 10, "identity": 100}
+    assert board.psnr.notna().all()

@@ -1,0 +1,229 @@
+"""``NeuralDenoiser``: fit, denoise and caching for every neural denoiser.
+
+A model is an ``nn.Module`` factory plus a few-line registered subclass::
+
+    @register("conv_ae_fmnist", source="seed 001: ...", description="...", test_params={...})
+    class ConvAEFashionMNIST(NeuralDenoiser):
+        recipes = {"faithful": Recipe(...), "ours": Recipe(...)}
+        def build(self, shape): return conv_ae_fmnist_net(shape[0])
+
+``fit`` seeds the initialisation, builds the network for the data's C x H x W on the data's
+device and hands it to the one training loop (``models.training.train``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from contextlib import contextmanager
+from typing import Any, Callable, ClassVar, Iterator
+
+import torch
+from torch import Tensor, nn
+
+from bench.estimator import Denoiser, as_float_images
+from bench.registry import DENOISERS
+from models.training import Recipe, TrainResult, autocast, to_layout, train
+
+__all__ = ["NeuralDenoiser", "LatentInterpolation", "register", "seeded"]
+
+#: Images per forward pass in ``denoise`` (bounded memory, large enough for fast kernels).
+DENOISE_CHUNK = 512
+
+
+def register(name: str, *, source: str, description: str, test_params: dict[str, Any] | None = None) -> Callable:
+    """Register a ``NeuralDenoiser`` subclass in ``DENOISERS`` under ``name`` (and set its ``name``)."""
+
+    def decorate(cls: type) -> type:
+        cls.name = name
+        return DENOISERS.register(name, source=source, description=description, test_params=test_params)(cls)
+
+    return decorate
+
+
+@contextmanager
+def seeded(seed: int, device: torch.device) -> Iterator[None]:
+    """Seed torch's generator for ``device`` and restore the previous state afterwards."""
+    devices = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.default_generator.manual_seed(seed)
+        if device.type == "cuda":
+            torch.cuda.manual_seed(seed)
+        yield
+
+
+def _check_images(what: str, images: Tensor) -> Tensor:
+    if not isinstance(images, Tensor) or images.ndim != 4 or images.shape[0] == 0:
+        shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
+        raise ValueError(f"{what} must be a non-empty N x C x H x W tensor; got {shape}")
+    return as_float_images(images)
+
+
+class NeuralDenoiser(Denoiser):
+    """Base of the neural denoisers: one training loop, pure batched ``denoise``, caching.
+
+    Parameters
+    ----------
+    config : {'ours', 'faithful'}
+        Training recipe: ``faithful`` is the seed report's (or paper's) optimizer, loss,
+        epochs and batch size; ``ours`` is our stronger default.
+    epochs, batch_size, lr : int, int, float, optional
+        Override the recipe.
+    max_seconds : float, optional
+        Wall-clock training budget; training stops after the batch that exceeds it.
+    patience : int, optional
+        Early-stopping patience in epochs (overrides the recipe).
+    val_fraction : float, optional
+        Held-out share of the training pairs (overrides the recipe, usually 0.1).
+    """
+
+    recipes: ClassVar[dict[str, Recipe]] = {"ours": Recipe(), "faithful": Recipe()}
+
+    def __init__(
+        self,
+        *,
+        config: str = "ours",
+        epochs: int | None = None,
+        batch_size: int | None = None,
+        lr: float | None = None,
+        max_seconds: float | None = None,
+        patience: int | None = None,
+        val_fraction: float | None = None,
+    ) -> None:
+        self.config = config
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.max_seconds = max_seconds
+        self.patience = patience
+        self.val_fraction = val_fraction
+
+    # -- what subclasses provide -------------------------------------------------------
+    def build(self, shape: tuple[int, int, int]) -> nn.Module:
+        """The untrained network for images of ``shape`` = (C, H, W)."""
+        raise TypeError(f"{type(self).__name__} must define build(shape)")
+
+    def _train(self, make_net: Callable[[int], nn.Module], noisy: Tensor, clean: Tensor, **kwargs: Any) -> TrainResult:
+        """Hook for multi-stage training (stacked_dae pretrains here); default: the loop."""
+        return train(make_net, noisy, clean, **kwargs)
+
+    # -- parameters ----------------------------------------------------------------------
+    def get_params(self) -> dict[str, Any]:
+        """Keyword-only constructor arguments of this class and its bases."""
+        params: dict[str, Any] = {}
+        for cls in reversed(type(self).__mro__):
+            if "__init__" in vars(cls) and issubclass(cls, NeuralDenoiser):
+                for key, p in inspect.signature(cls.__init__).parameters.items():
+                    if p.kind is p.KEYWORD_ONLY:
+                        params[key] = getattr(self, key)
+        return params
+
+    def recipe(self) -> Recipe:
+        """The training recipe: ``recipes[config]`` with this instance's overrides."""
+        if self.config not in self.recipes:
+            raise ValueError(f"{self.name} config {self.config!r} is unknown; expected one of: {', '.join(sorted(self.recipes))}")
+        return self.recipes[self.config].updated(
+            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, patience=self.patience, val_fraction=self.val_fraction
+        )
+
+    # -- fit / denoise ---------------------------------------------------------------------
+    def fit(self, noisy: Tensor, clean: Tensor, *, seed: int = 0, noise: Any = None) -> "NeuralDenoiser":
+        """Train on (noisy, clean) pairs on their device; with ``noise``, redraw inputs per batch."""
+        noisy, clean = _check_images("noisy", noisy), _check_images("clean", clean)
+        if noisy.shape != clean.shape or noisy.device != clean.device:
+            raise ValueError(f"noisy and clean must match in shape and device; got {tuple(noisy.shape)} on {noisy.device} and {tuple(clean.shape)} on {clean.device}")
+        shape = tuple(int(s) for s in clean.shape[1:])
+        recipe = self.recipe()
+        deadline = None if self.max_seconds is None else time.monotonic() + float(self.max_seconds)
+
+        def make_net(net_seed: int) -> nn.Module:
+            with seeded(net_seed, clean.device):
+                return self.build(shape)
+
+        with seeded(seed, clean.device):  # dropout draws from the global generator
+            result = self._train(make_net, noisy, clean, recipe=recipe, seed=seed, noise=noise, deadline=deadline)
+        self.net_, self.history_, self.training_, self.shape_ = result.net, result.history, result.info, list(shape)
+        return self
+
+    def _check_shape(self, images: Tensor) -> None:
+        """Networks with dense layers only take the C x H x W they were fitted on."""
+        shape = list(images.shape[1:])
+        fixed = any(isinstance(m, nn.Linear) for m in self.net_.modules())
+        if (fixed and shape != self.shape_) or shape[0] != self.shape_[0]:
+            want = "x".join(map(str, self.shape_ if fixed else self.shape_[:1] + ["H", "W"]))
+            raise ValueError(f"{self.name} was fitted on {want} images; got {'x'.join(map(str, shape))}")
+
+    def denoise(self, noisy: Tensor) -> Tensor:
+        """Denoised copy of ``noisy``: same shape and device, values in [0, 1]."""
+        self.check_fitted()
+        x = _check_images("noisy", noisy)
+        self._check_shape(x)
+        net = self._net_on(x.device)
+        out = torch.empty_like(x)
+        with torch.no_grad(), autocast(x.device):
+            for start in range(0, len(x), DENOISE_CHUNK):
+                chunk = net(to_layout(x[start : start + DENOISE_CHUNK]))
+                out[start : start + DENOISE_CHUNK] = chunk.float().clamp_(0.0, 1.0)
+        return out
+
+    def _net_on(self, device: torch.device) -> nn.Module:
+        first = next(self.net_.parameters())
+        if first.device != device:
+            self.net_.to(device)
+        return self.net_.eval()
+
+    def n_parameters(self) -> int:
+        """Learned parameters of the fitted network (before fit: built for 1 x 28 x 28)."""
+        if hasattr(self, "net_"):
+            net = self.net_
+        else:
+            with seeded(0, torch.device("cpu")):
+                net = self.build((1, 28, 28))
+        return sum(p.numel() for p in net.parameters())
+
+    # -- caching hooks used by the runner (models/checkpoint.py writes them to disk) ---------
+    def fitted_tensors(self) -> dict[str, Tensor]:
+        """The state dict as contiguous CPU tensors (what safetensors stores)."""
+        self.check_fitted()
+        return {k: v.detach().to("cpu").contiguous() for k, v in self.net_.state_dict().items()}
+
+    def fitted_state(self) -> dict[str, Any]:
+        """JSON-able record of the fit: parameters, image shape, history, training summary."""
+        self.check_fitted()
+        return {"name": self.name, "params": self.get_params(), "shape": self.shape_, "history": self.history_, "training": self.training_}
+
+    def load_fitted(self, tensors: dict[str, Tensor], state: dict[str, Any], device: Any = "cpu") -> "NeuralDenoiser":
+        """Rebuild the network for ``state['shape']`` and load ``tensors``; no training."""
+        device = torch.device(device)
+        shape = tuple(int(s) for s in state["shape"])
+        with seeded(0, device):
+            net = self.build(shape)
+        try:
+            net.load_state_dict(tensors)
+        except RuntimeError as error:
+            first = str(error).strip().splitlines()[0]
+            raise ValueError(f"{self.name}: cached weights do not fit {self!r}: {first}") from None
+        self.net_ = net.to(device).to(memory_format=torch.channels_last).eval()
+        self.history_, self.training_, self.shape_ = list(state.get("history", [])), dict(state.get("training", {})), list(shape)
+        return self
+
+
+class LatentInterpolation:
+    """``interpolate(a, b, steps)`` for autoencoders whose network has ``encode``/``decode``."""
+
+    def interpolate(self, a: Tensor, b: Tensor, steps: int = 8) -> Tensor:
+        """Decode ``steps`` points on the line between the codes of images ``a`` and ``b``.
+
+        ``a`` and ``b`` are C x H x W (or 1 x C x H x W) images on one device; the result is
+        ``steps x C x H x W``, from ``a``'s reconstruction to ``b``'s (seed 002).
+        """
+        self.check_fitted()
+        if steps < 2:
+            raise ValueError(f"interpolate steps {steps!r} is too small; expected an int >= 2")
+        pair = torch.stack([as_float_images(t.reshape(-1, *t.shape[-3:]))[0] for t in (a, b)])
+        self._check_shape(pair)
+        net = self._net_on(pair.device)
+        with torch.no_grad():
+            za, zb = net.encode(to_layout(pair)).float()
+            weights = torch.linspace(0.0, 1.0, steps, device=pair.device).view(-1, *[1] * za.ndim)
+            return net.decode(za + weights * (zb - za)).float().clamp_(0.0, 1.0)
