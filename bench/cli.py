@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench run | list | report | env``.
+"""Command line: ``python -m bench run | list | report | reproduce | env``.
 
 Bad input prints one line on stderr and exits 2 before anything runs; a run exits 0 when
 every cell is ok and 1 when some failed.
@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run a grid and write results/<grid>/leaderboard.csv")
-    run.add_argument("--grid", default="quick", help="smoke | quick | full | PATH.toml (default: quick)")
+    run.add_argument("--grid", default="quick", help="smoke | quick | full | seeds | PATH.toml (default: quick)")
     run.add_argument("--datasets", type=_names, help="comma-separated dataset names (narrows the grid)")
     run.add_argument("--noises", type=_names, help="comma-separated noise kinds")
     run.add_argument("--denoisers", type=_names, help="comma-separated denoiser names")
@@ -46,6 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="rebuild the CSVs and HTML of a run folder from its store")
     report.add_argument("run_dir", help="a folder written by 'run', e.g. results/quick")
     commands.add_parser("speed", help="throughput of metrics against scikit-image's per-image loop, as ratios")
+    reproduce = commands.add_parser("reproduce", help="re-run a seed report's experiments: results/seeds/SEED.csv, published vs ours")
+    reproduce.add_argument("report", help="000 | 001 | 002 | 003 | 004 | all")
+    reproduce.add_argument("--budget", default="quick", help="tiny (seconds) | quick (minutes on a CPU) | full (the report's protocol, a GPU); default quick")
+    reproduce.add_argument("--out", default="results", help="output folder; tables go to OUT/seeds/ (default: results/)")
+    reproduce.add_argument("--data-dir", help="folder with dataset files (else $BENCH_DATA_DIR, ~/.cache/denoise-bench, /usr/share/datasets)")
+    reproduce.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
+    reproduce.add_argument("--seed", type=int, default=0, help="base seed of every random draw (default: 0)")
     env = commands.add_parser("env", help="versions, device and where data was found")
     env.add_argument("--data-dir", help="also search this folder")
     return parser
@@ -55,6 +62,8 @@ def _command_run(args: argparse.Namespace) -> int:
     from bench.grids import resolve_grid
     from bench.runner import run_grid
 
+    if args.grid == "seeds":
+        return _run_seeds(args)
     grid = resolve_grid(args.grid, data_dir=args.data_dir)
     grid = grid.narrow(
         datasets=args.datasets, noises=args.noises, denoisers=args.denoisers,
@@ -74,6 +83,31 @@ def _command_run(args: argparse.Namespace) -> int:
     return summary.exit_code
 
 
+def _run_seeds(args: argparse.Namespace) -> int:
+    """``run --grid seeds``: every seed protocol, the full budget on CUDA and quick elsewhere."""
+    from bench.runner import resolve_device
+
+    budget = "full" if resolve_device(args.device).type == "cuda" else "quick"
+    print(f"grid seeds: every seed report's protocol, budget {budget} ('python -m bench reproduce all --budget ...' to choose) -> {args.out}/seeds/")
+    args = argparse.Namespace(report="all", budget=budget, out=args.out, data_dir=args.data_dir, device=args.device, seed=args.seed or 0)
+    return _command_reproduce(args)
+
+
+def _command_reproduce(args: argparse.Namespace) -> int:
+    import time
+
+    from bench.seeds import resolve_reports, run_all
+
+    start = time.perf_counter()
+    results = run_all(reports=resolve_reports(args.report), budget=args.budget, data_dir=args.data_dir, device=args.device,
+                      seed=args.seed, out_dir=args.out, log=print)  # fmt: skip
+    for report, result in results.items():
+        print(f"seed {report}: " + (f"failed: {result}" if isinstance(result, str) else f"{len(result)} rows -> {args.out}/seeds/{report}.csv"))
+    failed = sum(isinstance(r, str) for r in results.values())
+    print(f"done in {time.perf_counter() - start:.1f} s: {len(results) - failed} ok, {failed} failed")
+    return 1 if failed else 0
+
+
 def _command_list(args: argparse.Namespace) -> int:
     from bench.grids import NAMED_GRIDS
     from bench.registry import CLASSIFIERS, DATASETS, DENOISERS, NOISES
@@ -86,6 +120,7 @@ def _command_list(args: argparse.Namespace) -> int:
     print("grids:")
     for name, fn in NAMED_GRIDS.items():
         print(f"  {name:<22} {(fn.__doc__ or '').strip().splitlines()[0]}")
+    print(f"  {'seeds':<22} each seed report's experiments under its own protocol, published vs ours (python -m bench reproduce)")
     return 0
 
 
@@ -121,7 +156,10 @@ def _command_speed(args: argparse.Namespace) -> int:
     return speed_main()
 
 
-_COMMANDS = {"run": _command_run, "list": _command_list, "report": _command_report, "env": _command_env, "speed": _command_speed}
+_COMMANDS = {
+    "run": _command_run, "list": _command_list, "report": _command_report, "env": _command_env, "speed": _command_speed,
+    "reproduce": _command_reproduce,
+}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,9 +22,10 @@ import hashlib
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from bench import __version__
 from bench.noise import Noise
@@ -102,7 +103,7 @@ class Grid:
         _validate(self)
 
     @classmethod
-    def build(cls, *, noises: dict[str, list[float]], params: dict[str, dict] | None = None, **fields: Any) -> "Grid":
+    def build(cls, *, noises: dict[str, list[float]], params: dict[str, dict] | None = None, **fields: Any) -> Grid:
         """A Grid from plain lists and dicts (as in a TOML file)."""
         frozen_noises = tuple((kind, tuple(float(v) for v in levels)) for kind, levels in noises.items())
         tuples = {k: tuple(v) for k, v in fields.items() if isinstance(v, list)}
@@ -134,7 +135,7 @@ class Grid:
             return levels
         return (level,)
 
-    def narrow(self, *, datasets=None, noises=None, denoisers=None, levels=None, n_train=None, n_test=None, classifiers=None) -> "Grid":
+    def narrow(self, *, datasets=None, noises=None, denoisers=None, levels=None, n_train=None, n_test=None, classifiers=None) -> Grid:
         """A copy restricted to the given names/levels (each None keeps the grid's own)."""
         grid_noises = self.noises
         if noises is not None:

@@ -1,2 +1,9 @@
-"""Neural denoisers and classifiers; importing this package registers them."""
+"""Neural denoisers and classifiers; importing this package registers them.
+
+Denoisers: seed 000 (vgg16_ae, alexnet_ae, resnet18_ae), seed 001 (conv_ae_fmnist,
+cnn_denoiser_fmnist), seed 002 (conv_ae_small, conv_ae_deep), seed 003 (dense_dae,
+stacked_dae), seed 004 (bn_conv_ae), and dncnn and unet beyond the seeds.
+"""
+
 from models import classifiers, stacked_classifier  # noqa: F401  (registers the classifiers)
+from models import modern, seed000, seed001, seed002, seed003, seed004  # noqa: F401  (registers the denoisers)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import inspect
 import time
+from abc import abstractmethod
 from contextlib import contextmanager
 from typing import Any, Callable, ClassVar, Iterator
 
@@ -99,9 +100,9 @@ class NeuralDenoiser(Denoiser):
         self.val_fraction = val_fraction
 
     # -- what subclasses provide -------------------------------------------------------
+    @abstractmethod
     def build(self, shape: tuple[int, int, int]) -> nn.Module:
         """The untrained network for images of ``shape`` = (C, H, W)."""
-        raise TypeError(f"{type(self).__name__} must define build(shape)")
 
     def _train(self, make_net: Callable[[int], nn.Module], noisy: Tensor, clean: Tensor, **kwargs: Any) -> TrainResult:
         """Hook for multi-stage training (stacked_dae pretrains here); default: the loop."""

@@ -70,36 +70,42 @@ def check_training_data(images: Tensor, labels: Tensor, name: str) -> None:
 
 
 def fit_loop(
-    params: Iterable[nn.Parameter], batch_loss: Callable[[Tensor], Tensor], train_idx: Tensor, *,
-    epochs: int, batch_size: int, lr: float, generator: torch.Generator, max_seconds: float | None = None,
-    patience: int | None = None, val_loss: Callable[[], float] | None = None, state: nn.Module | None = None,
-) -> list[dict[str, float]]:  # fmt: skip
+    params: Iterable[nn.Parameter],
+    batch_loss: Callable[[Tensor], Tensor],
+    train_idx: Tensor,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    generator: torch.Generator,
+    max_seconds: float | None = None,
+    patience: int | None = None,
+    val_loss: Callable[[], float] | None = None,
+    state: nn.Module | None = None,
+) -> list[dict[str, float]]:
     """Minimise ``batch_loss(indices)`` over shuffled mini-batches of ``train_idx`` with Adam.
 
     After each epoch the score is ``val_loss()`` (or the epoch's mean training loss without
     one); ``state``'s best weights are restored at the end, and ``patience`` epochs without
     improvement stop early. ``max_seconds`` stops mid-epoch once spent. Returns per-epoch history.
     """
-    params = [p for p in params if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=lr)
-    device = train_idx.device
-    history, best, best_state, stale, start = [], math.inf, None, 0, time.perf_counter()
+    optimizer = torch.optim.Adam([p for p in params if p.requires_grad], lr=lr)
+    start = time.perf_counter()
+    deadline = math.inf if max_seconds is None else start + max_seconds
+    history, best, best_state, stale = [], math.inf, None, 0
     for epoch in range(epochs):
-        order = train_idx[torch.randperm(len(train_idx), generator=generator).to(device)]
-        total, count, out_of_time = 0.0, 0, False
-        for batch in order.split(batch_size):
-            optimizer.zero_grad(set_to_none=True)
-            loss = batch_loss(batch)
-            loss.backward()
-            optimizer.step()
-            total, count = total + loss.detach() * len(batch), count + len(batch)
-            out_of_time = max_seconds is not None and time.perf_counter() - start > max_seconds
-            if out_of_time:
-                break
-        train_loss = float(total) / max(count, 1)  # one device sync per epoch, not per batch
+        order = train_idx[torch.randperm(len(train_idx), generator=generator).to(train_idx.device)]
+        train_loss, out_of_time = _epoch(optimizer, batch_loss, order.split(batch_size), deadline)
         score = val_loss() if val_loss is not None else train_loss
-        history.append({"epoch": epoch + 1, "train_loss": train_loss, "val_loss": score if val_loss is not None else None,
-                        "seconds": time.perf_counter() - start})  # fmt: skip
+        seconds = time.perf_counter() - start
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "train_loss": train_loss,
+                "val_loss": score if val_loss is not None else None,
+                "seconds": seconds,
+            }
+        )
         if score < best:
             best, stale = score, 0
             best_state = {k: v.detach().clone() for k, v in state.state_dict().items()} if state is not None else None
@@ -110,6 +116,22 @@ def fit_loop(
     if best_state is not None:
         state.load_state_dict(best_state)
     return history
+
+
+def _epoch(
+    optimizer: torch.optim.Optimizer, batch_loss: Callable[[Tensor], Tensor], batches: Iterable[Tensor], deadline: float
+) -> tuple[float, bool]:
+    """One pass; returns the mean training loss and whether the deadline cut it short."""
+    total, count = 0.0, 0
+    for batch in batches:
+        optimizer.zero_grad(set_to_none=True)
+        loss = batch_loss(batch)
+        loss.backward()
+        optimizer.step()
+        total, count = total + loss.detach() * len(batch), count + len(batch)
+        if time.perf_counter() > deadline:
+            return float(total) / count, True
+    return float(total) / max(count, 1), False  # one device sync per epoch, not per batch
 
 
 class TorchClassifier(Classifier):
@@ -131,8 +153,16 @@ class TorchClassifier(Classifier):
         Epochs without a better validation loss before stopping (none without a validation split).
     """
 
-    def __init__(self, *, epochs: int = 20, batch_size: int = 128, lr: float = 1e-3, max_seconds: float | None = None,
-                 val_fraction: float = 0.1, patience: int = 3) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *,
+        epochs: int = 20,
+        batch_size: int = 128,
+        lr: float = 1e-3,
+        max_seconds: float | None = None,
+        val_fraction: float = 0.1,
+        patience: int = 3,
+    ) -> None:
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -171,9 +201,19 @@ class TorchClassifier(Classifier):
 
             net.train()
             # Without a validation split the training loss only says when to restore, never when to stop.
-            history = fit_loop(params, batch_loss, train, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
-                               generator=generator, max_seconds=seconds, patience=self.patience if len(val) else None,
-                               state=net, val_loss=(lambda: self._loss(net, images[val], labels[val])) if len(val) else None)  # fmt: skip
+            history = fit_loop(
+                params,
+                batch_loss,
+                train,
+                epochs=self.epochs,
+                batch_size=self.batch_size,
+                lr=self.lr,
+                generator=generator,
+                max_seconds=seconds,
+                patience=self.patience if len(val) else None,
+                state=net,
+                val_loss=(lambda: self._loss(net, images[val], labels[val])) if len(val) else None,
+            )
             recalibrate_batchnorm(net, images[train[:BATCHNORM_IMAGES]])
         self.net_, self.input_shape_, self.n_classes_, self.history_ = net.eval(), shape, n_classes, history
         return self

@@ -49,8 +49,15 @@ def _scale_widths(net: nn.Module, width: float, *, keep_input: nn.Conv2d) -> Non
         for name, child in parent.named_children():
             if isinstance(child, nn.Conv2d):
                 in_channels = child.in_channels if child is keep_input else _scaled(child.in_channels, width)
-                new = nn.Conv2d(in_channels, _scaled(child.out_channels, width), child.kernel_size, child.stride,
-                                child.padding, child.dilation, bias=child.bias is not None)  # fmt: skip
+                new = nn.Conv2d(
+                    in_channels,
+                    _scaled(child.out_channels, width),
+                    child.kernel_size,
+                    child.stride,
+                    child.padding,
+                    child.dilation,
+                    bias=child.bias is not None,
+                )
             elif isinstance(child, nn.BatchNorm2d):
                 new = nn.BatchNorm2d(_scaled(child.num_features, width))
             else:
@@ -81,10 +88,18 @@ def cnn_small_net(shape: Shape, n_classes: int, width: float) -> nn.Module:
     c1, c2, hidden = _scaled(32, width), _scaled(64, width), _scaled(128, width)
     flat = c2 * (shape[1] // 4) * (shape[2] // 4)
     return nn.Sequential(
-        nn.Conv2d(shape[0], c1, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-        nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(flat, hidden), nn.ReLU(inplace=True), nn.Dropout(0.25), nn.Linear(hidden, n_classes),
-    )  # fmt: skip
+        nn.Conv2d(shape[0], c1, 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(2),
+        nn.Conv2d(c1, c2, 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(flat, hidden),
+        nn.ReLU(inplace=True),
+        nn.Dropout(0.25),
+        nn.Linear(hidden, n_classes),
+    )
 
 
 def vgg16_net(shape: Shape, n_classes: int, width: float) -> nn.Module:
@@ -157,10 +172,25 @@ class ConvNetClassifier(TorchClassifier):
 
     builder: Callable[[Shape, int, float], nn.Module]
 
-    def __init__(self, *, width: float = 1.0, epochs: int = 20, batch_size: int = 128, lr: float = 1e-3,
-                 max_seconds: float | None = None, val_fraction: float = 0.1, patience: int = 3) -> None:  # fmt: skip
-        super().__init__(epochs=epochs, batch_size=batch_size, lr=lr, max_seconds=max_seconds,
-                         val_fraction=val_fraction, patience=patience)  # fmt: skip
+    def __init__(
+        self,
+        *,
+        width: float = 1.0,
+        epochs: int = 20,
+        batch_size: int = 128,
+        lr: float = 1e-3,
+        max_seconds: float | None = None,
+        val_fraction: float = 0.1,
+        patience: int = 3,
+    ) -> None:
+        super().__init__(
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            max_seconds=max_seconds,
+            val_fraction=val_fraction,
+            patience=patience,
+        )
         if not width > 0:
             raise ValueError(f"{self.name}: width must be a positive multiplier; got {width!r}")
         self.width = width
@@ -176,8 +206,12 @@ _QUICK = {"width": 0.25, "epochs": 3, "max_seconds": 10}
 _FULL = {"epochs": 30, "patience": 5}
 
 
-@CLASSIFIERS.register("cnn_small", source="seed 004 (classifier of the denoised images); Keras MNIST CNN",
-                      description="two conv/max-pool stages and a dense layer, Adam", test_params={**_TEST, "width": 0.25})  # fmt: skip
+@CLASSIFIERS.register(
+    "cnn_small",
+    source="seed 004 (classifier of the denoised images); Keras MNIST CNN",
+    description="two conv/max-pool stages and a dense layer, Adam",
+    test_params={**_TEST, "width": 0.25},
+)
 class CNNSmall(ConvNetClassifier):
     """Small CNN of seed 004: conv 32 - pool - conv 64 - pool - dense 128 - softmax."""
 
@@ -185,8 +219,12 @@ class CNNSmall(ConvNetClassifier):
     budgets = {"quick": {"epochs": 5, "max_seconds": 10}, "full": _FULL}
 
 
-@CLASSIFIERS.register("vgg16", source="seed 000 (VGG-16 on denoised MNIST); Simonyan & Zisserman 2015",
-                      description="torchvision VGG-16 (batch norm) adapted to 28x28/32x32", test_params=_TEST)  # fmt: skip
+@CLASSIFIERS.register(
+    "vgg16",
+    source="seed 000 (VGG-16 on denoised MNIST); Simonyan & Zisserman 2015",
+    description="torchvision VGG-16 (batch norm) adapted to 28x28/32x32",
+    test_params=_TEST,
+)
 class VGG16(ConvNetClassifier):
     """VGG-16 of seed 000 (99.08% 5-fold on MNIST); see ``vgg16_net`` for the adaptations."""
 
@@ -194,9 +232,12 @@ class VGG16(ConvNetClassifier):
     budgets = {"quick": _QUICK, "full": _FULL}
 
 
-@CLASSIFIERS.register("alexnet", source="seed 000 (AlexNet on denoised MNIST); Krizhevsky et al. 2012",
-                      description="torchvision AlexNet adapted to 28x28/32x32",
-                      test_params={**_TEST, "width": 0.125, "epochs": 12, "lr": 2e-3})  # no batch norm: slower to start  # fmt: skip
+@CLASSIFIERS.register(
+    "alexnet",
+    source="seed 000 (AlexNet on denoised MNIST); Krizhevsky et al. 2012",
+    description="torchvision AlexNet adapted to 28x28/32x32",
+    test_params={**_TEST, "width": 0.125, "epochs": 12, "lr": 2e-3},
+)  # no batch norm: slower to start
 class AlexNet(ConvNetClassifier):
     """AlexNet of seed 000 (89.00% there); see ``alexnet_net`` for the adaptations."""
 
@@ -204,8 +245,12 @@ class AlexNet(ConvNetClassifier):
     budgets = {"quick": _QUICK, "full": _FULL}
 
 
-@CLASSIFIERS.register("resnet18", source="seed 000 (ResNet-18 on denoised MNIST); He et al. 2016",
-                      description="torchvision ResNet-18 with a small-image stem", test_params=_TEST)  # fmt: skip
+@CLASSIFIERS.register(
+    "resnet18",
+    source="seed 000 (ResNet-18 on denoised MNIST); He et al. 2016",
+    description="torchvision ResNet-18 with a small-image stem",
+    test_params=_TEST,
+)
 class ResNet18(ConvNetClassifier):
     """ResNet-18 of seed 000 (99.29% there); see ``resnet18_net`` for the adaptations."""
 

@@ -45,35 +45,37 @@ class _PatchMatmul(torch.autograd.Function):
         return None, (patches.t() @ grad.contiguous()).t()
 
 
-def _patches(x: Tensor, k: int, ones: bool) -> Tensor:
-    """(N*H*W, C*k*k) im2col matrix of a 'same'-padded k x k window, plus a ones column for a bias."""
-    n, c, h, w = x.shape
-    r = k // 2
-    xp = F.pad(x, (r, r, r, r)).permute(0, 2, 3, 1)  # N, H+2r, W+2r, C
+def _patches(x: Tensor, k: int, pad: int, ones: bool) -> Tensor:
+    """(N*H'*W', C*k*k) im2col matrix of the k x k windows, plus a ones column for a bias."""
+    xp = F.pad(x, (pad, pad, pad, pad)).permute(0, 2, 3, 1)  # N, H+2p, W+2p, C
+    n, hp, wp, c = xp.shape
+    h, w = hp - k + 1, wp - k + 1
     cols = torch.stack([xp[:, i : i + h, j : j + w] for i in range(k) for j in range(k)], dim=-1)
     cols = cols.reshape(n * h * w, c * k * k)
     return torch.cat([cols, cols.new_ones(n * h * w, 1)], dim=1) if ones else cols
 
 
 class PatchConv2d(nn.Conv2d):
-    """``nn.Conv2d`` (stride 1, 'same' padding) that uses im2col on CPU for narrow inputs.
+    """``nn.Conv2d`` (stride 1; 'same' padding by default) that uses im2col on CPU for narrow inputs.
 
     Same parameters and state dict as ``nn.Conv2d``; on CUDA, or when ``in_channels * k * k``
     exceeds 32 columns, it is a plain convolution. The output is channels-last.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, *, bias: bool = True) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=bias)
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, *, padding: int | None = None, bias: bool = True) -> None:
+        padding = kernel_size // 2 if padding is None else padding
+        super().__init__(in_channels, out_channels, kernel_size, padding=padding, bias=bias)
 
     def forward(self, x: Tensor) -> Tensor:
         k = self.kernel_size[0]
         if x.is_cuda or x.requires_grad or self.in_channels * k * k > _PATCH_MAX_COLUMNS:
             return super().forward(x)
-        n, _, h, w = x.shape
+        pad = self.padding[0]
+        n, h, w = x.shape[0], x.shape[2] + 2 * pad - k + 1, x.shape[3] + 2 * pad - k + 1
         weight = self.weight.reshape(self.out_channels, -1)
         if self.bias is not None:
             weight = torch.cat([weight, self.bias[:, None]], dim=1)
-        out = _PatchMatmul.apply(_patches(x.float(), k, self.bias is not None), weight)
+        out = _PatchMatmul.apply(_patches(x.float(), k, pad, self.bias is not None), weight)
         return out.view(n, h, w, self.out_channels).permute(0, 3, 1, 2)
 
 

@@ -85,12 +85,30 @@ class StackedAESoftmax(TorchClassifier):
         "full": {"pretrain_epochs": 10, "epochs": 50, "patience": 5},
     }
 
-    def __init__(self, *, hidden: tuple[int, ...] = (500, 300, 100), finetune: str = "full", labels_per_class: int | None = None,
-                 mask_level: float = 0.2, pretrain_epochs: int = 10, pretrain_lr: float = 1e-3, epochs: int = 50,
-                 batch_size: int = 128, lr: float = 1e-3, max_seconds: float | None = None, val_fraction: float = 0.1,
-                 patience: int = 3) -> None:  # fmt: skip
-        super().__init__(epochs=epochs, batch_size=batch_size, lr=lr, max_seconds=max_seconds,
-                         val_fraction=val_fraction, patience=patience)  # fmt: skip
+    def __init__(
+        self,
+        *,
+        hidden: tuple[int, ...] = (500, 300, 100),
+        finetune: str = "full",
+        labels_per_class: int | None = None,
+        mask_level: float = 0.2,
+        pretrain_epochs: int = 10,
+        pretrain_lr: float = 1e-3,
+        epochs: int = 50,
+        batch_size: int = 128,
+        lr: float = 1e-3,
+        max_seconds: float | None = None,
+        val_fraction: float = 0.1,
+        patience: int = 3,
+    ) -> None:
+        super().__init__(
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            max_seconds=max_seconds,
+            val_fraction=val_fraction,
+            patience=patience,
+        )
         if finetune not in FINETUNE_MODES:
             raise ValueError(f"finetune {finetune!r} is unknown; expected one of: {', '.join(FINETUNE_MODES)}")
         if labels_per_class is not None and not (isinstance(labels_per_class, int) and labels_per_class >= 1):
@@ -139,8 +157,16 @@ class StackedAESoftmax(TorchClassifier):
                     return nn.functional.mse_loss(out.float(), clean)
 
                 params = [*layer.parameters(), *decoder.parameters()]
-                fit_loop(params, batch_loss, torch.arange(len(codes), device=device), epochs=self.pretrain_epochs,
-                         batch_size=self.batch_size, lr=self.pretrain_lr, generator=generator, max_seconds=budget)  # fmt: skip
+                fit_loop(
+                    params,
+                    batch_loss,
+                    torch.arange(len(codes), device=device),
+                    epochs=self.pretrain_epochs,
+                    batch_size=self.batch_size,
+                    lr=self.pretrain_lr,
+                    generator=generator,
+                    max_seconds=budget,
+                )
                 with torch.no_grad(), autocast(device):
                     codes = torch.cat([layer(chunk).float() for chunk in codes.split(EVAL_BATCH)])
 
@@ -183,8 +209,12 @@ def _variant(name: str, description: str, fixed: dict[str, Any], defaults: dict[
         k: {p: v for p, v in b.items() if p not in defaults} for k, b in StackedAESoftmax.budgets.items()
     }
     test = {**_TEST_PARAMS, "epochs": 100} if defaults else _TEST_PARAMS
-    CLASSIFIERS.register(name, source="seed 003 (Ogety): frozen pretrained encoder, softmax layer only", description=description,
-                         test_params=test)(factory)  # fmt: skip
+    CLASSIFIERS.register(
+        name,
+        source="seed 003 (Ogety): frozen pretrained encoder, softmax layer only",
+        description=description,
+        test_params=test,
+    )(factory)
 
 
 # Few-label training sees 10-50 images: one batch an epoch, so it needs many more epochs.

@@ -9,12 +9,13 @@ wall-clock time. ``val_loss`` is always the validation MSE per pixel, whatever t
 training loss, so learning curves of different recipes compare.
 
 Collapse: trained with MSE, an autoencoder with a sigmoid or ReLU output can settle on a
-constant (often all-black) image. After each epoch (once half the planned steps or 100
-steps have run) ``collapse_reason`` checks the validation outputs: output variance below
-1e-3 of the targets' variance, or an almost black output whose MSE is within 5% of the
-mean of x^2. The first time it fires, training restarts from a fresh initialisation
-(another seed) at 0.3x the learning rate; every detection is recorded in ``info["collapse"]``
-and ``info["collapsed"]`` tells whether the final model is still collapsed.
+constant (often all-black) image. After each epoch ``collapse_reason`` checks the
+validation outputs: output variance below 1e-3 of the targets' variance, or an almost
+black output whose MSE is within 5% of the mean of x^2. Once 100 optimizer steps have run
+(before that every network looks constant), the first detection restarts training from a
+fresh initialisation (another seed) at 0.3x the learning rate with a full epoch budget;
+every acted-on detection is recorded in ``info["collapse"]``, and ``info["collapsed"]``
+holds the last epoch's diagnosis (None when the outputs look alive).
 
 CPU speed (2-core EPYC, conv_ae_fmnist, batch 128): a plain PyTorch port ran ~110 s per
 60,000-image epoch. The time went to oneDNN's weight gradient of the 1-channel first
@@ -40,7 +41,9 @@ __all__ = ["Recipe", "TrainResult", "train", "collapse_reason", "autocast", "to_
 
 LOSSES = ("mse", "half_sse", "bce", "l1")
 OPTIMIZERS = ("adam", "adamw", "sgd", "adadelta")
-SCHEDULES = ("constant", "cosine")
+SCHEDULES = ("constant", "cosine", "step")
+#: Optimizer steps before a collapsed-looking model is acted upon.
+COLLAPSE_MIN_STEPS = 100
 
 
 @dataclass(frozen=True)
@@ -54,8 +57,9 @@ class Recipe:
     loss : {'mse', 'half_sse', 'bce', 'l1'}
         ``half_sse`` is 0.5 * squared error summed over pixels, averaged over images.
     epochs, batch_size : int
-    schedule : {'constant', 'cosine'}
-        Cosine decays to 1% of ``lr`` over the planned steps (or the time budget, if sooner).
+    schedule : {'constant', 'cosine', 'step'}
+        Progress runs over the planned steps (or the time budget, if sooner): cosine decays
+        to 1% of ``lr``; step divides it by 10 after 60% (DnCNN's epoch 30 of 50).
     weight_decay, momentum : float
     patience : int or None
         Epochs without validation improvement before stopping; None trains all epochs.
@@ -195,6 +199,8 @@ class _Trainer:
         if self.deadline is not None:
             elapsed, budget = time.monotonic() - self.schedule_time, self.deadline - self.schedule_time
             progress = max(progress, elapsed / max(1e-9, budget))
+        if self.recipe.schedule == "step":
+            return 1.0 if progress < 0.6 else 0.1
         return 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
     def out_of_time(self) -> bool:
@@ -225,7 +231,7 @@ class _Trainer:
 
     @torch.no_grad()
     def validate(self, net: nn.Module) -> tuple[float, str | None]:
-        """Validation MSE and, once enough steps have run, a collapse diagnosis."""
+        """Validation MSE and a collapse diagnosis (None when the outputs look alive)."""
         net.eval()
         sums = torch.zeros(4, dtype=torch.float64, device=self.device)  # sq error, pred, pred^2, target^2
         targets = self.clean[self.val_idx]
@@ -234,10 +240,7 @@ class _Trainer:
                 out = net(to_layout(inputs)).float()
             sums += torch.stack([(out - target).pow(2).sum(), out.sum(), out.pow(2).sum(), target.pow(2).sum()]).double()
         count = targets.numel()
-        sq_err, p_sum, p_sq, t_sq = (sums / count).tolist()
-        mse = sq_err
-        if self.step < min(100, self.planned_steps // 2):
-            return mse, None
+        mse, p_sum, p_sq, t_sq = (sums / count).tolist()
         t_mean = float(targets.mean())
         return mse, collapse_reason(p_sum, p_sq - p_sum**2, t_sq, t_sq - t_mean**2, mse)
 
@@ -284,7 +287,7 @@ def train(
     net, lr = _init(make_net, seed, run.device), recipe.lr
     optimizer = _optimizer(recipe, net.parameters(), lr)
     history: list[dict[str, Any]] = []
-    info: dict[str, Any] = {"collapse": [], "restarted": False, "collapsed": False, "stopped": "epochs", "recipe": asdict(recipe)}
+    info: dict[str, Any] = {"collapse": [], "restarted": False, "collapsed": None, "stopped": "epochs", "recipe": asdict(recipe)}
     best, epoch, last_epoch = _Best(), 0, recipe.epochs
     while epoch < last_epoch:
         epoch += 1
@@ -293,10 +296,11 @@ def train(
         val_loss, collapse = run.validate(net)
         row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "seconds": time.perf_counter() - tic}
         history.append(row | ({"stage": stage} if stage else {}))
-        info["collapsed"] = collapse is not None
-        if collapse is not None:
+        info["collapsed"] = collapse  # the diagnosis of the last epoch (None: alive)
+        act = collapse is not None and run.step >= COLLAPSE_MIN_STEPS  # a few steps in, every net looks constant
+        if act:
             info["collapse"].append({"epoch": epoch, "reason": collapse, "action": "none" if info["restarted"] else "restart"})
-        if collapse is not None and not info["restarted"]:
+        if act and not info["restarted"]:
             # Fresh start from another seed at a lower learning rate, once, with a full epoch budget.
             info["restarted"], lr, best, last_epoch = True, lr * 0.3, _Best(), epoch + recipe.epochs
             net = _init(make_net, derive_seed(seed, "collapse restart"), run.device)

@@ -4,9 +4,9 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from conftest import make_idx_dataset, write_idx
 
 from bench import data
-from conftest import make_idx_dataset, write_idx
 
 
 def test_reads_gzipped_and_plain_idx(tmp_path):

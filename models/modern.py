@@ -1,0 +1,140 @@
+"""Beyond the seeds: DnCNN (residual learning, Zhang et al. 2017) and a small residual U-Net.
+
+Both predict the noise-free image as ``x + f(x)`` (DnCNN as ``x - noise(x)``), so an
+untrained network starts at the identity and training learns only the correction; this
+is what makes them the strongest entries.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from models.base import NeuralDenoiser, register
+from models.layers import PatchConv2d, UpConv2d, conv_block, crop_to, pad_to
+from models.training import Recipe
+
+__all__ = ["DnCNNNet", "ResidualUNetNet", "DnCNN", "UNet"]
+
+
+class DnCNNNet(nn.Module):
+    """DnCNN: conv+ReLU, (depth-2) x (conv+BN+ReLU), conv; the body predicts the noise.
+
+    Zhang, Zuo, Chen, Meng, Zhang, "Beyond a Gaussian Denoiser: Residual Learning of Deep
+    CNN for Image Denoising", IEEE TIP 2017 (depth 17, 64 filters for blind Gaussian).
+    """
+
+    def __init__(self, channels: int, depth: int = 17, width: int = 64) -> None:
+        super().__init__()
+        if depth < 3:
+            raise ValueError(f"dncnn depth {depth!r} is too small; expected an int >= 3")
+        layers: list[nn.Module] = [PatchConv2d(channels, width), nn.ReLU()]
+        layers += [conv_block(width, width) for _ in range(depth - 2)]
+        layers.append(nn.Conv2d(width, channels, 3, padding=1))
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x - self.body(x)
+
+
+def _double_conv(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(conv_block(cin, cout), conv_block(cout, cout))
+
+
+class ResidualUNetNet(nn.Module):
+    """U-Net with ``levels`` resolutions (filters ``width * 2**level``), max-pool down,
+    nearest-upsampling + 3x3 conv up (``UpConv2d``), skip concatenation, two conv-BN-ReLU per
+    level, a 1x1 head and a global residual: output = x + head(features).
+
+    Sides are replicate-padded to a multiple of ``2**(levels-1)`` and cropped back.
+    """
+
+    def __init__(self, channels: int, width: int = 32, levels: int = 3) -> None:
+        super().__init__()
+        if levels < 1:
+            raise ValueError(f"unet levels {levels!r} is too small; expected an int >= 1")
+        widths = [width * 2**i for i in range(levels)]
+        self.down = nn.ModuleList(_double_conv(a, b) for a, b in zip([channels, *widths], widths))
+        self.up = nn.ModuleList(UpConv2d(widths[i + 1], widths[i]) for i in range(levels - 1))
+        self.merge = nn.ModuleList(_double_conv(2 * widths[i], widths[i]) for i in range(levels - 1))
+        self.head = nn.Conv2d(width, channels, 1)
+        self.step = 2 ** (levels - 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h, w = x.shape[-2:]
+        y = pad_to(x, -(-h // self.step) * self.step, -(-w // self.step) * self.step)
+        skips = []
+        for i, block in enumerate(self.down):
+            y = block(y if i == 0 else F.max_pool2d(y, 2))
+            skips.append(y)
+        for i in reversed(range(len(self.up))):
+            y = self.merge[i](torch.cat([F.relu(self.up[i](y)), skips[i]], dim=1))
+        return x + crop_to(self.head(y), h, w)
+
+
+@register(
+    "dncnn",
+    source="Zhang et al. 2017 (DnCNN, IEEE TIP): residual learning with batch norm",
+    description="DnCNN: 17 conv layers (64 filters, BN, ReLU) predicting the noise, residual output",
+    test_params={"epochs": 1, "batch_size": 32, "depth": 3, "width": 8},
+)
+class DnCNN(NeuralDenoiser):
+    """DnCNN (Zhang et al. 2017), one of the two strongest entries.
+
+    Parameters
+    ----------
+    depth : int
+        Convolution layers (17 in the paper).
+    width : int
+        Filters per layer (64 in the paper).
+
+    ``config='faithful'``: the paper's Adam (lr 1e-3, divided by 10 after 60% of training:
+    epochs 30 of 50), batch 128, MSE, 50 epochs, on whole images instead of 40x40 patches.
+    ``config='ours'``: Adam 2e-3 with cosine decay, MSE, 30 epochs, batch 64, patience 5.
+    """
+
+    recipes = {
+        "faithful": Recipe(optimizer="adam", lr=1e-3, loss="mse", schedule="step", epochs=50, batch_size=128, patience=None, note="Zhang et al. 2017"),
+        "ours": Recipe(optimizer="adam", lr=2e-3, loss="mse", schedule="cosine", epochs=30, batch_size=64, patience=5),
+    }
+
+    def __init__(self, *, depth: int = 17, width: int = 64, **common) -> None:
+        super().__init__(**common)
+        self.depth = depth
+        self.width = width
+
+    def build(self, shape: tuple[int, int, int]) -> nn.Module:
+        return DnCNNNet(shape[0], self.depth, self.width)
+
+
+@register(
+    "unet",
+    source="Ronneberger et al. 2015 (U-Net), with a global residual; our configuration",
+    description="small residual U-Net (32-64-128 filters, BN, skip connections), output = x + correction",
+    test_params={"epochs": 1, "batch_size": 32, "width": 4, "levels": 2},
+)
+class UNet(NeuralDenoiser):
+    """A small residual U-Net, the other strongest entry, and the cheaper of the two on a CPU
+    (most of its work is at 1/2 and 1/4 resolution).
+
+    Parameters
+    ----------
+    width : int
+        Filters at full resolution (doubled per level).
+    levels : int
+        Resolutions (3: 28, 14, 7).
+
+    ``config='ours'`` (default): Adam 2e-3 with cosine decay, MSE, 30 epochs, batch 64,
+    patience 5. ``config='faithful'`` has no source to be faithful to: it is DnCNN's recipe.
+    """
+
+    recipes = {"faithful": DnCNN.recipes["faithful"], "ours": DnCNN.recipes["ours"]}
+
+    def __init__(self, *, width: int = 32, levels: int = 3, **common) -> None:
+        super().__init__(**common)
+        self.width = width
+        self.levels = levels
+
+    def build(self, shape: tuple[int, int, int]) -> nn.Module:
+        return ResidualUNetNet(shape[0], self.width, self.levels)

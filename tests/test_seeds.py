@@ -1,0 +1,203 @@
+"""Seed-report protocols: registration, the helpers they rely on, tiny real runs and the CLI hooks."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from bench.cli import main
+from bench.registry import CLASSIFIERS, DENOISERS
+from bench.seeds import PROTOCOLS, resolve_reports, run
+from bench.seeds.common import COLUMNS, bisect, psnr_of_mse
+from bench.seeds.s003 import possible_accuracy
+
+REPORTS = ["000", "001", "002", "003", "004"]
+
+
+def _missing(*names: str) -> list[str]:
+    return [n for n in names if n not in DENOISERS and n not in CLASSIFIERS]
+
+
+def test_every_seed_report_has_a_protocol():
+    assert PROTOCOLS.names() == REPORTS
+    assert resolve_reports("all") == REPORTS
+    for report in REPORTS:
+        entry = PROTOCOLS.entry(report)
+        assert entry.source.startswith(f"seeds/{report}_") and entry.description
+        assert set(entry.factory.datasets) <= {"mnist", "fashion-mnist"}  # cifar10 is optional (seed 002)
+    with pytest.raises(ValueError, match="unknown seed report '999'; expected one of: 000, 001, 002, 003, 004, all"):
+        resolve_reports("999")
+
+
+def test_svm_accuracy_impossible_on_500_test_images():
+    # Seed 003 prints 84.32% on "500 testing samples": 0.8432 * 500 = 421.6 images.
+    assert not possible_accuracy(84.32, 500)
+    assert possible_accuracy(84.32, 10000) and possible_accuracy(84.32, 2500)
+    assert possible_accuracy(85.80, 500) and possible_accuracy(76.40, 500) and possible_accuracy(78.0, 500)
+    assert not possible_accuracy(50.30, 500) and possible_accuracy(50.30, 1000)
+    assert possible_accuracy(33.33, 3) and not possible_accuracy(33.34, 3)  # 1/3 prints as 33.33
+    with pytest.raises(ValueError, match="n must be a positive number of test images"):
+        possible_accuracy(50.0, 0)
+
+
+def test_bisection_finds_a_known_root():
+    def decreasing(x: float) -> float:  # like accuracy against sigma: 13.68 at x = ln(100 / 13.68)
+        return 100.0 * math.exp(-x)
+
+    x, history = bisect(decreasing, 13.68, 0.3, 3.0, iterations=40)
+    assert x == pytest.approx(math.log(100 / 13.68), abs=1e-9)
+    assert len(history) == 42 and history[0]["x"] == 0.3 and history[1]["x"] == 3.0
+    x, history = bisect(lambda v: v**3, 8.0, 0.0, 5.0, iterations=6, tol=0.5)  # increasing; stops once within tol
+    assert abs(x**3 - 8.0) <= 0.5 and len(history) < 8
+    assert bisect(decreasing, 1.0, 0.3, 3.0, iterations=5)[0] == 3.0  # target out of reach: the nearer end
+    with pytest.raises(ValueError, match="bisect needs lo < hi"):
+        bisect(decreasing, 1.0, 3.0, 0.3, iterations=5)
+
+
+def test_psnr_implied_by_a_published_mse():
+    assert psnr_of_mse(0.01255) == pytest.approx(19.013, abs=1e-3)
+    assert psnr_of_mse(0.0) == pytest.approx(100.0)
+
+
+def test_reproduce_unknown_report_exits_2_with_one_line():
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "reproduce", "999"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: unknown seed report '999'") and done.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["001", "--budget", "huge"], "budget 'huge' is unknown; expected one of: tiny, quick, full"),
+        (
+            ["004", "--data-dir", "/nonexistent"],
+            "seed 004 needs the mnist dataset, not found on the data path; pass --data-dir DIR",
+        ),
+        (["all", "--data-dir", "/nonexistent"], "seed 000 needs the mnist dataset"),
+    ],
+)
+def test_reproduce_bad_input_exits_2_before_running(tmp_path, capsys, monkeypatch, args, message):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("BENCH_DATA_DIR", raising=False)
+    assert main(["reproduce", *args, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}") and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_run_grid_seeds_dispatches_to_every_protocol(tmp_path, capsys, monkeypatch):
+    calls = []
+
+    def fake_run_all(**kwargs):
+        calls.append(kwargs)
+        return {report: pd.DataFrame({"published": [1.0], "ours": [1.0]}) for report in kwargs["reports"]}
+
+    monkeypatch.setattr("bench.seeds.run_all", fake_run_all)
+    assert main(["run", "--grid", "seeds", "--device", "cpu", "--out", str(tmp_path)]) == 0
+    assert calls[0]["reports"] == REPORTS and calls[0]["budget"] == "quick" and calls[0]["out_dir"] == str(tmp_path)
+    printed = capsys.readouterr().out
+    assert "grid seeds" in printed and "seed 004: 1 rows" in printed
+    assert main(["list"]) == 0 and "  seeds " in capsys.readouterr().out
+
+
+# --- tiny runs on real data ---------------------------------------------------------------
+
+
+def _tiny(report: str, data_dir, out_dir) -> tuple[pd.DataFrame, list[str]]:
+    lines: list[str] = []
+    frame = run(report, budget="tiny", data_dir=data_dir, device="cpu", out_dir=out_dir, log=lines.append)
+    return frame, lines
+
+
+@pytest.fixture(scope="module")
+def seed001(real_data_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("seeds001")
+    return _tiny("001", real_data_dir, out), out
+
+
+@pytest.fixture(scope="module")
+def seed004(real_data_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("seeds004")
+    return _tiny("004", real_data_dir, out), out
+
+
+def _check_written(frame: pd.DataFrame, lines: list[str], out, report: str) -> pd.DataFrame:
+    """The CSV on disk equals the returned table, has the agreed columns, and each experiment logged once."""
+    on_disk = pd.read_csv(out / "seeds" / f"{report}.csv", dtype={"seed": str})
+    assert list(on_disk.columns) == COLUMNS and set(on_disk.seed) == {report}
+    assert len(on_disk) == len(frame) and not list(out.glob("seeds/*.tmp"))
+    assert len(lines) == on_disk.experiment.nunique() and all(line.startswith(f"[{report}] ") for line in lines)
+    detail = json.loads((out / "seeds" / f"{report}.json").read_text())
+    assert detail["seed"] == report and detail["budget"] == "tiny"
+    ran = on_disk[~on_disk.protocol_note.str.startswith("not run")]
+    assert len(ran) and ran.ours.map(math.isfinite).all(), ran[~ran.ours.map(math.isfinite)]
+    return on_disk
+
+
+def _published(table: pd.DataFrame, experiment: str, metric: str) -> list[float]:
+    return table[(table.experiment == experiment) & (table.metric == metric)].published.tolist()
+
+
+def test_seed001_tiny_run_writes_published_vs_ours(seed001):
+    (frame, lines), out = seed001
+    table = _check_written(frame, lines, out, "001")
+    text = (out / "seeds" / "001.csv").read_text()
+    for number in ("0.0182373", "0.01255", "0.0187", "0.0132", "19.01"):
+        assert f",{number}," in text
+    median = table[table.experiment == "median (tuned window)"]
+    assert set(median.metric) >= {"test_mse", "test_psnr_db", "test_psnr_of_mean_mse_db"}
+    assert median.protocol_note.str.contains("the median (beats|does not beat) it by").any()
+
+
+@pytest.mark.skipif(
+    bool(_missing("conv_ae_fmnist", "cnn_denoiser_fmnist")),
+    reason=f"seed 001 models not registered yet: {_missing('conv_ae_fmnist', 'cnn_denoiser_fmnist')}",
+)
+def test_seed001_tiny_run_scores_both_models(seed001):
+    (frame, _), _ = seed001
+    assert _published(frame, "conv_ae_fmnist (ours)", "val_mse") == [0.01255]
+    assert _published(frame, "conv_ae_fmnist (ours)", "train_mse") == [0.0182373]
+    assert _published(frame, "cnn_denoiser_fmnist (ours)", "val_mse") == [0.0132]
+    assert not frame.protocol_note.str.startswith("not run").any()
+
+
+def test_seed004_tiny_run_writes_published_vs_ours(seed004):
+    (frame, lines), out = seed004
+    table = _check_written(frame, lines, out, "004")
+    assert _published(table, "cnn_small on clean test images", "accuracy_clean_pct") == [98.25]
+    sigma = float(table[table.metric == "sigma"].ours.iloc[0])
+    assert 0.3 <= sigma <= 3.0
+    assert _published(table, f"sigma {sigma:g} (calibrated): noisy input", "accuracy_noisy_pct") == [13.68]
+    assert "claim check" in set(table.experiment)
+    detail = json.loads((out / "seeds" / "004.json").read_text())
+    assert detail["calibration"]["target"] == 13.68 and len(detail["calibration"]["evaluations"]) >= 3
+
+
+@pytest.mark.skipif(
+    bool(_missing("bn_conv_ae", "dncnn")),
+    reason=f"seed 004 denoisers not registered yet: {_missing('bn_conv_ae', 'dncnn')}",
+)
+def test_seed004_tiny_run_denoises_with_the_report_model(seed004):
+    (frame, _), _ = seed004
+    sigma = float(frame[frame.metric == "sigma"].ours.iloc[0])
+    assert _published(frame, f"sigma {sigma:g} (calibrated): bn_conv_ae", "accuracy_denoised_pct") == [96.10]
+    assert not frame.protocol_note.str.startswith("not run").any()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("report", ["002", "003"])
+def test_other_protocols_tiny(report, real_data_dir, tmp_path):
+    frame, lines = _tiny(report, real_data_dir, tmp_path)
+    table = _check_written(frame, lines, tmp_path, report)
+    if report == "003":
+        svm = table[table.experiment == "SVM rbf C=5 gamma=0.05"]
+        assert svm.published.tolist() == [84.32] and "cannot have used 500" in svm.protocol_note.iloc[0]
+    else:
+        assert (tmp_path / "seeds" / "002_interpolation.png").stat().st_size > 1000
