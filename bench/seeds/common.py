@@ -33,7 +33,7 @@ from bench.registry import CLASSIFIERS, DENOISERS, Registry
 __all__ = [
     "BUDGETS", "COLUMNS", "Reproduction", "Experiment", "settings", "check_budget", "load_dataset", "has_dataset",
     "split", "noisy", "model_params", "fit_denoiser", "fit_classifier", "image_scores", "percent",
-    "bisect", "psnr_of_mse", "missing_models",
+    "bisect", "psnr_of_mse", "missing_models", "fit_note",
 ]  # fmt: skip
 
 #: ``tiny`` is for tests (seconds), ``quick`` for a 2-core CPU (minutes), ``full`` for a GPU.
@@ -122,7 +122,7 @@ class Reproduction:
 
     @contextmanager
     def experiment(self, name: str) -> Iterator[Experiment]:
-        """Time a block that adds rows; log one line when it finishes."""
+        """Time a block that adds rows; log one line and rewrite the outputs when it finishes."""
         exp, start = Experiment(name), time.perf_counter()
         yield exp
         seconds = time.perf_counter() - start
@@ -134,6 +134,7 @@ class Reproduction:
             for r in exp.rows
         ]
         self.log(f"[{self.report}] {name}: {'; '.join(parts) or 'no rows'} ({seconds:.1f} s)")
+        self.write()  # after every experiment: a run that dies later keeps what it measured
 
     def skip(self, name: str, published: dict[str, float | None], reason: str, *, n_test: int | None = None) -> None:
         """Rows with an empty 'ours' and ``reason`` as the note, for an experiment that cannot run here."""
@@ -217,6 +218,22 @@ def noisy(clean: Tensor, kind: str, level: float, *, seed: int, dataset: str, sp
     return Noise(kind, level).apply(clean, seed=derive_seed(seed, dataset, split, kind, float(level)))
 
 
+def fit_note(budget: str, n_train: int, fit: dict[str, Any]) -> str:
+    """What a reduced budget changed, for a row's note ('' for the full budget).
+
+    >>> fit_note("quick", 8000, {"batch_size": 32, "max_seconds": 45})
+    '; quick budget: 8000 training pairs, batch 32, fit capped at 45 s'
+    """
+    if budget == "full":
+        return ""
+    parts = [f"{n_train} training pairs"]
+    if "batch_size" in fit:
+        parts.append(f"batch {fit['batch_size']}")
+    if fit.get("max_seconds"):
+        parts.append(f"fit capped at {fit['max_seconds']} s")
+    return f"; {budget} budget: " + ", ".join(parts)
+
+
 def missing_models(registry: Registry, *names: str) -> list[str]:
     """The names among ``names`` not (yet) registered."""
     return [name for name in names if name not in registry]
@@ -233,7 +250,7 @@ def model_params(registry: Registry, name: str, budget: str, **overrides: Any) -
     base = dict(entry.test_params) if budget == "tiny" else dict(getattr(entry.factory, "budgets", {}).get(budget, {}))
     accepted = set(registry.create(name, **base).get_params())
     dropped = sorted(k for k in overrides if k not in accepted)
-    base.update({k: v for k, v in overrides.items() if k in accepted and v is not None})
+    base.update({k: v for k, v in overrides.items() if k in accepted})
     return base, dropped
 
 

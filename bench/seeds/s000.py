@@ -29,6 +29,7 @@ from bench.seeds import protocol
 from bench.seeds.common import (
     Reproduction,
     fit_classifier,
+    fit_note,
     load_dataset,
     missing_models,
     model_params,
@@ -48,13 +49,20 @@ VGG_FOLDS = (99.042, 99.133, 99.083, 99.342, 99.117)
 K_FOLDS = 5
 
 SETTINGS = {
-    "tiny": {"n_train": 256, "n_clf_train": 1000, "n_test": 200, "n_cv": 200, "max_seconds": 3, "clf_overrides": {}},
+    "tiny": {
+        "n_train": 256,
+        "n_clf_train": 1000,
+        "n_test": 200,
+        "n_cv": 200,
+        "fit": {"max_seconds": 3},
+        "clf_overrides": {},
+    },
     "quick": {
         "n_train": 4000,
         "n_clf_train": 10000,
         "n_test": 1000,
         "n_cv": 2000,
-        "max_seconds": 40,
+        "fit": {"max_seconds": 40, "batch_size": 32},
         "clf_overrides": {},
     },
     "full": {
@@ -62,7 +70,7 @@ SETTINGS = {
         "n_clf_train": None,
         "n_test": None,
         "n_cv": None,
-        "max_seconds": None,
+        "fit": {},
         "clf_overrides": {},
     },
 }
@@ -92,11 +100,7 @@ def run(*, budget: str, data_dir: Any, device: Any, seed: int, out_dir: Any, log
         "n_clf_train": len(clf_x),
         "n_test": len(test_x),
     }
-    budget_note = (
-        ""
-        if budget == "full"
-        else f"; {budget} budget: {len(train_x)} training pairs, fit capped at {cfg.max_seconds} s"
-    )
+    budget_note = fit_note(budget, len(train_x), cfg.fit)
     for (ae, clf), published in PAIRS.items():
         denoised = _pair(repro, cfg, ae, clf, published, train, test, test_y, clf_x, clf_y, budget_note)
         if clf == "vgg16":
@@ -128,7 +132,7 @@ def _pair(
         return None
     config = "faithful" if repro.budget == "full" else "ours"
     with repro.experiment(f"{ae} -> {clf}") as exp:
-        fitted = train_and_score(repro, ae, train, test, tag=config, config=config, max_seconds=cfg.max_seconds)
+        fitted = train_and_score(repro, ae, train, test, tag=config, config=config, **cfg.fit)
         accuracy = percent(classifier, fitted.denoised, test_y)
         note = f"{ae} ({config} recipe{budget_note}) denoises impulse 0.25; {clf} trained on clean images classifies"
         exp.add("accuracy_denoised_pct", published, accuracy, n_test=n_test, note=f"Table 2; {note}")

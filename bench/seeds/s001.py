@@ -28,6 +28,7 @@ from bench.seeds import protocol
 from bench.seeds.common import (
     Experiment,
     Reproduction,
+    fit_note,
     image_scores,
     load_dataset,
     missing_models,
@@ -43,9 +44,9 @@ NOISE = ("salt_pepper", 0.1)
 PUBLISHED = {"conv_ae_fmnist": (0.0182373, 0.01255), "cnn_denoiser_fmnist": (0.0187, 0.0132)}
 
 SETTINGS = {
-    "tiny": {"n_train": 256, "n_test": 200, "configs": ("ours",), "max_seconds": 4},
-    "quick": {"n_train": 8000, "n_test": 2000, "configs": ("ours",), "max_seconds": 45},
-    "full": {"n_train": None, "n_test": None, "configs": ("faithful", "ours"), "max_seconds": None},
+    "tiny": {"n_train": 256, "n_test": 200, "configs": ("ours",), "fit": {"max_seconds": 4}},
+    "quick": {"n_train": 8000, "n_test": 2000, "configs": ("ours",), "fit": {"max_seconds": 45, "batch_size": 32}},
+    "full": {"n_train": None, "n_test": None, "configs": ("faithful", "ours"), "fit": {}},
 }
 _CONFIG_NOTE = {
     "faithful": "the report's recipe (Adam, MSE, batch 2048, 1000 epochs for the AE / 600 for the CNN, 20% validation), fixed noisy pairs",
@@ -87,11 +88,7 @@ def run(*, budget: str, data_dir: Any, device: Any, seed: int, out_dir: Any, log
     noisy_train = noisy(train_x, *NOISE, seed=seed, dataset=ds.name, split="train")
     test = (noisy(test_x, *NOISE, seed=seed, dataset=ds.name, split="test"), test_x)
     n_test = len(test_x)
-    budget_note = (
-        ""
-        if budget == "full"
-        else f"; {budget} budget: {len(train_x)} training images, fit capped at {cfg.max_seconds} s"
-    )
+    budget_note = fit_note(budget, len(train_x), cfg.fit)
     repro.extra["settings"] = {**vars(cfg), "noise": NOISE, "n_train": len(train_x), "n_test": n_test}
 
     with repro.experiment("noisy input (no denoising)") as exp:
@@ -106,7 +103,7 @@ def run(*, budget: str, data_dir: Any, device: Any, seed: int, out_dir: Any, log
             noise = TrainingNoise(*NOISE) if config == "ours" else None
             with repro.experiment(f"{name} ({config})") as exp:
                 fitted = train_and_score(repro, name, (noisy_train, train_x), test, noise=noise, tag=config,
-                                         config=config, max_seconds=cfg.max_seconds)  # fmt: skip
+                                         config=config, **cfg.fit)  # fmt: skip
                 _curve_rows(exp, fitted.model, published, config, budget_note)
                 _test_rows(exp, fitted.scores, n_test, f"{_CONFIG_NOTE[config]}{budget_note}")
     _median(repro, (noisy_train, train_x), test, n_test)

@@ -28,6 +28,7 @@ from bench.registry import DENOISERS
 from bench.seeds import protocol
 from bench.seeds.common import (
     Reproduction,
+    fit_note,
     has_dataset,
     image_scores,
     load_dataset,
@@ -44,9 +45,9 @@ STEPS = 8
 PNG = "002_interpolation.png"
 
 SETTINGS = {
-    "tiny": {"n_train": 256, "n_test": 100, "max_seconds": 3},
-    "quick": {"n_train": 5000, "n_test": 1000, "max_seconds": 30},
-    "full": {"n_train": None, "n_test": None, "max_seconds": None},
+    "tiny": {"n_train": 256, "n_test": 100, "fit": {"max_seconds": 3}},
+    "quick": {"n_train": 5000, "n_test": 1000, "fit": {"max_seconds": 30, "batch_size": 32}},
+    "full": {"n_train": None, "n_test": None, "fit": {}},
 }
 
 
@@ -72,9 +73,7 @@ def run(*, budget: str, data_dir: Any, device: Any, seed: int, out_dir: Any, log
 
 def _fit(repro: Reproduction, cfg, model: str, ds_name: str, train: tuple, test: tuple, tag: str, noise: Any):
     config = "faithful" if repro.budget == "full" else "ours"
-    return train_and_score(
-        repro, model, train, test, noise=noise, tag=f"{ds_name} {tag}", config=config, max_seconds=cfg.max_seconds
-    )
+    return train_and_score(repro, model, train, test, noise=noise, tag=f"{ds_name} {tag}", config=config, **cfg.fit)
 
 
 def _dataset(repro: Reproduction, cfg, name: str) -> Any:
@@ -83,14 +82,7 @@ def _dataset(repro: Reproduction, cfg, name: str) -> Any:
     train_x, _, test_x, _ = split(ds, n_train=cfg.n_train, n_test=cfg.n_test, device=repro.device, seed=repro.seed)
     train = (noisy(train_x, *NOISE, seed=repro.seed, dataset=name, split="train"), train_x)
     test = (noisy(test_x, *NOISE, seed=repro.seed, dataset=name, split="test"), test_x)
-    n_test, budget_note = (
-        len(test_x),
-        (
-            ""
-            if repro.budget == "full"
-            else f"; {repro.budget} budget: {len(train_x)} training pairs, fit capped at {cfg.max_seconds} s"
-        ),
-    )
+    n_test, budget_note = len(test_x), fit_note(repro.budget, len(train_x), cfg.fit)
     with repro.experiment(f"{name}: noisy input") as exp:
         scores = image_scores(test[0], test_x)
         exp.add(

@@ -54,7 +54,7 @@ SVM_PUBLISHED, STACKED_PUBLISHED, OUR_TARGET = 84.32, 76.40, 85.0
 #: 0.75 s a step for 1000 hidden units on one CPU core, the quick budget takes 40.
 SETTINGS = {
     "tiny": {"n_train": 300, "n_test": 300, "lrs": (0.1, 0.5), "sweep_hidden": (16,), "hidden_sweep": (16, 64), "noise_hidden": 16,
-             "test_levels": (0.2, 0.7), "table1": (0.1,), "dae_iterations": 2, "dae_seconds": 2, "clf": {}},
+             "test_levels": (0.2, 0.7), "table1": (0.1,), "dae_iterations": 2, "dae_seconds": 2, "clf": {"epochs": 5, "pretrain_epochs": 1}},
     "quick": {"n_train": 5000, "n_test": None, "lrs": (0.1, 0.2, 0.3, 0.4, 0.5), "sweep_hidden": (100,), "hidden_sweep": (100, 300, 1000),
               "noise_hidden": 100, "test_levels": TEST_LEVELS, "table1": tuple(TABLE1), "dae_iterations": 40, "dae_seconds": 40,
               "clf": {"max_seconds": 8}},

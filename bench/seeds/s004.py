@@ -26,6 +26,7 @@ from bench.seeds.common import (
     Reproduction,
     bisect,
     fit_classifier,
+    fit_note,
     load_dataset,
     missing_models,
     noisy,
@@ -43,12 +44,12 @@ SECOND_SIGMA = 0.5
 CLASSIFIER = "cnn_small"
 
 SETTINGS = {
-    "tiny": {"n_clf_train": 2000, "n_train": 256, "n_test": 300, "n_calib": 300, "iterations": 4,
-             "denoisers": (REPORT_MODEL, "dncnn", "median"), "max_seconds": 3, "clf_overrides": {}},
+    "tiny": {"n_clf_train": 1000, "n_train": 256, "n_test": 300, "n_calib": 300, "iterations": 4,
+             "denoisers": (REPORT_MODEL, "unet", "median"), "fit": {"max_seconds": 3}, "clf_overrides": {"epochs": 3}},
     "quick": {"n_clf_train": 20000, "n_train": 4000, "n_test": 2000, "n_calib": 2000, "iterations": 7,
-              "denoisers": (REPORT_MODEL, "dncnn", "median"), "max_seconds": 30, "clf_overrides": {"max_seconds": 30}},
+              "denoisers": (REPORT_MODEL, "unet", "median"), "fit": {"max_seconds": 30, "batch_size": 32}, "clf_overrides": {"max_seconds": 60}},
     "full": {"n_clf_train": None, "n_train": None, "n_test": None, "n_calib": 10000, "iterations": 10,
-             "denoisers": (REPORT_MODEL, "dncnn", "unet", "median"), "max_seconds": None, "clf_overrides": {"epochs": 30}},
+             "denoisers": (REPORT_MODEL, "dncnn", "unet", "median"), "fit": {}, "clf_overrides": {"epochs": 30}},
 }  # fmt: skip
 
 
@@ -61,18 +62,13 @@ def _calibrate(repro: Reproduction, classifier: Any, test_x, test_y, cfg) -> flo
             classifier, noisy(images, "gaussian", sigma, seed=repro.seed, dataset="mnist", split="test"), labels
         )
 
-    sigma, history = bisect(accuracy_at, PUBLISHED["noisy"], *SIGMA_BRACKET, iterations=cfg.iterations, tol=0.1)
-    sigma = round(sigma, 3)  # the value written in the table is the value used
-    repro.extra["calibration"] = {
-        "target": PUBLISHED["noisy"],
-        "bracket": SIGMA_BRACKET,
-        "n_images": len(images),
-        "evaluations": history,
-    }
     with repro.experiment("sigma calibration") as exp:
+        sigma, history = bisect(accuracy_at, PUBLISHED["noisy"], *SIGMA_BRACKET, iterations=cfg.iterations, tol=0.1)
+        sigma = round(sigma, 3)  # the value written in the table is the value used
         exp.add("sigma", None, sigma, n_test=len(images),
                 note=f"report gives no sigma; bisection on [{SIGMA_BRACKET[0]}, {SIGMA_BRACKET[1]}], {len(history)} evaluations, "
                      f"clipped gaussian noise, target noisy accuracy {PUBLISHED['noisy']}% for {CLASSIFIER} trained on clean images")  # fmt: skip
+    repro.extra["calibration"] = {"target": PUBLISHED["noisy"], "bracket": SIGMA_BRACKET, "n_images": len(images), "evaluations": history}
     return sigma
 
 
@@ -97,11 +93,7 @@ def _denoisers(
             continue
         config = "faithful" if repro.budget == "full" and name == REPORT_MODEL else "ours"
         noise = TrainingNoise("gaussian", sigma) if config == "ours" else None
-        budget_note = (
-            ""
-            if repro.budget == "full"
-            else f"; {repro.budget} budget: {len(train[0])} training pairs, fit capped at {cfg.max_seconds} s"
-        )
+        budget_note = fit_note(repro.budget, len(train[0]), cfg.fit)
         with repro.experiment(f"{label}: {name}") as exp:
             fitted = train_and_score(
                 repro,
@@ -111,7 +103,7 @@ def _denoisers(
                 noise=noise,
                 tag=f"sigma {sigma:g}",
                 config=config,
-                max_seconds=cfg.max_seconds,
+                **cfg.fit,
             )
             results[name] = percent(classifier, fitted.denoised, test_y)
             how = (
