@@ -5,5 +5,5 @@ cnn_denoiser_fmnist), seed 002 (conv_ae_small, conv_ae_deep), seed 003 (dense_da
 stacked_dae), seed 004 (bn_conv_ae), and dncnn and unet beyond the seeds.
 """
 
-from models import classifiers, stacked_classifier  # noqa: F401  (registers the classifiers)
-from models import modern, seed000, seed001, seed002, seed003, seed004  # noqa: F401  (registers the denoisers)
+# Importing a module registers its entries: classifiers, then denoisers.
+from models import classifiers, modern, seed000, seed001, seed002, seed003, seed004, stacked_classifier  # noqa: F401

@@ -49,7 +49,13 @@ def save_fitted(model: Any, path: str | Path) -> Path:
     weights, sidecar = checkpoint_paths(path)
     weights.parent.mkdir(parents=True, exist_ok=True)
     save_file(model.fitted_tensors(), str(weights))
-    record = {"format": FORMAT, "name": model.name, "params": model.get_params(), "state": model.fitted_state(), "sha256": _sha256(weights)}
+    record = {
+        "format": FORMAT,
+        "name": model.name,
+        "params": model.get_params(),
+        "state": model.fitted_state(),
+        "sha256": _sha256(weights),
+    }
     sidecar.write_text(json.dumps(record, indent=1, allow_nan=False))
     return weights
 

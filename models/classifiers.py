@@ -129,7 +129,8 @@ def alexnet_net(shape: Shape, n_classes: int, width: float) -> nn.Module:
     Changes: the 11x11 stride-4 first conv becomes 3x3 stride 1 on ``shape[0]`` channels (the
     original maps 224 pixels to 55; on 28 it would leave nothing for the three max-pools,
     which stay: 28 -> 13 -> 6 -> 2); the 6x6 adaptive pool becomes 2x2; the 4096-unit
-    head becomes 1024 units (x ``width``). Seed 000 instead upscaled MNIST to 224x224.
+    head becomes 1024 units (x ``width``); He initialisation. Seed 000 instead upscaled
+    MNIST to 224x224.
     """
     from torchvision.models import alexnet
 
@@ -139,7 +140,14 @@ def alexnet_net(shape: Shape, n_classes: int, width: float) -> nn.Module:
     _scale_widths(net.features, width, keep_input=net.features[0])
     net.avgpool = nn.AdaptiveAvgPool2d(2)
     net.classifier = _mlp_head(_scaled(256, width) * 4, _scaled(1024, width), n_classes, dropout_first=True)
-    return _materialize(net)
+    _materialize(net)
+    # He initialisation: with PyTorch's default one this network, which has no batch norm, sits
+    # at chance level for hundreds of Adam steps (measured: 9% on MNIST after 10 s, 71% with He).
+    for module in net.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+            nn.init.zeros_(module.bias)
+    return net
 
 
 def resnet18_net(shape: Shape, n_classes: int, width: float) -> nn.Module:
@@ -202,7 +210,8 @@ class ConvNetClassifier(TorchClassifier):
 
 
 _TEST = {"width": 0.0625, "epochs": 8, "batch_size": 20}
-_QUICK = {"width": 0.25, "epochs": 3, "max_seconds": 10}
+# Quick grid: ~1,000 training images and a 10-second cap, so many short epochs of small batches.
+_QUICK = {"width": 0.25, "epochs": 50, "batch_size": 32, "max_seconds": 10}
 _FULL = {"epochs": 30, "patience": 5}
 
 
@@ -216,7 +225,7 @@ class CNNSmall(ConvNetClassifier):
     """Small CNN of seed 004: conv 32 - pool - conv 64 - pool - dense 128 - softmax."""
 
     name, builder = "cnn_small", staticmethod(cnn_small_net)
-    budgets = {"quick": {"epochs": 5, "max_seconds": 10}, "full": _FULL}
+    budgets = {"quick": {"epochs": 50, "batch_size": 32, "max_seconds": 10}, "full": _FULL}
 
 
 @CLASSIFIERS.register(
@@ -236,13 +245,14 @@ class VGG16(ConvNetClassifier):
     "alexnet",
     source="seed 000 (AlexNet on denoised MNIST); Krizhevsky et al. 2012",
     description="torchvision AlexNet adapted to 28x28/32x32",
-    test_params={**_TEST, "width": 0.125, "epochs": 12, "lr": 2e-3},
-)  # no batch norm: slower to start
+    test_params={**_TEST, "lr": 2e-3},
+)
 class AlexNet(ConvNetClassifier):
     """AlexNet of seed 000 (89.00% there); see ``alexnet_net`` for the adaptations."""
 
     name, builder = "alexnet", staticmethod(alexnet_net)
-    budgets = {"quick": _QUICK, "full": _FULL}
+    # Without batch norm Adam at 1e-3 overshoots early on (29% vs 71% after 10 s on MNIST at 3e-4).
+    budgets = {"quick": {**_QUICK, "lr": 3e-4}, "full": {**_FULL, "lr": 3e-4}}
 
 
 @CLASSIFIERS.register(

@@ -62,7 +62,15 @@ class PatchConv2d(nn.Conv2d):
     exceeds 32 columns, it is a plain convolution. The output is channels-last.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, *, padding: int | None = None, bias: bool = True) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        *,
+        padding: int | None = None,
+        bias: bool = True,
+    ) -> None:
         padding = kernel_size // 2 if padding is None else padding
         super().__init__(in_channels, out_channels, kernel_size, padding=padding, bias=bias)
 

@@ -95,7 +95,16 @@ class DnCNN(NeuralDenoiser):
     """
 
     recipes = {
-        "faithful": Recipe(optimizer="adam", lr=1e-3, loss="mse", schedule="step", epochs=50, batch_size=128, patience=None, note="Zhang et al. 2017"),
+        "faithful": Recipe(
+            optimizer="adam",
+            lr=1e-3,
+            loss="mse",
+            schedule="step",
+            epochs=50,
+            batch_size=128,
+            patience=None,
+            note="Zhang et al. 2017",
+        ),
         "ours": Recipe(optimizer="adam", lr=2e-3, loss="mse", schedule="cosine", epochs=30, batch_size=64, patience=5),
     }
 
@@ -112,7 +121,7 @@ class DnCNN(NeuralDenoiser):
     "unet",
     source="Ronneberger et al. 2015 (U-Net), with a global residual; our configuration",
     description="small residual U-Net (32-64-128 filters, BN, skip connections), output = x + correction",
-    test_params={"epochs": 1, "batch_size": 32, "width": 4, "levels": 2},
+    test_params={"epochs": 1, "batch_size": 32, "width": 8, "levels": 2},
 )
 class UNet(NeuralDenoiser):
     """A small residual U-Net, the other strongest entry, and the cheaper of the two on a CPU

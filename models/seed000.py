@@ -23,14 +23,18 @@ __all__ = ["VGG16AENet", "AlexNetAENet", "ResNet18AENet", "VGG16AE", "AlexNetAE"
 
 
 def _scaled(n: int, width: float) -> int:
-    return max(4, round(n * width))
+    return max(8, round(n * width))
 
 
 def _relu_convs(cin: int, outs: list[int], *, up: bool) -> nn.Sequential:
     """3x3 'same' convolutions with ReLUs; with ``up`` the first one is an UpConv2d (2x upsampling)."""
     layers: list[nn.Module] = []
     for i, cout in enumerate(outs):
-        conv = UpConv2d(cin, cout) if up and i == 0 else (PatchConv2d(cin, cout) if cin <= 3 else nn.Conv2d(cin, cout, 3, padding=1))
+        conv = (
+            UpConv2d(cin, cout)
+            if up and i == 0
+            else (PatchConv2d(cin, cout) if cin <= 3 else nn.Conv2d(cin, cout, 3, padding=1))
+        )
         layers += [conv, nn.ReLU()]
         cin = cout
     return nn.Sequential(*layers)
@@ -129,14 +133,23 @@ class BasicBlock(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
-            nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
+            nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(),
+            nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+            nn.BatchNorm2d(cout),
         )
+        self.stride = stride
         projection = stride != 1 or cin != cout
-        self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout)) if projection else nn.Identity()
+        self.shortcut = (
+            nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout)) if projection else nn.Identity()
+        )
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.relu(self.body(x) + self.shortcut(x))
+        # A strided 1x1 convolution is a subsampling then a 1x1 convolution. Written that way
+        # because torch 2.14's CPU 1x1 stride-2 convolution on channels-last input with fewer
+        # than 8 channels corrupts the heap.
+        return F.relu(self.body(x) + self.shortcut(x[:, :, :: self.stride, :: self.stride]))
 
 
 class ResNet18AENet(nn.Module):
@@ -144,8 +157,11 @@ class ResNet18AENet(nn.Module):
     blocks, 64-128-256-512, global average pool -> 1x1x512 as in the report), mirrored decoder:
     a transposed convolution back to the last stage's size, then per stage two basic blocks
     and a nearest 2x upsampling, a 3x3 convolution to C channels and a sigmoid.
-    The report's final 1x5 kernel (a size fix) is replaced by cropping.
+    The report's final 1x5 kernel (a size fix) is replaced by cropping. The transposed
+    convolution's kernel is the bottleneck size, so the network is built for one H x W.
     """
+
+    fixed_size = True
 
     def __init__(self, shape: tuple[int, int, int], width: float = 1.0) -> None:
         super().__init__()
@@ -158,9 +174,13 @@ class ResNet18AENet(nn.Module):
             cin = cout
         self.encoder = nn.ModuleList(stages)
         bottom = (math.ceil(h / 8), math.ceil(w / 8))
-        self.expand = nn.Sequential(nn.ConvTranspose2d(ch[3], ch[3], bottom, bias=False), nn.BatchNorm2d(ch[3]), nn.ReLU())
+        self.expand = nn.Sequential(
+            nn.ConvTranspose2d(ch[3], ch[3], bottom, bias=False), nn.BatchNorm2d(ch[3]), nn.ReLU()
+        )
         outs = [ch[3], ch[2], ch[1], ch[0]]
-        self.decoder = nn.ModuleList(nn.Sequential(BasicBlock(a, b), BasicBlock(b, b)) for a, b in zip([ch[3], *outs], outs))
+        self.decoder = nn.ModuleList(
+            nn.Sequential(BasicBlock(a, b), BasicBlock(b, b)) for a, b in zip([ch[3], *outs], outs)
+        )
         self.head = nn.Sequential(nn.Conv2d(ch[0], c, 3, padding=1), nn.Sigmoid())
 
     def forward(self, x: Tensor) -> Tensor:
@@ -178,7 +198,9 @@ class ResNet18AENet(nn.Module):
 # cross-entropy (the Keras blog it cites; lr 1.0 was Keras' default then) and names
 # neither for VGG: all three use that pairing.
 def _faithful(epochs: int, **extra) -> Recipe:
-    return Recipe(optimizer="adadelta", lr=1.0, loss="bce", epochs=epochs, batch_size=128, patience=None, note="seed 000", **extra)
+    return Recipe(
+        optimizer="adadelta", lr=1.0, loss="bce", epochs=epochs, batch_size=128, patience=None, note="seed 000", **extra
+    )
 
 
 _OURS = Recipe(optimizer="adam", lr=1e-3, loss="mse", schedule="cosine", epochs=20, batch_size=128, patience=5)
@@ -238,7 +260,9 @@ class AlexNetAE(_WidthDenoiser):
 
     def build(self, shape: tuple[int, int, int]) -> nn.Module:
         if self.resize is not None and self.resize < 64:
-            raise ValueError(f"alexnet_ae resize {self.resize!r} is too small; expected None or >= 64 (the report used 224)")
+            raise ValueError(
+                f"alexnet_ae resize {self.resize!r} is too small; expected None or >= 64 (the report used 224)"
+            )
         return AlexNetAENet(shape[0], self.width, self.resize)
 
 

@@ -82,9 +82,16 @@ def cnn_denoiser_net(shape: tuple[int, int, int], *, dropout: float = 0.2, hidde
         return [conv, nn.Tanh(), *([nn.MaxPool2d(2)] if pool else []), nn.BatchNorm2d(cout), nn.Dropout(dropout)]
 
     return nn.Sequential(
-        *stage(c, 32, True), *stage(32, 64, True), *stage(64, 128, False), *stage(128, 128, False)[:-1],
-        nn.Flatten(), nn.Dropout(dropout), nn.Linear(128 * side_h * side_w, hidden), nn.Dropout(dropout),
-        nn.Linear(hidden, c * h * w), nn.Unflatten(1, (c, h, w)),
+        *stage(c, 32, True),
+        *stage(32, 64, True),
+        *stage(64, 128, False),
+        *stage(128, 128, False)[:-1],
+        nn.Flatten(),
+        nn.Dropout(dropout),
+        nn.Linear(128 * side_h * side_w, hidden),
+        nn.Dropout(dropout),
+        nn.Linear(hidden, c * h * w),
+        nn.Unflatten(1, (c, h, w)),
     )
 
 
@@ -146,4 +153,3 @@ class CNNDenoiserFashionMNIST(NeuralDenoiser):
 
     def build(self, shape: tuple[int, int, int]) -> nn.Module:
         return cnn_denoiser_net(shape, dropout=self.dropout)
-

@@ -28,7 +28,11 @@ def _down(cin: int, cout: int, stride: int) -> list[nn.Module]:
 
 def _up(cin: int, cout: int, stride: int) -> list[nn.Module]:
     extra = {"output_padding": 1} if stride == 2 else {}
-    return [nn.ConvTranspose2d(cin, cout, 3, stride=stride, padding=1, **extra), nn.LeakyReLU(0.2), nn.BatchNorm2d(cout)]
+    return [
+        nn.ConvTranspose2d(cin, cout, 3, stride=stride, padding=1, **extra),
+        nn.LeakyReLU(0.2),
+        nn.BatchNorm2d(cout),
+    ]
 
 
 class KerasTutorialAENet(nn.Module):
@@ -47,7 +51,14 @@ class KerasTutorialAENet(nn.Module):
         1 = the tutorial; 2 adds a stride-1 convolution to every stage (the deep variant).
     """
 
-    def __init__(self, shape: tuple[int, int, int], *, filters: tuple[int, ...] = (32, 64), latent: int = 16, convs_per_stage: int = 1) -> None:
+    def __init__(
+        self,
+        shape: tuple[int, int, int],
+        *,
+        filters: tuple[int, ...] = (32, 64),
+        latent: int = 16,
+        convs_per_stage: int = 1,
+    ) -> None:
         super().__init__()
         c, self.height, self.width = shape
         step = 2 ** len(filters)
@@ -75,7 +86,15 @@ class KerasTutorialAENet(nn.Module):
         return self.decode(self.encode(x))
 
 
-_FAITHFUL = Recipe(optimizer="adam", lr=1e-3, loss="mse", epochs=25, batch_size=32, patience=None, note="PyImageSearch denoising autoencoder (seed 002 ref. [7])")
+_FAITHFUL = Recipe(
+    optimizer="adam",
+    lr=1e-3,
+    loss="mse",
+    epochs=25,
+    batch_size=32,
+    patience=None,
+    note="PyImageSearch denoising autoencoder (seed 002 ref. [7])",
+)
 _OURS = Recipe(optimizer="adam", lr=2e-3, loss="mse", schedule="cosine", epochs=30, batch_size=128, patience=5)
 
 

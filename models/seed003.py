@@ -13,7 +13,8 @@ autoencoders), which is the closest denoising reading.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -58,7 +59,15 @@ def dense_ae_net(shape: tuple[int, int, int], sizes: tuple[int, ...]) -> DenseAE
 
 
 # 500 iterations of full-batch gradient descent (lr 0.1) on 5,000 images, cost 0.5 * squared error.
-_FAITHFUL = Recipe(optimizer="sgd", lr=0.1, loss="half_sse", epochs=500, batch_size=5000, patience=None, note="seed 003: GD lr 0.1, 500 iterations, 5000 samples")
+_FAITHFUL = Recipe(
+    optimizer="sgd",
+    lr=0.1,
+    loss="half_sse",
+    epochs=500,
+    batch_size=5000,
+    patience=None,
+    note="seed 003: GD lr 0.1, 500 iterations, 5000 samples",
+)
 _OURS = Recipe(optimizer="adam", lr=1e-3, loss="mse", schedule="cosine", epochs=30, batch_size=128, patience=5)
 
 
@@ -122,9 +131,11 @@ class StackedDAE(LatentInterpolation, NeuralDenoiser):
 
     recipes = {"faithful": _FAITHFUL, "ours": _OURS}
 
-    def __init__(self, *, sizes: tuple[int, ...] = (500, 300, 100), pretrain_epochs: int | None = None, **common) -> None:
+    def __init__(
+        self, *, sizes: tuple[int, ...] = (500, 300, 100), pretrain_epochs: int | None = None, **common
+    ) -> None:
         super().__init__(**common)
-        self.sizes = sizes
+        self.sizes = tuple(sizes)  # a JSON list comes back as the same tuple
         self.pretrain_epochs = pretrain_epochs
 
     def build(self, shape: tuple[int, int, int]) -> nn.Module:

@@ -26,10 +26,15 @@ class BNConvAENet(nn.Module):
 
     def __init__(self, channels: int, width: int = 32) -> None:
         super().__init__()
-        self.encoder = nn.Sequential(conv_block(channels, width), nn.MaxPool2d(2), conv_block(width, 2 * width), nn.MaxPool2d(2))
+        self.encoder = nn.Sequential(
+            conv_block(channels, width), nn.MaxPool2d(2), conv_block(width, 2 * width), nn.MaxPool2d(2)
+        )
         self.decoder = nn.Sequential(
-            nn.ConvTranspose2d(2 * width, width, 2, stride=2, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
-            nn.ConvTranspose2d(width, channels, 2, stride=2), nn.ReLU(),
+            nn.ConvTranspose2d(2 * width, width, 2, stride=2, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+            nn.ConvTranspose2d(width, channels, 2, stride=2),
+            nn.ReLU(),
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -57,7 +62,9 @@ class BNConvAE(NeuralDenoiser):
     """
 
     recipes = {
-        "faithful": Recipe(optimizer="adam", lr=1e-3, loss="mse", epochs=100, batch_size=100, patience=None, note="seed 004"),
+        "faithful": Recipe(
+            optimizer="adam", lr=1e-3, loss="mse", epochs=100, batch_size=100, patience=None, note="seed 004"
+        ),
         "ours": Recipe(optimizer="adam", lr=2e-3, loss="mse", schedule="cosine", epochs=30, batch_size=128, patience=5),
     }
 

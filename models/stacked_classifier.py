@@ -81,7 +81,7 @@ class StackedAESoftmax(TorchClassifier):
 
     name = "stacked_ae_softmax"
     budgets = {
-        "quick": {"pretrain_epochs": 2, "epochs": 5, "max_seconds": 10},
+        "quick": {"pretrain_epochs": 10, "epochs": 100, "batch_size": 32, "max_seconds": 10},
         "full": {"pretrain_epochs": 10, "epochs": 50, "patience": 5},
     }
 
@@ -145,30 +145,35 @@ class StackedAESoftmax(TorchClassifier):
         with seeded(_draw_seed(generator), device):  # decoders and masks: independent of n_classes
             masks = torch.Generator(device=device).manual_seed(_draw_seed(generator))
             for layer in encoder:
-                decoder = nn.Sequential(nn.Linear(layer[0].out_features, layer[0].in_features), nn.Sigmoid()).to(device)
-
-                def batch_loss(
-                    idx: Tensor, layer: nn.Module = layer, decoder: nn.Module = decoder, codes: Tensor = codes
-                ) -> Tensor:
-                    clean = codes[idx]
-                    keep = torch.rand(clean.shape, generator=masks, device=device) >= self.mask_level
-                    with autocast(device):
-                        out = decoder(layer(clean * keep))
-                    return nn.functional.mse_loss(out.float(), clean)
-
-                params = [*layer.parameters(), *decoder.parameters()]
-                fit_loop(
-                    params,
-                    batch_loss,
-                    torch.arange(len(codes), device=device),
-                    epochs=self.pretrain_epochs,
-                    batch_size=self.batch_size,
-                    lr=self.pretrain_lr,
-                    generator=generator,
-                    max_seconds=budget,
-                )
+                self._pretrain_layer(layer, codes, masks, generator, budget)
                 with torch.no_grad(), autocast(device):
                     codes = torch.cat([layer(chunk).float() for chunk in codes.split(EVAL_BATCH)])
+
+    def _pretrain_layer(
+        self, layer: nn.Module, codes: Tensor, masks: torch.Generator, generator: torch.Generator, budget: float | None
+    ) -> None:
+        """Train ``layer`` and a throwaway decoder to restore ``codes`` from masked copies."""
+        device = codes.device
+        decoder = nn.Sequential(nn.Linear(layer[0].out_features, layer[0].in_features), nn.Sigmoid()).to(device)
+
+        def batch_loss(idx: Tensor) -> Tensor:
+            clean = codes[idx]
+            keep = torch.rand(clean.shape, generator=masks, device=device) >= self.mask_level
+            with autocast(device):
+                out = decoder(layer(clean * keep))
+            return nn.functional.mse_loss(out.float(), clean)
+
+        params = [*layer.parameters(), *decoder.parameters()]
+        fit_loop(
+            params,
+            batch_loss,
+            torch.arange(len(codes), device=device),
+            epochs=self.pretrain_epochs,
+            batch_size=self.batch_size,
+            lr=self.pretrain_lr,
+            generator=generator,
+            max_seconds=budget,
+        )
 
     def _prepare(
         self, net: nn.Module, images: Tensor, labels: Tensor, generator: torch.Generator

@@ -173,7 +173,7 @@ def test_seed004_tiny_run_writes_published_vs_ours(seed004):
     table = _check_written(frame, lines, out, "004")
     assert _published(table, "cnn_small on clean test images", "accuracy_clean_pct") == [98.25]
     sigma = float(table[table.metric == "sigma"].ours.iloc[0])
-    assert 0.3 <= sigma <= 3.0
+    assert 0.3 <= sigma <= 8.0
     assert _published(table, f"sigma {sigma:g} (calibrated): noisy input", "accuracy_noisy_pct") == [13.68]
     assert "claim check" in set(table.experiment)
     detail = json.loads((out / "seeds" / "004.json").read_text())
@@ -191,7 +191,6 @@ def test_seed004_tiny_run_denoises_with_the_report_model(seed004):
     assert not frame.protocol_note.str.startswith("not run").any()
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("report", ["002", "003"])
 def test_other_protocols_tiny(report, real_data_dir, tmp_path):
     frame, lines = _tiny(report, real_data_dir, tmp_path)

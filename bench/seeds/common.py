@@ -33,7 +33,7 @@ from bench.registry import CLASSIFIERS, DENOISERS, Registry
 __all__ = [
     "BUDGETS", "COLUMNS", "Reproduction", "Experiment", "settings", "check_budget", "load_dataset", "has_dataset",
     "split", "noisy", "model_params", "fit_denoiser", "fit_classifier", "image_scores", "percent",
-    "bisect", "psnr_of_mse", "missing_models", "fit_note",
+    "bisect", "psnr_of_mse", "missing_models", "fit_note", "train_and_score", "Scored",
 ]  # fmt: skip
 
 #: ``tiny`` is for tests (seconds), ``quick`` for a 2-core CPU (minutes), ``full`` for a GPU.
@@ -218,17 +218,21 @@ def noisy(clean: Tensor, kind: str, level: float, *, seed: int, dataset: str, sp
     return Noise(kind, level).apply(clean, seed=derive_seed(seed, dataset, split, kind, float(level)))
 
 
-def fit_note(budget: str, n_train: int, fit: dict[str, Any]) -> str:
+def fit_note(budget: str, n_train: int, fit: dict[str, Any], dropped: list[str] = ()) -> str:
     """What a reduced budget changed, for a row's note ('' for the full budget).
+
+    ``dropped`` are the overrides the model does not take (see :func:`model_params`).
 
     >>> fit_note("quick", 8000, {"batch_size": 32, "max_seconds": 45})
     '; quick budget: 8000 training pairs, batch 32, fit capped at 45 s'
     """
     if budget == "full":
         return ""
+    fit = {key: value for key, value in fit.items() if key not in dropped}
     parts = [f"{n_train} training pairs"]
-    if "batch_size" in fit:
-        parts.append(f"batch {fit['batch_size']}")
+    parts += [
+        f"{'batch' if key == 'batch_size' else key} {value}" for key, value in fit.items() if key != "max_seconds"
+    ]
     if fit.get("max_seconds"):
         parts.append(f"fit capped at {fit['max_seconds']} s")
     return f"; {budget} budget: " + ", ".join(parts)

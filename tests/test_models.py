@@ -1,0 +1,175 @@
+"""Neural denoisers: architectures, shapes, seeding, interpolation, checkpoints, exact fast layers."""
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bench.estimator import NotFittedError
+from bench.registry import DENOISERS
+from models import base, training
+from models.checkpoint import load_fitted, save_fitted
+from models.layers import PatchConv2d, UpConv2d
+
+NEURAL = [name for name in DENOISERS.names() if DENOISERS.entry(name).factory.__module__.startswith("models.")]
+SMALL = {"epochs": 1, "batch_size": 8}
+
+
+def make(name, **params):
+    return DENOISERS.create(name, **{**DENOISERS.entry(name).test_params, **params})
+
+
+def blobs(n=24, channels=1, side=28, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    clean = F.avg_pool2d(torch.rand(n, channels, side + 4, side + 4, generator=generator), 5, 1)
+    noisy = (clean + 0.1 * torch.randn(clean.shape, generator=generator)).clamp(0, 1)
+    return noisy, clean
+
+
+def test_every_seed_model_is_registered():
+    expected = {
+        "conv_ae_fmnist",
+        "cnn_denoiser_fmnist",
+        "dense_dae",
+        "stacked_dae",
+        "conv_ae_small",
+        "conv_ae_deep",
+        "vgg16_ae",
+        "alexnet_ae",
+        "resnet18_ae",
+        "bn_conv_ae",
+        "dncnn",
+        "unet",
+    }
+    assert expected <= set(NEURAL)
+
+
+def test_conv_ae_fmnist_has_the_keras_summary_parameter_count():
+    model = DENOISERS.create("conv_ae_fmnist")
+    assert model.n_parameters() == 49_761
+    noisy, clean = blobs(8)
+    assert model.set_params(**SMALL).fit(noisy, clean).n_parameters() == 49_761
+
+
+def test_cnn_comparator_matches_the_seed_code_parameter_count():
+    # predict_cnn.py of seed 001's repository: 541,208 trainable parameters on 28x28x1.
+    assert DENOISERS.create("cnn_denoiser_fmnist").n_parameters() == 541_208
+
+
+@pytest.mark.parametrize("name", NEURAL)
+def test_shapes_grey_28_and_colour_32(name):
+    model = make(name, **SMALL)
+    json.dumps(model.get_params())
+    for channels, side in ((1, 28), (3, 32)):
+        noisy, clean = blobs(12, channels, side)
+        out = model.fit(noisy, clean, seed=0).denoise(noisy[:3])
+        assert out.shape == (3, channels, side, side) and out.min() >= 0 and out.max() <= 1
+
+
+def test_denoise_before_fit_and_wrong_shape_fail_clearly():
+    model = make("dense_dae")
+    with pytest.raises(NotFittedError, match="not fitted"):
+        model.denoise(torch.rand(1, 1, 28, 28))
+    model.fit(*blobs(8))
+    with pytest.raises(ValueError, match="dense_dae was fitted on 1x28x28 images; got 3x32x32"):
+        model.denoise(torch.rand(1, 3, 32, 32))
+    with pytest.raises(ValueError, match="N x C x H x W"):
+        model.denoise(torch.rand(28, 28))
+
+
+@pytest.mark.parametrize("name", ["conv_ae_fmnist", "cnn_denoiser_fmnist", "stacked_dae"])
+def test_same_seed_same_model_other_seed_other_model(name):
+    noisy, clean = blobs(16)
+    outputs = [make(name).fit(noisy, clean, seed=seed).denoise(noisy) for seed in (3, 3, 4)]
+    assert torch.equal(outputs[0], outputs[1])
+    assert not torch.equal(outputs[0], outputs[2])
+
+
+def test_fit_leaves_the_global_generator_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    make("conv_ae_small").fit(*blobs(8), seed=7)
+    assert torch.equal(torch.rand(3), expected)
+
+
+@pytest.mark.parametrize("name", ["conv_ae_small", "dense_dae"])
+def test_interpolate_runs_from_one_reconstruction_to_the_other(name):
+    noisy, clean = blobs(16)
+    model = make(name).fit(noisy, clean)
+    path = model.interpolate(clean[0], clean[1:2], steps=5)
+    assert path.shape == (5, 1, 28, 28)
+    assert torch.allclose(path[0], model.denoise(clean[:1])[0], atol=1e-5)
+    assert torch.allclose(path[-1], model.denoise(clean[1:2])[0], atol=1e-5)
+    with pytest.raises(ValueError, match="steps"):
+        model.interpolate(clean[0], clean[1], steps=1)
+
+
+def test_stacked_dae_records_greedy_pretraining():
+    model = make("stacked_dae").fit(*blobs(16))
+    stages = [row.get("stage") for row in model.history_]
+    assert stages == ["pretrain layer 1", "pretrain layer 2", "pretrain layer 3", "fine-tune"]
+    assert len(model.training_["pretraining"]) == 3
+
+
+@pytest.mark.parametrize("name", ["conv_ae_fmnist", "stacked_dae", "resnet18_ae"])
+def test_checkpoint_round_trip_does_not_train(name, tmp_path, monkeypatch):
+    noisy, clean = blobs(16)
+    model = make(name).fit(noisy, clean, seed=1)
+    weights = save_fitted(model, tmp_path / "cell")
+    assert weights.name == "cell.safetensors" and (tmp_path / "cell.json").is_file()
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("loading must not train")
+
+    monkeypatch.setattr(base, "train", no_training)
+    monkeypatch.setattr(training, "train", no_training)
+    again = load_fitted(tmp_path / "cell")
+    assert type(again) is type(model) and again.get_params() == model.get_params()
+    assert torch.equal(again.denoise(noisy), model.denoise(noisy))
+    assert again.history_ == model.history_
+
+
+def test_checkpoint_refuses_a_changed_file(tmp_path):
+    model = make("dense_dae").fit(*blobs(8))
+    weights = save_fitted(model, tmp_path / "m.safetensors")
+    weights.write_bytes(weights.read_bytes()[:-4] + b"\0\0\0\0")
+    with pytest.raises(ValueError, match="sha256"):
+        load_fitted(weights)
+
+
+def test_load_fitted_rejects_weights_of_another_architecture():
+    small = make("dense_dae").fit(*blobs(8))
+    other = make("dense_dae", hidden=7)
+    with pytest.raises(ValueError, match="cached weights do not fit"):
+        other.load_fitted(small.fitted_tensors(), small.fitted_state())
+
+
+@pytest.mark.parametrize("padding", [0, 1])
+def test_upconv_equals_upsample_then_conv(padding):
+    torch.manual_seed(0)
+    layer = UpConv2d(5, 6, padding=padding)
+    x = torch.randn(2, 5, 7, 6)
+    reference = F.conv2d(F.interpolate(x, scale_factor=2), layer.weight, layer.bias, padding=padding)
+    assert torch.allclose(layer(x), reference, atol=1e-5)
+
+
+@pytest.mark.parametrize("channels,padding,bias", [(1, 1, True), (3, 1, False), (3, 0, True)])
+def test_patch_conv_equals_conv_and_its_weight_gradient(channels, padding, bias):
+    torch.manual_seed(0)
+    layer = PatchConv2d(channels, 8, padding=padding, bias=bias)
+    x = torch.rand(3, channels, 9, 7)
+    reference = F.conv2d(x, layer.weight, layer.bias, padding=padding)
+    out = layer(x)
+    assert torch.allclose(out, reference, atol=1e-5)
+    grad = torch.randn_like(reference)
+    expected = torch.autograd.grad(reference, layer.weight, grad)[0]
+    assert torch.allclose(torch.autograd.grad(out, layer.weight, grad)[0], expected, atol=1e-4)
+
+
+def test_alexnet_faithful_resize_mode_runs_at_224():
+    model = make("alexnet_ae", resize=224, width=0.0625).fit(*blobs(4))
+    assert model.denoise(torch.rand(2, 1, 28, 28)).shape == (2, 1, 28, 28)
+    with pytest.raises(ValueError, match="resize 32 is too small"):
+        make("alexnet_ae", resize=32).fit(*blobs(4))

@@ -1,0 +1,122 @@
+"""The one training loop: learning, noise redraws, stopping rules, collapse handling, recipes."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bench.noise import TrainingNoise
+from bench.registry import DENOISERS
+from models.base import NeuralDenoiser
+from models.training import Recipe, collapse_reason, train
+
+
+def blobs(n=64, seed=0, sigma=0.2):
+    generator = torch.Generator().manual_seed(seed)
+    clean = F.avg_pool2d(torch.rand(n, 1, 32, 32, generator=generator), 5, 1)
+    clean = (clean - clean.amin((2, 3), keepdim=True)) / (
+        clean.amax((2, 3), keepdim=True) - clean.amin((2, 3), keepdim=True)
+    )
+    noisy = (clean + sigma * torch.randn(clean.shape, generator=generator)).clamp(0, 1)
+    return noisy, clean
+
+
+def test_a_short_training_lowers_the_validation_loss():
+    noisy, clean = blobs(96)
+    model = DENOISERS.create("dncnn", depth=4, width=16, epochs=4, batch_size=16, lr=3e-3)
+    model.fit(noisy, clean, seed=0)
+    losses = [row["val_loss"] for row in model.history_]
+    noisy_mse = float(F.mse_loss(noisy, clean))
+    assert min(losses) < 0.7 * noisy_mse, (losses, noisy_mse)
+    assert set(model.history_[0]) >= {"epoch", "train_loss", "val_loss", "seconds"}
+    assert model.training_["best_val_loss"] == min(losses)
+
+
+@pytest.mark.parametrize(
+    "noise",
+    [
+        TrainingNoise("salt_pepper", 0.1),
+        TrainingNoise("salt_pepper", mode="blind"),
+        TrainingNoise("gaussian", mode="mixed"),
+    ],
+    ids=["fixed", "blind", "mixed"],
+)
+def test_training_noise_is_redrawn_per_batch(noise):
+    noisy, clean = blobs(24)
+    model = DENOISERS.create("conv_ae_fmnist", epochs=2, batch_size=8)
+    model.fit(noisy, clean, seed=0, noise=noise)
+    assert all(torch.isfinite(torch.tensor([row["train_loss"], row["val_loss"]])).all() for row in model.history_)
+    again = DENOISERS.create("conv_ae_fmnist", epochs=2, batch_size=8).fit(noisy, clean, seed=0, noise=noise)
+    assert torch.equal(again.denoise(noisy), model.denoise(noisy))
+
+
+def test_patience_stops_early_and_the_budget_stops_at_once():
+    noisy, clean = blobs(32)
+    frozen = DENOISERS.create("conv_ae_fmnist", epochs=20, batch_size=8, lr=0.0, patience=1).fit(noisy, clean)
+    assert frozen.training_["stopped"] == "early" and len(frozen.history_) == 2
+    rushed = DENOISERS.create("conv_ae_fmnist", epochs=20, batch_size=8, max_seconds=0).fit(noisy, clean)
+    assert rushed.training_["stopped"] == "budget" and len(rushed.history_) == 1 and rushed.training_["steps"] == 1
+
+
+class _DeadOutput(nn.Module):
+    """A ReLU output pushed far below zero: always black, no gradient (a contrived collapse)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 1, 3, padding=1)
+        nn.init.constant_(self.conv.bias, -100.0)
+
+    def forward(self, x):
+        return F.relu(self.conv(x))
+
+
+class _Collapsing(NeuralDenoiser):
+    name = "collapsing"
+    recipes = {"ours": Recipe(epochs=30, batch_size=4, patience=None)}
+
+    def build(self, shape):
+        return _DeadOutput()
+
+
+def test_collapse_is_detected_restarted_once_and_recorded():
+    noisy, clean = blobs(40)
+    model = _Collapsing().fit(noisy, clean)
+    info = model.training_
+    assert info["restarted"] and info["collapse"][0]["action"] == "restart"
+    assert all(event["action"] == "none" for event in info["collapse"][1:])
+    assert info["collapsed"].startswith("constant output")
+    assert len(model.history_) > 30  # the restart got its own epoch budget
+
+
+def test_collapse_reason_names_constant_and_black_outputs():
+    assert collapse_reason(0.4, 1e-7, 0.2, 0.05, 0.05).startswith("constant output")
+    assert collapse_reason(0.001, 0.01, 0.2, 0.05, 0.199).startswith("all-black output")
+    assert collapse_reason(0.3, 0.04, 0.2, 0.05, 0.01) is None
+
+
+def test_train_accepts_vectors_and_restores_the_best_weights():
+    generator = torch.Generator().manual_seed(0)
+    clean = torch.rand(64, 10, generator=generator)
+    noisy = clean + 0.1 * torch.randn(clean.shape, generator=generator)
+    result = train(
+        lambda seed: nn.Linear(10, 10), noisy, clean, recipe=Recipe(epochs=5, batch_size=16, lr=1e-2), seed=0
+    )
+    best = min(row["val_loss"] for row in result.history)
+    assert result.info["best_val_loss"] == best
+    assert result.history[result.info["best_epoch"] - 1]["val_loss"] == best
+
+
+def test_configs_choose_the_recipe_and_constructor_overrides_win():
+    faithful = DENOISERS.create("conv_ae_fmnist", config="faithful").recipe()
+    assert (faithful.optimizer, faithful.batch_size, faithful.epochs, faithful.val_fraction) == (
+        "adam",
+        2048,
+        1000,
+        0.2,
+    )
+    assert DENOISERS.create("conv_ae_fmnist", config="faithful", epochs=3, lr=0.5).recipe().epochs == 3
+    assert DENOISERS.create("dense_dae", config="faithful").recipe().optimizer == "sgd"
+    with pytest.raises(ValueError, match="config 'best' is unknown; expected one of: faithful, ours"):
+        DENOISERS.create("unet", config="best").recipe()
+    with pytest.raises(ValueError, match="recipe optimizer 'adamax' is unknown"):
+        Recipe(optimizer="adamax")
