@@ -58,8 +58,8 @@ def _patches(x: Tensor, k: int, pad: int, ones: bool) -> Tensor:
 class PatchConv2d(nn.Conv2d):
     """``nn.Conv2d`` (stride 1; 'same' padding by default) that uses im2col on CPU for narrow inputs.
 
-    Same parameters and state dict as ``nn.Conv2d``; on CUDA, or when ``in_channels * k * k``
-    exceeds 32 columns, it is a plain convolution. The output is channels-last.
+    Same parameters and state dict as ``nn.Conv2d``; on CUDA, without gradients (inference),
+    or when ``in_channels * k * k`` exceeds 32 columns, it is a plain convolution.
     """
 
     def __init__(
@@ -76,7 +76,10 @@ class PatchConv2d(nn.Conv2d):
 
     def forward(self, x: Tensor) -> Tensor:
         k = self.kernel_size[0]
-        if x.is_cuda or x.requires_grad or self.in_channels * k * k > _PATCH_MAX_COLUMNS:
+        # Only training needs the fast weight gradient; for inference oneDNN's direct
+        # convolution is faster (3,000 vs 2,500 conv_ae_fmnist images/s on one core).
+        training = torch.is_grad_enabled() and self.weight.requires_grad and not x.requires_grad
+        if x.is_cuda or not training or self.in_channels * k * k > _PATCH_MAX_COLUMNS:
             return super().forward(x)
         pad = self.padding[0]
         n, h, w = x.shape[0], x.shape[2] + 2 * pad - k + 1, x.shape[3] + 2 * pad - k + 1

@@ -17,11 +17,16 @@ fresh initialisation (another seed) at 0.3x the learning rate with a full epoch 
 every acted-on detection is recorded in ``info["collapse"]``, and ``info["collapsed"]``
 holds the last epoch's diagnosis (None when the outputs look alive).
 
-CPU speed (2-core EPYC, conv_ae_fmnist, batch 128): a plain PyTorch port ran ~110 s per
-60,000-image epoch. The time went to oneDNN's weight gradient of the 1-channel first
-convolution, the 64->1 last convolution at 28x28, nearest upsampling at 28x28 and the
-max-pool/ReLU passes over 28x28x64 tensors; ``models/layers.py`` rewrites those exactly,
-and the loop keeps the network and batches channels-last.
+CPU speed (EPYC, conv_ae_fmnist, batch 128, one core measured with process CPU time):
+a plain channels-first port costs ~130 CPU-s per 60,000-image epoch, channels-last ~100.
+The time went to oneDNN's weight gradient of the 1-channel first convolution (~2 GFLOPS),
+the 64->1 last convolution and the nearest upsampling at 28x28, ReLU passes over 28x28x64
+tensors, and page faults on the 25 MB activations. ``models/layers.py`` rewrites the
+layers exactly (same parameters), the loop keeps networks and batches channels-last, and
+``tune_cpu_allocator`` (opt-in) stops the page faults: ~60 CPU-s per epoch. Threads: two
+OpenMP threads win only on an otherwise idle machine; with any other load on a 2-core box
+one thread is several times faster (each parallel region waits for a descheduled thread),
+so the thread count is left to the caller (``torch.set_num_threads``).
 """
 
 from __future__ import annotations

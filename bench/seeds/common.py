@@ -283,6 +283,15 @@ class Scored:
     fit_seconds: float
     dropped: list[str]
 
+    @property
+    def warning(self) -> str:
+        """'; training collapsed: ...' when the training loop says the kept model is collapsed, else ''."""
+        training = getattr(self.model, "training_", None) or {}
+        if not training.get("collapsed"):
+            return ""
+        reasons = [c.get("reason", "") for c in training.get("collapse", [])]
+        return f"; training collapsed: {reasons[-1] if reasons else 'constant output'}"
+
 
 def train_and_score(repro: Reproduction, name: str, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor], *,
                     noise: Any = None, tag: str = "", **overrides: Any) -> Scored:  # fmt: skip

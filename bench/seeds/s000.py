@@ -117,7 +117,7 @@ def _pair(
     with repro.experiment(f"{ae} -> {clf}") as exp:
         fitted = train_and_score(repro, ae, train, test, tag=config, config=config, **cfg.fit)
         accuracy = percent(classifier, fitted.denoised, test_y)
-        note = f"{ae} ({config} recipe{budget_note}) denoises impulse 0.25; {clf} trained on clean images classifies"
+        note = f"{ae} ({config} recipe{budget_note}{fitted.warning}) denoises impulse 0.25; {clf} trained on clean images classifies"
         exp.add("accuracy_denoised_pct", published, accuracy, n_test=n_test, note=f"Table 2; {note}")
         if clf == "alexnet":
             exp.add("accuracy_denoised_pct", ALEXNET_FIG21, accuracy, n_test=n_test,

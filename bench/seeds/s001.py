@@ -104,8 +104,8 @@ def run(*, budget: str, data_dir: Any, device: Any, seed: int, out_dir: Any, log
             with repro.experiment(f"{name} ({config})") as exp:
                 fitted = train_and_score(repro, name, (noisy_train, train_x), test, noise=noise, tag=config,
                                          config=config, **cfg.fit)  # fmt: skip
-                _curve_rows(exp, fitted.model, published, config, budget_note)
-                _test_rows(exp, fitted.scores, n_test, f"{_CONFIG_NOTE[config]}{budget_note}")
+                _curve_rows(exp, fitted.model, published, config, budget_note + fitted.warning)
+                _test_rows(exp, fitted.scores, n_test, f"{_CONFIG_NOTE[config]}{budget_note}{fitted.warning}")
     _median(repro, (noisy_train, train_x), test, n_test)
     return repro.write()
 

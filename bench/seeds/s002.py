@@ -104,7 +104,7 @@ def _dataset(repro: Reproduction, cfg, name: str) -> Any:
             None,
             small.scores["psnr"],
             n_test=n_test,
-            note=f"report: {claim}; no published number{budget_note}",
+            note=f"report: {claim}; no published number{budget_note}{small.warning}",
         )
         exp.add("test_ssim", None, small.scores["ssim"], n_test=n_test, note=f"noisy input SSIM {scores['ssim']:.3f}")
     if name == "cifar10":
