@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from models.base import NeuralDenoiser, register
 from models.layers import PatchConv2d, UpConv2d, conv_block, crop_to, pad_to
-from models.training import Recipe
+from models.recipe import Recipe
 
 __all__ = ["DnCNNNet", "ResidualUNetNet", "DnCNN", "UNet"]
 

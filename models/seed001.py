@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from models.base import NeuralDenoiser, register
 from models.layers import PatchConv2d, UpConv2d, crop_to, pad_to, pool_relu
-from models.training import Recipe
+from models.recipe import Recipe
 
 __all__ = ["ConvAEFashionMNISTNet", "cnn_denoiser_net", "ConvAEFashionMNIST", "CNNDenoiserFashionMNIST"]
 

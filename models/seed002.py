@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from models.base import LatentInterpolation, NeuralDenoiser, register
 from models.layers import crop_to, pad_to
-from models.training import Recipe
+from models.recipe import Recipe
 
 __all__ = ["KerasTutorialAENet", "ConvAESmall", "ConvAEDeep"]
 

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from models.base import NeuralDenoiser, register
 from models.layers import conv_block, crop_to, pad_to
-from models.training import Recipe
+from models.recipe import Recipe
 
 __all__ = ["BNConvAENet", "BNConvAE"]
 
