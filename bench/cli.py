@@ -64,6 +64,9 @@ def _command_run(args: argparse.Namespace) -> int:
 
     if args.grid == "seeds":
         return _run_seeds(args)
+    from models.training import tune_cpu_allocator
+
+    tune_cpu_allocator()  # process-wide: this process is the benchmark
     grid = resolve_grid(args.grid, data_dir=args.data_dir)
     grid = grid.narrow(
         datasets=args.datasets, noises=args.noises, denoisers=args.denoisers,

@@ -217,15 +217,17 @@ def _named(fn: Callable[..., Grid]) -> Callable[..., Grid]:
 def smoke(data_dir=None) -> Grid:
     """Seconds on a CPU: the embedded digits, two noises, a few denoisers of each family."""
     denoisers = [n for n in ("identity", "median", "gaussian_blur", "tv_chambolle", "conv_ae_fmnist") if n in DENOISERS]
-    params = {n: DENOISERS.entry(n).test_params for n in denoisers if DENOISERS.entry(n).test_params}
+    classifiers = [n for n in ("svm_rbf",) if n in CLASSIFIERS]
+    params = {n: r.entry(n).test_params for r, names in ((DENOISERS, denoisers), (CLASSIFIERS, classifiers)) for n in names}
     return Grid.build(
         name="smoke",
         datasets=["digits"],
         noises={"gaussian": [0.2], "salt_pepper": [0.1]},
         denoisers=denoisers,
+        classifiers=classifiers,
         n_train=200,
         n_test=200,
-        params=params,
+        params={n: p for n, p in params.items() if p},
         description="seconds on a CPU; embedded 8x8 digits upscaled to 28x28",
     )
 
