@@ -239,7 +239,7 @@ def quick(data_dir=None) -> Grid:
     return Grid.build(
         name="quick",
         datasets=datasets,
-        noises={"gaussian": [0.1, 0.3], "salt_pepper": [0.1], "masking": [0.5]},
+        noises={"gaussian": [0.2], "salt_pepper": [0.1], "masking": [0.5]},
         denoisers=DENOISERS.names(),
         n_train=1000,
         n_test=500,

@@ -85,7 +85,7 @@ class NeuralDenoiser(Denoiser):
     recipes: ClassVar[dict[str, Recipe]] = {"ours": Recipe(), "faithful": Recipe()}
     #: Settings the named grids pass (see bench.grids): on a 2-core CPU the quick grid can
     #: afford a second or two of training per cell; the full grid trains to convergence.
-    budgets: ClassVar[dict[str, dict[str, Any]]] = {"quick": {"max_seconds": 1.5}, "full": {}}
+    budgets: ClassVar[dict[str, dict[str, Any]]] = {"quick": {"max_seconds": 1.5, "batch_size": 16}, "full": {}}
 
     def __init__(
         self,

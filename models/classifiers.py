@@ -211,7 +211,7 @@ class ConvNetClassifier(TorchClassifier):
 
 _TEST = {"width": 0.0625, "epochs": 8, "batch_size": 20}
 # Quick grid: ~1,000 training images and an 8-second cap, so many short epochs of small batches.
-_QUICK = {"width": 0.25, "epochs": 50, "batch_size": 32, "max_seconds": 8}
+_QUICK = {"width": 0.25, "epochs": 50, "batch_size": 32, "max_seconds": 5}
 _FULL = {"epochs": 30, "patience": 5}
 
 
@@ -225,7 +225,7 @@ class CNNSmall(ConvNetClassifier):
     """Small CNN of seed 004: conv 32 - pool - conv 64 - pool - dense 128 - softmax."""
 
     name, builder = "cnn_small", staticmethod(cnn_small_net)
-    budgets = {"quick": {"epochs": 50, "batch_size": 32, "max_seconds": 8}, "full": _FULL}
+    budgets = {"quick": {"epochs": 50, "batch_size": 32, "max_seconds": 5}, "full": _FULL}
 
 
 @CLASSIFIERS.register(

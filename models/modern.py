@@ -108,7 +108,7 @@ class DnCNN(NeuralDenoiser):
         "ours": Recipe(optimizer="adam", lr=2e-3, loss="mse", schedule="cosine", epochs=30, batch_size=64, patience=5),
     }
     # 17 x 64 layers train at ~17 images/s on one core: the quick grid runs a shallow, narrow one.
-    budgets = {"quick": {"depth": 8, "width": 32, "max_seconds": 6.0}, "full": {}}
+    budgets = {"quick": {"depth": 8, "width": 32, "max_seconds": 5.0, "batch_size": 16}, "full": {}}
 
     def __init__(self, *, depth: int = 17, width: int = 64, **common) -> None:
         super().__init__(**common)
@@ -142,7 +142,7 @@ class UNet(NeuralDenoiser):
 
     recipes = {"faithful": DnCNN.recipes["faithful"], "ours": DnCNN.recipes["ours"]}
     # The strongest entry gets the largest share of the quick grid's CPU time.
-    budgets = {"quick": {"width": 16, "max_seconds": 12.0}, "full": {}}
+    budgets = {"quick": {"width": 16, "max_seconds": 12.0, "batch_size": 16}, "full": {}}
 
     def __init__(self, *, width: int = 32, levels: int = 3, **common) -> None:
         super().__init__(**common)

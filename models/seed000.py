@@ -210,7 +210,7 @@ class _WidthDenoiser(NeuralDenoiser):
     """Shared ``width`` parameter of the seed-000 models."""
 
     # Full width is ~30M parameters and ~20 training images/s on one CPU core.
-    budgets = {"quick": {"width": 0.125, "max_seconds": 2.0}, "full": {}}
+    budgets = {"quick": {"width": 0.125, "max_seconds": 1.5, "batch_size": 16}, "full": {}}
 
     def __init__(self, *, width: float = 1.0, **common) -> None:
         super().__init__(**common)
