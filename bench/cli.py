@@ -17,6 +17,10 @@ def _names(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+def _classifier_names(text: str) -> list[str]:
+    return [] if text.strip() == "none" else _names(text)
+
+
 def _levels(text: str) -> list[float]:
     try:
         return [float(part) for part in _names(text)]
@@ -34,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--noises", type=_names, help="comma-separated noise kinds")
     run.add_argument("--denoisers", type=_names, help="comma-separated denoiser names")
     run.add_argument("--levels", type=_levels, help="comma-separated noise levels for every chosen noise")
+    run.add_argument("--classifiers", type=_classifier_names, help="comma-separated classifier names, or 'none' to skip classification")
     run.add_argument("--n-train", type=int, help="training images per fit (overrides the grid)")
     run.add_argument("--n-test", type=int, help="test images scored per cell (overrides the grid)")
     run.add_argument("--out", default="results", help="output folder (default: results/)")
@@ -69,7 +74,7 @@ def _command_run(args: argparse.Namespace) -> int:
     tune_cpu_allocator()  # process-wide: this process is the benchmark
     grid = resolve_grid(args.grid, data_dir=args.data_dir)
     grid = grid.narrow(
-        datasets=args.datasets, noises=args.noises, denoisers=args.denoisers,
+        datasets=args.datasets, noises=args.noises, denoisers=args.denoisers, classifiers=args.classifiers,
         levels=args.levels, n_train=args.n_train, n_test=args.n_test,
     )  # fmt: skip
     if args.seed is not None:

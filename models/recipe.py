@@ -39,6 +39,9 @@ class Recipe:
         Epochs without validation improvement before stopping; None trains all epochs.
     val_fraction : float
         Share of the given pairs held out for validation (seeded split, at most 2,048 pairs).
+    max_steps : int or None
+        Cap on optimizer steps (per training stage); the schedule then runs over at most this
+        many steps. Unlike a wall-clock budget it gives the same numbers on every machine.
     note : str
         Where the numbers come from.
     """
@@ -53,6 +56,7 @@ class Recipe:
     momentum: float = 0.0
     patience: int | None = 5
     val_fraction: float = 0.1
+    max_steps: int | None = None
     note: str = ""
 
     def __post_init__(self) -> None:
@@ -67,6 +71,8 @@ class Recipe:
             raise ValueError(
                 f"recipe needs epochs >= 1, batch_size >= 1 and 0 <= val_fraction < 1; got {self.epochs}, {self.batch_size}, {self.val_fraction}"
             )
+        if self.max_steps is not None and (not isinstance(self.max_steps, int) or self.max_steps < 1):
+            raise ValueError(f"recipe max_steps must be None or an int >= 1; got {self.max_steps!r}")
 
     def updated(self, **overrides: Any) -> Recipe:
         """A copy with the overrides that are not None."""

@@ -81,7 +81,7 @@ class StackedAESoftmax(TorchClassifier):
 
     name = "stacked_ae_softmax"
     budgets = {
-        "quick": {"pretrain_epochs": 10, "epochs": 100, "batch_size": 32, "max_seconds": 5},
+        "quick": {"pretrain_epochs": 5, "epochs": 20, "batch_size": 32},
         "full": {"pretrain_epochs": 10, "epochs": 50, "patience": 5},
     }
 

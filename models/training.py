@@ -4,8 +4,8 @@ Data stay on their device: mini-batches are gathered with a seeded permutation o
 tensors (no DataLoader, no per-batch host copies) and, when a ``TrainingNoise`` is given,
 each batch's noisy input is drawn afresh from its clean batch on that device. Mixed
 precision (bf16 autocast) is used on CUDA only. A seeded validation split drives early
-stopping (patience) and the best weights are restored at the end; ``deadline`` caps the
-wall-clock time. ``val_loss`` is always the validation MSE per pixel, whatever the
+stopping (patience) and the best weights are restored at the end; ``recipe.max_steps``
+caps the optimizer steps and ``deadline`` the wall-clock time. ``val_loss`` is always the validation MSE per pixel, whatever the
 training loss, so learning curves of different recipes compare.
 
 Collapse: trained with MSE, an autoencoder with a sigmoid or ReLU output can settle on a
@@ -167,7 +167,7 @@ class _Trainer:
         self.val_inputs = self._validation_inputs(seed)
         self.batch_size = min(recipe.batch_size, len(self.train_idx))
         self.steps_per_epoch = len(_batches(self.train_idx, self.batch_size))
-        self.planned_steps = recipe.epochs * self.steps_per_epoch
+        self.planned_steps = min(recipe.epochs * self.steps_per_epoch, recipe.max_steps or math.inf)
         self.step = 0
         self.start = time.monotonic()
         self.restart_schedule()
@@ -194,8 +194,10 @@ class _Trainer:
             return 1.0 if progress < 0.6 else 0.1
         return 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
-    def out_of_time(self) -> bool:
-        return self.deadline is not None and time.monotonic() >= self.deadline
+    def out_of_budget(self) -> bool:
+        """The step cap is reached or the deadline has passed."""
+        steps_done = self.recipe.max_steps is not None and self.step >= self.recipe.max_steps
+        return steps_done or (self.deadline is not None and time.monotonic() >= self.deadline)
 
     def epoch(self, net: nn.Module, optimizer: torch.optim.Optimizer, lr: float) -> float:
         """One pass over the training split; the mean training loss."""
@@ -211,7 +213,7 @@ class _Trainer:
             total += loss * len(idx)  # summed on the device: no sync per batch
             seen += len(idx)
             self.step += 1
-            if self.out_of_time():
+            if self.out_of_budget():
                 break
         return float(total) / max(1, seen)
 
@@ -305,8 +307,8 @@ def train(
             run.restart_schedule()
         else:
             best.update(net, val_loss, epoch)
-        if run.out_of_time() or (recipe.patience is not None and best.waited >= recipe.patience):
-            info["stopped"] = "budget" if run.out_of_time() else "early"
+        if run.out_of_budget() or (recipe.patience is not None and best.waited >= recipe.patience):
+            info["stopped"] = "budget" if run.out_of_budget() else "early"
             break
     if best.state is not None:
         net.load_state_dict(best.state)

@@ -18,6 +18,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys):
         (["--grid", "nope"], "unknown grid 'nope'"),
         (["--noises", "gaussian", "--levels", "-2"], "noise level -2.0 for 'gaussian' is out of range"),
         (["--device", "tpu"], "device 'tpu' is unknown"),
+        (["--classifiers", "svm_rbff"], "unknown classifier 'svm_rbff' (did you mean svm_rbf?)"),
         (["--datasets", "cifar10", "--data-dir", "/nonexistent"], "dataset 'cifar10' not found"),
     ],
 )
@@ -37,13 +38,15 @@ def test_levels_must_be_numbers(capsys):
 
 def test_run_narrowed_smoke_then_report(tmp_path, capsys):
     out = tmp_path / "out"
-    args = ["run", "--grid", "smoke", "--denoisers", "identity,median", "--noises", "salt_pepper", "--n-test", "64", "--out", str(out)]
+    args = ["run", "--grid", "smoke", "--denoisers", "identity,median", "--noises", "salt_pepper", "--n-test", "64",
+            "--classifiers", "none", "--out", str(out)]  # fmt: skip
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "[2/2] ok" in printed and "leaderboard:" in printed
     board = out / "smoke" / "leaderboard.csv"
     first = pd.read_csv(board)
     assert len(first) == 2 and set(first.denoiser) == {"identity", "median"}
+    assert pd.read_csv(out / "smoke" / "classifiers.csv").empty
     board.unlink()
     assert main(["report", str(out / "smoke")]) == 0
     pd.testing.assert_frame_equal(first, pd.read_csv(board))
