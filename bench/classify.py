@@ -46,7 +46,13 @@ class ClassifierPool:
         key = (dataset, name, params)
         if key not in self._models:
             model = CLASSIFIERS.create(name, **dict(params))
-            spec = {"classifier": name, "params": dict(params), "dataset": dataset, "n_train": len(images), "seed": seed}
+            spec = {
+                "classifier": name,
+                "params": dict(params),
+                "dataset": dataset,
+                "n_train": len(images),
+                "seed": seed,
+            }
             stem = self.cache_dir / f"classifier-{cache.fit_key(spec)}"
             if not cache.is_cacheable(model) or cache.load_fitted(model, stem, self.device) is None:
                 start = time.perf_counter()
@@ -63,7 +69,9 @@ class ClassifierPool:
             self._accuracy[memo_key] = float((model.predict(images).cpu() == labels.cpu()).float().mean())
         return self._accuracy[memo_key]
 
-    def score(self, cell, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor, Tensor, Tensor], n_classes: int) -> list[dict]:
+    def score(
+        self, cell, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor, Tensor, Tensor], n_classes: int
+    ) -> list[dict]:
         """One row per classifier of the cell; a classifier that fails gives a row with its error."""
         from bench.runner import one_line
 
@@ -78,7 +86,9 @@ class ClassifierPool:
                 row["accuracy_noisy"] = self.accuracy((*base, cell.noise, cell.level), model, noisy, labels)
                 predicted = model.predict(denoised)
                 row["accuracy_denoised"] = float((predicted.cpu() == labels.cpu()).float().mean())
-                row["gap_recovered"] = gap_recovered(row["accuracy_clean"], row["accuracy_noisy"], row["accuracy_denoised"])
+                row["gap_recovered"] = gap_recovered(
+                    row["accuracy_clean"], row["accuracy_noisy"], row["accuracy_denoised"]
+                )
                 row["confusion"] = confusion_matrix(predicted, labels, n_classes)
             except Exception as err:  # a broken classifier must not fail the denoiser's cell
                 row["error"] = one_line(err)

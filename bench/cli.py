@@ -25,11 +25,15 @@ def _levels(text: str) -> list[float]:
     try:
         return [float(part) for part in _names(text)]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"levels must be comma-separated numbers, e.g. 0.1,0.3; got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"levels must be comma-separated numbers, e.g. 0.1,0.3; got {text!r}"
+        ) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bench", description="Benchmark image denoisers and what they do for classifiers.")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description="Benchmark image denoisers and what they do for classifiers."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run a grid and write results/<grid>/leaderboard.csv")
@@ -38,11 +42,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--noises", type=_names, help="comma-separated noise kinds")
     run.add_argument("--denoisers", type=_names, help="comma-separated denoiser names")
     run.add_argument("--levels", type=_levels, help="comma-separated noise levels for every chosen noise")
-    run.add_argument("--classifiers", type=_classifier_names, help="comma-separated classifier names, or 'none' to skip classification")
+    run.add_argument(
+        "--classifiers",
+        type=_classifier_names,
+        help="comma-separated classifier names, or 'none' to skip classification",
+    )
     run.add_argument("--n-train", type=int, help="training images per fit (overrides the grid)")
     run.add_argument("--n-test", type=int, help="test images scored per cell (overrides the grid)")
     run.add_argument("--out", default="results", help="output folder (default: results/)")
-    run.add_argument("--data-dir", help="folder with dataset files (else $BENCH_DATA_DIR, ~/.cache/denoise-bench, /usr/share/datasets)")
+    run.add_argument(
+        "--data-dir",
+        help="folder with dataset files (else $BENCH_DATA_DIR, ~/.cache/denoise-bench, /usr/share/datasets)",
+    )
     run.add_argument("--download", action="store_true", help="download missing datasets with torchvision")
     run.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
     run.add_argument("--seed", type=int, help="base seed of every random draw (default: the grid's, 0)")
@@ -51,11 +62,22 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="rebuild the CSVs and HTML of a run folder from its store")
     report.add_argument("run_dir", help="a folder written by 'run', e.g. results/quick")
     commands.add_parser("speed", help="throughput of metrics against scikit-image's per-image loop, as ratios")
-    reproduce = commands.add_parser("reproduce", help="re-run a seed report's experiments: results/seeds/SEED.csv, published vs ours")
+    reproduce = commands.add_parser(
+        "reproduce", help="re-run a seed report's experiments: results/seeds/SEED.csv, published vs ours"
+    )
     reproduce.add_argument("report", help="000 | 001 | 002 | 003 | 004 | all")
-    reproduce.add_argument("--budget", default="quick", help="tiny (seconds) | quick (minutes on a CPU) | full (the report's protocol, a GPU); default quick")
-    reproduce.add_argument("--out", default="results", help="output folder; tables go to OUT/seeds/ (default: results/)")
-    reproduce.add_argument("--data-dir", help="folder with dataset files (else $BENCH_DATA_DIR, ~/.cache/denoise-bench, /usr/share/datasets)")
+    reproduce.add_argument(
+        "--budget",
+        default="quick",
+        help="tiny (seconds) | quick (minutes on a CPU) | full (the report's protocol, a GPU); default quick",
+    )
+    reproduce.add_argument(
+        "--out", default="results", help="output folder; tables go to OUT/seeds/ (default: results/)"
+    )
+    reproduce.add_argument(
+        "--data-dir",
+        help="folder with dataset files (else $BENCH_DATA_DIR, ~/.cache/denoise-bench, /usr/share/datasets)",
+    )
     reproduce.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
     reproduce.add_argument("--seed", type=int, default=0, help="base seed of every random draw (default: 0)")
     env = commands.add_parser("env", help="versions, device and where data was found")
@@ -80,7 +102,9 @@ def _command_run(args: argparse.Namespace) -> int:
     if args.seed is not None:
         grid = replace(grid, seed=args.seed)
     cells = len(grid.cells())
-    print(f"grid {grid.name}: {cells} cells ({len(grid.datasets)} datasets, {len(grid.denoisers)} denoisers) -> {args.out}/{grid.name}/")
+    print(
+        f"grid {grid.name}: {cells} cells ({len(grid.datasets)} datasets, {len(grid.denoisers)} denoisers) -> {args.out}/{grid.name}/"
+    )
     summary = run_grid(
         grid, out_dir=args.out, data_dir=args.data_dir, download=args.download, device=args.device, argv=sys.argv[1:]
     )
@@ -96,8 +120,12 @@ def _run_seeds(args: argparse.Namespace) -> int:
     from bench.runner import resolve_device
 
     budget = "full" if resolve_device(args.device).type == "cuda" else "quick"
-    print(f"grid seeds: every seed report's protocol, budget {budget} ('python -m bench reproduce all --budget ...' to choose) -> {args.out}/seeds/")
-    args = argparse.Namespace(report="all", budget=budget, out=args.out, data_dir=args.data_dir, device=args.device, seed=args.seed or 0)
+    print(
+        f"grid seeds: every seed report's protocol, budget {budget} ('python -m bench reproduce all --budget ...' to choose) -> {args.out}/seeds/"
+    )
+    args = argparse.Namespace(
+        report="all", budget=budget, out=args.out, data_dir=args.data_dir, device=args.device, seed=args.seed or 0
+    )
     return _command_reproduce(args)
 
 
@@ -110,7 +138,14 @@ def _command_reproduce(args: argparse.Namespace) -> int:
     results = run_all(reports=resolve_reports(args.report), budget=args.budget, data_dir=args.data_dir, device=args.device,
                       seed=args.seed, out_dir=args.out, log=print)  # fmt: skip
     for report, result in results.items():
-        print(f"seed {report}: " + (f"failed: {result}" if isinstance(result, str) else f"{len(result)} rows -> {args.out}/seeds/{report}.csv"))
+        print(
+            f"seed {report}: "
+            + (
+                f"failed: {result}"
+                if isinstance(result, str)
+                else f"{len(result)} rows -> {args.out}/seeds/{report}.csv"
+            )
+        )
     failed = sum(isinstance(r, str) for r in results.values())
     print(f"done in {time.perf_counter() - start:.1f} s: {len(results) - failed} ok, {failed} failed")
     return 1 if failed else 0
@@ -120,7 +155,12 @@ def _command_list(args: argparse.Namespace) -> int:
     from bench.grids import NAMED_GRIDS
     from bench.registry import CLASSIFIERS, DATASETS, DENOISERS, NOISES
 
-    for title, registry in (("denoisers", DENOISERS), ("classifiers", CLASSIFIERS), ("datasets", DATASETS), ("noises", NOISES)):
+    for title, registry in (
+        ("denoisers", DENOISERS),
+        ("classifiers", CLASSIFIERS),
+        ("datasets", DATASETS),
+        ("noises", NOISES),
+    ):
         print(f"{title}:")
         for name in registry.names():
             entry = registry.entry(name)
@@ -128,7 +168,9 @@ def _command_list(args: argparse.Namespace) -> int:
     print("grids:")
     for name, fn in NAMED_GRIDS.items():
         print(f"  {name:<22} {(fn.__doc__ or '').strip().splitlines()[0]}")
-    print(f"  {'seeds':<22} each seed report's experiments under its own protocol, published vs ours (python -m bench reproduce)")
+    print(
+        f"  {'seeds':<22} each seed report's experiments under its own protocol, published vs ours (python -m bench reproduce)"
+    )
     return 0
 
 

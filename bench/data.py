@@ -50,7 +50,9 @@ class Dataset:
         for split in ("train", "test"):
             images, labels = getattr(self, f"{split}_images"), getattr(self, f"{split}_labels")
             if images.dtype != torch.uint8 or images.ndim != 4:
-                raise DataError(f"{self.name} {split} images must be uint8 N x C x H x W; got {images.dtype} {tuple(images.shape)}")
+                raise DataError(
+                    f"{self.name} {split} images must be uint8 N x C x H x W; got {images.dtype} {tuple(images.shape)}"
+                )
             if len(images) != len(labels):
                 raise DataError(f"{self.name} {split}: {len(images)} images but {len(labels)} labels")
 
@@ -62,7 +64,11 @@ class Dataset:
 
 def search_path(data_dir: str | os.PathLike | None = None) -> list[Path]:
     """The folders searched for data files, first match wins."""
-    roots = [data_dir or os.environ.get("BENCH_DATA_DIR"), Path.home() / ".cache" / "denoise-bench", "/usr/share/datasets"]
+    roots = [
+        data_dir or os.environ.get("BENCH_DATA_DIR"),
+        Path.home() / ".cache" / "denoise-bench",
+        "/usr/share/datasets",
+    ]
     return [Path(root).expanduser() for root in roots if root]
 
 
@@ -197,7 +203,18 @@ def _load_cifar(folder: Path) -> Dataset:
 
 
 DIGIT_CLASSES = tuple(str(i) for i in range(10))
-FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+FASHION_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
@@ -206,12 +223,16 @@ def mnist(*, data_dir=None, download: bool = False) -> Dataset:
     return _load_idx("mnist", _locate("mnist", data_dir, download), DIGIT_CLASSES)
 
 
-@DATASETS.register("fashion-mnist", source="Xiao et al. 2017 (IDX files)", description="70,000 28x28 grey clothing images")
+@DATASETS.register(
+    "fashion-mnist", source="Xiao et al. 2017 (IDX files)", description="70,000 28x28 grey clothing images"
+)
 def fashion_mnist(*, data_dir=None, download: bool = False) -> Dataset:
     return _load_idx("fashion-mnist", _locate("fashion-mnist", data_dir, download), FASHION_CLASSES)
 
 
-@DATASETS.register("cifar10", source="Krizhevsky 2009 (python batches)", description="60,000 32x32 colour images, 10 classes")
+@DATASETS.register(
+    "cifar10", source="Krizhevsky 2009 (python batches)", description="60,000 32x32 colour images, 10 classes"
+)
 def cifar10(*, data_dir=None, download: bool = False) -> Dataset:
     return _load_cifar(_locate("cifar10", data_dir, download))
 
@@ -233,7 +254,9 @@ def digits(*, data_dir=None, download: bool = False) -> Dataset:
     labels = torch.from_numpy(bunch.target.astype(np.int64))
     order = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
     train, test = order[:1297], order[1297:]
-    return Dataset("digits", images[train], labels[train], images[test], labels[test], DIGIT_CLASSES, source="scikit-learn")
+    return Dataset(
+        "digits", images[train], labels[train], images[test], labels[test], DIGIT_CLASSES, source="scikit-learn"
+    )
 
 
 def load(name: str, *, data_dir: str | os.PathLike | None = None, download: bool = False) -> Dataset:

@@ -20,7 +20,7 @@ class NotFittedError(RuntimeError):
     """Raised when a model is used before ``fit``."""
 
 
-class Estimator(ABC):
+class Estimator:
     """Parameters are the constructor's keyword arguments, stored under the same names."""
 
     name: str = ""
@@ -34,7 +34,7 @@ class Estimator(ABC):
             if key != "self" and parameter.kind is parameter.KEYWORD_ONLY
         }
 
-    def set_params(self, **params: Any) -> "Estimator":
+    def set_params(self, **params: Any) -> Estimator:
         valid = self.get_params()
         for key, value in params.items():
             if key not in valid:
@@ -56,7 +56,7 @@ class Estimator(ABC):
         return f"{type(self).__name__}({args})"
 
 
-class Denoiser(Estimator):
+class Denoiser(Estimator, ABC):
     """Maps noisy images (float32 N x C x H x W in [0, 1]) to denoised ones.
 
     ``fit(noisy, clean, seed=..., noise=...)`` learns from training pairs; ``noise`` is the
@@ -65,24 +65,20 @@ class Denoiser(Estimator):
     """
 
     @abstractmethod
-    def fit(self, noisy: Tensor, clean: Tensor, *, seed: int = 0, noise: Any = None) -> "Denoiser":
-        ...
+    def fit(self, noisy: Tensor, clean: Tensor, *, seed: int = 0, noise: Any = None) -> Denoiser: ...
 
     @abstractmethod
-    def denoise(self, noisy: Tensor) -> Tensor:
-        ...
+    def denoise(self, noisy: Tensor) -> Tensor: ...
 
 
-class Classifier(Estimator):
+class Classifier(Estimator, ABC):
     """Maps images (float32 N x C x H x W in [0, 1]) to int64 labels."""
 
     @abstractmethod
-    def fit(self, images: Tensor, labels: Tensor, *, seed: int = 0) -> "Classifier":
-        ...
+    def fit(self, images: Tensor, labels: Tensor, *, seed: int = 0) -> Classifier: ...
 
     @abstractmethod
-    def predict(self, images: Tensor) -> Tensor:
-        ...
+    def predict(self, images: Tensor) -> Tensor: ...
 
 
 def as_float_images(images: Tensor) -> Tensor:

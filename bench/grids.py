@@ -124,7 +124,18 @@ class Grid:
                         for name in self.denoisers:
                             params = tuple(sorted(self.denoiser_params(name).items()))
                             out.append(
-                                Cell(dataset, kind, level, train_level, name, params, self.n_train, self.n_test, self.seed, classifiers)
+                                Cell(
+                                    dataset,
+                                    kind,
+                                    level,
+                                    train_level,
+                                    name,
+                                    params,
+                                    self.n_train,
+                                    self.n_test,
+                                    self.seed,
+                                    classifiers,
+                                )
                             )
         return out
 
@@ -135,7 +146,9 @@ class Grid:
             return levels
         return (level,)
 
-    def narrow(self, *, datasets=None, noises=None, denoisers=None, levels=None, n_train=None, n_test=None, classifiers=None) -> Grid:
+    def narrow(
+        self, *, datasets=None, noises=None, denoisers=None, levels=None, n_train=None, n_test=None, classifiers=None
+    ) -> Grid:
         """A copy restricted to the given names/levels (each None keeps the grid's own)."""
         grid_noises = self.noises
         if noises is not None:
@@ -155,7 +168,11 @@ class Grid:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (the TOML file's shape) for storing with the run."""
-        return {**asdict(self), "noises": {k: list(v) for k, v in self.noises}, "params": {k: dict(v) for k, v in self.params}}
+        return {
+            **asdict(self),
+            "noises": {k: list(v) for k, v in self.noises},
+            "params": {k: dict(v) for k, v in self.params},
+        }
 
 
 def _check_names(names, registry) -> None:
@@ -167,7 +184,11 @@ def _check_names(names, registry) -> None:
 def _validate(grid: Grid) -> None:
     if not grid.name or not all(c.isalnum() or c in "-_." for c in grid.name):
         raise ValueError(f"grid name {grid.name!r} is invalid; expected letters, digits, '-', '_' or '.'")
-    for what, names, registry in (("dataset", grid.datasets, DATASETS), ("denoiser", grid.denoisers, DENOISERS), ("classifier", grid.classifiers, CLASSIFIERS)):
+    for what, names, registry in (
+        ("dataset", grid.datasets, DATASETS),
+        ("denoiser", grid.denoisers, DENOISERS),
+        ("classifier", grid.classifiers, CLASSIFIERS),
+    ):
         if what != "classifier" and not names:
             raise ValueError(f"grid {grid.name!r} has no {what}s; expected at least one")
         _check_names(names, registry)
@@ -175,11 +196,15 @@ def _validate(grid: Grid) -> None:
         raise ValueError(f"grid {grid.name!r} has no noises; expected e.g. gaussian = [0.1]")
     for kind, levels in grid.noises:
         if not levels:
-            raise ValueError(f"noise {kind!r} in grid {grid.name!r} has no levels; pass --levels or list them in the grid")
+            raise ValueError(
+                f"noise {kind!r} in grid {grid.name!r} has no levels; pass --levels or list them in the grid"
+            )
         for level in levels:
             Noise(kind, level)
     if grid.train_levels not in TRAIN_LEVEL_MODES:
-        raise ValueError(f"train_levels {grid.train_levels!r} is unknown; expected one of: {', '.join(TRAIN_LEVEL_MODES)}")
+        raise ValueError(
+            f"train_levels {grid.train_levels!r} is unknown; expected one of: {', '.join(TRAIN_LEVEL_MODES)}"
+        )
     for field_name in ("n_train", "n_test"):
         if not isinstance(getattr(grid, field_name), int) or getattr(grid, field_name) < 1:
             raise ValueError(f"{field_name} must be a positive integer; got {getattr(grid, field_name)!r}")
@@ -218,7 +243,9 @@ def smoke(data_dir=None) -> Grid:
     """Seconds on a CPU: the embedded digits, two noises, a few denoisers of each family."""
     denoisers = [n for n in ("identity", "median", "gaussian_blur", "tv_chambolle", "conv_ae_fmnist") if n in DENOISERS]
     classifiers = [n for n in ("svm_rbf",) if n in CLASSIFIERS]
-    params = {n: r.entry(n).test_params for r, names in ((DENOISERS, denoisers), (CLASSIFIERS, classifiers)) for n in names}
+    params = {
+        n: r.entry(n).test_params for r, names in ((DENOISERS, denoisers), (CLASSIFIERS, classifiers)) for n in names
+    }
     return Grid.build(
         name="smoke",
         datasets=["digits"],
@@ -240,7 +267,9 @@ def quick(data_dir=None) -> Grid:
     (their ``budgets`` have no ``quick`` entry; the full grid runs them).
     """
     datasets = ["digits"] + [n for n in ("mnist", "fashion-mnist") if _has_local(n, data_dir)]
-    quick_enough = [n for n in DENOISERS.names() if "quick" in getattr(DENOISERS.entry(n).factory, "budgets", {"quick": {}})]
+    quick_enough = [
+        n for n in DENOISERS.names() if "quick" in getattr(DENOISERS.entry(n).factory, "budgets", {"quick": {}})
+    ]
     return Grid.build(
         name="quick",
         datasets=datasets,
@@ -304,7 +333,9 @@ def load_grid_file(path: str | os.PathLike) -> Grid:
     allowed = {f for f in Grid.__dataclass_fields__} | {"noises", "params"}
     unknown = sorted(set(data) - allowed)
     if unknown:
-        raise ValueError(f"grid file {path}: unknown keys {', '.join(unknown)}; expected some of: {', '.join(sorted(allowed))}")
+        raise ValueError(
+            f"grid file {path}: unknown keys {', '.join(unknown)}; expected some of: {', '.join(sorted(allowed))}"
+        )
     data.setdefault("name", path.stem)
     try:
         return Grid.build(**data)

@@ -24,7 +24,9 @@ _RADIUS = int(_TRUNCATE * _SIGMA + 0.5)  # 5: the 11x11 window, and the border s
 
 def _check_pair(pred: Tensor, target: Tensor) -> None:
     if pred.shape != target.shape or pred.ndim != 4:
-        raise ValueError(f"pred and target must be N x C x H x W of one shape; got {tuple(pred.shape)} and {tuple(target.shape)}")
+        raise ValueError(
+            f"pred and target must be N x C x H x W of one shape; got {tuple(pred.shape)} and {tuple(target.shape)}"
+        )
 
 
 def mse(pred: Tensor, target: Tensor) -> Tensor:
@@ -99,7 +101,9 @@ def _ssim_chunk(pred: Tensor, target: Tensor) -> Tensor:
 def accuracy(predicted: Tensor, labels: Tensor) -> float:
     """Share of correct labels, in [0, 1]."""
     if predicted.shape != labels.shape:
-        raise ValueError(f"predicted and true labels differ in shape: {tuple(predicted.shape)} vs {tuple(labels.shape)}")
+        raise ValueError(
+            f"predicted and true labels differ in shape: {tuple(predicted.shape)} vs {tuple(labels.shape)}"
+        )
     return float((predicted.cpu() == labels.cpu()).float().mean()) if len(labels) else float("nan")
 
 

@@ -93,7 +93,9 @@ def speckle(clean: Tensor, level: float, generator: torch.Generator) -> Tensor:
 
 def _check_images(clean: Tensor) -> None:
     if clean.ndim != 4 or not clean.is_floating_point():
-        raise ValueError(f"images must be float N x C x H x W in [0, 1]; got {clean.dtype} of shape {tuple(clean.shape)}")
+        raise ValueError(
+            f"images must be float N x C x H x W in [0, 1]; got {clean.dtype} of shape {tuple(clean.shape)}"
+        )
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,9 @@ class Noise:
         fn = NOISES.entry(self.kind).factory
         low, high = fn.level_bounds
         if not (isinstance(self.level, (int, float)) and low <= float(self.level) <= high):
-            raise ValueError(f"noise level {self.level!r} for {self.kind!r} is out of range; expected a number in [{low}, {high}]")
+            raise ValueError(
+                f"noise level {self.level!r} for {self.kind!r} is out of range; expected a number in [{low}, {high}]"
+            )
         object.__setattr__(self, "level", float(self.level))
 
     def draw(self, clean: Tensor, generator: torch.Generator) -> Tensor:

@@ -31,7 +31,9 @@ def write_outputs(store: Store, run_dir: Path) -> list[Path]:
     written = [run_dir / "leaderboard.csv", run_dir / "classifiers.csv"]
     _write_atomic(leaderboard(store), written[0])
     classifiers = store.classifier_results().drop(columns=["confusion", "key"], errors="ignore")
-    _write_atomic(classifiers.reindex(columns=[c for c in CLASSIFIER_COLUMNS if c not in ("confusion", "key")]), written[1])
+    _write_atomic(
+        classifiers.reindex(columns=[c for c in CLASSIFIER_COLUMNS if c not in ("confusion", "key")]), written[1]
+    )
     written.append(write_report(store, run_dir))  # after the CSVs: the page reads seed tables beside them
     return written
 

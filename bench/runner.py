@@ -107,7 +107,10 @@ class CellRunner:
         for name in self.grid.datasets:
             ds = load(name, data_dir=self.data_dir, download=self.download)
             self._n_classes[name] = len(ds.classes)
-            order = torch.randperm(len(ds.train_images), generator=torch.Generator().manual_seed(derive_seed(self.grid.seed, name, "train-subset")))
+            order = torch.randperm(
+                len(ds.train_images),
+                generator=torch.Generator().manual_seed(derive_seed(self.grid.seed, name, "train-subset")),
+            )
             train = order[: self.grid.n_train]
             put = lambda t: as_float_images(t).to(self.device)  # noqa: E731
             self._data[name] = (
@@ -215,7 +218,9 @@ def _check_output(denoised: Tensor, noisy: Tensor, name: str) -> None:
     if not torch.isfinite(denoised).all():
         raise ValueError(f"denoiser {name!r} returned NaN or infinite values")
     if denoised.min() < -1e-4 or denoised.max() > 1 + 1e-4:
-        raise ValueError(f"denoiser {name!r} returned values outside [0, 1]: [{float(denoised.min()):.3g}, {float(denoised.max()):.3g}]")
+        raise ValueError(
+            f"denoiser {name!r} returned values outside [0, 1]: [{float(denoised.min()):.3g}, {float(denoised.max()):.3g}]"
+        )
 
 
 def _cell_columns(cell: Cell) -> dict[str, Any]:
@@ -258,7 +263,9 @@ def run_grid(
         summary.skipped = len(cells) - len(todo)
         if summary.skipped:
             log(f"{summary.skipped} of {len(cells)} cells already in {run_dir / 'store.sqlite'}; running {len(todo)}")
-        run_id = store.start_run(grid=grid.name, spec=grid.to_dict(), argv=argv or [], device=str(runner.device), versions=runner.versions)
+        run_id = store.start_run(
+            grid=grid.name, spec=grid.to_dict(), argv=argv or [], device=str(runner.device), versions=runner.versions
+        )
         with _progress(len(todo)) as bar:
             for index, cell in enumerate(todo, 1):
                 row, classifier_rows, samples = _run_one(runner, cell)
@@ -277,5 +284,11 @@ def _run_one(runner: CellRunner, cell: Cell) -> tuple[dict, list[dict], dict | N
     try:
         return runner.run_cell(cell)
     except Exception as err:  # one failing cell never kills a run
-        row = {**_cell_columns(cell), "status": "failed", "error": one_line(err), "device": str(runner.device), "seed": runner.noise_seed(cell)}
+        row = {
+            **_cell_columns(cell),
+            "status": "failed",
+            "error": one_line(err),
+            "device": str(runner.device),
+            "seed": runner.noise_seed(cell),
+        }
         return row, [], None

@@ -37,12 +37,22 @@ def metric_speed(*, n_images: int = 4096, n_reference: int = 256, seed: int = 0)
     opts = dict(data_range=1.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
     rows = []
     for name, ours, reference in (
-        ("ssim", lambda: metrics.ssim(noisy, clean), lambda: [structural_similarity(a, b, **opts) for a, b in zip(ref_noisy, ref_clean)]),
-        ("psnr", lambda: metrics.psnr(noisy, clean), lambda: [peak_signal_noise_ratio(b, a, data_range=1.0) for a, b in zip(ref_noisy, ref_clean)]),
+        (
+            "ssim",
+            lambda: metrics.ssim(noisy, clean),
+            lambda: [structural_similarity(a, b, **opts) for a, b in zip(ref_noisy, ref_clean)],
+        ),
+        (
+            "psnr",
+            lambda: metrics.psnr(noisy, clean),
+            lambda: [peak_signal_noise_ratio(b, a, data_range=1.0) for a, b in zip(ref_noisy, ref_clean)],
+        ),
     ):
         fast = images_per_second(ours, n_images)
         slow = images_per_second(reference, n_reference, repeats=3)
-        rows.append({"metric": name, "ours_images_per_s": fast, "skimage_loop_images_per_s": slow, "speedup": fast / slow})
+        rows.append(
+            {"metric": name, "ours_images_per_s": fast, "skimage_loop_images_per_s": slow, "speedup": fast / slow}
+        )
     return rows
 
 

@@ -35,8 +35,18 @@ CLASSIFIER_COLUMNS = [
 ]  # fmt: skip
 _JSON_COLUMNS = ("denoiser_params", "versions", "history", "fit_state", "confusion")
 _INTEGER_COLUMNS = {"seed", "base_seed", "params", "n_train", "n_test", "run_id"}
-_TEXT_COLUMNS = {"dataset", "noise", "train_level", "denoiser", "device", "status", "error", "key", "classifier", *_JSON_COLUMNS}
-
+_TEXT_COLUMNS = {
+    "dataset",
+    "noise",
+    "train_level",
+    "denoiser",
+    "device",
+    "status",
+    "error",
+    "key",
+    "classifier",
+    *_JSON_COLUMNS,
+}
 
 
 def _sql_type(column: str) -> str:
@@ -112,7 +122,8 @@ class Store:
 
     def finish_run(self, run_id: int, *, ok: int, failed: int) -> None:
         self._db.execute(
-            "UPDATE runs SET finished = ?, cells_ok = ?, cells_failed = ? WHERE run_id = ?", (time.time(), ok, failed, run_id)
+            "UPDATE runs SET finished = ?, cells_ok = ?, cells_failed = ? WHERE run_id = ?",
+            (time.time(), ok, failed, run_id),
         )
 
     def finished_keys(self) -> set[str]:
@@ -121,15 +132,24 @@ class Store:
 
     def put_cell(self, row: dict[str, Any], classifier_rows: list[dict[str, Any]] = (), samples=None) -> None:
         """Write one finished cell and its classifier results in one transaction."""
-        cell = {c: _encode(c, row.get(c)) for c in CELL_COLUMNS} | {"finished": time.time(), "samples": _pack_samples(samples)}
+        cell = {c: _encode(c, row.get(c)) for c in CELL_COLUMNS} | {
+            "finished": time.time(),
+            "samples": _pack_samples(samples),
+        }
         statements = [
-            (f"INSERT OR REPLACE INTO cells ({', '.join(cell)}) VALUES ({', '.join('?' * len(cell))})", tuple(cell.values())),
+            (
+                f"INSERT OR REPLACE INTO cells ({', '.join(cell)}) VALUES ({', '.join('?' * len(cell))})",
+                tuple(cell.values()),
+            ),
             ("DELETE FROM classifier_results WHERE key = ?", (row["key"],)),
         ]
         for result in classifier_rows:
             values = {c: _encode(c, result.get(c, row.get(c))) for c in CLASSIFIER_COLUMNS}
             statements.append(
-                (f"INSERT INTO classifier_results ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})", tuple(values.values()))
+                (
+                    f"INSERT INTO classifier_results ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
+                    tuple(values.values()),
+                )
             )
         self._transaction(statements)
 

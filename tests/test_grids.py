@@ -10,7 +10,12 @@ def small(**changes):
 
 def test_cells_expand_every_combination_in_a_stable_order():
     cells = small().cells()
-    assert [(c.level, c.denoiser) for c in cells] == [(0.1, "identity"), (0.1, "median"), (0.3, "identity"), (0.3, "median")]
+    assert [(c.level, c.denoiser) for c in cells] == [
+        (0.1, "identity"),
+        (0.1, "median"),
+        (0.3, "identity"),
+        (0.3, "median"),
+    ]
     assert all(c.train_level == c.level for c in cells)
 
 
@@ -68,7 +73,9 @@ def test_named_grids_are_valid(data_dir):
 
 def test_toml_grid_file(tmp_path):
     path = tmp_path / "mine.toml"
-    path.write_text('datasets = ["digits"]\ndenoisers = ["median"]\nn_test = 50\n[noises]\nmasking = [0.2]\n[params.median]\nsize = 3\n')
+    path.write_text(
+        'datasets = ["digits"]\ndenoisers = ["median"]\nn_test = 50\n[noises]\nmasking = [0.2]\n[params.median]\nsize = 3\n'
+    )
     grid = resolve_grid(str(path))
     assert grid.name == "mine" and grid.n_test == 50 and grid.denoiser_params("median") == {"size": 3}
     path.write_text('datasets = ["digits"]\ndenoiser = ["median"]\n')

@@ -10,7 +10,9 @@ from bench.noise import Noise
 
 def skimage_ssim(pred: torch.Tensor, target: torch.Tensor) -> np.ndarray:
     opts = dict(data_range=1.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, channel_axis=0)
-    return np.array([structural_similarity(p.double().numpy(), t.double().numpy(), **opts) for p, t in zip(pred, target)])
+    return np.array(
+        [structural_similarity(p.double().numpy(), t.double().numpy(), **opts) for p, t in zip(pred, target)]
+    )
 
 
 def test_psnr_of_a_known_image():

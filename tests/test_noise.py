@@ -85,7 +85,11 @@ def test_noise_does_not_modify_its_input_and_keeps_dtype_device():
 
 @pytest.mark.parametrize(
     ("kind", "level", "message"),
-    [("gaussian", -0.1, "out of range"), ("salt_pepper", 1.5, r"expected a number in \[0.0, 1.0\]"), ("blur", 0.1, "unknown noise 'blur'")],
+    [
+        ("gaussian", -0.1, "out of range"),
+        ("salt_pepper", 1.5, r"expected a number in \[0.0, 1.0\]"),
+        ("blur", 0.1, "unknown noise 'blur'"),
+    ],
 )
 def test_bad_noise_is_a_clear_error(kind, level, message):
     with pytest.raises(ValueError, match=message):
@@ -95,7 +99,9 @@ def test_bad_noise_is_a_clear_error(kind, level, message):
 def test_training_noise_modes():
     g = torch.Generator().manual_seed(0)
     x = grey(n=4)
-    assert torch.equal(TrainingNoise("masking", 0.3).sample(x, g), Noise("masking", 0.3).draw(x, torch.Generator().manual_seed(0)))
+    assert torch.equal(
+        TrainingNoise("masking", 0.3).sample(x, g), Noise("masking", 0.3).draw(x, torch.Generator().manual_seed(0))
+    )
     blind_levels = {TrainingNoise("gaussian", mode="blind").pick(g).level for _ in range(20)}
     low, high = LEVEL_RANGES["gaussian"]
     assert len(blind_levels) == 20 and all(low <= v <= high for v in blind_levels)

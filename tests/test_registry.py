@@ -24,7 +24,9 @@ def test_duplicate_name_raises():
 
 
 def test_unknown_name_suggests_close_matches():
-    with pytest.raises(ValueError, match=r"unknown noise 'gausian' \(did you mean gaussian\?\); expected one of: gaussian"):
+    with pytest.raises(
+        ValueError, match=r"unknown noise 'gausian' \(did you mean gaussian\?\); expected one of: gaussian"
+    ):
         NOISES.create("gausian")
 
 

@@ -88,7 +88,9 @@ def test_same_seed_same_numbers_and_seed_changes_noise(tmp_path):
 def test_sigkill_mid_run_resumes_and_loses_nothing_finished(tmp_path):
     grid = tmp_path / "kill.toml"
     levels = ", ".join(str(round(0.02 * i, 2)) for i in range(1, 13))
-    grid.write_text(f'datasets = ["digits"]\ndenoisers = ["identity", "gaussian_blur"]\nn_train = 64\nn_test = 300\n[noises]\nsalt_pepper = [{levels}]\n')
+    grid.write_text(
+        f'datasets = ["digits"]\ndenoisers = ["identity", "gaussian_blur"]\nn_train = 64\nn_test = 300\n[noises]\nsalt_pepper = [{levels}]\n'
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     command = [sys.executable, "-m", "bench", "run", "--grid", str(grid), "--out", str(tmp_path / "out")]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -103,7 +105,9 @@ def test_sigkill_mid_run_resumes_and_loses_nothing_finished(tmp_path):
     resumed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert f"{finished} of 24 cells already in" in resumed.stdout
-    whole = subprocess.run([*command[:-1], str(tmp_path / "whole")], env=env, capture_output=True, text=True, timeout=300)
+    whole = subprocess.run(
+        [*command[:-1], str(tmp_path / "whole")], env=env, capture_output=True, text=True, timeout=300
+    )
     assert whole.returncode == 0, whole.stderr
     read = lambda p: pd.read_csv(p / "kill" / "leaderboard.csv").drop(columns=TIMING)  # noqa: E731
     pd.testing.assert_frame_equal(read(tmp_path / "out"), read(tmp_path / "whole"))

@@ -60,7 +60,10 @@ def test_patience_stops_early_and_the_budget_stops_at_once():
 
 def test_a_step_budget_stops_mid_epoch_and_gives_the_same_weights_twice():
     noisy, clean = blobs(40)  # 36 training pairs at batch 8: 5 steps an epoch
-    capped = [DENOISERS.create("conv_ae_fmnist", epochs=20, batch_size=8, max_steps=7).fit(noisy, clean, seed=3) for _ in range(2)]
+    capped = [
+        DENOISERS.create("conv_ae_fmnist", epochs=20, batch_size=8, max_steps=7).fit(noisy, clean, seed=3)
+        for _ in range(2)
+    ]
     assert capped[0].training_["steps"] == 7 and capped[0].training_["stopped"] == "budget"
     assert len(capped[0].history_) == 2
     assert torch.equal(capped[0].denoise(noisy), capped[1].denoise(noisy))
