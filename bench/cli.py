@@ -9,6 +9,12 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import replace
+from typing import Any
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 __all__ = ["main", "build_parser"]
 
@@ -19,6 +25,19 @@ def _names(text: str) -> list[str]:
 
 def _classifier_names(text: str) -> list[str]:
     return [] if text.strip() == "none" else _names(text)
+
+
+def _setting(text: str) -> tuple[str, str, Any]:
+    """``NAME.KEY=VALUE`` -> (name, key, value); the value is read as TOML (5000, 0.1, true, "x")."""
+    target, sep, raw = text.partition("=")
+    name, dot, key = target.strip().rpartition(".")
+    if not (sep and dot and name and key):
+        raise argparse.ArgumentTypeError(f"--set expects NAME.KEY=VALUE, e.g. dncnn.max_steps=5000; got {text!r}")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()  # a bare word is a string
+    return name, key.strip(), value
 
 
 def _levels(text: str) -> list[float]:
@@ -47,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_classifier_names,
         help="comma-separated classifier names, or 'none' to skip classification",
     )
+    run.add_argument("--set", type=_setting, action="append", default=[], metavar="NAME.KEY=VALUE",
+                     help="a denoiser's or classifier's parameter, e.g. dncnn.max_steps=5000 (repeatable)")  # fmt: skip
     run.add_argument("--n-train", type=int, help="training images per fit (overrides the grid)")
     run.add_argument("--n-test", type=int, help="test images scored per cell (overrides the grid)")
     run.add_argument("--out", default="results", help="output folder (default: results/)")
@@ -96,7 +117,7 @@ def _command_run(args: argparse.Namespace) -> int:
     tune_cpu_allocator()  # process-wide: this process is the benchmark
     grid = resolve_grid(args.grid, data_dir=args.data_dir)
     grid = grid.narrow(
-        datasets=args.datasets, noises=args.noises, denoisers=args.denoisers, classifiers=args.classifiers,
+        datasets=args.datasets, noises=args.noises, denoisers=args.denoisers, classifiers=args.classifiers, params=_settings(args.set),
         levels=args.levels, n_train=args.n_train, n_test=args.n_test,
     )  # fmt: skip
     if args.seed is not None:
@@ -113,6 +134,13 @@ def _command_run(args: argparse.Namespace) -> int:
         f"leaderboard: {summary.out_dir / 'leaderboard.csv'}"
     )
     return summary.exit_code
+
+
+def _settings(settings: list[tuple[str, str, Any]]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for name, key, value in settings:
+        out.setdefault(name, {})[key] = value
+    return out
 
 
 def _run_seeds(args: argparse.Namespace) -> int:

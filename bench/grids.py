@@ -147,9 +147,22 @@ class Grid:
         return (level,)
 
     def narrow(
-        self, *, datasets=None, noises=None, denoisers=None, levels=None, n_train=None, n_test=None, classifiers=None
+        self,
+        *,
+        datasets=None,
+        noises=None,
+        denoisers=None,
+        levels=None,
+        n_train=None,
+        n_test=None,
+        classifiers=None,
+        params=None,
     ) -> Grid:
-        """A copy restricted to the given names/levels (each None keeps the grid's own)."""
+        """A copy restricted to the given names/levels (each None keeps the grid's own).
+
+        ``params`` ({name: {key: value}}) is merged into the grid's per-entry parameters; every
+        name must be one of the (narrowed) grid's denoisers or classifiers.
+        """
         grid_noises = self.noises
         if noises is not None:
             _check_names(noises, NOISES)
@@ -164,6 +177,17 @@ class Grid:
         for name, value in (("n_train", n_train), ("n_test", n_test)):
             if value is not None:
                 changes[name] = int(value)
+        if params:
+            entries = set(changes.get("denoisers", self.denoisers)) | set(changes.get("classifiers", self.classifiers))
+            for name in params:
+                if name not in entries:
+                    raise ValueError(
+                        f"parameters given for {name!r}, which is not in the grid; expected one of: {', '.join(sorted(entries))}"
+                    )
+            merged = {name: self.denoiser_params(name) for name, _ in self.params}
+            for name, values in params.items():
+                merged[name] = {**merged.get(name, {}), **values}
+            changes["params"] = _freeze(merged)
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:

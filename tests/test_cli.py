@@ -19,6 +19,8 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys):
         (["--noises", "gaussian", "--levels", "-2"], "noise level -2.0 for 'gaussian' is out of range"),
         (["--device", "tpu"], "device 'tpu' is unknown"),
         (["--classifiers", "svm_rbff"], "unknown classifier 'svm_rbff' (did you mean svm_rbf?)"),
+        (["--grid", "smoke", "--set", "unet.width=8"], "parameters given for 'unet', which is not in the grid"),
+        (["--grid", "smoke", "--set", "median.sizes=3"], "bad parameters for denoiser 'median'"),
         (["--datasets", "cifar10", "--data-dir", "/nonexistent"], "dataset 'cifar10' not found"),
     ],
 )
@@ -29,11 +31,31 @@ def test_more_bad_input(tmp_path, capsys, monkeypatch, args, message):
     assert not (tmp_path / "out").exists()
 
 
-def test_levels_must_be_numbers(capsys):
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--levels", "high"], "levels must be comma-separated numbers"),
+        (["--set", "dncnn=3"], "--set expects NAME.KEY=VALUE"),
+    ],
+)
+def test_malformed_options_exit_2(capsys, args, message):
     with pytest.raises(SystemExit) as exit_info:
-        main(["run", "--levels", "high"])
+        main(["run", *args])
     assert exit_info.value.code == 2
-    assert "levels must be comma-separated numbers" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
+
+
+def test_set_overrides_an_entry_parameter_and_changes_its_cell(tmp_path):
+    from bench.cli import _setting, _settings
+    from bench.grids import named_grid
+
+    grid = named_grid("smoke")
+    settings = _settings([_setting("median.size=5"), _setting("conv_ae_fmnist.epochs=2"), _setting("median.name=x y")])
+    assert settings == {"median": {"size": 5, "name": "x y"}, "conv_ae_fmnist": {"epochs": 2}}
+    narrowed = grid.narrow(params={"conv_ae_fmnist": {"epochs": 2}})
+    assert narrowed.denoiser_params("conv_ae_fmnist") == {**grid.denoiser_params("conv_ae_fmnist"), "epochs": 2}
+    changed = {a.denoiser for a, b in zip(grid.cells(), narrowed.cells()) if a.key != b.key}
+    assert changed == {"conv_ae_fmnist"}
 
 
 def test_run_narrowed_smoke_then_report(tmp_path, capsys):
