@@ -26,13 +26,15 @@ class Estimator:
     name: str = ""
 
     def get_params(self) -> dict[str, Any]:
-        """The constructor arguments as a JSON-friendly dict."""
-        signature = inspect.signature(type(self).__init__)
-        return {
-            key: getattr(self, key)
-            for key, parameter in signature.parameters.items()
-            if key != "self" and parameter.kind is parameter.KEYWORD_ONLY
-        }
+        """The keyword-only constructor arguments of this class and of its bases (which a
+        subclass passes on as ``**common``), as a JSON-friendly dict."""
+        params: dict[str, Any] = {}
+        for cls in reversed(type(self).__mro__):
+            if "__init__" in vars(cls) and issubclass(cls, Estimator):
+                for key, parameter in inspect.signature(cls.__init__).parameters.items():
+                    if parameter.kind is parameter.KEYWORD_ONLY:
+                        params[key] = getattr(self, key)
+        return params
 
     def set_params(self, **params: Any) -> Estimator:
         valid = self.get_params()

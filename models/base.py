@@ -13,7 +13,6 @@ device and hands it to the one training loop (``models.training.train``).
 
 from __future__ import annotations
 
-import inspect
 import time
 from abc import abstractmethod
 from collections.abc import Callable, Iterator
@@ -124,16 +123,6 @@ class NeuralDenoiser(Denoiser):
         return train(make_net, noisy, clean, **kwargs)
 
     # -- parameters ----------------------------------------------------------------------
-    def get_params(self) -> dict[str, Any]:
-        """Keyword-only constructor arguments of this class and its bases."""
-        params: dict[str, Any] = {}
-        for cls in reversed(type(self).__mro__):
-            if "__init__" in vars(cls) and issubclass(cls, NeuralDenoiser):
-                for key, p in inspect.signature(cls.__init__).parameters.items():
-                    if p.kind is p.KEYWORD_ONLY:
-                        params[key] = getattr(self, key)
-        return params
-
     def recipe(self) -> Recipe:
         """The training recipe: ``recipes[config]`` with this instance's overrides."""
         if self.config not in self.recipes:

@@ -180,25 +180,8 @@ class ConvNetClassifier(TorchClassifier):
 
     builder: Callable[[Shape, int, float], nn.Module]
 
-    def __init__(
-        self,
-        *,
-        width: float = 1.0,
-        epochs: int = 20,
-        batch_size: int = 128,
-        lr: float = 1e-3,
-        max_seconds: float | None = None,
-        val_fraction: float = 0.1,
-        patience: int = 3,
-    ) -> None:
-        super().__init__(
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            max_seconds=max_seconds,
-            val_fraction=val_fraction,
-            patience=patience,
-        )
+    def __init__(self, *, width: float = 1.0, **common: Any) -> None:
+        super().__init__(**common)
         if not width > 0:
             raise ValueError(f"{self.name}: width must be a positive multiplier; got {width!r}")
         self.width = width

@@ -95,20 +95,9 @@ class StackedAESoftmax(TorchClassifier):
         pretrain_epochs: int = 10,
         pretrain_lr: float = 1e-3,
         epochs: int = 50,
-        batch_size: int = 128,
-        lr: float = 1e-3,
-        max_seconds: float | None = None,
-        val_fraction: float = 0.1,
-        patience: int = 3,
+        **common: Any,
     ) -> None:
-        super().__init__(
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            max_seconds=max_seconds,
-            val_fraction=val_fraction,
-            patience=patience,
-        )
+        super().__init__(epochs=epochs, **common)
         if finetune not in FINETUNE_MODES:
             raise ValueError(f"finetune {finetune!r} is unknown; expected one of: {', '.join(FINETUNE_MODES)}")
         if labels_per_class is not None and not (isinstance(labels_per_class, int) and labels_per_class >= 1):
