@@ -198,12 +198,19 @@ def leaderboards(cells: pd.DataFrame, classifiers: pd.DataFrame, metrics: list[d
             rows.append(
                 {"name": label, "cells": [_board_cell(by_level.get(level), accuracy, metrics) for level in levels]}
             )
+        rows.sort(key=_by_mean_psnr)
         _mark_best(rows, len(levels))
         tables.append({
             "dataset": dataset, "noise": noise, "levels": [f"{v:g}" for v in levels], "rows": rows,
             "noisy": _noisy_row(group, levels, classifiers, metrics),
         })  # fmt: skip
     return tables
+
+
+def _by_mean_psnr(row: dict[str, Any]) -> tuple[bool, float, str]:
+    """Sort key: best mean PSNR over the levels first, rows without any value last."""
+    values = [cell["values"]["psnr"]["sort"] for cell in row["cells"] if cell["values"]["psnr"]["sort"] is not None]
+    return (not values, -sum(values) / len(values) if values else 0.0, row["name"])
 
 
 def _board_cell(cell: pd.Series | None, accuracy: dict, metrics: list[dict]) -> dict[str, Any]:
