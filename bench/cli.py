@@ -7,6 +7,7 @@ every cell is ok and 1 when some failed.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from dataclasses import replace
 from typing import Any
@@ -240,8 +241,19 @@ _COMMANDS = {
 }  # fmt: skip
 
 
+def _show_training_progress() -> None:
+    """Long fits log an epoch line every half minute (models.training.Progress): print them."""
+    logger = logging.getLogger("bench.training")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("  %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _show_training_progress()
     try:
         return _COMMANDS[args.command](args)
     except (ValueError, ImportError) as err:

@@ -7,19 +7,20 @@ epoch. Adam, early stopping on a held-out split, bf16 autocast on CUDA only.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from abc import abstractmethod
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from bench.estimator import Classifier
+from models.base import seeded
+from models.training import Progress, autocast
 
-__all__ = ["fit_loop", "autocast", "seeded", "split_validation", "check_training_data", "TorchClassifier"]
+__all__ = ["fit_loop", "split_validation", "check_training_data", "TorchClassifier"]
 
 #: Below this many training images no validation split is held out: a handful of held-out
 #: images says nothing, and few-label training must use every label it has.
@@ -28,22 +29,6 @@ MIN_IMAGES_FOR_VALIDATION = 100
 EVAL_BATCH = 1024
 #: Training images whose batch statistics replace the running ones after training.
 BATCHNORM_IMAGES = 8192
-
-
-def autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA; a no-op elsewhere (CPU bf16 is slow and changes results)."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-@contextlib.contextmanager
-def seeded(seed: int, device: torch.device) -> Iterator[None]:
-    """Seed torch's global RNG (initialisation, dropout) without disturbing the caller's stream."""
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
 
 
 def split_validation(n: int, fraction: float, generator: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -93,6 +78,7 @@ def fit_loop(
     start = time.perf_counter()
     deadline = math.inf if max_seconds is None else start + max_seconds
     history, best, best_state, stale = [], math.inf, None, 0
+    progress = Progress(f"{type(state).__name__ if state is not None else 'classifier'} (classifier)")
     for epoch in range(epochs):
         order = train_idx[torch.randperm(len(train_idx), generator=generator).to(train_idx.device)]
         train_loss, out_of_time = _epoch(optimizer, batch_loss, order.split(batch_size), deadline)
@@ -105,6 +91,9 @@ def fit_loop(
                 "val_loss": score if val_loss is not None else None,
                 "seconds": seconds,
             }
+        )
+        progress.epoch(
+            epoch + 1, epochs, (epoch + 1) * len(order.split(batch_size)), train_loss=train_loss, val_loss=score
         )
         if score < best:
             best, stale = score, 0

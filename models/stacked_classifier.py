@@ -16,7 +16,9 @@ import torch
 from torch import Tensor, nn
 
 from bench.registry import CLASSIFIERS
-from models.classifier_training import EVAL_BATCH, TorchClassifier, autocast, fit_loop, seeded
+from models.base import seeded
+from models.classifier_training import EVAL_BATCH, TorchClassifier, fit_loop
+from models.training import autocast
 
 __all__ = ["StackedAESoftmax", "few_label_indices"]
 

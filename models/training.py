@@ -32,6 +32,7 @@ so the thread count is left to the caller (``torch.set_num_threads``).
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -53,13 +54,33 @@ __all__ = [
     "autocast",
     "to_layout",
     "tune_cpu_allocator",
+    "Progress",
 ]
+
+log = logging.getLogger("bench.training")
 
 #: Optimizer steps before a collapsed-looking model is acted upon.
 COLLAPSE_MIN_STEPS = 100
 #: Cap on held-out pairs: 2,048 images pin the validation MSE down well, and validating
 #: 6,000 images every epoch would cost a slow CPU model more than its time budget.
 MAX_VALIDATION = 2048
+
+
+class Progress:
+    """Logs an epoch line of a long fit on ``bench.training``, at most every ``every`` seconds,
+    so that a fit of minutes says how far it is and a fit of seconds says nothing."""
+
+    every = 30.0
+
+    def __init__(self, what: str) -> None:
+        self.what, self.last = what, time.monotonic()
+
+    def epoch(self, epoch: int, epochs: int, steps: int, **losses: float | None) -> None:
+        if time.monotonic() - self.last < self.every:
+            return
+        self.last = time.monotonic()
+        shown = ", ".join(f"{name} {value:.5g}" for name, value in losses.items() if value is not None)
+        log.info("%s: epoch %d/%d, step %d, %s", self.what, epoch, epochs, steps, shown)
 
 
 @dataclass
@@ -291,6 +312,7 @@ def train(
     history: list[dict[str, Any]] = []
     info: dict[str, Any] = {"collapse": [], "restarted": False, "collapsed": None, "stopped": "epochs"}
     best, epoch, last_epoch = _Best(), 0, recipe.epochs
+    progress = Progress(f"{type(net).__name__}{f' ({stage})' if stage else ''}")
     while epoch < last_epoch:
         epoch, tic = epoch + 1, time.perf_counter()
         train_loss = run.epoch(net, optimizer, lr)
@@ -299,6 +321,7 @@ def train(
         history.append(
             {"epoch": epoch, **losses, "seconds": time.perf_counter() - tic} | ({"stage": stage} if stage else {})
         )
+        progress.epoch(epoch, last_epoch, run.step, **losses)
         if _note_collapse(info, epoch, collapse, run.step):
             # Fresh start from another seed at a lower learning rate, once, with a full epoch budget.
             lr, best, last_epoch = lr * 0.3, _Best(), epoch + recipe.epochs

@@ -133,3 +133,17 @@ def test_configs_choose_the_recipe_and_constructor_overrides_win():
         DENOISERS.create("unet", config="best").recipe()
     with pytest.raises(ValueError, match="recipe optimizer 'adamax' is unknown"):
         Recipe(optimizer="adamax")
+
+
+def test_long_fits_log_progress_and_short_ones_stay_quiet(caplog, monkeypatch):
+    from models.training import Progress
+
+    noisy, clean = blobs(24)
+    with caplog.at_level("INFO", logger="bench.training"):
+        DENOISERS.create("dncnn", depth=3, width=4, epochs=2, batch_size=8).fit(noisy, clean)
+        assert caplog.records == []  # a fit of a second says nothing
+        monkeypatch.setattr(Progress, "every", 0.0)
+        DENOISERS.create("dncnn", depth=3, width=4, epochs=2, batch_size=8).fit(noisy, clean)
+    lines = [record.getMessage() for record in caplog.records]
+    assert len(lines) == 2 and lines[1].startswith("DnCNNNet: epoch 2/2, step 6, train_loss ")
+    assert "val_loss" in lines[1]
