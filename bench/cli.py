@@ -127,6 +127,8 @@ def _command_run(args: argparse.Namespace) -> int:
     print(
         f"grid {grid.name}: {cells} cells ({len(grid.datasets)} datasets, {len(grid.denoisers)} denoisers) -> {args.out}/{grid.name}/"
     )
+    if grid.description:
+        print(f"  {grid.description}")
     summary = run_grid(
         grid, out_dir=args.out, data_dir=args.data_dir, download=args.download, device=args.device, argv=sys.argv[1:]
     )

@@ -84,3 +84,16 @@ def test_toml_grid_file(tmp_path):
     path.write_text("datasets = [")
     with pytest.raises(ValueError, match=r"grid file .*mine.toml"):
         load_grid_file(path)
+
+
+def test_named_grids_leave_out_entries_whose_optional_package_is_missing(monkeypatch):
+    import bench.grids
+
+    monkeypatch.setattr(bench.grids, "_installed", lambda module: module != "bm3d")
+    for name in ("quick", "full"):
+        grid = named_grid(name)
+        assert "bm3d" not in grid.denoisers and "median" in grid.denoisers
+        assert grid.description.endswith("; not installed, left out: bm3d")
+    monkeypatch.setattr(bench.grids, "_installed", lambda module: True)
+    assert "bm3d" in named_grid("quick").denoisers
+    assert "bm3d" in named_grid("quick").narrow(denoisers=["bm3d"]).denoisers
