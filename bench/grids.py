@@ -19,7 +19,6 @@ A ``Grid`` is validated when it is built, before anything runs. Named grids (``s
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import sys
@@ -333,18 +332,11 @@ def full(data_dir=None) -> Grid:
     )
 
 
-def _installed(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
-
-
 def _installed_only(names) -> tuple[list[str], str]:
     """The entries whose optional packages (``requires``) are installed, and a note naming the
     others: a named grid leaves them out rather than fail their cells (naming one with
     ``--denoisers`` still runs it, and its cells say what to install)."""
-    missing = [n for n in names if not all(_installed(m) for m in getattr(DENOISERS.entry(n).factory, "requires", ()))]
+    missing = [n for n in names if DENOISERS.entry(n).missing_packages]
     note = f"; not installed, left out: {', '.join(missing)}" if missing else ""
     return [n for n in names if n not in missing], note
 

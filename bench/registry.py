@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,18 @@ class Entry:
     description: str
     #: Small, fast parameters for contract tests and the smoke grid.
     test_params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def missing_packages(self) -> list[str]:
+        """The optional modules the factory ``requires`` that are not installed."""
+        return [module for module in getattr(self.factory, "requires", ()) if not _installed(module)]
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 class Registry:

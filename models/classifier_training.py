@@ -93,7 +93,7 @@ def fit_loop(
             }
         )
         progress.epoch(
-            epoch + 1, epochs, (epoch + 1) * len(order.split(batch_size)), train_loss=train_loss, val_loss=score
+            epoch + 1, epochs, (epoch + 1) * math.ceil(len(order) / batch_size), train_loss=train_loss, val_loss=score
         )
         if score < best:
             best, stale = score, 0

@@ -5,8 +5,9 @@ tensors (no DataLoader, no per-batch host copies) and, when a ``TrainingNoise`` 
 each batch's noisy input is drawn afresh from its clean batch on that device. Mixed
 precision (bf16 autocast) is used on CUDA only. A seeded validation split drives early
 stopping (patience) and the best weights are restored at the end; ``recipe.max_steps``
-caps the optimizer steps and ``deadline`` the wall-clock time. ``val_loss`` is always the validation MSE per pixel, whatever the
-training loss, so learning curves of different recipes compare.
+caps the optimizer steps and ``deadline`` the wall-clock time. ``val_loss`` is always the
+validation MSE per pixel, whatever the training loss, so learning curves of different
+recipes compare.
 
 Collapse: trained with MSE, an autoencoder with a sigmoid or ReLU output can settle on a
 constant (often all-black) image. After each epoch ``collapse_reason`` checks the

@@ -87,13 +87,13 @@ def test_toml_grid_file(tmp_path):
 
 
 def test_named_grids_leave_out_entries_whose_optional_package_is_missing(monkeypatch):
-    import bench.grids
+    import bench.registry
 
-    monkeypatch.setattr(bench.grids, "_installed", lambda module: module != "bm3d")
+    monkeypatch.setattr(bench.registry, "_installed", lambda module: module != "bm3d")
     for name in ("quick", "full"):
         grid = named_grid(name)
         assert "bm3d" not in grid.denoisers and "median" in grid.denoisers
         assert grid.description.endswith("; not installed, left out: bm3d")
-    monkeypatch.setattr(bench.grids, "_installed", lambda module: True)
+    monkeypatch.setattr(bench.registry, "_installed", lambda module: True)
     assert "bm3d" in named_grid("quick").denoisers
     assert "bm3d" in named_grid("quick").narrow(denoisers=["bm3d"]).denoisers
