@@ -166,6 +166,19 @@ def test_frozen_mode_keeps_the_pretrained_encoder(task):
     assert not torch.equal(frozen.net_.head.weight, full.net_.head.weight)
 
 
+def test_stacked_dropout_regularises_training_only_and_the_report_variants_have_none(fitted, task):
+    images = task[0]
+    model = fitted["stacked_ae_softmax"]
+    assert torch.equal(model.predict_proba(images), model.predict_proba(images))
+    model.net_.train()
+    try:
+        assert not torch.equal(model.net_(images), model.net_(images))  # dropout 0.2 draws masks
+    finally:
+        model.net_.eval()
+    for name in ("stacked_ae_softmax_frozen", "stacked_ae_softmax_1label", "stacked_ae_softmax_5labels"):
+        assert CLASSIFIERS.create(name).dropout == 0.0, name
+
+
 def test_max_seconds_stops_training(task):
     model = make("cnn_small", max_seconds=0.0, epochs=50).fit(*task, seed=0)
     assert len(model.history_) == 1

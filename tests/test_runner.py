@@ -144,3 +144,21 @@ def test_slow_denoisers_score_a_recorded_subsample(tmp_path, monkeypatch):
     n_test = pd.read_sql_query("SELECT denoiser, n_test FROM cells", sqlite3.connect(tmp_path / "t" / "store.sqlite"))
     assert dict(n_test.groupby("denoiser").n_test.max()) == {"first_few": 10, "identity": 100}
     assert board.psnr.notna().all()
+
+
+def test_a_rerun_loads_the_cached_fit_and_inference_options_share_it(tmp_path, monkeypatch):
+    from models import base, training
+
+    grid = dict(denoisers=["dncnn"], noises={"gaussian": [0.2]}, params={"dncnn": DENOISERS.entry("dncnn").test_params})
+    run_grid(tiny_grid(**grid), out_dir=tmp_path, log=lambda line: None)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a cached fit must load, not train")
+
+    monkeypatch.setattr(base, "train", no_training)
+    monkeypatch.setattr(training, "train", no_training)
+    grid["params"] = {"dncnn": {**grid["params"]["dncnn"], "self_ensemble": True}}
+    summary = run_grid(tiny_grid(**grid), out_dir=tmp_path, log=lambda line: None)
+    assert (summary.ok, summary.failed) == (1, 0)  # a new cell (other output), the same fit
+    board = pd.read_csv(tmp_path / "t" / "leaderboard.csv")
+    assert len(board) == 2 and board.psnr.nunique() == 2
