@@ -44,8 +44,8 @@ NOISE = ("salt_pepper", 0.1)
 PUBLISHED = {"conv_ae_fmnist": (0.0182373, 0.01255), "cnn_denoiser_fmnist": (0.0187, 0.0132)}
 
 SETTINGS = {
-    "tiny": {"n_train": 256, "n_test": 200, "configs": ("ours",), "fit": {"max_seconds": 4}},
-    "quick": {"n_train": 8000, "n_test": 2000, "configs": ("ours",), "fit": {"max_seconds": 90, "batch_size": 32}},
+    "tiny": {"n_train": 256, "n_test": 200, "configs": ("ours",), "fit": {}},
+    "quick": {"n_train": 8000, "n_test": 2000, "configs": ("ours",), "fit": {"max_steps": 3000, "batch_size": 32}},
     "full": {"n_train": None, "n_test": None, "configs": ("faithful", "ours"), "fit": {}},
 }
 _CONFIG_NOTE = {

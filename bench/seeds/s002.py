@@ -45,8 +45,8 @@ STEPS = 8
 PNG = "002_interpolation.png"
 
 SETTINGS = {
-    "tiny": {"n_train": 256, "n_test": 100, "fit": {"max_seconds": 3}},
-    "quick": {"n_train": 5000, "n_test": 1000, "fit": {"max_seconds": 30, "batch_size": 32}},
+    "tiny": {"n_train": 256, "n_test": 100, "fit": {}},
+    "quick": {"n_train": 5000, "n_test": 1000, "fit": {"max_steps": 600, "batch_size": 32}},
     "full": {"n_train": None, "n_test": None, "fit": {}},
 }
 

@@ -46,9 +46,9 @@ CLASSIFIER = "cnn_small"
 
 SETTINGS = {
     "tiny": {"n_clf_train": 1000, "n_train": 256, "n_test": 300, "n_calib": 300, "iterations": 4,
-             "denoisers": (REPORT_MODEL, "unet", "median"), "fit": {"max_seconds": 3}, "clf_overrides": {"epochs": 3}},
+             "denoisers": (REPORT_MODEL, "unet", "median"), "fit": {}, "clf_overrides": {"epochs": 3}},
     "quick": {"n_clf_train": 20000, "n_train": 4000, "n_test": 2000, "n_calib": 2000, "iterations": 7,
-              "denoisers": (REPORT_MODEL, "unet", "median"), "fit": {"max_seconds": 30, "batch_size": 32}, "clf_overrides": {"max_seconds": 60}},
+              "denoisers": (REPORT_MODEL, "unet", "median"), "fit": {"max_steps": 800, "batch_size": 32}, "clf_overrides": {}},
     "full": {"n_clf_train": None, "n_train": None, "n_test": None, "n_calib": 10000, "iterations": 10,
              "denoisers": (REPORT_MODEL, "dncnn", "unet", "median"), "fit": {}, "clf_overrides": {"epochs": 30}},
 }  # fmt: skip
