@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pandas as pd
 from bench.html_report import write_report
 from bench.store import CLASSIFIER_COLUMNS, LEADERBOARD_COLUMNS, Store
 
-__all__ = ["write_outputs", "leaderboard", "rebuild"]
+__all__ = ["write_outputs", "rebuild"]
 
 
 def _write_atomic(frame: pd.DataFrame, path: Path) -> None:
@@ -20,20 +21,17 @@ def _write_atomic(frame: pd.DataFrame, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def leaderboard(store: Store) -> pd.DataFrame:
-    """One row per cell, the columns of ``LEADERBOARD_COLUMNS``."""
-    return store.cells().reindex(columns=LEADERBOARD_COLUMNS)
-
-
 def write_outputs(store: Store, run_dir: Path) -> list[Path]:
     """Write every output of a run folder from its store; returns the paths written."""
     run_dir.mkdir(parents=True, exist_ok=True)
     written = [run_dir / "leaderboard.csv", run_dir / "classifiers.csv"]
-    _write_atomic(leaderboard(store), written[0])
-    classifiers = store.classifier_results().drop(columns=["confusion", "key"], errors="ignore")
-    _write_atomic(
-        classifiers.reindex(columns=[c for c in CLASSIFIER_COLUMNS if c not in ("confusion", "key")]), written[1]
-    )
+    board = store.cells().reindex(columns=[*LEADERBOARD_COLUMNS, "key"])
+    board["denoiser_params"] = board["denoiser_params"].map(lambda p: json.dumps(p, sort_keys=True))
+    _write_atomic(board.drop(columns="key"), written[0])
+    classifiers = store.classifier_results()
+    classifiers["denoiser_params"] = classifiers["key"].map(board.set_index("key")["denoiser_params"])
+    columns = [c for c in CLASSIFIER_COLUMNS if c not in ("confusion", "key")] + ["denoiser_params"]
+    _write_atomic(classifiers.reindex(columns=columns), written[1])
     written.append(write_report(store, run_dir))  # after the CSVs: the page reads seed tables beside them
     return written
 

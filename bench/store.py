@@ -23,10 +23,10 @@ __all__ = ["Store", "CELL_COLUMNS", "LEADERBOARD_COLUMNS", "CLASSIFIER_COLUMNS"]
 LEADERBOARD_COLUMNS = [
     "dataset", "noise", "level", "train_level", "denoiser", "psnr", "psnr_ci_low", "psnr_ci_high",
     "ssim", "mse", "psnr_noisy", "ssim_noisy", "fit_seconds", "images_per_second", "params",
-    "device", "seed", "status", "error", "n_train", "n_test",
+    "device", "seed", "status", "error", "n_train", "n_test", "denoiser_params",
 ]  # fmt: skip
 CELL_COLUMNS = LEADERBOARD_COLUMNS + [
-    "ssim_ci_low", "ssim_ci_high", "denoiser_params", "base_seed",
+    "ssim_ci_low", "ssim_ci_high", "base_seed",
     "versions", "history", "fit_state", "key", "run_id", "finished",
 ]  # fmt: skip
 CLASSIFIER_COLUMNS = [

@@ -1,3 +1,4 @@
+import json
 import os
 import signal
 import sqlite3
@@ -12,8 +13,10 @@ import torch
 
 from bench.estimator import Denoiser
 from bench.grids import Grid
+from bench.plots import diagonal
 from bench.registry import DENOISERS, Entry
 from bench.runner import run_grid
+from bench.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMING = ["fit_seconds", "images_per_second"]
@@ -162,3 +165,6 @@ def test_a_rerun_loads_the_cached_fit_and_inference_options_share_it(tmp_path, m
     assert (summary.ok, summary.failed) == (1, 0)  # a new cell (other output), the same fit
     board = pd.read_csv(tmp_path / "t" / "leaderboard.csv")
     assert len(board) == 2 and board.psnr.nunique() == 2
+    assert set(board.denoiser_params.map(lambda p: json.loads(p).get("self_ensemble"))) == {None, True}
+    with Store(tmp_path / "t" / "store.sqlite") as store:
+        assert sorted(diagonal(store.cells())["entry"]) == ["dncnn", "dncnn [self_ensemble=true]"]
