@@ -40,7 +40,7 @@ def save_fitted(model: Any, stem: Path, *, extra: dict[str, Any] | None = None) 
 
     stem.parent.mkdir(parents=True, exist_ok=True)
     tensors = model.fitted_tensors() if hasattr(model, "fitted_tensors") else {}
-    sidecar = {"config": model.fit_params(), "state": model.fitted_state(), "extra": extra or {}, "sha256": None}
+    sidecar = {"config": model.get_params(), "state": model.fitted_state(), "extra": extra or {}, "sha256": None}
     if tensors:
         weights = stem.with_suffix(".safetensors")
         tmp = weights.with_suffix(".safetensors.tmp")
@@ -60,8 +60,7 @@ def load_fitted(model: Any, stem: Path, device: torch.device) -> dict[str, Any] 
     if not sidecar_path.is_file():
         return None
     sidecar = json.loads(sidecar_path.read_text())
-    config = {k: v for k, v in sidecar.get("config", {}).items() if k not in model.inference_params}
-    if config != json.loads(json.dumps(model.fit_params(), default=str)):
+    if sidecar.get("config") != json.loads(json.dumps(model.get_params(), default=str)):
         return None
     tensors = {}
     if sidecar.get("sha256"):

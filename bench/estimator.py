@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -24,9 +24,6 @@ class Estimator:
     """Parameters are the constructor's keyword arguments, stored under the same names."""
 
     name: str = ""
-    #: Parameters that change how a fitted model is applied, not what it learns: one fit
-    #: (and its cache entry) serves every value of them.
-    inference_params: ClassVar[tuple[str, ...]] = ()
 
     def get_params(self) -> dict[str, Any]:
         """The keyword-only constructor arguments of this class and of its bases (which a
@@ -38,10 +35,6 @@ class Estimator:
                     if parameter.kind is parameter.KEYWORD_ONLY:
                         params[key] = getattr(self, key)
         return params
-
-    def fit_params(self) -> dict[str, Any]:
-        """``get_params()`` without the ``inference_params``: what a fit depends on."""
-        return {k: v for k, v in self.get_params().items() if k not in self.inference_params}
 
     def set_params(self, **params: Any) -> Estimator:
         valid = self.get_params()

@@ -72,8 +72,6 @@ class Cell:
         spec = self.spec()
         for test_only in ("level", "n_test", "classifiers"):
             spec.pop(test_only)
-        inference_only = getattr(DENOISERS.entry(self.denoiser).factory, "inference_params", ())
-        spec["params"] = {k: v for k, v in spec["params"].items() if k not in inference_only}
         return spec
 
     @property

@@ -82,11 +82,6 @@ class NeuralDenoiser(Denoiser):
         Early-stopping patience in epochs (overrides the recipe).
     val_fraction : float, optional
         Held-out share of the training pairs (overrides the recipe, usually 0.1).
-    self_ensemble : bool
-        Denoise each image under the 8 flips and quarter turns of the square (4 flips if not
-        square), undo each and average (Lim et al. 2017, "geometric self-ensemble"): 8x the
-        inference work for a few tenths of a dB. Inference only: the fit is shared with
-        ``self_ensemble=False``.
     """
 
     recipes: ClassVar[dict[str, Recipe]] = {"ours": Recipe(), "faithful": Recipe()}
@@ -96,7 +91,6 @@ class NeuralDenoiser(Denoiser):
     #: ``budgets`` has no ``quick`` entry is too slow for that and left out of the quick grid.
     #: The full grid trains to convergence.
     budgets: ClassVar[dict[str, dict[str, Any]]] = {"quick": {"max_steps": 200, "batch_size": 8}, "full": {}}
-    inference_params = ("self_ensemble",)
 
     def __init__(
         self,
@@ -109,7 +103,6 @@ class NeuralDenoiser(Denoiser):
         max_steps: int | None = None,
         patience: int | None = None,
         val_fraction: float | None = None,
-        self_ensemble: bool = False,
     ) -> None:
         self.config = config
         self.epochs = epochs
@@ -119,7 +112,6 @@ class NeuralDenoiser(Denoiser):
         self.max_steps = max_steps
         self.patience = patience
         self.val_fraction = val_fraction
-        self.self_ensemble = self_ensemble
 
     # -- what subclasses provide -------------------------------------------------------
     @abstractmethod
@@ -185,23 +177,9 @@ class NeuralDenoiser(Denoiser):
         size = DENOISE_CHUNK.get(x.device.type, 256)
         with torch.no_grad(), autocast(x.device):
             for start in range(0, len(x), size):
-                chunk = self._apply(net, x[start : start + size])
-                out[start : start + size] = chunk.clamp_(0.0, 1.0)
+                chunk = net(to_layout(x[start : start + size]))
+                out[start : start + size] = chunk.float().clamp_(0.0, 1.0)
         return out
-
-    def _apply(self, net: nn.Module, x: Tensor) -> Tensor:
-        if not self.self_ensemble:
-            return net(to_layout(x)).float()
-        turns = range(4) if x.shape[-1] == x.shape[-2] else (0, 2)  # a half turn keeps the shape
-        total = torch.zeros_like(x)
-        for k in turns:
-            for mirror in (False, True):
-                t = torch.rot90(x, k, (-2, -1))
-                t = t.flip(-1) if mirror else t
-                y = net(to_layout(t)).float()
-                y = y.flip(-1) if mirror else y
-                total += torch.rot90(y, -k, (-2, -1))
-        return total / (2 * len(turns))
 
     def _net_on(self, device: torch.device) -> nn.Module:
         first = next(self.net_.parameters())

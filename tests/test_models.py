@@ -173,22 +173,3 @@ def test_alexnet_faithful_resize_mode_runs_at_224():
     assert model.denoise(torch.rand(2, 1, 28, 28)).shape == (2, 1, 28, 28)
     with pytest.raises(ValueError, match="resize 32 is too small"):
         make("alexnet_ae", resize=32).fit(*blobs(4))
-
-
-def test_self_ensemble_output_turns_with_its_input_and_shares_the_fit():
-    noisy, clean = blobs(8)
-    model = make("conv_ae_small").fit(noisy, clean, seed=1)  # a dense latent: no symmetry of its own
-    plain = model.denoise(noisy)
-    model.set_params(self_ensemble=True)
-    out = model.denoise(noisy)
-
-    def turn(x):
-        return torch.rot90(x, 1, (-2, -1)).flip(-1)
-
-    assert torch.allclose(model.denoise(turn(noisy)), turn(out), atol=1e-5)
-    assert not torch.allclose(plain, out, atol=1e-3)
-    assert model.fit_params() == make("conv_ae_small").fit_params()
-
-    wide = make("dncnn").fit(*blobs(8, side=20), seed=1).set_params(self_ensemble=True)
-    x = blobs(4, side=24)[0][..., :20]  # 24 x 20: mirror images and half turns only
-    assert torch.allclose(wide.denoise(x.flip(-2)), wide.denoise(x).flip(-2), atol=1e-5)

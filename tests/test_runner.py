@@ -149,7 +149,7 @@ def test_slow_denoisers_score_a_recorded_subsample(tmp_path, monkeypatch):
     assert board.psnr.notna().all()
 
 
-def test_a_rerun_loads_the_cached_fit_and_inference_options_share_it(tmp_path, monkeypatch):
+def test_a_rerun_loads_the_cached_fit_instead_of_training(tmp_path, monkeypatch):
     from models import base, training
 
     grid = dict(denoisers=["dncnn"], noises={"gaussian": [0.2]}, params={"dncnn": DENOISERS.entry("dncnn").test_params})
@@ -160,11 +160,17 @@ def test_a_rerun_loads_the_cached_fit_and_inference_options_share_it(tmp_path, m
 
     monkeypatch.setattr(base, "train", no_training)
     monkeypatch.setattr(training, "train", no_training)
-    grid["params"] = {"dncnn": {**grid["params"]["dncnn"], "self_ensemble": True}}
-    summary = run_grid(tiny_grid(**grid), out_dir=tmp_path, log=lambda line: None)
-    assert (summary.ok, summary.failed) == (1, 0)  # a new cell (other output), the same fit
+    summary = run_grid(tiny_grid(**grid, n_test=50), out_dir=tmp_path, log=lambda line: None)
+    assert (summary.ok, summary.failed) == (1, 0)  # a new cell (fewer test images), the same fit
     board = pd.read_csv(tmp_path / "t" / "leaderboard.csv")
-    assert len(board) == 2 and board.psnr.nunique() == 2
-    assert set(board.denoiser_params.map(lambda p: json.loads(p).get("self_ensemble"))) == {None, True}
+    assert sorted(board.n_test) == [50, 100] and board.fit_seconds.nunique() == 1
+
+
+def test_a_denoiser_run_with_other_parameters_is_its_own_row(tmp_path):
+    grid = dict(denoisers=["median"], noises={"salt_pepper": [0.1]})
+    run_grid(tiny_grid(**grid), out_dir=tmp_path, log=lambda line: None)
+    run_grid(tiny_grid(**grid, params={"median": {"size": 5}}), out_dir=tmp_path, log=lambda line: None)
+    board = pd.read_csv(tmp_path / "t" / "leaderboard.csv")
+    assert sorted(board.denoiser_params.map(lambda p: json.loads(p).get("size", 0))) == [0, 5]
     with Store(tmp_path / "t" / "store.sqlite") as store:
-        assert sorted(diagonal(store.cells())["entry"]) == ["dncnn", "dncnn [self_ensemble=true]"]
+        assert sorted(diagonal(store.cells())["entry"]) == ["median", "median [size=5]"]
