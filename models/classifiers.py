@@ -192,7 +192,9 @@ class ConvNetClassifier(TorchClassifier):
         return type(self).builder(input_shape, n_classes, self.width)
 
 
-_TEST = {"width": 0.0625, "epochs": 8, "batch_size": 20}
+# 12 epochs: with 8, the tiny VGG-16 stopped at 62-88% on the test's separable task for 3 of 6
+# seeds on one CPU model (other float kernels), 100% for all 6 with 12.
+_TEST = {"width": 0.0625, "epochs": 12, "batch_size": 20}
 # Quick grid: ~1,000 training images, small batches, a few epochs (5-8 s each on a 2-core CPU).
 # Budgets are epochs, not seconds, so the quick grid gives the same numbers on every machine.
 _QUICK = {"width": 0.25, "epochs": 2, "batch_size": 32}
