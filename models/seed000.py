@@ -203,7 +203,12 @@ def _faithful(epochs: int, **extra) -> Recipe:
     )
 
 
-_OURS = Recipe(optimizer="adam", lr=1e-3, loss="mse", schedule="cosine", epochs=20, batch_size=128, patience=5)
+# Binary cross-entropy in ours too: through the sigmoid output, MSE's gradient (p - t) p (1 - p)
+# vanishes once the deep plain stacks output near-constant values, and VGG-16's and AlexNet's
+# autoencoders settled on a constant image at every Adam rate tried (1e-4 to 1e-3; width 0.25,
+# 600 steps on 4,000 MNIST impulse-0.25 pairs). BCE's gradient p - t does not vanish: AlexNet's
+# reached 17.8 dB there, where MSE left it at 10.2 dB (noisy input 11.0 dB).
+_OURS = Recipe(optimizer="adam", lr=1e-3, loss="bce", schedule="cosine", epochs=20, batch_size=128, patience=5)
 
 
 class _WidthDenoiser(NeuralDenoiser):
@@ -228,7 +233,7 @@ class VGG16AE(_WidthDenoiser):
     """Seed 000's VGG-16 autoencoder (``VGG16AENet``); ~29M parameters at ``width=1``.
 
     ``config='faithful'``: Adadelta (lr 1.0), binary cross-entropy, batch 128 (the report's
-    preferred), 100 epochs. ``config='ours'``: Adam 1e-3, cosine decay, MSE, 20 epochs, patience 5.
+    preferred), 100 epochs. ``config='ours'``: Adam 1e-3, cosine decay, binary cross-entropy, 20 epochs, patience 5.
     """
 
     recipes = {"faithful": _faithful(100), "ours": _OURS}
@@ -253,7 +258,7 @@ class AlexNetAE(_WidthDenoiser):
         50x the compute); None (default, what the grids use) runs the layers at native resolution.
 
     ``config='faithful'``: Adadelta (lr 1.0), binary cross-entropy, 100 epochs, batch 128.
-    ``config='ours'``: Adam 1e-3, cosine decay, MSE, 20 epochs, patience 5.
+    ``config='ours'``: Adam 1e-3, cosine decay, binary cross-entropy, 20 epochs, patience 5.
     """
 
     recipes = {"faithful": _faithful(100), "ours": _OURS}
@@ -281,7 +286,7 @@ class ResNet18AE(_WidthDenoiser):
     """Seed 000's ResNet-18 autoencoder (``ResNet18AENet``).
 
     ``config='faithful'``: Adadelta (lr 1.0), binary cross-entropy, batch 128, 50 epochs,
-    train:validation 6:1 (the report). ``config='ours'``: Adam 1e-3, cosine, MSE, 20 epochs.
+    train:validation 6:1 (the report). ``config='ours'``: Adam 1e-3, cosine, binary cross-entropy, 20 epochs.
     """
 
     recipes = {"faithful": _faithful(50, val_fraction=1 / 7), "ours": _OURS}

@@ -173,3 +173,17 @@ def test_alexnet_faithful_resize_mode_runs_at_224():
     assert model.denoise(torch.rand(2, 1, 28, 28)).shape == (2, 1, 28, 28)
     with pytest.raises(ValueError, match="resize 32 is too small"):
         make("alexnet_ae", resize=32).fit(*blobs(4))
+
+
+@pytest.mark.parametrize("name", ["vgg16_ae", "alexnet_ae"])
+def test_deep_seed000_autoencoders_learn_instead_of_collapsing(name, real_data_dir):
+    # Trained with MSE through their sigmoid, both settled on a constant image within these
+    # 150 steps on MNIST (the gradient vanishes as the output saturates); their recipe uses BCE.
+    from bench.data import load
+    from bench.noise import Noise
+
+    clean = load("mnist", data_dir=real_data_dir).train_images[:2000].float() / 255
+    noisy = Noise("impulse", 0.25).apply(clean, seed=0)
+    model = DENOISERS.create(name, width=0.0625, max_steps=150, batch_size=32).fit(noisy, clean)
+    assert model.training_["collapse"] == []
+    assert model.denoise(noisy).std() > 0.1
