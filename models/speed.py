@@ -5,6 +5,8 @@ its default parameters and ``config='ours'`` batch size on 1x28x28 images: param
 median training-step time as images/s and as seconds per 60,000-image epoch, and inference
 images/s over 512 images in ``denoise``'s chunks. On CPU it also prints the process CPU time per step, which a
 busy machine inflates much less than wall time; the load average is printed for context.
+When ``conv_ae_fmnist`` is measured, the same process also times ``StockConvAE``, the same
+network written with stock layers in the default layout, and prints our speed as a ratio to it.
 """
 
 from __future__ import annotations
@@ -15,12 +17,34 @@ import statistics
 import time
 
 import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 from bench.registry import DENOISERS
 from models.base import DENOISE_CHUNK
 from models.training import to_layout, train_step, tune_cpu_allocator
 
-__all__ = ["measure"]
+__all__ = ["StockConvAE", "measure"]
+
+
+class StockConvAE(nn.Module):
+    """``conv_ae_fmnist`` on 28x28 written the plain way: ``nn.Conv2d``, nearest upsampling,
+    contiguous NCHW. Same state dict and same function; the reference our speed is a ratio to."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.enc1, self.enc2 = nn.Conv2d(1, 64, 3, padding=1), nn.Conv2d(64, 32, 3, padding=1)
+        self.enc3, self.mid = nn.Conv2d(32, 16, 3, padding=1), nn.Conv2d(16, 16, 3, padding=1)
+        self.dec1, self.dec2 = nn.Conv2d(16, 32, 3, padding=1), nn.Conv2d(32, 64, 3)
+        self.out = nn.Conv2d(64, 1, 3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        for conv in (self.enc1, self.enc2, self.enc3):
+            x = F.relu(F.max_pool2d(conv(x), 2, ceil_mode=True))
+        x = F.relu(self.mid(x))
+        for conv in (self.dec1, self.dec2):
+            x = F.relu(conv(F.interpolate(x, scale_factor=2.0, mode="nearest")))
+        return self.out(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
 def _median_seconds(fn, repeats: int, device: torch.device) -> tuple[float, float]:
@@ -39,6 +63,27 @@ def _median_seconds(fn, repeats: int, device: torch.device) -> tuple[float, floa
     return statistics.median(walls), statistics.median(cpus)
 
 
+def _time_net(net: nn.Module, batch: int, dev: torch.device, repeats: int, *, layout) -> dict:
+    """Median training-step and inference speed of ``net`` on random 1x28x28 images."""
+    clean = torch.rand(max(batch, 512), 1, 28, 28, device=dev)
+    noisy = (clean + 0.1 * torch.randn_like(clean)).clamp(0, 1)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
+    net.train()
+    step_wall, step_cpu = _median_seconds(
+        lambda: train_step(net, optimizer, layout(noisy[:batch]), clean[:batch]), repeats, dev
+    )
+    net.eval()
+    chunk = DENOISE_CHUNK.get(dev.type, 256)
+
+    def infer() -> None:
+        with torch.no_grad():
+            for images in noisy[:512].split(chunk):
+                net(layout(images))
+
+    infer_wall, _ = _median_seconds(infer, repeats, dev)
+    return {"step_wall": step_wall, "step_cpu": step_cpu, "infer_images_per_s": 512 / infer_wall}
+
+
 def measure(name: str, *, device: str = "cpu", repeats: int = 5, epoch_images: int = 60_000) -> dict:
     """Speed record of denoiser ``name`` (default parameters) on 1x28x28 images."""
     dev = torch.device(device)
@@ -46,31 +91,27 @@ def measure(name: str, *, device: str = "cpu", repeats: int = 5, epoch_images: i
     batch = model.recipe().batch_size
     torch.manual_seed(0)
     net = model.build((1, 28, 28)).to(dev).to(memory_format=torch.channels_last)
-    clean = torch.rand(max(batch, 512), 1, 28, 28, device=dev)
-    noisy = (clean + 0.1 * torch.randn_like(clean)).clamp(0, 1)
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
-    net.train()
-    step_wall, step_cpu = _median_seconds(
-        lambda: train_step(net, optimizer, noisy[:batch], clean[:batch]), repeats, dev
-    )
-    net.eval()
-
-    chunk = DENOISE_CHUNK.get(dev.type, 256)
-
-    def infer() -> None:
-        with torch.no_grad():
-            for images in noisy[:512].split(chunk):
-                net(to_layout(images))
-
-    infer_wall, _ = _median_seconds(infer, repeats, dev)
+    t = _time_net(net, batch, dev, repeats, layout=to_layout)
     return {
         "name": name,
         "parameters": sum(p.numel() for p in net.parameters()),
         "batch": batch,
-        "train_images_per_s": batch / step_wall,
-        "epoch_seconds": epoch_images / batch * step_wall,
-        "epoch_cpu_seconds": epoch_images / batch * step_cpu,
-        "infer_images_per_s": 512 / infer_wall,
+        "train_images_per_s": batch / t["step_wall"],
+        "epoch_seconds": epoch_images / batch * t["step_wall"],
+        "epoch_cpu_seconds": epoch_images / batch * t["step_cpu"],
+        "infer_images_per_s": t["infer_images_per_s"],
+    }
+
+
+def stock_reference(record: dict, *, device: str = "cpu", repeats: int = 5) -> dict:
+    """``record`` (conv_ae_fmnist's) as ratios to ``StockConvAE`` timed now, at its batch size."""
+    dev = torch.device(device)
+    torch.manual_seed(0)
+    t = _time_net(StockConvAE().to(dev), record["batch"], dev, repeats, layout=lambda x: x)
+    return {
+        "train_ratio": record["train_images_per_s"] * t["step_wall"] / record["batch"],
+        "infer_ratio": record["infer_images_per_s"] / t["infer_images_per_s"],
+        "stock_epoch_seconds": 60_000 / record["batch"] * t["step_wall"],
     }
 
 
@@ -99,6 +140,13 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['epoch_cpu_seconds']:>11,.0f} {r['infer_images_per_s']:>11,.0f}",
             flush=True,
         )
+        if name == "conv_ae_fmnist":
+            ref = stock_reference(r, device=args.device, repeats=args.repeats)
+            print(
+                f"  vs the stock-layer port timed now (StockConvAE, epoch {ref['stock_epoch_seconds']:,.0f} s): "
+                f"training x{ref['train_ratio']:.2f}, inference x{ref['infer_ratio']:.2f}",
+                flush=True,
+            )
     return 0
 
 

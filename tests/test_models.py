@@ -187,3 +187,15 @@ def test_deep_seed000_autoencoders_learn_instead_of_collapsing(name, real_data_d
     model = DENOISERS.create(name, width=0.0625, max_steps=150, batch_size=32).fit(noisy, clean)
     assert model.training_["collapse"] == []
     assert model.denoise(noisy).std() > 0.1
+
+
+def test_stock_speed_reference_is_conv_ae_fmnist_written_plainly():
+    # models.speed reports conv_ae_fmnist's speed as a ratio to StockConvAE: it must be the same work.
+    from models.seed001 import ConvAEFashionMNISTNet
+    from models.speed import StockConvAE
+
+    ours, stock = ConvAEFashionMNISTNet(1), StockConvAE()
+    stock.load_state_dict(ours.state_dict())
+    x = blobs(4)[0]
+    with torch.no_grad():
+        torch.testing.assert_close(stock(x), ours(x), rtol=1e-4, atol=1e-5)
