@@ -19,7 +19,7 @@ import pywt
 import torch
 from torch import Tensor
 
-from bench.estimator import Denoiser
+from bench.estimator import POSITIVE_INT, Denoiser, Rule
 from bench.metrics import psnr
 
 __all__ = [
@@ -195,6 +195,8 @@ class TunedDenoiser(ClassicalDenoiser):
 
     #: Candidate values of each tunable parameter, tried in this order.
     param_grid: ClassVar[dict[str, tuple]] = {}
+    #: The tuning-subset sizes (``tune_images``, or ``subsample`` where a subclass names it so).
+    param_rules: ClassVar[dict[str, Rule]] = {"tune_images": POSITIVE_INT, "subsample": POSITIVE_INT}
 
     def _tuning_size(self) -> int:
         return self.tune_images

@@ -11,6 +11,7 @@ from torch import Tensor
 
 from baselines.base import ClassicalDenoiser, TunedDenoiser, check_pair
 from baselines.filters import gaussian_filter, median_filter, tv_chambolle
+from bench.estimator import NON_NEGATIVE, ODD_POSITIVE_INT, POSITIVE, POSITIVE_INT
 from bench.registry import DENOISERS
 
 __all__ = ["Identity", "Median", "GaussianBlur", "TVChambolle"]
@@ -72,6 +73,7 @@ class Median(TunedDenoiser):
 
     name = "median"
     param_grid = {"size": (3, 5, 7)}
+    param_rules = {"size": ODD_POSITIVE_INT.or_none("tuned")}
 
     def __init__(self, *, size: int | None = None, tune_images: int = 256) -> None:
         self.size = size
@@ -102,6 +104,7 @@ class GaussianBlur(TunedDenoiser):
 
     name = "gaussian_blur"
     param_grid = {"sigma": (0.3, 0.5, 0.7, 1.0, 1.4, 2.0)}
+    param_rules = {"sigma": POSITIVE.or_none("tuned"), "truncate": POSITIVE}
 
     def __init__(self, *, sigma: float | None = None, truncate: float = 4.0, tune_images: int = 256) -> None:
         self.sigma = sigma
@@ -143,6 +146,7 @@ class TVChambolle(TunedDenoiser):
 
     name = "tv_chambolle"
     param_grid = {"weight": (0.02, 0.04, 0.07, 0.1, 0.15, 0.25, 0.4, 0.7)}
+    param_rules = {"weight": POSITIVE.or_none("tuned"), "eps": NON_NEGATIVE, "max_num_iter": POSITIVE_INT}
 
     def __init__(
         self, *, weight: float | None = None, eps: float = 2e-4, max_num_iter: int = 200, tune_images: int = 256

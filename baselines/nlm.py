@@ -6,6 +6,7 @@ import numpy as np
 from torch import Tensor
 
 from baselines.base import TunedDenoiser, check_positive, estimate_noise_sigma, from_numpy, to_numpy
+from bench.estimator import POSITIVE, POSITIVE_INT
 from bench.registry import DENOISERS
 
 __all__ = ["nl_means", "NLMeans"]
@@ -76,6 +77,9 @@ class NLMeans(TunedDenoiser):
     #: The quick grid tunes on fewer pairs: one image per ~3 ms and 8 candidates add up.
     budgets = {"quick": {"tune_images": 64}}
     param_grid = {"patch_size": (3, 5), "patch_distance": (5,), "h_scale": (0.6, 0.9, 1.2, 1.8)}
+    param_rules = {n: POSITIVE_INT.or_none("tuned") for n in ("patch_size", "patch_distance")} | {
+        "h_scale": POSITIVE.or_none("tuned")
+    }
 
     def __init__(
         self,

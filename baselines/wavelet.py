@@ -7,6 +7,7 @@ import pywt
 from torch import Tensor
 
 from baselines.base import TunedDenoiser, check_positive, estimate_noise_sigma, from_numpy, to_numpy
+from bench.estimator import POSITIVE, POSITIVE_INT, Rule, one_of
 from bench.registry import DENOISERS
 
 __all__ = ["bayes_shrink", "Wavelet"]
@@ -107,6 +108,14 @@ class Wavelet(TunedDenoiser):
         "levels": (1, 2, 3),
         "mode": ("soft", "hard"),
         "sigma_scale": (0.5, 0.75, 1.0, 1.5, 2.0, 3.0),
+    }
+    param_rules = {
+        "wavelet": Rule(
+            lambda w: w in pywt.wavelist(kind="discrete"), "a discrete PyWavelets name such as db1, db2, sym4"
+        ).or_none("tuned"),
+        "levels": POSITIVE_INT.or_none("tuned"),
+        "mode": one_of(*_MODES).or_none("tuned"),
+        "sigma_scale": POSITIVE.or_none("tuned"),
     }
 
     def __init__(

@@ -1,8 +1,10 @@
 """Fitted-model cache: safetensors weights plus a JSON sidecar, keyed by what the fit depends on.
 
-A model takes part through three optional hooks: ``fitted_tensors() -> dict[str, Tensor]``,
-``fitted_state() -> dict`` (JSON-able) and ``load_fitted(tensors, state, device)``.
-Loading never unpickles: weights come from safetensors, everything else from JSON.
+A model takes part through the hooks ``bench.estimator.Estimator`` declares:
+``fitted_tensors() -> dict[str, Tensor]``, ``fitted_state() -> dict`` (JSON-able) and
+``load_fitted(tensors, state, device)``; a class that defines ``fitted_state`` and
+``load_fitted`` is ``cacheable``. Loading never unpickles: weights come from safetensors,
+everything else from JSON.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from bench.estimator import Estimator
 
 __all__ = ["fit_key", "save_fitted", "load_fitted", "is_cacheable"]
 
@@ -27,7 +31,8 @@ def fit_key(spec: dict[str, Any]) -> str:
 
 
 def is_cacheable(model: Any) -> bool:
-    return hasattr(model, "fitted_state") and hasattr(model, "load_fitted")
+    """Whether ``model`` can be saved and restored (an Estimator whose class defines the hooks)."""
+    return isinstance(model, Estimator) and model.cacheable
 
 
 def _sha256(path: Path) -> str:
@@ -39,7 +44,7 @@ def save_fitted(model: Any, stem: Path, *, extra: dict[str, Any] | None = None) 
     from safetensors.torch import save_file
 
     stem.parent.mkdir(parents=True, exist_ok=True)
-    tensors = model.fitted_tensors() if hasattr(model, "fitted_tensors") else {}
+    tensors = model.fitted_tensors()
     sidecar = {"config": model.get_params(), "state": model.fitted_state(), "extra": extra or {}, "sha256": None}
     if tensors:
         weights = stem.with_suffix(".safetensors")

@@ -2,28 +2,109 @@
 
 Constructors only store their keyword arguments, so ``get_params()`` is a JSON record of
 the configuration; learned state ends in ``_`` and exists only after ``fit``.
+
+The harness finds everything else it needs on these classes, declared here with defaults:
+parameter rules (``param_rules``, ``check_params``), named-grid settings (``budgets``),
+optional packages (``requires``), a test-set cap (``eval_images``), the learning curve
+(``history_``), the fit-cache hooks (``fitted_tensors``, ``fitted_state``, ``load_fitted``,
+``cacheable``) and mid-fit checkpoints (``checkpoint_path``, ``checkpoint_every``).
 """
 
 from __future__ import annotations
 
 import inspect
+import math
 from abc import ABC, abstractmethod
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
-__all__ = ["Estimator", "Denoiser", "Classifier", "NotFittedError"]
+__all__ = [
+    "Estimator", "Denoiser", "Classifier", "NotFittedError", "Rule", "one_of",
+    "POSITIVE", "NON_NEGATIVE", "POSITIVE_INT", "ODD_POSITIVE_INT", "TRAINING_RULES", "as_float_images",
+]  # fmt: skip
 
 
 class NotFittedError(RuntimeError):
     """Raised when a model is used before ``fit``."""
 
 
+@dataclass(frozen=True)
+class Rule:
+    """What one parameter may be: ``test(value)`` is true for allowed values; ``allowed`` says which.
+
+    >>> POSITIVE_INT(3), POSITIVE_INT(0), POSITIVE_INT.or_none()(None)
+    (True, False, True)
+    """
+
+    test: Callable[[Any], bool]
+    allowed: str
+
+    def __call__(self, value: Any) -> bool:
+        return bool(self.test(value))
+
+    def or_none(self, meaning: str = "") -> Rule:
+        """The same rule, with None allowed too (``meaning`` says what None does)."""
+        return Rule(lambda v: v is None or self.test(v), f"{self.allowed}, or None{f' ({meaning})' if meaning else ''}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+POSITIVE_INT = Rule(lambda v: _is_int(v) and v >= 1, "an integer >= 1")
+ODD_POSITIVE_INT = Rule(lambda v: _is_int(v) and v >= 1 and v % 2 == 1, "an odd integer >= 1")
+POSITIVE = Rule(lambda v: _is_number(v) and v > 0, "a finite number > 0")
+NON_NEGATIVE = Rule(lambda v: _is_number(v) and v >= 0, "a finite number >= 0")
+
+
+def one_of(*values: Any) -> Rule:
+    """A rule allowing exactly ``values``."""
+    return Rule(lambda v: v in values, f"one of: {', '.join(map(str, values))}")
+
+
+#: Rules by parameter name for the training settings the neural entries share; they apply to
+#: any estimator with a parameter of that name (a class's own ``param_rules`` take precedence).
+TRAINING_RULES: dict[str, Rule] = {
+    "epochs": POSITIVE_INT.or_none("the recipe's"),
+    "max_steps": POSITIVE_INT.or_none("no cap"),
+    "batch_size": POSITIVE_INT.or_none("the recipe's"),
+    "lr": POSITIVE.or_none("the recipe's"),
+    "max_seconds": POSITIVE.or_none("no cap"),
+}
+
+
 class Estimator:
     """Parameters are the constructor's keyword arguments, stored under the same names."""
 
     name: str = ""
+    #: What the estimator is, for messages ("denoiser", "classifier").
+    kind: ClassVar[str] = "estimator"
+    #: Rules for constructor parameters; merged along the class hierarchy by ``check_params``.
+    param_rules: ClassVar[dict[str, Rule]] = {"eval_images": POSITIVE_INT.or_none("all")}
+    #: Settings the named grids pass, by grid budget: ``{"quick": {...}, "full": {...}}``. An
+    #: entry that declares budgets but no ``quick`` one is too slow for the quick grid; an
+    #: entry with none at all runs everywhere with its defaults.
+    budgets: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: Optional modules the entry imports when used (named grids leave it out without them).
+    requires: ClassVar[tuple[str, ...]] = ()
+    #: Score only the first ``eval_images`` test images of a cell (slow methods); None: all.
+    eval_images: int | None = None
+    #: Per-epoch training record (dicts with ``epoch``, ``train_loss``, ``val_loss``, ...) set
+    #: by ``fit`` of models that train in epochs; None for the others.
+    history_: list[dict[str, Any]] | None = None
+    #: Where a long fit writes its mid-fit checkpoint (None: no checkpoints), and how many
+    #: seconds apart. Set by the harness, not constructor parameters: they do not change a result.
+    checkpoint_path: Path | None = None
+    checkpoint_every: float = 300.0
 
     def get_params(self) -> dict[str, Any]:
         """The keyword-only constructor arguments of this class and of its bases (which a
@@ -44,14 +125,55 @@ class Estimator:
             setattr(self, key, value)
         return self
 
+    def check_params(self) -> Estimator:
+        """Raise ValueError for the first parameter that breaks its rule; returns self.
+
+        Rules come from ``TRAINING_RULES`` and each class's ``param_rules`` (subclasses
+        override their bases); a parameter without a rule is not checked. Grids call this
+        before anything runs, so a bad value never reaches ``fit``. Subclasses with rules
+        across parameters override it and call ``super().check_params()``.
+        """
+        rules = dict(TRAINING_RULES)
+        for cls in reversed(type(self).__mro__):
+            rules.update(vars(cls).get("param_rules", {}))
+        for key, value in self.get_params().items():
+            rule = rules.get(key)
+            if rule is not None and not rule(value):
+                raise ValueError(
+                    f"bad parameters for {self.kind} {self._label()!r}: {key}={value!r} is invalid; expected {rule.allowed}"
+                )
+        return self
+
+    def _label(self) -> str:
+        return self.name or type(self).__name__
+
     def check_fitted(self) -> None:
         """Raise NotFittedError unless ``fit`` has set some learned state."""
         if not any(key.endswith("_") and not key.startswith("_") for key in vars(self)):
-            raise NotFittedError(f"{self.name or type(self).__name__} is not fitted; call fit() first")
+            raise NotFittedError(f"{self._label()} is not fitted; call fit() first")
 
     def n_parameters(self) -> int:
         """Learned parameter count (0 for classical methods)."""
         return 0
+
+    # -- fit cache (bench.cache) ---------------------------------------------------------
+    @property
+    def cacheable(self) -> bool:
+        """Whether the class defines both ``fitted_state`` and ``load_fitted``, so a fit can be saved."""
+        cls = type(self)
+        return cls.fitted_state is not Estimator.fitted_state and cls.load_fitted is not Estimator.load_fitted
+
+    def fitted_tensors(self) -> dict[str, Tensor]:
+        """Learned tensors to store as safetensors ({} when there are none)."""
+        return {}
+
+    def fitted_state(self) -> dict[str, Any] | None:
+        """JSON-able rest of the fitted state; None by default: the fit is not cacheable."""
+        return None
+
+    def load_fitted(self, tensors: dict[str, Tensor], state: dict[str, Any], device: Any) -> Estimator:
+        """Restore a fit saved from ``fitted_tensors`` and ``fitted_state``; returns self."""
+        raise NotImplementedError(f"{self._label()} is not cacheable: it defines no load_fitted")
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
@@ -66,6 +188,8 @@ class Denoiser(Estimator, ABC):
     per batch. ``denoise`` is pure: same shape, device and range, no state kept.
     """
 
+    kind = "denoiser"
+
     @abstractmethod
     def fit(self, noisy: Tensor, clean: Tensor, *, seed: int = 0, noise: Any = None) -> Denoiser: ...
 
@@ -75,6 +199,8 @@ class Denoiser(Estimator, ABC):
 
 class Classifier(Estimator, ABC):
     """Maps images (float32 N x C x H x W in [0, 1]) to int64 labels."""
+
+    kind = "classifier"
 
     @abstractmethod
     def fit(self, images: Tensor, labels: Tensor, *, seed: int = 0) -> Classifier: ...

@@ -232,19 +232,23 @@ def _validate(grid: Grid) -> None:
     for field_name in ("n_train", "n_test"):
         if not isinstance(getattr(grid, field_name), int) or getattr(grid, field_name) < 1:
             raise ValueError(f"{field_name} must be a positive integer; got {getattr(grid, field_name)!r}")
-    for name, params in grid.params:
+    given = dict(grid.params)
+    for name in given:
         if name not in DENOISERS and name not in CLASSIFIERS:
             raise ValueError(DENOISERS.unknown_message(name))
-        registry = DENOISERS if name in DENOISERS else CLASSIFIERS
-        if name in grid.denoisers or name in grid.classifiers:
-            _check_params(registry, name, dict(params))
+    # Every entry that runs is checked, with its defaults too: a bad default fails here, not in a cell.
+    for registry, names in ((DENOISERS, grid.denoisers), (CLASSIFIERS, grid.classifiers)):
+        for name in names:
+            _check_params(registry, name, dict(given.get(name, ())))
 
 
 def _check_params(registry, name: str, params: dict[str, Any]) -> None:
+    """Build the entry with ``params`` and apply its own checks (``Estimator.check_params``)."""
     try:
-        registry.create(name, **params)
-    except TypeError as err:
+        model = registry.create(name, **params)
+    except (TypeError, ValueError) as err:
         raise ValueError(f"bad parameters for {registry.kind} {name!r}: {err}") from None
+    model.check_params()  # its message names the entry, as the one above does
 
 
 def _has_local(name: str, data_dir) -> bool:
@@ -291,9 +295,7 @@ def quick(data_dir=None) -> Grid:
     a CPU (their ``budgets`` have no ``quick`` entry; the full grid runs them).
     """
     datasets = ["digits"] + [n for n in ("mnist", "fashion-mnist") if _has_local(n, data_dir)]
-    quick_enough = [
-        n for n in DENOISERS.names() if "quick" in getattr(DENOISERS.entry(n).factory, "budgets", {"quick": {}})
-    ]
+    quick_enough = [n for n in DENOISERS.names() if _runs_in(DENOISERS.entry(n).budgets, "quick")]
     denoisers, note = _installed_only(quick_enough)
     return Grid.build(
         name="quick",
@@ -346,10 +348,15 @@ def _budget_params(budget: str) -> dict[str, dict[str, Any]]:
     out = {}
     for registry in (DENOISERS, CLASSIFIERS):
         for name in registry.names():
-            budgets = getattr(registry.entry(name).factory, "budgets", {})
+            budgets = registry.entry(name).budgets
             if budget in budgets:
                 out[name] = dict(budgets[budget])
     return out
+
+
+def _runs_in(budgets: dict[str, dict[str, Any]], budget: str) -> bool:
+    """An entry declaring budgets runs in the grids they name; one declaring none runs in every grid."""
+    return not budgets or budget in budgets
 
 
 def named_grid(name: str, *, data_dir=None) -> Grid:

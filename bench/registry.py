@@ -33,9 +33,24 @@ class Entry:
     test_params: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def requires(self) -> tuple[str, ...]:
+        """The optional modules the entry imports (``Estimator.requires``)."""
+        return tuple(self._declared("requires", ()))
+
+    @property
+    def budgets(self) -> dict[str, dict[str, Any]]:
+        """The entry's named-grid settings (``Estimator.budgets``)."""
+        return dict(self._declared("budgets", {}))
+
+    def _declared(self, hook: str, default: Any) -> Any:
+        # Classes declare their hooks on bench.estimator.Estimator; a factory function (a
+        # registered variant) carries the ones it sets as attributes of the function.
+        return getattr(self.factory, hook, default)
+
+    @property
     def missing_packages(self) -> list[str]:
         """The optional modules the factory ``requires`` that are not installed."""
-        return [module for module in getattr(self.factory, "requires", ()) if not _installed(module)]
+        return [module for module in self.requires if not _installed(module)]
 
 
 def _installed(module: str) -> bool:
@@ -104,8 +119,28 @@ class Registry:
         self._load()
         return name in self._entries
 
+    def suggestions(self, name: str, *, limit: int = 3) -> list[str]:
+        """Registered names ``name`` may have meant: those it starts, then those containing it,
+        then close spellings (case ignored).
+
+        >>> r = Registry("widget")
+        >>> for n in ("tv_chambolle", "median", "gaussian_blur"):
+        ...     _ = r.register(n, source="", description="")(object)
+        >>> r.suggestions("tv"), r.suggestions("blur"), r.suggestions("medain")
+        (['tv_chambolle'], ['gaussian_blur'], ['median'])
+        """
+        self._load()
+        wanted = name.lower()
+        names = sorted(self._entries)
+        prefixed = [n for n in names if n.lower().startswith(wanted)] if wanted else []
+        # Substrings of two characters or fewer match too much to help.
+        inside = [n for n in names if len(wanted) > 2 and wanted in n.lower() and n not in prefixed]
+        lowered = {n.lower(): n for n in names}
+        close = [lowered[n] for n in difflib.get_close_matches(wanted, lowered, n=limit, cutoff=0.6)]
+        return list(dict.fromkeys(prefixed + inside + close))[:limit]
+
     def unknown_message(self, name: str) -> str:
-        close = difflib.get_close_matches(name, self._entries, n=3, cutoff=0.6)
+        close = self.suggestions(name)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         return f"unknown {self.kind} {name!r}{hint}; expected one of: {', '.join(sorted(self._entries))}"
 

@@ -49,6 +49,13 @@ _TEXT_COLUMNS = {
 }
 
 
+# A failed cell `c` for which an ok cell of the same settings exists under another key.
+_SUPERSEDED = """c.status IS NOT 'ok' AND EXISTS (
+    SELECT 1 FROM cells AS o WHERE o.status = 'ok' AND o.key != c.key AND o.dataset IS c.dataset
+    AND o.noise IS c.noise AND o.level IS c.level AND o.train_level IS c.train_level
+    AND o.denoiser IS c.denoiser AND o.denoiser_params IS c.denoiser_params)"""
+
+
 def _sql_type(column: str) -> str:
     return "TEXT" if column in _TEXT_COLUMNS else "INTEGER" if column in _INTEGER_COLUMNS else "REAL"
 
@@ -90,9 +97,23 @@ class Store:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+            self._check_columns()
+        except sqlite3.DatabaseError as err:  # not a database, a damaged one, or another program's
+            self._db.close()
+            raise ValueError(
+                f"run store {self.path} cannot be used ({err}); move it away or pass another --out"
+            ) from None
+
+    def _check_columns(self) -> None:
+        # A database that is not a run store of this version would fail on the first cell.
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(cells)")}
+        missing = [c for c in CELL_COLUMNS if c not in have]
+        if missing:
+            raise sqlite3.DatabaseError(f"its cells table lacks {', '.join(missing)}")
 
     def close(self) -> None:
         self._db.close()
@@ -131,7 +152,13 @@ class Store:
         return {row[0] for row in self._db.execute("SELECT key FROM cells WHERE status = 'ok'")}
 
     def put_cell(self, row: dict[str, Any], classifier_rows: list[dict[str, Any]] = (), samples=None) -> None:
-        """Write one finished cell and its classifier results in one transaction."""
+        """Write one finished cell and its classifier results in one transaction.
+
+        ``row["run_id"]`` (from ``start_run``) ties the cell to its run; see ``run_cells``.
+        """
+        run_id = row.get("run_id")
+        if run_id is not None and not self._db.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone():
+            raise ValueError(f"run_id {run_id!r} is not a run of {self.path}; expected an id from start_run")
         cell = {c: _encode(c, row.get(c)) for c in CELL_COLUMNS} | {
             "finished": time.time(),
             "samples": _pack_samples(samples),
@@ -162,10 +189,29 @@ class Store:
             frame[column] = frame[column].astype("Int64")  # failed rows leave them empty
         return frame[[c for c in columns if c in frame]]
 
-    def cells(self) -> pd.DataFrame:
-        """Every cell, ordered by dataset, noise, level, training level, denoiser."""
+    def cells(self, *, superseded: bool = False) -> pd.DataFrame:
+        """Every cell, ordered by dataset, noise, level, training level, denoiser.
+
+        A failed cell is superseded once a cell of the same dataset, noise, level, training
+        level, denoiser and parameters finished ok under another key (other test images,
+        another code version): it is left out unless ``superseded`` is true. The failure
+        stays in the store; it no longer describes what these settings do.
+        """
+        where = "" if superseded else f"WHERE NOT ({_SUPERSEDED})"
         order = "ORDER BY dataset, noise, level, train_level, denoiser"
-        return self._frame(f"SELECT {', '.join(CELL_COLUMNS)} FROM cells {order}", CELL_COLUMNS)
+        return self._frame(f"SELECT {', '.join(CELL_COLUMNS)} FROM cells AS c {where} {order}", CELL_COLUMNS)
+
+    def run_cells(self) -> pd.DataFrame:
+        """Cells joined with the run that wrote them: the cell columns plus ``run_grid``,
+        ``run_argv``, ``run_started`` and ``run_finished`` (empty for cells without a run id)."""
+        extra = {"grid": "run_grid", "argv": "run_argv", "started": "run_started", "finished": "run_finished"}
+        sql = (
+            f"SELECT {', '.join(f'c.{c}' for c in CELL_COLUMNS)}, {', '.join(f'r.{a} AS {b}' for a, b in extra.items())} "
+            "FROM cells AS c LEFT JOIN runs AS r ON c.run_id = r.run_id ORDER BY c.run_id, c.finished"
+        )
+        frame = self._frame(sql, [*CELL_COLUMNS, *extra.values()])
+        frame["run_argv"] = frame["run_argv"].map(lambda v: json.loads(v) if isinstance(v, str) else v)
+        return frame
 
     def classifier_results(self) -> pd.DataFrame:
         order = "ORDER BY dataset, noise, level, train_level, denoiser, classifier"

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from bench.cli import main
-from bench.html_report import image_grids, render_report, seed_tables
+from bench.report import image_grids, render_report, seed_tables
 from bench.report import write_outputs
 from bench.store import Store
 

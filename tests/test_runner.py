@@ -13,7 +13,7 @@ import torch
 
 from bench.estimator import Denoiser
 from bench.grids import Grid
-from bench.plots import diagonal
+from bench.report import diagonal
 from bench.registry import DENOISERS, Entry
 from bench.runner import run_grid
 from bench.store import Store

@@ -1,121 +1,24 @@
-"""report.html: one self-contained page per run folder, rebuilt from its store.
+"""The report's tables: leaderboards, classifier results, failures and published-vs-ours.
 
-Everything the page needs is inline: CSS, a few lines of sorting JavaScript, and every image
-as a PNG ``data:`` URI, so the file opens from disk with no network. Jinja2 autoescapes
-every value, so a denoiser named ``<script>`` is shown as text. Figures come from
-:mod:`bench.plots`.
+Each table is plain data for the template: header labels and rows of ``{text, sort}`` cells
+(display text, and the number the page sorts by; missing values sort last).
 """
 
 from __future__ import annotations
 
-import io
-import json
 import math
-import os
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from bench import plots
-from bench.store import Store
+from bench.report.select import diagonal
 
-__all__ = ["render_report", "write_report", "load_seed_frames", "seed_tables", "leaderboards", "summary", "image_grids"]
+__all__ = ["leaderboards", "classifier_table", "accuracy_metrics", "rows_table", "load_seed_frames", "seed_tables"]
 
-TEMPLATES = Path(__file__).parent / "templates"
 _SEED_COLUMNS = {"published", "ours"}
 _NOT_SEED_TABLES = {"leaderboard.csv", "classifiers.csv"}
-_FAILURE_COLUMNS = [
-    ("dataset", "dataset"), ("noise", "noise"), ("level", "level"), ("train_level", "train"),
-    ("denoiser", "denoiser"), ("error", "error"),
-]  # fmt: skip
-
-
-def write_report(store: Store, run_dir: str | Path) -> Path:
-    """Write ``run_dir/report.html`` (beside it, then renamed: a reader never sees half a page)."""
-    path = Path(run_dir) / "report.html"
-    tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(render_report(store, run_dir), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
-
-
-def render_report(store: Store, run_dir: str | Path | None = None) -> str:
-    """The page as a string; ``run_dir`` is searched for seed tables (see :func:`load_seed_frames`)."""
-    from jinja2 import Environment, FileSystemLoader
-
-    cells, classifiers = store.cells(), store.classifier_results()
-    accuracy = _accuracy_metrics(classifiers)
-    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, trim_blocks=True, lstrip_blocks=True)
-    return env.get_template("report.html.j2").render(
-        summary=summary(cells, store.runs()),
-        metrics=[{"id": "psnr", "label": "PSNR"}, {"id": "ssim", "label": "SSIM"}, *accuracy],
-        leaderboards=leaderboards(cells, classifiers, accuracy),
-        image_grids=image_grids(store, cells),
-        figures=plots.figures(cells, classifiers),
-        classifiers=classifier_table(classifiers),
-        seeds=seed_tables(load_seed_frames(run_dir)) if run_dir is not None else [],
-    )
-
-
-# --- summary -------------------------------------------------------------------------------
-
-
-def _when(stamp: Any) -> str:
-    if stamp is None or pd.isna(stamp):
-        return "not finished (still running, or stopped before its end)"
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(float(stamp)))
-
-
-def _duration(seconds: float) -> str:
-    minutes, secs = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s" if minutes else f"{seconds:.1f} s"
-
-
-def _json(text: Any) -> dict:
-    try:
-        value = json.loads(text) if isinstance(text, str) else text
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def summary(cells: pd.DataFrame, runs: pd.DataFrame) -> dict[str, Any]:
-    """Grid, data, devices, versions, seed, timing and ok/failed counts, as display strings."""
-    specs = [_json(s) for s in runs.get("spec", [])]
-    seeds = {str(s["seed"]) for s in specs if "seed" in s} or {str(s) for s in cells["base_seed"].dropna().unique()}
-    devices = set(cells["device"].dropna()) | set(runs.get("device", pd.Series(dtype=str)).dropna())
-    versions: dict[str, list[str]] = {}  # one entry per distinct set of versions, with the runs that used it
-    for run_id, text in zip(runs.get("run_id", []), runs.get("versions", []), strict=True):
-        label = ", ".join(f"{k} {v}" for k, v in _json(text).items()) or "not recorded"
-        versions.setdefault(label, []).append(str(run_id))
-    durations = [
-        f - s
-        for s, f in zip(runs.get("started", []), runs.get("finished", []), strict=True)
-        if pd.notna(s) and pd.notna(f)
-    ]
-    failed = cells[cells["status"] != "ok"]
-    return {
-        "grid": ", ".join(dict.fromkeys(runs.get("grid", pd.Series(dtype=str)).dropna())) or "unknown",
-        "description": next((s["description"] for s in reversed(specs) if s.get("description")), ""),
-        "datasets": ", ".join(sorted(cells["dataset"].dropna().unique())) or "none",
-        "devices": ", ".join(sorted(devices)) or "unknown",
-        "versions": [{"text": text, "runs": ", ".join(ids)} for text, ids in versions.items()],
-        "seed": ", ".join(sorted(seeds)) or "unknown",
-        "started": _when(runs["started"].min()) if len(runs) else "unknown",
-        "finished": _when(runs["finished"].iloc[-1]) if len(runs) else "unknown",  # the latest run's end
-        "run_time": _duration(sum(durations)) if durations else "unknown",
-        "n_runs": len(runs),
-        "ok": int((cells["status"] == "ok").sum()),
-        "failed": len(failed),
-        "failures": _rows(failed, _FAILURE_COLUMNS),
-    }
-
-
-# --- tables --------------------------------------------------------------------------------
 
 
 def _format(value: Any, digits: int = 4) -> tuple[str, Any]:
@@ -129,7 +32,7 @@ def _format(value: Any, digits: int = 4) -> tuple[str, Any]:
     return str(value), None
 
 
-def _rows(frame: pd.DataFrame, columns: list[tuple[str, str]]) -> dict[str, Any]:
+def rows_table(frame: pd.DataFrame, columns: list[tuple[str, str]]) -> dict[str, Any]:
     """A generic sortable table: header labels and rows of {text, sort} cells."""
     present = [(c, label) for c, label in columns if c in frame]
     rows = [
@@ -139,7 +42,7 @@ def _rows(frame: pd.DataFrame, columns: list[tuple[str, str]]) -> dict[str, Any]
     return {"columns": [label for _, label in present], "rows": rows}
 
 
-def _accuracy_metrics(classifiers: pd.DataFrame) -> list[dict[str, str]]:
+def accuracy_metrics(classifiers: pd.DataFrame) -> list[dict[str, str]]:
     names = sorted(classifiers.dropna(subset=["accuracy_denoised"])["classifier"].unique())
     return [{"id": f"acc{i}", "label": f"accuracy: {name}", "classifier": name} for i, name in enumerate(names)]
 
@@ -187,7 +90,7 @@ def leaderboards(cells: pd.DataFrame, classifiers: pd.DataFrame, metrics: list[d
     Cells trained at another level than they are tested at appear in the heatmaps, not here.
     ``metrics`` are the accuracy metrics (see ``render_report``); PSNR and SSIM are always in.
     """
-    board = plots.diagonal(cells, ok_only=False)
+    board = diagonal(cells, ok_only=False)
     accuracy = classifiers.groupby(["key", "classifier"])["accuracy_denoised"].mean().to_dict()
     tables = []
     for (dataset, noise), group in board.groupby(["dataset", "noise"], sort=True):
@@ -253,68 +156,7 @@ def classifier_table(classifiers: pd.DataFrame) -> dict[str, Any] | None:
     ]  # fmt: skip
     if "error" in classifiers and classifiers["error"].notna().any():  # a column of dashes otherwise
         columns.append(("error", "error"))
-    return _rows(classifiers, columns)
-
-
-# --- image grids ----------------------------------------------------------------------------
-
-
-def image_strip(images: np.ndarray, *, gap: int = 2) -> str:
-    """uint8 N x C x H x W images side by side, white gaps between, as one PNG data URI.
-
-    >>> image_strip(np.zeros((2, 1, 4, 4), np.uint8)).startswith("data:image/png;base64,")
-    True
-    """
-    from PIL import Image
-
-    images = np.asarray(images, dtype=np.uint8)
-    n, channels, height, width = images.shape
-    strip = np.full((height, n * width + (n - 1) * gap, channels), 255, np.uint8)
-    for i, image in enumerate(images):
-        strip[:, i * (width + gap) : i * (width + gap) + width] = image.transpose(1, 2, 0)
-    picture = Image.fromarray(strip[..., 0] if channels == 1 else strip)
-    buffer = io.BytesIO()
-    picture.save(buffer, format="PNG", optimize=True)
-    return plots.png_uri(buffer.getvalue())
-
-
-IMAGE_BUDGET = 2_500_000  # bytes of image strips per page: keeps the quick grid's page under 5 MB
-
-
-def image_grids(store, cells: pd.DataFrame, *, budget: int = IMAGE_BUDGET) -> dict[str, Any]:
-    """Per (dataset, noise, level): strips of the stored test images, clean, noisy, then each entry.
-
-    ``store`` is a :class:`bench.store.Store`; cells without samples are left out. Once the
-    strips pass ``budget`` bytes the remaining groups are counted in ``left_out``, not drawn
-    (a full grid would otherwise make a page of tens of megabytes).
-    Returns ``{"grids": [{dataset, noise, level, height, strips: [{name, uri}]}], "left_out": n}``.
-    """
-    grids, used, left_out = [], 0, 0
-    for (dataset, noise, level), group in plots.diagonal(cells).groupby(["dataset", "noise", "level"], sort=True):
-        if used >= budget:
-            left_out += 1
-            continue
-        strips, height = [], 0
-        for _, cell in group.sort_values("entry").iterrows():
-            samples = store.samples(cell["key"])
-            if "denoised" not in samples:
-                continue
-            if not strips:  # every entry of a cell group sees the same clean and noisy images
-                strips += [
-                    {"name": "clean", "uri": image_strip(samples["clean"])},
-                    {"name": "noisy", "uri": image_strip(samples["noisy"])},
-                ]
-                height = 2 * samples["clean"].shape[-2]
-            strips.append({"name": cell["entry"], "uri": image_strip(samples["denoised"])})
-        if strips:
-            used += sum(len(strip["uri"]) for strip in strips)
-            grids.append(
-                {"dataset": dataset, "noise": noise, "level": f"{level:g}", "height": height, "strips": strips}
-            )
-    return {"grids": grids, "left_out": left_out}
-
-
-# --- seed reports: published numbers beside ours -------------------------------------------
+    return rows_table(classifiers, columns)
 
 
 def load_seed_frames(run_dir: str | Path) -> list[pd.DataFrame]:
@@ -354,5 +196,5 @@ def seed_tables(frames: list[pd.DataFrame]) -> list[dict[str, Any]]:
             frame["ours − published"] = ours - published
         seeds = ", ".join(str(s) for s in frame["seed"].dropna().unique()) if "seed" in frame else ""
         title = frame.attrs.get("name") or seeds or f"table {index + 1}"
-        tables.append({"title": str(title), **_rows(frame, [(c, str(c)) for c in frame.columns])})
+        tables.append({"title": str(title), **rows_table(frame, [(c, str(c)) for c in frame.columns])})
     return tables

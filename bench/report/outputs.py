@@ -1,4 +1,4 @@
-"""Outputs rebuilt from the store: leaderboard.csv, classifiers.csv and report.html."""
+"""The files of a run folder, rebuilt from its store: leaderboard.csv, classifiers.csv, report.html."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.html_report import write_report
+from bench.report.page import write_report
 from bench.store import CLASSIFIER_COLUMNS, LEADERBOARD_COLUMNS, Store
 
 __all__ = ["write_outputs", "rebuild"]

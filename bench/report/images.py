@@ -1,0 +1,69 @@
+"""Image strips for the report: the stored test images of each cell, clean, noisy and denoised."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench.report.canvas import png_uri
+from bench.report.select import diagonal
+
+__all__ = ["image_strip", "image_grids", "IMAGE_BUDGET"]
+
+
+def image_strip(images: np.ndarray, *, gap: int = 2) -> str:
+    """uint8 N x C x H x W images side by side, white gaps between, as one PNG data URI.
+
+    >>> image_strip(np.zeros((2, 1, 4, 4), np.uint8)).startswith("data:image/png;base64,")
+    True
+    """
+    from PIL import Image
+
+    images = np.asarray(images, dtype=np.uint8)
+    n, channels, height, width = images.shape
+    strip = np.full((height, n * width + (n - 1) * gap, channels), 255, np.uint8)
+    for i, image in enumerate(images):
+        strip[:, i * (width + gap) : i * (width + gap) + width] = image.transpose(1, 2, 0)
+    picture = Image.fromarray(strip[..., 0] if channels == 1 else strip)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG", optimize=True)
+    return png_uri(buffer.getvalue())
+
+
+IMAGE_BUDGET = 2_500_000  # bytes of image strips per page: keeps the quick grid's page under 5 MB
+
+
+def image_grids(store, cells: pd.DataFrame, *, budget: int = IMAGE_BUDGET) -> dict[str, Any]:
+    """Per (dataset, noise, level): strips of the stored test images, clean, noisy, then each entry.
+
+    ``store`` is a :class:`bench.store.Store`; cells without samples are left out. Once the
+    strips pass ``budget`` bytes the remaining groups are counted in ``left_out``, not drawn
+    (a full grid would otherwise make a page of tens of megabytes).
+    Returns ``{"grids": [{dataset, noise, level, height, strips: [{name, uri}]}], "left_out": n}``.
+    """
+    grids, used, left_out = [], 0, 0
+    for (dataset, noise, level), group in diagonal(cells).groupby(["dataset", "noise", "level"], sort=True):
+        if used >= budget:
+            left_out += 1
+            continue
+        strips, height = [], 0
+        for _, cell in group.sort_values("entry").iterrows():
+            samples = store.samples(cell["key"])
+            if "denoised" not in samples:
+                continue
+            if not strips:  # every entry of a cell group sees the same clean and noisy images
+                strips += [
+                    {"name": "clean", "uri": image_strip(samples["clean"])},
+                    {"name": "noisy", "uri": image_strip(samples["noisy"])},
+                ]
+                height = 2 * samples["clean"].shape[-2]
+            strips.append({"name": cell["entry"], "uri": image_strip(samples["denoised"])})
+        if strips:
+            used += sum(len(strip["uri"]) for strip in strips)
+            grids.append(
+                {"dataset": dataset, "noise": noise, "level": f"{level:g}", "height": height, "strips": strips}
+            )
+    return {"grids": grids, "left_out": left_out}
