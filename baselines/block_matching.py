@@ -13,6 +13,7 @@ import numpy as np
 from torch import Tensor
 
 from baselines.base import TunedDenoiser, check_positive, estimate_noise_sigma, from_numpy, to_numpy
+from bench.estimator import POSITIVE, POSITIVE_INT
 from bench.registry import DENOISERS
 
 __all__ = ["bm3d_denoise", "BM3D"]
@@ -121,6 +122,7 @@ class BM3D(TunedDenoiser):
 
     name = "bm3d"
     param_grid = {"sigma_scale": (0.75, 1.0, 1.5, 2.0)}
+    param_rules = {"sigma_scale": POSITIVE.or_none("tuned"), "nf": POSITIVE_INT}
     #: Optional modules this entry imports when used; generated tests can skip on their absence.
     requires = ("bm3d",)
 
