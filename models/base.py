@@ -8,7 +8,10 @@ A model is an ``nn.Module`` factory plus a few-line registered subclass::
         def build(self, shape): return conv_ae_fmnist_net(shape[0])
 
 ``fit`` seeds the initialisation, builds the network for the data's C x H x W on the data's
-device and hands it to the one training loop (``models.training.train``).
+device and hands it to the one training engine (``models.training.train`` wraps it for
+noisy -> clean pairs). With ``checkpoint_path`` set (by the runner, a plain attribute), the
+fit writes mid-fit checkpoints (``models.checkpoint``), resumes from them on a rerun and
+deletes them once it has succeeded.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from torch import Tensor, nn
 
 from bench.estimator import Denoiser, as_float_images
 from bench.registry import DENOISERS
+from models.checkpoint import Checkpoints
 from models.training import Recipe, TrainResult, autocast, to_layout, train
 
 __all__ = ["NeuralDenoiser", "LatentInterpolation", "register", "seeded"]
@@ -74,7 +78,8 @@ class NeuralDenoiser(Denoiser):
     epochs, batch_size, lr : int, int, float, optional
         Override the recipe.
     max_seconds : float, optional
-        Wall-clock training budget; training stops after the batch that exceeds it.
+        Wall-clock training budget; training stops after the batch that exceeds it. A resumed
+        fit starts this clock afresh, so only step and epoch budgets resume bit-identically.
     max_steps : int, optional
         Optimizer-step budget (overrides the recipe): the machine-independent cap the named
         grids use, so a grid gives the same numbers on a slow and a fast machine.
@@ -154,9 +159,13 @@ class NeuralDenoiser(Denoiser):
             with seeded(net_seed, clean.device):
                 return self.build(shape)
 
+        checkpoints = Checkpoints.of(self)
+        options = {"recipe": recipe, "seed": seed, "noise": noise, "deadline": deadline, "checkpoints": checkpoints}
         with seeded(seed, clean.device):  # dropout draws from the global generator
-            result = self._train(make_net, noisy, clean, recipe=recipe, seed=seed, noise=noise, deadline=deadline)
+            result = self._train(make_net, noisy, clean, **options)
         self.net_, self.history_, self.training_, self.shape_ = result.net, result.history, result.info, list(shape)
+        if checkpoints is not None:
+            checkpoints.clear()
         return self
 
     def _check_shape(self, images: Tensor) -> None:
@@ -196,7 +205,7 @@ class NeuralDenoiser(Denoiser):
                 net = self.build((1, 28, 28))
         return sum(p.numel() for p in net.parameters())
 
-    # -- caching hooks used by the runner (models/checkpoint.py writes them to disk) ---------
+    # -- caching hooks used by the runner (bench/cache.py writes them to disk) --------------
     def fitted_tensors(self) -> dict[str, Tensor]:
         """The state dict as contiguous CPU tensors (what safetensors stores)."""
         self.check_fitted()

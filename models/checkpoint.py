@@ -1,79 +1,242 @@
-"""Fitted-model files: ``PATH.safetensors`` (weights) plus ``PATH.json`` (config, history, sha256).
+"""Mid-fit checkpoints: the resume state of a training run, so that a killed fit goes on.
 
-Loading reads only safetensors and JSON, so it never unpickles anything; the sha256 in the
-sidecar is checked before the weights are used.
+The runner sets ``model.checkpoint_path`` to a path stem beside the fit cache
+(``<cache dir>/<fit key>.ckpt``) and may set ``model.checkpoint_every`` (seconds, default
+300); tests set ``model.checkpoint_every_steps`` to write one every few optimizer steps.
+None of these is a constructor parameter, so they never change a fit's cache key.
 
->>> import tempfile, pathlib
->>> from bench.registry import DENOISERS
->>> model = DENOISERS.create("dense_dae", hidden=8, epochs=1)
->>> model = model.fit(torch.rand(16, 1, 8, 8), torch.rand(16, 1, 8, 8))
->>> with tempfile.TemporaryDirectory() as tmp:
-...     path = save_fitted(model, pathlib.Path(tmp) / "m")
-...     again = load_fitted(path)
->>> bool(torch.equal(again.denoise(torch.ones(1, 1, 8, 8)), model.denoise(torch.ones(1, 1, 8, 8))))
-True
+Each training stage of a fit (``fit``; ``pretrain layer 2``, ``fine-tune`` of multi-stage
+models) keeps one file, ``<stem>.<stage>.pt``, replaced atomically (a temporary file, then
+``os.replace``) at every checkpoint. When a stage finishes, its file keeps the final state,
+so a rerun skips finished stages; the model's ``fit`` deletes every file once the whole fit
+has succeeded. A file holds only tensors, numbers, strings, lists and dicts, and is read
+with ``torch.load(..., weights_only=True)``: no object is ever unpickled.
+
+What a checkpoint holds (see ``models.training``): the weights, the optimizer state, the
+learning-rate schedule's position, the RNG states (torch's CPU generator, CUDA's when it is
+in use, and the loop's generator of batch orders and training noise), step, epoch, the
+epoch in progress (its batch order, position and running loss), the best weights so far,
+the patience and collapse-restart state and the history. On the CPU a resumed fit gives
+bit-identical weights and losses to an uninterrupted one when its budget is in steps and
+epochs; a wall-clock budget (``max_seconds``) starts afresh on resume and cannot be.
+
+A checkpoint that cannot be read, or that another fit wrote, is ignored with a one-line
+warning on ``bench.training`` and the stage starts over.
 """
 
 from __future__ import annotations
 
-import hashlib
+import copy
+import glob
 import json
+import logging
+import math
+import os
+import re
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
 
-__all__ = ["save_fitted", "load_fitted", "checkpoint_paths"]
+__all__ = ["Checkpoints", "Best", "EpochInProgress", "capture", "resume", "save_state", "load_state"]
+
+log = logging.getLogger("bench.training")
 
 FORMAT = 1
 
 
-def checkpoint_paths(path: str | Path) -> tuple[Path, Path]:
-    """(weights, sidecar) paths for ``path`` with or without a ``.safetensors`` suffix."""
-    path = Path(path)
-    stem = path.with_suffix("") if path.suffix in (".safetensors", ".json") else path
-    return stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")
+@dataclass(frozen=True)
+class Checkpoints:
+    """Where and how often a fit writes its checkpoints.
+
+    Parameters
+    ----------
+    stem : Path
+        Path stem; stage ``name`` writes ``<stem>.<name>.pt``.
+    every_seconds : float
+        Wall-clock interval between checkpoints of a stage.
+    every_steps : int or None
+        Also write one every this many optimizer steps (for tests: no wall-clock timing).
+    """
+
+    stem: Path
+    every_seconds: float = 300.0
+    every_steps: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.every_seconds > 0:
+            raise ValueError(f"checkpoint_every must be a positive number of seconds; got {self.every_seconds!r}")
+        if self.every_steps is not None and (not isinstance(self.every_steps, int) or self.every_steps < 1):
+            raise ValueError(f"checkpoint_every_steps must be None or an int >= 1; got {self.every_steps!r}")
+
+    @classmethod
+    def of(cls, model: Any) -> Checkpoints | None:
+        """The checkpoint settings a model carries as plain attributes; None without a path."""
+        path = getattr(model, "checkpoint_path", None)
+        if path is None:
+            return None
+        every = getattr(model, "checkpoint_every", 300.0)
+        return cls(Path(path), float(every), getattr(model, "checkpoint_every_steps", None))
+
+    def path(self, stage: str) -> Path:
+        """The file of ``stage`` (its name reduced to letters, digits and dashes)."""
+        slug = re.sub(r"[^A-Za-z0-9]+", "-", stage).strip("-") or "fit"
+        return self.stem.with_name(f"{self.stem.name}.{slug}.pt")
+
+    def clear(self) -> None:
+        """Delete every checkpoint file of this stem (after the fit has succeeded)."""
+        for file in self.stem.parent.glob(glob.escape(self.stem.name) + ".*.pt*"):
+            file.unlink(missing_ok=True)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+@dataclass
+class Best:
+    """Best score so far, its weights and epoch, and the epochs waited since (patience)."""
+
+    loss: float = math.inf
+    state: dict[str, Tensor] | None = None
+    epoch: int = 0
+    waited: int = 0
+
+    def update(self, net: nn.Module, loss: float, epoch: int) -> None:
+        if loss < self.loss:
+            self.loss, self.epoch, self.waited = loss, epoch, 0
+            self.state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        else:
+            self.waited += 1
 
 
-def save_fitted(model: Any, path: str | Path) -> Path:
-    """Write a fitted model's weights and JSON sidecar; returns the weights path."""
-    weights, sidecar = checkpoint_paths(path)
-    weights.parent.mkdir(parents=True, exist_ok=True)
-    save_file(model.fitted_tensors(), str(weights))
-    record = {
-        "format": FORMAT,
-        "name": model.name,
-        "params": model.get_params(),
-        "state": model.fitted_state(),
-        "sha256": _sha256(weights),
+@dataclass
+class EpochInProgress:
+    """An epoch under way: its batch order, the batches done and the running loss sum."""
+
+    order: Tensor
+    position: int = 0
+    total: Tensor = field(default_factory=lambda: torch.zeros(()))
+    seen: int = 0
+
+
+#: The engine's plain attributes a checkpoint carries besides tensors and RNG states.
+_SCALARS = ("step", "epoch", "last_epoch", "schedule_step", "lr")
+
+
+def fingerprint(engine: Any) -> str:
+    """What a checkpoint must have been written by: stage, recipe, pool size, seed, parameter shapes."""
+    shapes = [[name, list(t.shape)] for name, t in engine.net.state_dict().items()]
+    record = {"stage": engine.stage_name, "recipe": asdict(engine.recipe), "n": engine.n, "seed": engine.seed}
+    return json.dumps(record | {"tensors": shapes}, sort_keys=True, default=str)
+
+
+def capture(engine: Any, *, done: bool) -> dict[str, Any]:
+    """The whole resume state of a ``models.training`` engine (``done``: its stage has finished)."""
+    now = engine.current
+    return {
+        "fingerprint": fingerprint(engine),
+        "done": done,
+        "net": engine.net.state_dict(),
+        "optimizer": engine.optimizer.state_dict(),
+        "rng": rng_state(engine.generator),
+        "scalars": {name: getattr(engine, name) for name in _SCALARS},
+        "best": asdict(engine.best),
+        "history": engine.history,
+        "info": engine.info,
+        "epoch_in_progress": None if now is None else asdict(now),
     }
-    sidecar.write_text(json.dumps(record, indent=1, allow_nan=False))
-    return weights
 
 
-def load_fitted(path: str | Path, *, device: Any = "cpu", model: Any = None) -> Any:
-    """Load a model saved by ``save_fitted`` (a fresh registry instance unless ``model`` is given)."""
-    weights, sidecar = checkpoint_paths(path)
-    for file in (weights, sidecar):
-        if not file.is_file():
-            raise FileNotFoundError(f"checkpoint file {file} is missing; expected the pair written by save_fitted")
-    record = json.loads(sidecar.read_text())
-    if record.get("format") != FORMAT:
-        raise ValueError(f"checkpoint {sidecar} has format {record.get('format')!r}; expected {FORMAT}")
-    if _sha256(weights) != record["sha256"]:
-        raise ValueError(f"checkpoint {weights} does not match the sha256 in {sidecar}; the file changed or is corrupt")
-    if model is None:
-        from bench.registry import DENOISERS
+def resume(engine: Any, path: Path, what: str) -> bool:
+    """Load ``path`` into ``engine`` if it is a usable checkpoint of this stage; True if the stage had finished."""
+    state = load_state(path, fingerprint(engine))
+    if state is None:
+        return False
+    fresh = (copy.deepcopy(engine.net.state_dict()), copy.deepcopy(engine.optimizer.state_dict()))
+    fresh_rng = rng_state(engine.generator)
+    try:
+        _apply(engine, state)
+    except Exception as error:  # a damaged file must never stop the fit: start over from the fresh state
+        warn(path, error)
+        engine.net.load_state_dict(fresh[0])
+        engine.optimizer.load_state_dict(fresh[1])
+        set_rng_state(fresh_rng, engine.generator)
+        return False
+    done = bool(state["done"])
+    verb = "restoring the finished stage" if done else "resuming"
+    log.info("%s: %s from checkpoint %s at step %d (epoch %d)", what, verb, path, engine.step, engine.epoch)
+    return done
 
-        model = DENOISERS.create(record["name"], **record["params"])
-    tensors = load_file(str(weights), device=str(torch.device(device)))
-    return model.load_fitted(tensors, record["state"], device)
+
+def _apply(engine: Any, state: dict[str, Any]) -> None:
+    reference = engine.net.state_dict()
+    check_tensors(state["net"], reference, "saved weights")
+    best = state["best"]
+    if best["state"] is not None:
+        check_tensors(best["state"], reference, "saved best weights")
+    scalars = {name: state["scalars"][name] for name in _SCALARS}
+    history, info, now = list(state["history"]), dict(state["info"]), state["epoch_in_progress"]
+    engine.optimizer.load_state_dict(state["optimizer"])
+    engine.net.load_state_dict(state["net"])
+    set_rng_state(state["rng"], engine.generator)
+    engine.best = Best(float(best["loss"]), best["state"], int(best["epoch"]), int(best["waited"]))
+    for name, value in scalars.items():
+        setattr(engine, name, value)
+    engine.history, engine.info = history, info
+    if now is not None:
+        device = engine.device
+        now = EpochInProgress(now["order"].to(device), int(now["position"]), now["total"].to(device), int(now["seen"]))
+    engine.current = now
+
+
+def save_state(path: Path, state: dict[str, Any]) -> None:
+    """Write ``state`` (tensors and plain values only) to ``path`` atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"format": FORMAT, **state}, tmp)
+    os.replace(tmp, path)
+
+
+def load_state(path: Path, expected: str) -> dict[str, Any] | None:
+    """The state saved at ``path`` by the fit ``expected`` describes, or None (absent, corrupt, other fit)."""
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict) or state.get("format") != FORMAT:
+            raise ValueError(f"not a format-{FORMAT} checkpoint")
+        if state.get("fingerprint") != expected:
+            raise ValueError("written by another fit (recipe, data size, seed or network differ)")
+        return state
+    except Exception as error:  # a partial or damaged file must never stop the fit
+        warn(path, error)
+        return None
+
+
+def warn(path: Path, error: BaseException) -> None:
+    """The one-line warning for a checkpoint that cannot be used."""
+    reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    log.warning("ignoring checkpoint %s (%s: %s); the stage starts over", path, type(error).__name__, reason)
+
+
+def check_tensors(saved: Any, reference: dict[str, Tensor], what: str) -> None:
+    """Raise ValueError unless ``saved`` has exactly ``reference``'s names, shapes and dtypes."""
+    if not isinstance(saved, dict) or saved.keys() != reference.keys():
+        raise ValueError(f"{what} does not have the network's tensors")
+    for name, tensor in reference.items():
+        other = saved[name]
+        if not isinstance(other, Tensor) or other.shape != tensor.shape or other.dtype != tensor.dtype:
+            raise ValueError(f"{what} tensor {name} does not match the network")
+
+
+def rng_state(generator: torch.Generator) -> dict[str, Any]:
+    """torch's CPU generator, CUDA's (once initialised) and the loop's ``generator``."""
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []
+    return {"torch": torch.get_rng_state(), "cuda": list(cuda), "loop": generator.get_state()}
+
+
+def set_rng_state(state: dict[str, Any], generator: torch.Generator) -> None:
+    """Restore what ``rng_state`` captured."""
+    torch.set_rng_state(state["torch"])
+    if state["cuda"]:
+        torch.cuda.set_rng_state_all(state["cuda"])
+    generator.set_state(state["loop"])

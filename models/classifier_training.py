@@ -1,16 +1,15 @@
-"""The training loop of the torch classifiers and their shared base class.
+"""The torch classifiers' shared base class: a network trained by the one training engine.
 
-Everything stays on the images' device: batches are index slices of tensors already there,
-shuffles are drawn on a CPU generator (the same order on every device) and moved once per
-epoch. Adam, early stopping on a held-out split, bf16 autocast on CUDA only.
+Everything stays on the images' device: batches are index slices of tensors already there
+(``models.training.run_training``), cross-entropy, Adam at a constant rate, early stopping
+on the engine's validation split, bf16 autocast on CUDA only, and batch-norm statistics
+recomputed after training.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from abc import abstractmethod
-from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -18,26 +17,16 @@ from torch import Tensor, nn
 
 from bench.estimator import Classifier
 from models.base import seeded
-from models.training import Progress, autocast
+from models.checkpoint import Checkpoints
+from models.recipe import Recipe
+from models.training import autocast, run_training
 
-__all__ = ["fit_loop", "split_validation", "check_training_data", "TorchClassifier"]
+__all__ = ["check_training_data", "TorchClassifier", "recalibrate_batchnorm", "EVAL_BATCH"]
 
-#: Below this many training images no validation split is held out: a handful of held-out
-#: images says nothing, and few-label training must use every label it has.
-MIN_IMAGES_FOR_VALIDATION = 100
 #: Images per forward pass when predicting or evaluating.
 EVAL_BATCH = 1024
 #: Training images whose batch statistics replace the running ones after training.
 BATCHNORM_IMAGES = 8192
-
-
-def split_validation(n: int, fraction: float, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-    """Seeded (train, validation) index split; no validation below MIN_IMAGES_FOR_VALIDATION."""
-    if not 0.0 <= fraction < 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1); got {fraction!r}")
-    order = torch.randperm(n, generator=generator)
-    n_val = int(round(n * fraction)) if n >= MIN_IMAGES_FOR_VALIDATION else 0
-    return order[n_val:], order[:n_val]
 
 
 def check_training_data(images: Tensor, labels: Tensor, name: str) -> None:
@@ -54,90 +43,27 @@ def check_training_data(images: Tensor, labels: Tensor, name: str) -> None:
         )
 
 
-def fit_loop(
-    params: Iterable[nn.Parameter],
-    batch_loss: Callable[[Tensor], Tensor],
-    train_idx: Tensor,
-    *,
-    epochs: int,
-    batch_size: int,
-    lr: float,
-    generator: torch.Generator,
-    max_seconds: float | None = None,
-    patience: int | None = None,
-    val_loss: Callable[[], float] | None = None,
-    state: nn.Module | None = None,
-) -> list[dict[str, float]]:
-    """Minimise ``batch_loss(indices)`` over shuffled mini-batches of ``train_idx`` with Adam.
-
-    After each epoch the score is ``val_loss()`` (or the epoch's mean training loss without
-    one); ``state``'s best weights are restored at the end, and ``patience`` epochs without
-    improvement stop early. ``max_seconds`` stops mid-epoch once spent. Returns per-epoch history.
-    """
-    optimizer = torch.optim.Adam([p for p in params if p.requires_grad], lr=lr)
-    start = time.perf_counter()
-    deadline = math.inf if max_seconds is None else start + max_seconds
-    history, best, best_state, stale = [], math.inf, None, 0
-    progress = Progress(f"{type(state).__name__ if state is not None else 'classifier'} (classifier)")
-    for epoch in range(epochs):
-        order = train_idx[torch.randperm(len(train_idx), generator=generator).to(train_idx.device)]
-        train_loss, out_of_time = _epoch(optimizer, batch_loss, order.split(batch_size), deadline)
-        score = val_loss() if val_loss is not None else train_loss
-        seconds = time.perf_counter() - start
-        history.append(
-            {
-                "epoch": epoch + 1,
-                "train_loss": train_loss,
-                "val_loss": score if val_loss is not None else None,
-                "seconds": seconds,
-            }
-        )
-        progress.epoch(
-            epoch + 1, epochs, (epoch + 1) * math.ceil(len(order) / batch_size), train_loss=train_loss, val_loss=score
-        )
-        if score < best:
-            best, stale = score, 0
-            best_state = {k: v.detach().clone() for k, v in state.state_dict().items()} if state is not None else None
-        else:
-            stale += 1
-        if out_of_time or (patience is not None and stale >= patience):
-            break
-    if best_state is not None:
-        state.load_state_dict(best_state)
-    return history
-
-
-def _epoch(
-    optimizer: torch.optim.Optimizer, batch_loss: Callable[[Tensor], Tensor], batches: Iterable[Tensor], deadline: float
-) -> tuple[float, bool]:
-    """One pass; returns the mean training loss and whether the deadline cut it short."""
-    total, count = 0.0, 0
-    for batch in batches:
-        optimizer.zero_grad(set_to_none=True)
-        loss = batch_loss(batch)
-        loss.backward()
-        optimizer.step()
-        total, count = total + loss.detach() * len(batch), count + len(batch)
-        if time.perf_counter() > deadline:
-            return float(total) / count, True
-    return float(total) / max(count, 1), False  # one device sync per epoch, not per batch
-
-
 class TorchClassifier(Classifier):
-    """Base of the torch classifiers: a network from ``build``, trained by ``fit_loop``.
+    """Base of the torch classifiers: a network from ``build``, trained by the training engine.
 
     Subclasses implement ``build(input_shape, n_classes) -> nn.Module`` and keep their
     architecture settings as keyword-only constructor parameters; ``_prepare`` may pretrain
-    parts of the network and choose the trained parameters and labelled images.
+    parts of the network (freezing some: only parameters that require gradients train) and
+    choose the labelled images. With ``checkpoint_path`` set (a plain attribute, see
+    ``models.checkpoint``), every stage writes mid-fit checkpoints and a rerun resumes.
 
     Parameters
     ----------
     epochs, batch_size, lr : int, int, float
         Adam training budget.
+    max_steps : int or None
+        Cap on optimizer steps (per training stage); like epochs, the same on every machine.
     max_seconds : float or None
-        Wall-clock cap on training (the quick grid's budget); None for no cap.
+        Wall-clock cap on the whole fit; None for no cap. Not reproducible across machines or
+        on resume: step and epoch budgets are.
     val_fraction : float
-        Share of the training images held out for early stopping (none below 100 images).
+        Share of the training images held out for early stopping (at most 2,048; none below
+        100 images, where the training loss picks the weights to keep).
     patience : int
         Epochs without a better validation loss before stopping (none without a validation split).
     """
@@ -148,6 +74,7 @@ class TorchClassifier(Classifier):
         epochs: int = 20,
         batch_size: int = 128,
         lr: float = 1e-3,
+        max_steps: int | None = None,
         max_seconds: float | None = None,
         val_fraction: float = 0.1,
         patience: int = 3,
@@ -155,6 +82,7 @@ class TorchClassifier(Classifier):
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
+        self.max_steps = max_steps
         self.max_seconds = max_seconds
         self.val_fraction = val_fraction
         self.patience = patience
@@ -164,56 +92,58 @@ class TorchClassifier(Classifier):
         """The untrained network for C x H x W inputs and ``n_classes`` outputs."""
 
     def _prepare(
-        self, net: nn.Module, images: Tensor, labels: Tensor, generator: torch.Generator
-    ) -> tuple[Tensor | None, list]:
-        """(labelled indices or None for all, parameters to train) before supervised training."""
-        return None, list(net.parameters())
+        self,
+        net: nn.Module,
+        images: Tensor,
+        labels: Tensor,
+        generator: torch.Generator,
+        checkpoints: Checkpoints | None,
+    ) -> Tensor | None:
+        """The labelled indices (None for all) after any work before supervised training."""
+        return None
+
+    def recipe(self, **overrides: Any) -> Recipe:
+        """The supervised training recipe (Adam, constant rate) from the constructor parameters."""
+        settings = {"lr": self.lr, "epochs": self.epochs, "batch_size": self.batch_size, "patience": self.patience}
+        settings |= {"val_fraction": self.val_fraction, "max_steps": self.max_steps, "note": self.name}
+        return Recipe(optimizer="adam", **(settings | overrides))
 
     def fit(self, images: Tensor, labels: Tensor, *, seed: int = 0) -> TorchClassifier:
         check_training_data(images, labels, self.name)
+        recipe = self.recipe()
         device, labels = images.device, labels.to(images.device, torch.int64)
         shape, n_classes = tuple(images.shape[1:]), max(int(labels.max()) + 1, 2)
-        generator, start = torch.Generator().manual_seed(seed), time.perf_counter()
+        generator, checkpoints = torch.Generator().manual_seed(seed), Checkpoints.of(self)
+        # max_seconds caps the whole fit: supervised training gets what _prepare leaves.
+        deadline = None if self.max_seconds is None else time.monotonic() + self.max_seconds
         with seeded(seed, device):
             net = self.build(shape, n_classes).to(device)
-            labelled, params = self._prepare(net, images, labels, generator)
-            # max_seconds caps the whole fit: supervised training gets what _prepare left.
-            seconds = None if self.max_seconds is None else max(self.max_seconds - (time.perf_counter() - start), 0.0)
-            pool = torch.arange(len(images)) if labelled is None else labelled.cpu()
-            train, val = split_validation(len(pool), self.val_fraction, generator)
-            train, val = pool[train].to(device), pool[val].to(device)
+            labelled = self._prepare(net, images, labels, generator, checkpoints)
+            pool = torch.arange(len(images), device=device) if labelled is None else labelled.to(device)
 
-            def batch_loss(idx: Tensor) -> Tensor:
+            def batch_loss(net: nn.Module, idx: Tensor, generator: torch.Generator) -> Tensor:
                 with autocast(device):
-                    logits = net(images[idx])
-                return nn.functional.cross_entropy(logits.float(), labels[idx])
+                    logits = net(images[pool[idx]])
+                return nn.functional.cross_entropy(logits.float(), labels[pool[idx]])
 
-            net.train()
-            # Without a validation split the training loss only says when to restore, never when to stop.
-            history = fit_loop(
-                params,
-                batch_loss,
-                train,
-                epochs=self.epochs,
-                batch_size=self.batch_size,
-                lr=self.lr,
-                generator=generator,
-                max_seconds=seconds,
-                patience=self.patience if len(val) else None,
-                state=net,
-                val_loss=(lambda: self._loss(net, images[val], labels[val])) if len(val) else None,
-            )
-            recalibrate_batchnorm(net, images[train[:BATCHNORM_IMAGES]])
-        self.net_, self.input_shape_, self.n_classes_, self.history_ = net.eval(), shape, n_classes, history
+            def validation(val_idx: Tensor, held_out: bool):
+                held = pool[val_idx]  # on its own training images the loss says when to keep, not when to stop
+                return (lambda net: (self._loss(net, images[held], labels[held]), None)) if held_out else None
+
+            what = f"{type(net).__name__} (classifier)"
+            options = {"validation": validation, "deadline": deadline, "what": what, "checkpoints": checkpoints}
+            result = run_training(net, batch_loss, recipe, n=len(pool), seed=seed, **options)
+            recalibrate_batchnorm(net, images[pool[result.train_idx[:BATCHNORM_IMAGES]]])
+        self.net_, self.input_shape_, self.n_classes_, self.history_ = net.eval(), shape, n_classes, result.history
+        if checkpoints is not None:
+            checkpoints.clear()
         return self
 
     @staticmethod
     def _loss(net: nn.Module, images: Tensor, labels: Tensor) -> float:
-        """Mean cross-entropy in eval mode (the loop switches back to train mode)."""
+        """Mean cross-entropy in eval mode (the engine switches back to train mode each epoch)."""
         net.eval()
-        logits = _logits(net, images)
-        net.train()
-        return float(nn.functional.cross_entropy(logits, labels))
+        return float(nn.functional.cross_entropy(_logits(net, images), labels))
 
     def _checked_logits(self, images: Tensor) -> Tensor:
         self.check_fitted()

@@ -21,7 +21,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["PatchConv2d", "UpConv2d", "pool_relu", "crop_to", "pad_to", "conv_block"]
+__all__ = [
+    "PatchConv2d",
+    "UpConv2d",
+    "pool_relu",
+    "crop_to",
+    "pad_to",
+    "conv_block",
+    "autocast",
+    "to_layout",
+    "tune_cpu_allocator",
+]
 
 # im2col is worth it only while the patch matrix stays narrow (1 or 3 input channels).
 _PATCH_MAX_COLUMNS = 32
@@ -145,3 +155,34 @@ def conv_block(cin: int, cout: int, *, norm: bool = True, act: type[nn.Module] =
     """3x3 'same' convolution, optional batch norm (then the conv has no bias: BN cancels it), activation."""
     norm_layers = [nn.BatchNorm2d(cout)] if norm else []
     return nn.Sequential(PatchConv2d(cin, cout, bias=not norm), *norm_layers, act())
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on CUDA; a disabled context elsewhere (CPU trains in float32)."""
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def to_layout(x: Tensor) -> Tensor:
+    """Channels-last for image batches (the fast layout for oneDNN and cuDNN)."""
+    return x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x
+
+
+def tune_cpu_allocator() -> bool:
+    """Keep freed memory in glibc's heap instead of returning it to the OS (opt-in, process-wide).
+
+    Training allocates the same 10-30 MB activation tensors every step; by default glibc
+    serves such sizes with fresh ``mmap`` pages or trims them off the heap when freed, so
+    every step pays page faults. Raising the trim and mmap thresholds (like the
+    ``MALLOC_TRIM_THRESHOLD_``/``MALLOC_MMAP_THRESHOLD_`` variables) measured 15-25% faster
+    conv_ae_fmnist CPU epochs, at the cost of a process that keeps its peak memory.
+    Returns False where the C library has no ``mallopt`` (not glibc).
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        return bool(libc.mallopt(m_trim_threshold, 1 << 30)) and bool(libc.mallopt(m_mmap_threshold, 1 << 25))
+    except (OSError, AttributeError):
+        return False

@@ -1,11 +1,13 @@
 """Training recipes: optimizer, loss, schedule, epochs, batch size, stopping rule.
 
 Each model keeps two named recipes, ``faithful`` (its seed report's or paper's settings) and
-``ours`` (our stronger defaults); ``models.training.train`` runs either.
+``ours`` (our stronger defaults); ``models.training`` runs either. Classifiers train under a
+recipe too (Adam, constant rate), built from their constructor parameters.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -13,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["Recipe", "LOSSES", "OPTIMIZERS", "SCHEDULES", "loss_value", "make_optimizer"]
+__all__ = ["Recipe", "LOSSES", "OPTIMIZERS", "SCHEDULES", "loss_value", "make_optimizer", "schedule_factor"]
 
 LOSSES = ("mse", "half_sse", "bce", "l1")
 OPTIMIZERS = ("adam", "adamw", "sgd", "adadelta")
@@ -38,7 +40,8 @@ class Recipe:
     patience : int or None
         Epochs without validation improvement before stopping; None trains all epochs.
     val_fraction : float
-        Share of the given pairs held out for validation (seeded split, at most 2,048 pairs).
+        Share of the given images held out for validation (seeded; at most 2,048, none
+        below 100 images: see ``models.training.split_validation``).
     max_steps : int or None
         Cap on optimizer steps (per training stage); the schedule then runs over at most this
         many steps. Unlike a wall-clock budget it gives the same numbers on every machine.
@@ -99,3 +102,12 @@ def make_optimizer(recipe: Recipe, params, lr: float) -> torch.optim.Optimizer:
         return torch.optim.Adadelta(params, lr=lr, weight_decay=recipe.weight_decay)
     cls = torch.optim.AdamW if recipe.optimizer == "adamw" else torch.optim.Adam
     return cls(params, lr=lr, weight_decay=recipe.weight_decay)
+
+
+def schedule_factor(schedule: str, progress: float) -> float:
+    """The learning-rate multiplier of ``schedule`` at ``progress`` (0 to 1) through the budget."""
+    if schedule == "constant":
+        return 1.0
+    if schedule == "step":
+        return 1.0 if progress < 0.6 else 0.1
+    return 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))

@@ -14,6 +14,7 @@ The report's protocol variants (``*_frozen``, ``*_1label``, ``*_5labels``) use n
 
 from __future__ import annotations
 
+import time
 from itertools import pairwise
 from typing import Any
 
@@ -22,8 +23,9 @@ from torch import Tensor, nn
 
 from bench.registry import CLASSIFIERS
 from models.base import seeded
-from models.classifier_training import EVAL_BATCH, TorchClassifier, fit_loop
-from models.training import autocast
+from models.checkpoint import Checkpoints
+from models.classifier_training import EVAL_BATCH, TorchClassifier
+from models.training import autocast, run_training
 
 __all__ = ["StackedAESoftmax", "few_label_indices"]
 
@@ -148,59 +150,57 @@ class StackedAESoftmax(TorchClassifier):
         generator = torch.Generator().manual_seed(seed)
         with seeded(seed, images.device):
             encoder = self.build(tuple(images.shape[1:]), 2).encoder.to(images.device)
-            self._pretrain(encoder, images, generator)
+            self._pretrain(encoder, images, generator, None)
         return encoder
 
-    def _pretrain(self, encoder: nn.Module, images: Tensor, generator: torch.Generator) -> None:
-        """Greedy layer-wise denoising pretraining of ``encoder`` in place."""
+    def _pretrain(
+        self, encoder: nn.Module, images: Tensor, generator: torch.Generator, checkpoints: Checkpoints | None
+    ) -> None:
+        """Greedy layer-wise denoising pretraining of ``encoder`` in place (each layer one engine stage)."""
         device = images.device
         codes = images.flatten(1)
-        budget = None if self.max_seconds is None else self.max_seconds / (2 * len(encoder))
-        with seeded(_draw_seed(generator), device):  # decoders and masks: independent of n_classes
-            masks = torch.Generator(device=device).manual_seed(_draw_seed(generator))
-            for layer in encoder:
-                self._pretrain_layer(layer, codes, masks, generator, budget)
+        seconds = None if self.max_seconds is None else self.max_seconds / (2 * len(encoder))
+        with seeded(_draw_seed(generator), device):  # decoders: independent of n_classes
+            for k, layer in enumerate(encoder, start=1):
+                deadline = None if seconds is None else time.monotonic() + seconds
+                self._pretrain_layer(layer, codes, _draw_seed(generator), deadline, f"pretrain layer {k}", checkpoints)
                 with torch.no_grad(), autocast(device):
                     codes = torch.cat([layer(chunk).float() for chunk in codes.split(EVAL_BATCH)])
 
     def _pretrain_layer(
-        self, layer: nn.Module, codes: Tensor, masks: torch.Generator, generator: torch.Generator, budget: float | None
+        self, layer: nn.Module, codes: Tensor, seed: int, deadline: float | None, stage: str, checkpoints: Any
     ) -> None:
-        """Train ``layer`` and a throwaway decoder to restore ``codes`` from masked copies."""
+        """Train ``layer`` and a throwaway decoder to restore ``codes`` from masked copies (no validation)."""
         device = codes.device
         decoder = nn.Sequential(nn.Linear(layer[0].out_features, layer[0].in_features), nn.Sigmoid()).to(device)
 
-        def batch_loss(idx: Tensor) -> Tensor:
+        def batch_loss(net: nn.Module, idx: Tensor, masks: torch.Generator) -> Tensor:
             clean = codes[idx]
             keep = torch.rand(clean.shape, generator=masks, device=device) >= self.mask_level
             with autocast(device):
-                out = decoder(layer(clean * keep))
+                out = net(clean * keep)
             return nn.functional.mse_loss(out.float(), clean)
 
-        params = [*layer.parameters(), *decoder.parameters()]
-        fit_loop(
-            params,
-            batch_loss,
-            torch.arange(len(codes), device=device),
-            epochs=self.pretrain_epochs,
-            batch_size=self.batch_size,
-            lr=self.pretrain_lr,
-            generator=generator,
-            max_seconds=budget,
-        )
+        recipe = self.recipe(lr=self.pretrain_lr, epochs=self.pretrain_epochs, patience=None, val_fraction=0.0)
+        options = {"deadline": deadline, "stage": stage, "what": f"{self.name} ({stage})", "checkpoints": checkpoints}
+        run_training(nn.Sequential(layer, decoder), batch_loss, recipe, n=len(codes), seed=seed, **options)
 
     def _prepare(
-        self, net: nn.Module, images: Tensor, labels: Tensor, generator: torch.Generator
-    ) -> tuple[Tensor | None, list]:
-        self._pretrain(net.encoder, images, generator)
+        self,
+        net: nn.Module,
+        images: Tensor,
+        labels: Tensor,
+        generator: torch.Generator,
+        checkpoints: Checkpoints | None,
+    ) -> Tensor | None:
+        self._pretrain(net.encoder, images, generator, checkpoints)
         labelled = None
         if self.labels_per_class is not None:
             labelled = few_label_indices(labels, self.labels_per_class, generator)
         self.labelled_indices_ = labelled
         if self.finetune == "frozen":
             net.encoder.requires_grad_(False)
-            return labelled, list(net.head.parameters())
-        return labelled, list(net.parameters())
+        return labelled
 
     def fitted_tensors(self) -> dict[str, Tensor]:
         tensors = super().fitted_tensors()

@@ -1,22 +1,33 @@
-"""The one training loop every neural denoiser uses.
+"""The one training engine: every neural denoiser, classifier and greedy pretraining stage runs it.
 
-Data stay on their device: mini-batches are gathered with a seeded permutation of index
-tensors (no DataLoader, no per-batch host copies) and, when a ``TrainingNoise`` is given,
-each batch's noisy input is drawn afresh from its clean batch on that device. Mixed
-precision (bf16 autocast) is used on CUDA only. A seeded validation split drives early
-stopping (patience) and the best weights are restored at the end; ``recipe.max_steps``
-caps the optimizer steps and ``deadline`` the wall-clock time. ``val_loss`` is always the
-validation MSE per pixel, whatever the training loss, so learning curves of different
-recipes compare.
+``run_training(net, batch_loss, recipe, n=...)`` minimises ``batch_loss(net, indices,
+generator)`` over shuffled mini-batches of ``range(n)``. Data stay on their device: batches
+are index tensors (no DataLoader, no per-batch host copies) and ``generator``, the loop's own
+seeded generator on that device, draws the batch orders and whatever a batch loss draws
+(training noise, pretraining masks). bf16 autocast is used on CUDA only.
+
+One budget vocabulary: ``recipe.epochs`` and ``recipe.max_steps`` (optimizer steps, per
+stage), plus an optional wall-clock ``deadline``; stopping mid-epoch happens after the batch
+that spends the budget. One validation rule (``split_validation``). After each epoch the
+score is the task's ``validation`` on the held-out images or, with none held out, on the
+training pool if the task scores that (denoisers do; a classifier's eval-mode loss on its
+own training images is no stopping signal, so it does not). The best-scoring weights are
+restored at the end and ``recipe.patience`` epochs without a better score stop early;
+without a score, the epoch's mean training loss picks the weights and never stops the fit.
+The learning-rate schedule (``recipe.schedule``) runs over the planned steps.
 
 Collapse: trained with MSE, an autoencoder with a sigmoid or ReLU output can settle on a
-constant (often all-black) image. After each epoch ``collapse_reason`` checks the
-validation outputs: output variance below 1e-3 of the targets' variance, or an almost
+constant (often all-black) image. A denoiser's validation checks its outputs each epoch
+(``collapse_reason``): output variance below 1e-3 of the targets' variance, or an almost
 black output whose MSE is within 5% of the mean of x^2. Once 100 optimizer steps have run
 (before that every network looks constant), the first detection restarts training from a
 fresh initialisation (another seed) at 0.3x the learning rate with a full epoch budget;
 every acted-on detection is recorded in ``info["collapse"]``, and ``info["collapsed"]``
 holds the last epoch's diagnosis (None when the outputs look alive).
+
+Checkpoints (``models.checkpoint``): given ``checkpoints``, the engine writes its whole state
+every ``every_seconds`` (or ``every_steps``) and at the end of the stage, and a rerun resumes
+from it, bit-identically on the CPU for step and epoch budgets.
 
 CPU speed (EPYC, conv_ae_fmnist, batch 128, one core, process CPU time per 60,000-image
 epoch / inference images/s in chunks of 64): a plain channels-first port 155 s / 955,
@@ -24,7 +35,7 @@ channels-last 148 s / 2,040; ours 77 s / 3,300, and 61 s with ``tune_cpu_allocat
 The time went to oneDNN's weight gradient of the 1-channel first convolution (~2 GFLOPS),
 the 64->1 last convolution and nearest upsampling at 28x28, ReLU passes over 28x28x64
 tensors and page faults on the 25 MB activations. ``models/layers.py`` rewrites the layers
-exactly (same parameters), the loop keeps networks and batches channels-last, and
+exactly (same parameters), denoisers keep networks and batches channels-last, and
 ``tune_cpu_allocator`` (opt-in, process-wide) stops the page faults. Threads: two
 OpenMP threads win only on an otherwise idle machine; with any other load on a 2-core box
 one thread is several times faster (each parallel region waits for a descheduled thread),
@@ -38,19 +49,25 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from bench.noise import derive_seed
-from models.recipe import Recipe, loss_value, make_optimizer
+from models import checkpoint
+from models.checkpoint import Best, Checkpoints, EpochInProgress
+from models.layers import autocast, to_layout, tune_cpu_allocator
+from models.recipe import Recipe, loss_value, make_optimizer, schedule_factor
 
 __all__ = [
     "Recipe",
     "TrainResult",
+    "run_training",
     "train",
     "train_step",
+    "split_validation",
     "collapse_reason",
     "autocast",
     "to_layout",
@@ -62,9 +79,19 @@ log = logging.getLogger("bench.training")
 
 #: Optimizer steps before a collapsed-looking model is acted upon.
 COLLAPSE_MIN_STEPS = 100
-#: Cap on held-out pairs: 2,048 images pin the validation MSE down well, and validating
-#: 6,000 images every epoch would cost a slow CPU model more than its time budget.
+#: Cap on held-out images: 2,048 pin a validation loss down well, and validating 6,000
+#: images every epoch would cost a slow CPU model more than its time budget.
 MAX_VALIDATION = 2048
+#: Below this many images nothing is held out (the fit is scored on its training pool): a
+#: handful of held-out images says nothing, and few-label training must use every label.
+MIN_IMAGES_FOR_VALIDATION = 100
+
+#: ``batch_loss(net, indices, generator) -> scalar loss``; ``generator`` is the loop's.
+BatchLoss = Callable[[nn.Module, Tensor, torch.Generator], Tensor]
+#: ``validation(indices, held_out) -> score or None``: prepares scoring on those images (the
+#: training pool when ``held_out`` is False); ``score(net)`` gives (loss, collapse diagnosis or None).
+Scorer = Callable[[nn.Module], tuple[float, str | None]]
+Validation = Callable[[Tensor, bool], Scorer | None]
 
 
 class Progress:
@@ -86,42 +113,12 @@ class Progress:
 
 @dataclass
 class TrainResult:
-    """The trained network (best weights restored), per-epoch history and a JSON summary."""
+    """The trained network (best weights restored), per-epoch history, a JSON summary, the training indices."""
 
     net: nn.Module
     history: list[dict[str, Any]]
     info: dict[str, Any] = field(default_factory=dict)
-
-
-def autocast(device: torch.device):
-    """bf16 autocast on CUDA; a disabled context elsewhere (CPU trains in float32)."""
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
-
-
-def to_layout(x: Tensor) -> Tensor:
-    """Channels-last for image batches (the fast layout for oneDNN and cuDNN)."""
-    return x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x
-
-
-def tune_cpu_allocator() -> bool:
-    """Keep freed memory in glibc's heap instead of returning it to the OS (opt-in, process-wide).
-
-    Training allocates the same 10-30 MB activation tensors every step; by default glibc
-    serves such sizes with fresh ``mmap`` pages or trims them off the heap when freed, so
-    every step pays page faults. Raising the trim and mmap thresholds (like the
-    ``MALLOC_TRIM_THRESHOLD_``/``MALLOC_MMAP_THRESHOLD_`` variables) measured 15-25% faster
-    conv_ae_fmnist CPU epochs, at the cost of a process that keeps its peak memory.
-    Returns False where the C library has no ``mallopt`` (not glibc).
-    """
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3
-        return bool(libc.mallopt(m_trim_threshold, 1 << 30)) and bool(libc.mallopt(m_mmap_threshold, 1 << 25))
-    except (OSError, AttributeError):
-        return False
+    train_idx: Tensor | None = None
 
 
 def collapse_reason(
@@ -141,30 +138,16 @@ def collapse_reason(
     return None
 
 
-def train_step(
-    net: nn.Module, optimizer: torch.optim.Optimizer, inputs: Tensor, target: Tensor, *, loss: str = "mse"
-) -> Tensor:
-    """One optimizer step on a batch (autocast on CUDA); the detached loss, left on the device."""
-    with autocast(inputs.device):
-        out = net(to_layout(inputs))
-    value = loss_value(loss, out, target)
-    optimizer.zero_grad(set_to_none=True)
-    value.backward()
-    optimizer.step()
-    return value.detach()
+def split_validation(n: int, fraction: float, seed: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """Seeded (train, validation) indices of ``range(n)``: the one validation rule.
 
-
-def _json_number(value: float) -> float | None:
-    """The value, or None for NaN/inf (a diverged run), so histories stay valid JSON."""
-    return value if math.isfinite(value) else None
-
-
-def _split(n: int, fraction: float, seed: int, device: torch.device) -> tuple[Tensor, Tensor]:
-    """Seeded (train, validation) index tensors (at most MAX_VALIDATION held out); with < 2 pairs both are everything."""
-    if n < 2 or fraction <= 0:
+    ``round(fraction * n)`` images are held out, at most MAX_VALIDATION, and none below
+    MIN_IMAGES_FOR_VALIDATION images; holding none out, both are the whole pool.
+    """
+    n_val = min(round(fraction * n), MAX_VALIDATION) if n >= MIN_IMAGES_FOR_VALIDATION else 0
+    if n_val == 0:
         everything = torch.arange(n, device=device)
         return everything, everything
-    n_val = min(max(1, round(fraction * n)), n - 1, MAX_VALIDATION)
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(derive_seed(seed, "validation split")))
     return perm[n_val:].to(device), perm[:n_val].to(device)
 
@@ -176,118 +159,222 @@ def _batches(order: Tensor, batch_size: int) -> list[Tensor]:
     return batches
 
 
-class _Trainer:
-    """One call of ``train``: data split, batch order and noise generator, restart state."""
+def _json_number(value: float) -> float | None:
+    """The value, or None for NaN/inf (a diverged run), so histories stay valid JSON."""
+    return value if math.isfinite(value) else None
 
-    def __init__(
-        self, noisy: Tensor, clean: Tensor, recipe: Recipe, seed: int, noise: Any, deadline: float | None
-    ) -> None:
-        self.device = clean.device
-        self.noisy, self.clean, self.recipe, self.noise, self.deadline = noisy, clean, recipe, noise, deadline
-        self.train_idx, self.val_idx = _split(len(clean), recipe.val_fraction, seed, self.device)
+
+def _trainable(net: nn.Module) -> list[nn.Parameter]:
+    return [p for p in net.parameters() if p.requires_grad]
+
+
+def _step(optimizer: torch.optim.Optimizer, compute_loss: Callable[[], Tensor]) -> Tensor:
+    """One optimizer step on ``compute_loss()``; the detached loss, left on the device."""
+    value = compute_loss()
+    optimizer.zero_grad(set_to_none=True)
+    value.backward()
+    optimizer.step()
+    return value.detach()
+
+
+class _Engine:
+    """One call of ``run_training``: split, generator, budget, schedule, best-so-far, history."""
+
+    def __init__(self, net, batch_loss, recipe, *, n, seed, validation, reinit, deadline, stage, checkpoints):
+        self.device = next(net.parameters()).device
+        self.recipe, self.batch_loss, self.reinit, self.seed, self.n = recipe, batch_loss, reinit, seed, n
+        self.deadline, self.stage, self.checkpoints = deadline, stage, checkpoints
+        self.stage_name = stage or "fit"
+        self.train_idx, val_idx = split_validation(n, recipe.val_fraction, seed, self.device)
+        self.info: dict[str, Any] = {"collapse": [], "restarted": False, "collapsed": None, "stopped": "epochs"}
+        held_out = len(val_idx) < n
         self.generator = torch.Generator(device=self.device).manual_seed(derive_seed(seed, "batches and noise"))
-        self.val_inputs = self._validation_inputs(seed)
+        self.score = validation(val_idx, held_out) if validation is not None else None
+        scored = "held-out images" if held_out else "training pool" if self.score else "training loss"
+        self.info["validation"] = f"{len(val_idx) if held_out else n} images ({scored})"
         self.batch_size = min(recipe.batch_size, len(self.train_idx))
-        self.steps_per_epoch = len(_batches(self.train_idx, self.batch_size))
-        self.planned_steps = min(recipe.epochs * self.steps_per_epoch, recipe.max_steps or math.inf)
-        self.step = 0
-        self.start = time.monotonic()
-        self.restart_schedule()
-
-    def restart_schedule(self) -> None:
-        self.schedule_step, self.schedule_time = self.step, time.monotonic()
-
-    def _validation_inputs(self, seed: int) -> Tensor:
-        if self.noise is None:
-            return self.noisy[self.val_idx]
-        # Drawn once, chunk by chunk (blind/mixed pick a level per chunk), so epochs compare.
-        generator = torch.Generator(device=self.device).manual_seed(derive_seed(seed, "validation noise"))
-        chunks = self.clean[self.val_idx].split(self.recipe.batch_size)
-        return torch.cat([self.noise.sample(chunk, generator) for chunk in chunks])
+        steps_per_epoch = len(_batches(self.train_idx, self.batch_size))
+        self.planned_steps = min(recipe.epochs * steps_per_epoch, recipe.max_steps or math.inf)
+        self.net, self.lr = net, recipe.lr
+        self.optimizer = make_optimizer(recipe, _trainable(net), self.lr)
+        self.step, self.epoch, self.last_epoch, self.schedule_step = 0, 0, recipe.epochs, 0
+        self.best, self.history, self.current = Best(), [], None
+        self.start = self.schedule_time = self.saved_at = time.monotonic()
 
     def lr_factor(self) -> float:
-        if self.recipe.schedule == "constant":
-            return 1.0
         progress = (self.step - self.schedule_step) / max(1, self.planned_steps)
         if self.deadline is not None:
             elapsed, budget = time.monotonic() - self.schedule_time, self.deadline - self.schedule_time
             progress = max(progress, elapsed / max(1e-9, budget))
-        if self.recipe.schedule == "step":
-            return 1.0 if progress < 0.6 else 0.1
-        return 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+        return schedule_factor(self.recipe.schedule, progress)
 
     def out_of_budget(self) -> bool:
         """The step cap is reached or the deadline has passed."""
         steps_done = self.recipe.max_steps is not None and self.step >= self.recipe.max_steps
         return steps_done or (self.deadline is not None and time.monotonic() >= self.deadline)
 
-    def epoch(self, net: nn.Module, optimizer: torch.optim.Optimizer, lr: float) -> float:
-        """One pass over the training split; the mean training loss."""
-        net.train()
-        order = self.train_idx[torch.randperm(len(self.train_idx), generator=self.generator, device=self.device)]
-        total, seen = torch.zeros((), device=self.device), 0
-        for idx in _batches(order, self.batch_size):
-            target = self.clean[idx]
-            inputs = self.noise.sample(target, self.generator) if self.noise is not None else self.noisy[idx]
-            for group in optimizer.param_groups:
-                group["lr"] = lr * self.lr_factor()
-            loss = train_step(net, optimizer, inputs, target, loss=self.recipe.loss)
-            total += loss * len(idx)  # summed on the device: no sync per batch
-            seen += len(idx)
-            self.step += 1
+    def run_epoch(self) -> float:
+        """Go on with the epoch in progress (a new one if none); the mean training loss."""
+        self.net.train()
+        if self.current is None:
+            self.epoch += 1
+            perm = torch.randperm(len(self.train_idx), generator=self.generator, device=self.device)
+            self.current = EpochInProgress(self.train_idx[perm], 0, torch.zeros((), device=self.device), 0)
+        now = self.current
+        for idx in _batches(now.order, self.batch_size)[now.position :]:
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.lr * self.lr_factor()
+            loss = _step(self.optimizer, partial(self.batch_loss, self.net, idx, self.generator))
+            now.total += loss * len(idx)  # summed on the device: no sync per batch
+            now.seen, now.position, self.step = now.seen + len(idx), now.position + 1, self.step + 1
             if self.out_of_budget():
                 break
-        return float(total) / max(1, seen)
+            self.maybe_checkpoint()
+        self.current = None
+        return float(now.total) / max(1, now.seen)
 
-    @torch.no_grad()
-    def validate(self, net: nn.Module) -> tuple[float, str | None]:
-        """Validation MSE and a collapse diagnosis (None when the outputs look alive)."""
-        net.eval()
-        sums = torch.zeros(4, dtype=torch.float64, device=self.device)  # sq error, pred, pred^2, target^2
-        targets = self.clean[self.val_idx]
-        chunk = 128 if self.device.type == "cpu" else 1024  # cache-sized on CPU
-        for inputs, target in zip(self.val_inputs.split(chunk), targets.split(chunk)):
-            with autocast(self.device):
-                out = net(to_layout(inputs)).float()
-            sums += torch.stack(
-                [(out - target).pow(2).sum(), out.sum(), out.pow(2).sum(), target.pow(2).sum()]
-            ).double()
-        count = targets.numel()
-        mse, p_sum, p_sq, t_sq = (sums / count).tolist()
-        t_mean = float(targets.mean())
-        return mse, collapse_reason(p_sum, p_sq - p_sum**2, t_sq, t_sq - t_mean**2, mse)
+    def maybe_checkpoint(self) -> None:
+        every = self.checkpoints
+        if every is None:
+            return
+        due_steps = every.every_steps is not None and self.step % every.every_steps == 0
+        if due_steps or time.monotonic() - self.saved_at >= every.every_seconds:
+            checkpoint.save_state(every.path(self.stage_name), checkpoint.capture(self, done=False))
+            self.saved_at = time.monotonic()
 
-
-def _init(make_net: Callable[[int], nn.Module], seed: int, device: torch.device) -> nn.Module:
-    return make_net(seed).to(device).to(memory_format=torch.channels_last)
-
-
-@dataclass
-class _Best:
-    """Best validation loss so far, its weights and epoch, and the epochs waited since."""
-
-    loss: float = math.inf
-    state: dict[str, Tensor] | None = None
-    epoch: int = 0
-    waited: int = 0
-
-    def update(self, net: nn.Module, loss: float, epoch: int) -> None:
-        if loss < self.loss:
-            self.loss, self.epoch, self.waited = loss, epoch, 0
-            self.state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    def end_epoch(self, train_loss: float, progress: Progress) -> bool:
+        """Score the epoch, record it, restart a collapsed run or keep the best; True to stop."""
+        val_loss, collapse = self.score(self.net) if self.score is not None else (train_loss, None)
+        losses = {"train_loss": _json_number(train_loss), "val_loss": _json_number(val_loss) if self.score else None}
+        stage = {"stage": self.stage} if self.stage else {}
+        self.history.append({"epoch": self.epoch, **losses, "seconds": time.perf_counter() - self.epoch_tic} | stage)
+        progress.epoch(self.epoch, self.last_epoch, self.step, **losses)
+        if self.note_collapse(collapse):
+            # Fresh start from another seed at a lower learning rate, once, with a full epoch budget.
+            self.lr, self.best, self.last_epoch = self.lr * 0.3, Best(), self.epoch + self.recipe.epochs
+            self.net = self.reinit(derive_seed(self.seed, "collapse restart"))
+            self.optimizer = make_optimizer(self.recipe, _trainable(self.net), self.lr)
+            self.schedule_step, self.schedule_time = self.step, time.monotonic()
         else:
-            self.waited += 1
-
-
-def _note_collapse(info: dict[str, Any], epoch: int, collapse: str | None, steps: int) -> bool:
-    """Record the epoch's collapse diagnosis; True when training should restart now."""
-    info["collapsed"] = collapse  # the last epoch's diagnosis (None: alive)
-    if collapse is None or steps < COLLAPSE_MIN_STEPS:  # a few steps in, every net looks constant
+            self.best.update(self.net, val_loss, self.epoch)
+        patience = self.recipe.patience if self.score is not None else None
+        if self.out_of_budget() or (patience is not None and self.best.waited >= patience):
+            self.info["stopped"] = "budget" if self.out_of_budget() else "early"
+            return True
         return False
-    restart = not info["restarted"]
-    info["collapse"].append({"epoch": epoch, "reason": collapse, "action": "restart" if restart else "none"})
-    info["restarted"] = True
-    return restart
+
+    def note_collapse(self, collapse: str | None) -> bool:
+        """Record the epoch's collapse diagnosis; True when training should restart now."""
+        self.info["collapsed"] = collapse  # the last epoch's diagnosis (None: alive)
+        if collapse is None or self.step < COLLAPSE_MIN_STEPS:  # a few steps in, every net looks constant
+            return False
+        restart = not self.info["restarted"] and self.reinit is not None
+        self.info["collapse"].append(
+            {"epoch": self.epoch, "reason": collapse, "action": "restart" if restart else "none"}
+        )
+        self.info["restarted"] = self.info["restarted"] or restart
+        return restart
+
+    def train(self, what: str) -> TrainResult:
+        path = self.checkpoints.path(self.stage_name) if self.checkpoints is not None else None
+        if path is not None and checkpoint.resume(self, path, what):
+            return self.result()
+        progress = Progress(what)
+        while self.current is not None or self.epoch < self.last_epoch:
+            self.epoch_tic = time.perf_counter()
+            if self.end_epoch(self.run_epoch(), progress):
+                break
+        if self.best.state is not None:
+            self.net.load_state_dict(self.best.state)
+        self.info.update(best_epoch=self.best.epoch, steps=self.step, device=str(self.device))
+        self.info.update(best_val_loss=self.best.loss if self.best.state is not None else None)
+        self.info.update(seconds=time.monotonic() - self.start, mixed_precision=self.device.type == "cuda")
+        if path is not None:  # the finished stage: a rerun of the fit skips it
+            checkpoint.save_state(path, checkpoint.capture(self, done=True))
+        return self.result()
+
+    def result(self) -> TrainResult:
+        return TrainResult(self.net.eval(), self.history, self.info, self.train_idx)
+
+
+def run_training(
+    net: nn.Module,
+    batch_loss: BatchLoss,
+    recipe: Recipe,
+    *,
+    n: int,
+    seed: int = 0,
+    validation: Validation | None = None,
+    reinit: Callable[[int], nn.Module] | None = None,
+    deadline: float | None = None,
+    stage: str | None = None,
+    what: str | None = None,
+    checkpoints: Checkpoints | None = None,
+) -> TrainResult:
+    """Train ``net``'s parameters that require gradients on ``range(n)`` under ``recipe``.
+
+    ``reinit(seed)`` builds a fresh network for a collapse restart (None: collapses are only
+    recorded); ``deadline`` is a ``time.monotonic()`` value; ``stage`` names the stage in the
+    history and its checkpoint file; ``what`` names the fit in log lines.
+    """
+    engine = _Engine(
+        net,
+        batch_loss,
+        recipe,
+        n=n,
+        seed=seed,
+        validation=validation,
+        reinit=reinit,
+        deadline=deadline,
+        stage=stage,
+        checkpoints=checkpoints,
+    )
+    return engine.train(what or f"{type(net).__name__}{f' ({stage})' if stage else ''}")
+
+
+# -- denoisers: noisy -> clean pairs ------------------------------------------------------------
+
+
+def _denoising_loss(net: nn.Module, inputs: Tensor, target: Tensor, loss: str) -> Tensor:
+    with autocast(inputs.device):
+        out = net(to_layout(inputs))
+    return loss_value(loss, out, target)
+
+
+def train_step(
+    net: nn.Module, optimizer: torch.optim.Optimizer, inputs: Tensor, target: Tensor, *, loss: str = "mse"
+) -> Tensor:
+    """One optimizer step on a denoising batch (autocast on CUDA); the detached loss, left on the device."""
+    return _step(optimizer, lambda: _denoising_loss(net, inputs, target, loss))
+
+
+def _denoising_validation(noisy: Tensor, clean: Tensor, noise: Any, seed: int, chunk: int) -> Validation:
+    """Validation MSE per pixel (whatever the training loss, so that curves compare) and a collapse check."""
+
+    def prepare(val_idx: Tensor, held_out: bool) -> Scorer:
+        targets = clean[val_idx]
+        if noise is None:
+            inputs = noisy[val_idx]
+        else:  # drawn once, chunk by chunk (blind/mixed pick a level per chunk), so epochs compare
+            generator = torch.Generator(device=clean.device).manual_seed(derive_seed(seed, "validation noise"))
+            inputs = torch.cat([noise.sample(part, generator) for part in targets.split(chunk)])
+        return lambda net: _validate(net, inputs, targets)
+
+    return prepare
+
+
+@torch.no_grad()
+def _validate(net: nn.Module, inputs: Tensor, targets: Tensor) -> tuple[float, str | None]:
+    net.eval()
+    sums = torch.zeros(4, dtype=torch.float64, device=targets.device)  # sq error, pred, pred^2, target^2
+    chunk = 128 if targets.device.type == "cpu" else 1024  # cache-sized on CPU
+    for batch, target in zip(inputs.split(chunk), targets.split(chunk)):
+        with autocast(targets.device):
+            out = net(to_layout(batch)).float()
+        sums += torch.stack([(out - target).pow(2).sum(), out.sum(), out.pow(2).sum(), target.pow(2).sum()]).double()
+    mse, p_sum, p_sq, t_sq = (sums / targets.numel()).tolist()
+    t_mean = float(targets.mean())
+    return mse, collapse_reason(p_sum, p_sq - p_sum**2, t_sq, t_sq - t_mean**2, mse)
 
 
 def train(
@@ -300,6 +387,7 @@ def train(
     noise: Any = None,
     deadline: float | None = None,
     stage: str | None = None,
+    checkpoints: Checkpoints | None = None,
 ) -> TrainResult:
     """Train ``make_net(seed)`` to map ``noisy`` to ``clean`` (same device) under ``recipe``.
 
@@ -307,35 +395,18 @@ def train(
     again with another seed if the model collapses). ``noise`` (a ``TrainingNoise``) redraws
     the inputs per batch from the clean batch; ``deadline`` is a ``time.monotonic()`` value.
     """
-    run = _Trainer(noisy, clean, recipe, seed, noise, deadline)
-    net, lr = _init(make_net, seed, run.device), recipe.lr
-    optimizer = make_optimizer(recipe, net.parameters(), lr)
-    history: list[dict[str, Any]] = []
-    info: dict[str, Any] = {"collapse": [], "restarted": False, "collapsed": None, "stopped": "epochs"}
-    best, epoch, last_epoch = _Best(), 0, recipe.epochs
-    progress = Progress(f"{type(net).__name__}{f' ({stage})' if stage else ''}")
-    while epoch < last_epoch:
-        epoch, tic = epoch + 1, time.perf_counter()
-        train_loss = run.epoch(net, optimizer, lr)
-        val_loss, collapse = run.validate(net)
-        losses = {"train_loss": _json_number(train_loss), "val_loss": _json_number(val_loss)}
-        history.append(
-            {"epoch": epoch, **losses, "seconds": time.perf_counter() - tic} | ({"stage": stage} if stage else {})
-        )
-        progress.epoch(epoch, last_epoch, run.step, **losses)
-        if _note_collapse(info, epoch, collapse, run.step):
-            # Fresh start from another seed at a lower learning rate, once, with a full epoch budget.
-            lr, best, last_epoch = lr * 0.3, _Best(), epoch + recipe.epochs
-            net = _init(make_net, derive_seed(seed, "collapse restart"), run.device)
-            optimizer = make_optimizer(recipe, net.parameters(), lr)
-            run.restart_schedule()
-        else:
-            best.update(net, val_loss, epoch)
-        if run.out_of_budget() or (recipe.patience is not None and best.waited >= recipe.patience):
-            info["stopped"] = "budget" if run.out_of_budget() else "early"
-            break
-    if best.state is not None:
-        net.load_state_dict(best.state)
-    info.update(best_epoch=best.epoch, best_val_loss=best.loss if best.state is not None else None, steps=run.step)
-    info.update(seconds=time.monotonic() - run.start, device=str(run.device), mixed_precision=run.device.type == "cuda")
-    return TrainResult(net.eval(), history, info | {"recipe": asdict(recipe)})
+    device = clean.device
+
+    def build(net_seed: int) -> nn.Module:  # channels-last: the fast layout (see the module docstring)
+        return make_net(net_seed).to(device).to(memory_format=torch.channels_last)
+
+    def batch_loss(net: nn.Module, idx: Tensor, generator: torch.Generator) -> Tensor:
+        target = clean[idx]
+        inputs = noise.sample(target, generator) if noise is not None else noisy[idx]
+        return _denoising_loss(net, inputs, target, recipe.loss)
+
+    validation = _denoising_validation(noisy, clean, noise, seed, recipe.batch_size)
+    options = {"validation": validation, "reinit": build, "deadline": deadline, "stage": stage}
+    result = run_training(build(seed), batch_loss, recipe, n=len(clean), seed=seed, checkpoints=checkpoints, **options)
+    result.info["recipe"] = asdict(recipe)
+    return result

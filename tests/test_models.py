@@ -1,4 +1,4 @@
-"""Neural denoisers: architectures, shapes, seeding, interpolation, checkpoints, exact fast layers."""
+"""Neural denoisers: architectures, shapes, seeding, interpolation, the fit cache, exact fast layers."""
 
 import json
 
@@ -6,10 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from bench import cache
 from bench.estimator import NotFittedError
 from bench.registry import DENOISERS
 from models import base, training
-from models.checkpoint import load_fitted, save_fitted
 from models.layers import PatchConv2d, UpConv2d
 
 NEURAL = [name for name in DENOISERS.names() if DENOISERS.entry(name).factory.__module__.startswith("models.")]
@@ -114,29 +114,31 @@ def test_stacked_dae_records_greedy_pretraining():
 
 
 @pytest.mark.parametrize("name", ["conv_ae_fmnist", "stacked_dae", "resnet18_ae"])
-def test_checkpoint_round_trip_does_not_train(name, tmp_path, monkeypatch):
+def test_cached_fit_round_trip_does_not_train(name, tmp_path, monkeypatch):
     noisy, clean = blobs(16)
     model = make(name).fit(noisy, clean, seed=1)
-    weights = save_fitted(model, tmp_path / "cell")
-    assert weights.name == "cell.safetensors" and (tmp_path / "cell.json").is_file()
+    cache.save_fitted(model, tmp_path / "cell")
+    assert (tmp_path / "cell.safetensors").is_file() and (tmp_path / "cell.json").is_file()
 
     def no_training(*args, **kwargs):
         raise AssertionError("loading must not train")
 
     monkeypatch.setattr(base, "train", no_training)
     monkeypatch.setattr(training, "train", no_training)
-    again = load_fitted(tmp_path / "cell")
+    monkeypatch.setattr(training, "run_training", no_training)
+    again = make(name)
+    assert cache.load_fitted(again, tmp_path / "cell", torch.device("cpu")) is not None
     assert type(again) is type(model) and again.get_params() == model.get_params()
     assert torch.equal(again.denoise(noisy), model.denoise(noisy))
     assert again.history_ == model.history_
 
 
-def test_checkpoint_refuses_a_changed_file(tmp_path):
+def test_fit_cache_refuses_a_changed_file(tmp_path):
     model = make("dense_dae").fit(*blobs(8))
-    weights = save_fitted(model, tmp_path / "m.safetensors")
+    cache.save_fitted(model, tmp_path / "m")
+    weights = tmp_path / "m.safetensors"
     weights.write_bytes(weights.read_bytes()[:-4] + b"\0\0\0\0")
-    with pytest.raises(ValueError, match="sha256"):
-        load_fitted(weights)
+    assert cache.load_fitted(make("dense_dae"), tmp_path / "m", torch.device("cpu")) is None
 
 
 def test_load_fitted_rejects_weights_of_another_architecture():
