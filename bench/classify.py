@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from bench import cache
+from bench.core import one_line
 from bench.registry import CLASSIFIERS
 
 __all__ = ["ClassifierPool", "gap_recovered", "confusion_matrix"]
@@ -41,9 +42,13 @@ class ClassifierPool:
     device: torch.device
     _models: dict[tuple, Any] = field(default_factory=dict)
     _accuracy: dict[tuple, float] = field(default_factory=dict)
+    #: fits that already failed elsewhere in the run, (dataset, name, params) -> reason: not retried
+    errors: dict[tuple, str] = field(default_factory=dict)
 
     def model(self, dataset: str, name: str, params: tuple, images: Tensor, labels: Tensor, seed: int) -> Any:
         key = (dataset, name, params)
+        if key in self.errors:
+            raise RuntimeError(f"its fit failed: {self.errors[key]}")
         if key not in self._models:
             model = CLASSIFIERS.create(name, **dict(params))
             spec = {
@@ -73,8 +78,6 @@ class ClassifierPool:
         self, cell, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor, Tensor, Tensor], n_classes: int
     ) -> list[dict]:
         """One row per classifier of the cell; a classifier that fails gives a row with its error."""
-        from bench.runner import one_line
-
         clean, noisy, denoised, labels = test
         rows = []
         for name, params in cell.classifiers:

@@ -50,35 +50,76 @@ def _levels(text: str) -> list[float]:
         ) from None
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench", description="Benchmark image denoisers and what they do for classifiers."
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
+class _Parser(argparse.ArgumentParser):
+    """argparse with the house's bad-input rule: one line on stderr, exit 2."""
 
-    run = commands.add_parser("run", help="run a grid and write results/<grid>/leaderboard.csv")
-    run.add_argument("--grid", default="quick", help="smoke | quick | full | seeds | PATH.toml (default: quick)")
-    run.add_argument("--datasets", type=_names, help="comma-separated dataset names (narrows the grid)")
-    run.add_argument("--noises", type=_names, help="comma-separated noise kinds")
-    run.add_argument("--denoisers", type=_names, help="comma-separated denoiser names")
-    run.add_argument("--levels", type=_levels, help="comma-separated noise levels for every chosen noise")
-    run.add_argument(
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see '{self.prog} --help')\n")
+
+
+def _add_grid_options(command: argparse.ArgumentParser) -> None:
+    """The options that choose and narrow a grid (``run`` and ``plan``)."""
+    command.add_argument("--grid", default="quick", help="smoke | quick | full | seeds | PATH.toml (default: quick)")
+    command.add_argument("--datasets", type=_names, help="comma-separated dataset names (narrows the grid)")
+    command.add_argument("--noises", type=_names, help="comma-separated noise kinds")
+    command.add_argument("--denoisers", type=_names, help="comma-separated denoiser names")
+    command.add_argument("--levels", type=_levels, help="comma-separated noise levels for every chosen noise")
+    command.add_argument(
         "--classifiers",
         type=_classifier_names,
         help="comma-separated classifier names, or 'none' to skip classification",
     )
-    run.add_argument("--set", type=_setting, action="append", default=[], metavar="NAME.KEY=VALUE",
-                     help="a denoiser's or classifier's parameter, e.g. dncnn.max_steps=5000 (repeatable)")  # fmt: skip
-    run.add_argument("--n-train", type=int, help="training images per fit (overrides the grid)")
-    run.add_argument("--n-test", type=int, help="test images scored per cell (overrides the grid)")
-    run.add_argument("--out", default="results", help="output folder (default: results/)")
-    run.add_argument(
+    command.add_argument("--set", type=_setting, action="append", default=[], metavar="NAME.KEY=VALUE",
+                         help="a denoiser's or classifier's parameter, e.g. dncnn.max_steps=5000 (repeatable)")  # fmt: skip
+    command.add_argument("--n-train", type=int, help="training images per fit (overrides the grid)")
+    command.add_argument("--n-test", type=int, help="test images scored per cell (overrides the grid)")
+    command.add_argument("--out", default="results", help="output folder (default: results/)")
+    command.add_argument(
         "--data-dir",
         help="folder with dataset files (else $BENCH_DATA_DIR, ~/.cache/denoise-bench, /usr/share/datasets)",
     )
+    command.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
+    command.add_argument("--seed", type=int, help="base seed of every random draw (default: the grid's, 0)")
+    command.add_argument("--executor", default="local", help="local | dask | slurm (default: local)")
+    command.add_argument("--workers", type=int, default=1,
+                         help="worker processes (local) or LocalCluster workers (dask); default 1: in this process")  # fmt: skip
+
+
+def _add_executor_options(run: argparse.ArgumentParser) -> None:
+    run.add_argument("--threads", type=int, help="CPU threads per worker (default: cores / workers)")
+    run.add_argument("--scheduler", help="join a running Dask cluster at tcp://HOST:PORT (--executor dask)")
+    run.add_argument("--slurm-partition", help="SLURM partition of the worker jobs (--executor slurm)")
+    run.add_argument("--slurm-time", default="04:00:00", help="wall time of each SLURM job (default: 04:00:00)")
+    run.add_argument("--slurm-memory", default="16GB", help="memory of each SLURM job (default: 16GB)")
+    run.add_argument("--gpus-per-job", type=int, default=0, help="GPUs per SLURM job (default: 0)")
+    run.add_argument("--jobs", type=int, default=1, help="SLURM jobs to start (default: 1)")
+    run.add_argument("--cache-dir", help="fitted models (default: OUT/GRID/cache; a shared filesystem across machines)")
+    run.add_argument("--checkpoint-every", type=float, metavar="SECONDS",
+                     help="seconds between mid-fit checkpoints of neural fits (default: 300)")  # fmt: skip
+
+
+def executor_spec(args: argparse.Namespace):
+    """The ``ExecutorSpec`` the options ask for (ValueError on bad values)."""
+    from bench.executors import ExecutorSpec
+
+    return ExecutorSpec(
+        name=args.executor, workers=args.workers, threads=getattr(args, "threads", None),
+        scheduler=getattr(args, "scheduler", None), slurm_partition=getattr(args, "slurm_partition", None),
+        slurm_time=getattr(args, "slurm_time", "04:00:00"), slurm_memory=getattr(args, "slurm_memory", "16GB"),
+        gpus_per_job=getattr(args, "gpus_per_job", 0), jobs=getattr(args, "jobs", 1),
+    )  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m bench", description="Benchmark image denoisers and what they do for classifiers."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = commands.add_parser("run", help="run a grid and write results/<grid>/leaderboard.csv")
+    _add_grid_options(run)
     run.add_argument("--download", action="store_true", help="download missing datasets with torchvision")
-    run.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
-    run.add_argument("--seed", type=int, help="base seed of every random draw (default: the grid's, 0)")
+    _add_executor_options(run)
 
     commands.add_parser("list", help="every registered denoiser, classifier, dataset, noise and grid")
     report = commands.add_parser("report", help="rebuild the CSVs and HTML of a run folder from its store")
@@ -107,22 +148,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _command_run(args: argparse.Namespace) -> int:
+def _grid_from_args(args: argparse.Namespace):
+    """The grid the options name, narrowed and seeded (ValueError on bad input)."""
     from bench.grids import resolve_grid
+
+    grid = resolve_grid(args.grid, data_dir=args.data_dir)
+    narrowed = grid.narrow(
+        datasets=args.datasets, noises=args.noises, denoisers=args.denoisers, classifiers=args.classifiers, params=_settings(args.set),
+        levels=args.levels, n_train=args.n_train, n_test=args.n_test,
+    )  # fmt: skip
+    if narrowed.datasets != grid.datasets:  # the named grid's description may no longer hold
+        narrowed = replace(narrowed, description="")
+    return narrowed if args.seed is None else replace(narrowed, seed=args.seed)
+
+
+def _command_run(args: argparse.Namespace) -> int:
     from bench.runner import run_grid
 
     if args.grid == "seeds":
         return _run_seeds(args)
     from models.training import tune_cpu_allocator
 
+    grid = _grid_from_args(args)
+    spec = executor_spec(args)
     tune_cpu_allocator()  # process-wide: this process is the benchmark
-    grid = resolve_grid(args.grid, data_dir=args.data_dir)
-    grid = grid.narrow(
-        datasets=args.datasets, noises=args.noises, denoisers=args.denoisers, classifiers=args.classifiers, params=_settings(args.set),
-        levels=args.levels, n_train=args.n_train, n_test=args.n_test,
-    )  # fmt: skip
-    if args.seed is not None:
-        grid = replace(grid, seed=args.seed)
     cells = len(grid.cells())
     print(
         f"grid {grid.name}: {cells} cells ({len(grid.datasets)} datasets, {len(grid.denoisers)} denoisers) -> {args.out}/{grid.name}/"
@@ -130,11 +179,12 @@ def _command_run(args: argparse.Namespace) -> int:
     if grid.description:
         print(f"  {grid.description}")
     summary = run_grid(
-        grid, out_dir=args.out, data_dir=args.data_dir, download=args.download, device=args.device, argv=sys.argv[1:]
-    )
+        grid, out_dir=args.out, data_dir=args.data_dir, download=args.download, device=args.device, argv=sys.argv[1:],
+        executor=spec, cache_dir=args.cache_dir, checkpoint_every=args.checkpoint_every,
+    )  # fmt: skip
     print(
-        f"done in {summary.seconds:.1f} s: {summary.ok} ok, {summary.failed} failed, {summary.skipped} already done; "
-        f"leaderboard: {summary.out_dir / 'leaderboard.csv'}"
+        f"{'interrupted' if summary.interrupted else 'done'} in {summary.seconds:.1f} s: {summary.ok} ok, "
+        f"{summary.failed} failed, {summary.skipped} already done; leaderboard: {summary.out_dir / 'leaderboard.csv'}"
     )
     return summary.exit_code
 
@@ -148,7 +198,7 @@ def _settings(settings: list[tuple[str, str, Any]]) -> dict[str, dict[str, Any]]
 
 def _run_seeds(args: argparse.Namespace) -> int:
     """``run --grid seeds``: every seed protocol, the full budget on CUDA and quick elsewhere."""
-    from bench.runner import resolve_device
+    from bench.core import resolve_device
 
     budget = "full" if resolve_device(args.device).type == "cuda" else "quick"
     print(
@@ -218,7 +268,7 @@ def _command_env(args: argparse.Namespace) -> int:
 
     from bench.data import find, search_path
     from bench.registry import DATASETS
-    from bench.runner import resolve_device, versions
+    from bench.core import resolve_device, versions
 
     for name, version in versions().items():
         print(f"{name:<14} {version}")

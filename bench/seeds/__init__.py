@@ -58,7 +58,7 @@ def _check_data(reports: list[str], data_dir: Any) -> None:
 def run(report: str, *, budget: str = "quick", data_dir: Any = None, device: str = "auto", seed: int = 0,
         out_dir: str | Path = "results", log: Callable[[str], None] = print) -> pd.DataFrame:  # fmt: skip
     """Run the protocol of one seed report; returns its "published vs ours" table."""
-    from bench.runner import resolve_device
+    from bench.core import resolve_device
 
     if report == "all":
         raise ValueError("run() takes one seed report; use run_all() for 'all'")
@@ -77,7 +77,7 @@ def run_all(*, budget: str = "quick", data_dir: Any = None, device: str = "auto"
 
     Bad input (budget, report ids, missing data) raises before any protocol runs.
     """
-    from bench.runner import one_line
+    from bench.core import one_line
 
     reports = reports or PROTOCOLS.names()
     for report in reports:

@@ -1,0 +1,325 @@
+"""The worker side of a run: what one process does with a unit of work, whichever executor sent it.
+
+A run is cut into units: first one ``ClassifierFit`` per (dataset, classifier), then one
+``FitGroup`` per fit key (the cells that share a fitted denoiser, e.g. every level of a blind
+fit). A unit carries only names and numbers; the worker rebuilds everything from them through
+the registries, the data search path and the shared fit cache, so the same unit gives the same
+numbers in the driver, in a worker process or on a cluster node. Workers never write the store:
+they return rows, and the driver stores them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+import socket
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from bench import cache, metrics
+from bench.classify import ClassifierPool
+from bench.core import one_line, resolve_device, sync, versions
+from bench.data import load
+from bench.estimator import as_float_images
+from bench.grids import Cell
+from bench.noise import Noise, TrainingNoise, derive_seed
+from bench.registry import CLASSIFIERS, DENOISERS
+
+__all__ = ["RunContext", "ClassifierFit", "FitGroup", "CellRunner", "run_unit", "preload", "failed_row", "needs_gpu"]
+
+N_SAMPLES = 8  # test images kept per cell for the report's image grids
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every worker needs besides the unit: where data and fits live, and how to run."""
+
+    base_seed: int
+    n_train: int
+    n_test: int
+    cache_dir: str
+    device: str = "auto"
+    data_dir: str | None = None
+    download: bool = False
+    checkpoint_every: float | None = None
+    plugins: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return hashlib.sha256(json.dumps(self.__dict__, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ClassifierFit:
+    """Fit one classifier on a dataset's clean training split, into the shared cache."""
+
+    dataset: str
+    classifier: str
+    params: tuple[tuple[str, Any], ...]
+    gpu: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"classifier {self.classifier} on {self.dataset}"
+
+    def run(self, runner: CellRunner) -> dict[str, Any]:
+        images, labels = runner.data(self.dataset)[:2]
+        start = time.perf_counter()
+        runner.classifiers.model(self.dataset, self.classifier, self.params, images, labels, seed=runner.context.base_seed)
+        return {"seconds": time.perf_counter() - start}
+
+
+@dataclass(frozen=True)
+class FitGroup:
+    """Cells that share one fitted denoiser: fitted (or loaded) once, then each cell scored."""
+
+    cells: tuple[Cell, ...]
+    gpu: bool = False
+    #: classifier fits that already failed in the run: (dataset, name, params) -> reason
+    classifier_errors: tuple[tuple[tuple, str], ...] = ()
+
+    @property
+    def label(self) -> str:
+        first = self.cells[0]
+        more = f" (+{len(self.cells) - 1} levels)" if len(self.cells) > 1 else ""
+        return first.label + more
+
+    def run(self, runner: CellRunner) -> list[tuple[dict, list[dict], dict | None]]:
+        runner.classifiers.errors = dict(self.classifier_errors)
+        return [runner.run_one(cell) for cell in self.cells]
+
+
+def needs_gpu(name: str) -> bool:
+    """Neural entries (a torch network) ask executors for a GPU; classical ones run anywhere."""
+    from bench.registry import Registry
+
+    registry: Registry = DENOISERS if name in DENOISERS else CLASSIFIERS
+    return bool(getattr(registry.entry(name).factory, "accelerated", False))
+
+
+_RUNNERS: dict[str, CellRunner] = {}
+
+
+def run_unit(context: RunContext, unit: ClassifierFit | FitGroup, threads: int | None = None) -> Any:
+    """Worker entry point: the unit's result, with this process's runner for the context.
+
+    ``threads`` sets torch's CPU threads first (CPU results depend on it: oneDNN splits its
+    reductions by thread, so equal numbers across executors need equal threads per worker).
+    """
+    if threads:
+        torch.set_num_threads(threads)
+    runner = _RUNNERS.get(context.key)
+    if runner is None:
+        for plugin in context.plugins:
+            import_plugin(plugin)
+        runner = _RUNNERS[context.key] = CellRunner(context, gpu=unit.gpu)
+    return unit.run(runner)
+
+
+def preload(context: RunContext, datasets) -> CellRunner:
+    """This process's runner for ``context`` with ``datasets`` loaded (bad data raises here)."""
+    runner = _RUNNERS.get(context.key) or _RUNNERS.setdefault(context.key, CellRunner(context))
+    for name in datasets:
+        runner.load(name)
+    return runner
+
+
+def import_plugin(plugin: str) -> None:
+    """Import a module by name, or a ``.py`` file by path (its entries register on import)."""
+    if plugin.endswith(".py"):
+        spec = importlib.util.spec_from_file_location(Path(plugin).stem, plugin)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    else:
+        importlib.import_module(plugin)
+
+
+def worker_name() -> str:
+    """Host and process, so a worker-side error says where it happened."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _to_uint8(images: Tensor):
+    return images[:N_SAMPLES].mul(255).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+
+
+@dataclass
+class CellRunner:
+    """One process's state for a run: loaded data, noisy test sets and the last fit."""
+
+    context: RunContext
+    gpu: bool = True
+    _data: dict[str, tuple[Tensor, Tensor, Tensor, Tensor]] = field(default_factory=dict)
+    _n_classes: dict[str, int] = field(default_factory=dict)
+    _noisy: dict[tuple, Tensor] = field(default_factory=dict)
+    _fits: dict[str, tuple[Any, float]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # A classical unit on a CPU-only cluster worker runs on its CPU even in a CUDA run.
+        cpu_only_here = not self.gpu and not torch.cuda.is_available()
+        self.device = resolve_device("cpu" if cpu_only_here else self.context.device)
+        self.cache_dir = Path(self.context.cache_dir)
+        self.classifiers = ClassifierPool(self.cache_dir, self.device)
+        self.versions = versions()
+
+    def data(self, name: str) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(train images, train labels, test images, test labels) on the device, loaded once."""
+        if name not in self._data:
+            try:
+                self.load(name)
+            except ValueError as err:
+                raise ValueError(f"worker {worker_name()}: {err}") from None
+        return self._data[name]
+
+    def load(self, name: str) -> None:
+        """Load a dataset's training subset and test images onto the device (bad data raises)."""
+        if name not in self._data:
+            ds = load(name, data_dir=self.context.data_dir, download=self.context.download)
+            self._n_classes[name] = len(ds.classes)
+            order = torch.randperm(
+                len(ds.train_images),
+                generator=torch.Generator().manual_seed(derive_seed(self.context.base_seed, name, "train-subset")),
+            )
+            train = order[: self.context.n_train]
+            put = lambda t: as_float_images(t).to(self.device)  # noqa: E731
+            n_test = self.context.n_test
+            self._data[name] = (
+                put(ds.train_images[train]), ds.train_labels[train].to(self.device),
+                put(ds.test_images[:n_test]), ds.test_labels[:n_test].to(self.device),
+            )  # fmt: skip
+
+    def test_set(self, cell: Cell) -> tuple[Tensor, Tensor]:
+        """(clean, noisy) test images of the cell: every denoiser sees the same noisy images."""
+        clean = self.data(cell.dataset)[2]
+        key = (cell.dataset, cell.noise, cell.level)
+        if key not in self._noisy:
+            self._noisy[key] = Noise(cell.noise, cell.level).apply(clean, seed=noise_seed(cell))
+        return clean, self._noisy[key]
+
+    def training_pairs(self, cell: Cell) -> tuple[Tensor, Tensor]:
+        clean = self.data(cell.dataset)[0]
+        train_noise = training_noise(cell)
+        seed = derive_seed(cell.seed, cell.dataset, "train", cell.noise, cell.train_level)
+        if train_noise.mode == "fixed":
+            return train_noise.pick(None).apply(clean, seed=seed), clean
+        # Blind/mixed pairs: chunks of the training set at levels (and kinds) drawn from one seed.
+        generator = torch.Generator().manual_seed(seed)
+        chunks = [train_noise.pick(generator).apply(c, seed=seed + i) for i, c in enumerate(clean.split(64))]
+        return torch.cat(chunks), clean
+
+    def fitted(self, cell: Cell) -> tuple[Any, float]:
+        """The cell's fitted denoiser and its fit seconds; from memory, the disk cache, or a fresh fit."""
+        key = cache.fit_key(cell.fit_spec)
+        if key in self._fits:
+            return self._fits[key]
+        model = DENOISERS.create(cell.denoiser, **dict(cell.params))
+        stem = self.cache_dir / key
+        extra = cache.load_fitted(model, stem, self.device) if cache.is_cacheable(model) else None
+        if extra is not None:
+            fit_seconds = float(extra.get("fit_seconds", 0.0))
+        else:
+            noisy, clean = self.training_pairs(cell)
+            fit_seed = derive_seed(cell.seed, "fit", cell.dataset, cell.noise, cell.train_level, cell.denoiser)
+            model.checkpoint_path = stem.with_suffix(".ckpt")
+            if self.context.checkpoint_every is not None:
+                model.checkpoint_every = self.context.checkpoint_every
+            sync(self.device)
+            start = time.perf_counter()
+            model.fit(noisy, clean, seed=fit_seed, noise=training_noise(cell))
+            sync(self.device)
+            fit_seconds = time.perf_counter() - start
+            if cache.is_cacheable(model):
+                cache.save_fitted(model, stem, extra={"fit_seconds": fit_seconds})
+        self._fits = {key: (model, fit_seconds)}  # keep one: a group's next levels reuse it
+        return model, fit_seconds
+
+    def timed_denoise(self, model: Any, noisy: Tensor) -> tuple[Tensor, float]:
+        """Denoised images and warm images/s (median of up to 3 timed passes)."""
+        model.denoise(noisy[: min(len(noisy), 16)])
+        times, out = [], None
+        while len(times) < 3 and sum(times) < 2.0:
+            sync(self.device)
+            start = time.perf_counter()
+            out = model.denoise(noisy)
+            sync(self.device)
+            times.append(time.perf_counter() - start)
+        return out, len(noisy) / max(statistics.median(times), 1e-9)
+
+    def run_cell(self, cell: Cell) -> tuple[dict, list[dict], dict]:
+        """Row, classifier rows and sample images of one cell; raises on failure."""
+        clean, noisy = self.test_set(cell)
+        model, fit_seconds = self.fitted(cell)
+        test_labels = self.data(cell.dataset)[3]
+        # Slow methods (BM3D) may score only the first `eval_images` test images; n_test says so.
+        n_eval = min(len(clean), getattr(model, "eval_images", None) or len(clean))
+        clean, noisy, test_labels = clean[:n_eval], noisy[:n_eval], test_labels[:n_eval]
+        denoised, images_per_second = self.timed_denoise(model, noisy)
+        check_output(denoised, noisy, cell.denoiser)
+        psnr = metrics.mean_ci(metrics.psnr(denoised, clean), seed=cell.seed)
+        ssim = metrics.mean_ci(metrics.ssim(denoised, clean), seed=cell.seed)
+        row = {
+            **cell_columns(cell), "psnr": psnr[0], "psnr_ci_low": psnr[1], "psnr_ci_high": psnr[2],
+            "ssim": ssim[0], "ssim_ci_low": ssim[1], "ssim_ci_high": ssim[2],
+            "mse": float(metrics.mse(denoised, clean).mean()),
+            "psnr_noisy": float(metrics.psnr(noisy, clean).mean()), "ssim_noisy": float(metrics.ssim(noisy, clean).mean()),
+            "fit_seconds": fit_seconds, "images_per_second": images_per_second,
+            "params": int(model.n_parameters()), "device": str(self.device), "seed": noise_seed(cell),
+            "status": "ok", "error": None, "history": getattr(model, "history_", None), "versions": self.versions,
+            "n_test": n_eval,
+            "fit_state": model.fitted_state() if hasattr(model, "fitted_state") else None,
+        }  # fmt: skip
+        samples = {"clean": _to_uint8(clean), "noisy": _to_uint8(noisy), "denoised": _to_uint8(denoised)}
+        train_images, train_labels = self.data(cell.dataset)[:2]
+        classifier_rows = self.classifiers.score(
+            cell, (train_images, train_labels), (clean, noisy, denoised, test_labels), self._n_classes[cell.dataset]
+        )
+        return row, classifier_rows, samples
+
+    def run_one(self, cell: Cell) -> tuple[dict, list[dict], dict | None]:
+        """``run_cell``, with a failure turned into a failed row: one cell never kills a run."""
+        try:
+            return self.run_cell(cell)
+        except Exception as err:
+            return failed_row(cell, one_line(err), str(self.device)), [], None
+
+
+def noise_seed(cell: Cell) -> int:
+    return derive_seed(cell.seed, cell.dataset, "test", cell.noise, cell.level)
+
+
+def training_noise(cell: Cell) -> TrainingNoise:
+    if cell.train_level in ("blind", "mixed"):
+        return TrainingNoise(cell.noise, mode=str(cell.train_level))
+    return TrainingNoise(cell.noise, float(cell.train_level))
+
+
+def failed_row(cell: Cell, error: str, device: str) -> dict[str, Any]:
+    return {**cell_columns(cell), "status": "failed", "error": error, "device": device, "seed": noise_seed(cell)}
+
+
+def check_output(denoised: Tensor, noisy: Tensor, name: str) -> None:
+    if not isinstance(denoised, Tensor) or denoised.shape != noisy.shape:
+        got = tuple(denoised.shape) if isinstance(denoised, Tensor) else type(denoised).__name__
+        raise ValueError(f"denoiser {name!r} returned {got}; expected shape {tuple(noisy.shape)}")
+    if not torch.isfinite(denoised).all():
+        raise ValueError(f"denoiser {name!r} returned NaN or infinite values")
+    if denoised.min() < -1e-4 or denoised.max() > 1 + 1e-4:
+        raise ValueError(
+            f"denoiser {name!r} returned values outside [0, 1]: [{float(denoised.min()):.3g}, {float(denoised.max()):.3g}]"
+        )
+
+
+def cell_columns(cell: Cell) -> dict[str, Any]:
+    return {
+        "key": cell.key, "dataset": cell.dataset, "noise": cell.noise, "level": cell.level,
+        "train_level": str(cell.train_level), "denoiser": cell.denoiser, "denoiser_params": dict(cell.params),
+        "n_train": cell.n_train, "n_test": cell.n_test, "base_seed": cell.seed,
+    }  # fmt: skip

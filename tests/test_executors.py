@@ -1,0 +1,151 @@
+"""Executors: the same rows on every engine, lost workers retried, bad input refused.
+
+Dask clusters here listen on loopback only.
+"""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench.cli import main
+from bench.executors import ExecutorSpec, slurm_cluster
+from bench.grids import named_grid
+from bench.runner import run_grid
+
+ROOT = Path(__file__).resolve().parents[1]
+SCORES = ["psnr", "psnr_ci_low", "psnr_ci_high", "ssim", "mse", "psnr_noisy", "status"]
+ACCURACY = ["accuracy_clean", "accuracy_noisy", "accuracy_denoised"]
+KEYS = ["dataset", "noise", "level", "denoiser"]
+
+
+def _rows(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    board = pd.read_csv(run_dir / "leaderboard.csv").sort_values(KEYS).reset_index(drop=True)
+    classifiers = pd.read_csv(run_dir / "classifiers.csv").sort_values([*KEYS, "classifier"]).reset_index(drop=True)
+    return board, classifiers
+
+
+@pytest.fixture(scope="module")
+def in_process(tmp_path_factory) -> tuple[pd.DataFrame, pd.DataFrame]:
+    # One thread, as each worker below has: CPU float reductions depend on the thread count.
+    out = tmp_path_factory.mktemp("inprocess")
+    summary = run_grid(named_grid("smoke"), out_dir=out, executor=ExecutorSpec(threads=1), log=lambda _: None)
+    assert summary.ok == 10 and summary.failed == 0
+    return _rows(out / "smoke")
+
+
+@pytest.mark.parametrize("spec", [ExecutorSpec(workers=2), ExecutorSpec(name="dask", workers=2)], ids=["local", "dask"])
+def test_two_workers_give_the_in_process_rows_bit_for_bit(tmp_path, in_process, spec):
+    lines = []
+    summary = run_grid(named_grid("smoke"), out_dir=tmp_path, executor=spec, log=lines.append)
+    assert (summary.ok, summary.failed) == (10, 0)
+    assert any("2" in line and "worker" in line.lower() for line in lines if line.startswith("executor:"))
+    board, classifiers = _rows(tmp_path / "smoke")
+    expected_board, expected_classifiers = in_process
+    pd.testing.assert_frame_equal(board[KEYS + SCORES], expected_board[KEYS + SCORES], check_exact=True)
+    assert len(classifiers) == len(expected_classifiers) > 0
+    pd.testing.assert_frame_equal(classifiers[ACCURACY], expected_classifiers[ACCURACY], check_exact=True)
+
+
+def _cli(*args: str, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "bench", *args], cwd=ROOT, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kwargs)  # fmt: skip
+
+
+# Four cells of a few seconds each, so that a worker is mid-cell when it is killed.
+SLOW = ["run", "--grid", "smoke", "--denoisers", "identity,conv_ae_fmnist", "--classifiers", "none",
+        "--set", "conv_ae_fmnist.max_steps=400", "--set", "conv_ae_fmnist.epochs=400"]  # fmt: skip
+
+
+def _stored(store: Path) -> list[str]:
+    if not store.exists():
+        return []
+    try:
+        with sqlite3.connect(store) as db:
+            return [row[0] for row in db.execute("SELECT key FROM cells WHERE status = 'ok'")]
+    except sqlite3.OperationalError:  # created, schema not yet written
+        return []
+
+
+def _wait_for(condition, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def test_a_killed_worker_costs_only_a_retry(tmp_path):
+    psutil = pytest.importorskip("psutil")
+    proc = _cli(*SLOW, "--workers", "2", "--out", str(tmp_path))
+    store = tmp_path / "smoke" / "store.sqlite"
+    driver = psutil.Process(proc.pid)
+
+    def workers():  # not multiprocessing's resource tracker
+        return [p for p in driver.children() if "spawn_main" in " ".join(p.cmdline())]
+
+    # Kill a worker once the first cell is stored: the other cells are in flight or queued.
+    _wait_for(lambda: len(_stored(store)) >= 1 and len(workers()) == 2)
+    victim = max(workers(), key=lambda p: p.cpu_times().user)
+    os.kill(victim.pid, signal.SIGKILL)
+    output, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, output
+    assert f"(pid {victim.pid}) died (killed by SIGKILL)" in output and "retrying it" in output
+    keys = _stored(store)
+    assert len(keys) == len(set(keys)) == 4
+
+
+def test_driver_killed_mid_run_under_dask_redoes_only_what_was_in_flight(tmp_path):
+    args = [*SLOW, "--executor", "dask", "--workers", "2", "--out", str(tmp_path)]
+    store = tmp_path / "smoke" / "store.sqlite"
+    proc = _cli(*args, start_new_session=True)
+    _wait_for(lambda: len(_stored(store)) >= 1)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and the cluster it started
+    proc.communicate()
+    before = set(_stored(store))
+    assert 1 <= len(before) < 4
+    rerun = _cli(*args)
+    output, _ = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, output
+    assert f"{len(before)} of 4 cells already in" in output and f"running {4 - len(before)}" in output
+    after = _stored(store)
+    assert len(after) == len(set(after)) == 4 and before <= set(after)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--executor", "nosuch"], "executor 'nosuch' is unknown; expected one of: local, dask, slurm"),
+        (["--workers", "0"], "--workers must be a positive integer; got 0"),
+        (["--executor", "dask", "--scheduler", "tcp://127.0.0.1:9"], "no Dask scheduler answers at tcp://127.0.0.1:9"),
+        (["--scheduler", "tcp://127.0.0.1:9"], "--scheduler joins a Dask cluster; use it with --executor dask"),
+        (["--executor", "dask", "--scheduler", "localhost"], "--scheduler 'localhost' is not an address"),
+    ],
+)
+def test_bad_executor_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, args, message):
+    start = time.monotonic()
+    code = main(["run", "--grid", "smoke", "--out", str(tmp_path / "out"), *args])
+    err = capsys.readouterr().err
+    assert code == 2 and time.monotonic() - start < 10
+    assert message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_slurm_job_script_asks_for_the_partition_time_and_gpus():
+    pytest.importorskip("dask_jobqueue")
+    spec = ExecutorSpec(name="slurm", slurm_partition="gpu", slurm_time="02:30:00", gpus_per_job=2, threads=8,
+                        slurm_memory="32GB", slurm_scheduler_host="127.0.0.1")  # fmt: skip
+    cluster = slurm_cluster(spec)
+    try:
+        script = cluster.job_script()
+    finally:
+        cluster.close()
+    for expected in ("#SBATCH -p gpu", "#SBATCH -t 02:30:00", "#SBATCH --gres=gpu:2", "--resources GPU=2",
+                     "--nthreads 8", "#SBATCH --mem=30G"):  # fmt: skip
+        assert expected in script, script
