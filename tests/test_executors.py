@@ -42,6 +42,8 @@ def in_process(tmp_path_factory) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 @pytest.mark.parametrize("spec", [ExecutorSpec(workers=2), ExecutorSpec(name="dask", workers=2)], ids=["local", "dask"])
 def test_two_workers_give_the_in_process_rows_bit_for_bit(tmp_path, in_process, spec):
+    if spec.name == "dask":
+        pytest.importorskip("distributed")
     lines = []
     summary = run_grid(named_grid("smoke"), out_dir=tmp_path, executor=spec, log=lines.append)
     assert (summary.ok, summary.failed) == (10, 0)
@@ -102,6 +104,7 @@ def test_a_killed_worker_costs_only_a_retry(tmp_path):
 
 
 def test_driver_killed_mid_run_under_dask_redoes_only_what_was_in_flight(tmp_path):
+    pytest.importorskip("distributed")
     args = [*SLOW, "--executor", "dask", "--workers", "2", "--out", str(tmp_path)]
     store = tmp_path / "smoke" / "store.sqlite"
     proc = _cli(*args, start_new_session=True)
