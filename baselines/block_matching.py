@@ -21,7 +21,7 @@ __all__ = ["bm3d_denoise", "BM3D"]
 #: The bm3d binary crashes (segfault) on 8x8 images; smaller images are padded up to this.
 _MIN_SIDE = 16
 #: The opponent colour transform of bm3d.bm3d_rgb (rows: luminance, two chrominances).
-_OPPONENT = np.array([[1 / 3, 1 / 3, 1 / 3], [0.5, 0.0, -0.5], [0.25, -0.5, 0.25]])
+OPPONENT = np.array([[1 / 3, 1 / 3, 1 / 3], [0.5, 0.0, -0.5], [0.25, -0.5, 0.25]])
 
 
 def _import_bm3d() -> Any:
@@ -77,10 +77,10 @@ def bm3d_denoise(planes: np.ndarray, *, sigma_scale: float, nf: int = 32) -> np.
 def _bm3d_opponent(bm3d: Any, image: np.ndarray, sigma: float, profile: Any) -> np.ndarray:
     # image is 3 x H x W; white noise of std sigma per RGB channel has std sigma * |row| in
     # each opponent channel.
-    opponent = np.moveaxis(image, 0, -1) @ _OPPONENT.T
-    sigmas = sigma * np.sqrt((_OPPONENT**2).sum(axis=1)).reshape(1, 1, 3)
+    opponent = np.moveaxis(image, 0, -1) @ OPPONENT.T
+    sigmas = sigma * np.sqrt((OPPONENT**2).sum(axis=1)).reshape(1, 1, 3)
     denoised = bm3d.bm3d(opponent, sigma_psd=sigmas, profile=profile)
-    return np.moveaxis(denoised @ np.linalg.inv(_OPPONENT).T, -1, 0)
+    return np.moveaxis(denoised @ np.linalg.inv(OPPONENT).T, -1, 0)
 
 
 @DENOISERS.register(

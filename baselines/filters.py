@@ -14,7 +14,7 @@ from torch import Tensor
 
 from baselines.base import check_positive
 
-__all__ = ["symmetric_pad", "median_filter", "gaussian_filter", "tv_chambolle"]
+__all__ = ["symmetric_pad", "median_filter", "gaussian_filter", "tv_chambolle", "noise_sigma"]
 
 #: Elements of temporaries one chunk may build. On a CPU, 2**20 (4 MiB of float32) keeps
 #: them in cache: measured 3.5x faster for a 3x3 median of 10,000 images than 2**24. On a
@@ -120,8 +120,29 @@ def gaussian_kernel(sigma: float, truncate: float, *, device: torch.device) -> T
     return (kernel / kernel.sum()).to(device=device, dtype=torch.float32)
 
 
+def _band_matrix(kernel: Tensor, n: int) -> Tensor:
+    # (n, n) matrix whose row i is the 1-D filter of output i on a length-n axis, borders
+    # folded in by scipy's 'reflect' rule: filtering an axis is one matrix product.
+    radius = (len(kernel) - 1) // 2
+    source = _reflect_index(n, radius, kernel.device).unfold(0, len(kernel), 1)  # (n, taps)
+    band = kernel.new_zeros(n, n)
+    return band.scatter_add_(1, source, kernel.expand(n, -1).contiguous())
+
+
+#: Largest side filtered by banded matrix products; beyond it the O(side) cost per pixel of
+#: a dense band loses to the O(radius) separable convolution.
+_BAND_MAX_SIDE = 128
+
+
 def gaussian_filter(images: Tensor, *, sigma: float, truncate: float = 4.0) -> Tensor:
-    """Gaussian blur of each plane as two 1-D convolutions (scipy's 'reflect' borders).
+    """Gaussian blur of each plane, separable, with scipy's 'reflect' borders.
+
+    On images up to 128 pixels a side each 1-D pass is one matrix product with a banded
+    (H x H or W x W) matrix that holds the kernel and the borders: one large GEMM instead
+    of a padded small-kernel convolution, measured 2-5x faster than
+    ``scipy.ndimage.gaussian_filter`` on a batch of 4,096 28x28 images on a 2-core CPU,
+    where conv2d with a 5-tap kernel was slower than scipy. Larger images use two 1-D
+    convolutions.
 
     Parameters
     ----------
@@ -134,16 +155,26 @@ def gaussian_filter(images: Tensor, *, sigma: float, truncate: float = 4.0) -> T
     """
     kernel = gaussian_kernel(sigma, truncate, device=images.device)
     n, c, h, w = images.shape
-    planes = _planes(images.float())
+    planes = images.float().reshape(n * c, h, w)
+    if max(h, w) <= _BAND_MAX_SIDE:
+        band_h, band_w = _band_matrix(kernel, h), _band_matrix(kernel, w)
+        rows = (planes.reshape(-1, w) @ band_w.T).view(n * c, h, w)
+        return torch.matmul(band_h, rows).view(n, c, h, w)
+    return _gaussian_conv(planes.unsqueeze(1), kernel).view(n, c, h, w)
+
+
+def _gaussian_conv(planes: Tensor, kernel: Tensor) -> Tensor:
+    # planes (M, 1, H, W); chunked so that the padded copies stay bounded.
+    m, _, h, w = planes.shape
     radius = (len(kernel) - 1) // 2
     out = torch.empty_like(planes)
-    starts, step = _chunks(len(planes), 2 * (h + 2 * radius) * (w + 2 * radius), planes.device)
+    starts, step = _chunks(m, 2 * (h + 2 * radius) * (w + 2 * radius), planes.device)
     for start in starts:
         padded = symmetric_pad(planes[start : start + step], radius)
         # Padding both axes first is exact: reflecting rows commutes with filtering along them.
         rows = F.conv2d(padded, kernel.view(1, 1, 1, -1))
         out[start : start + step] = F.conv2d(rows, kernel.view(1, 1, -1, 1))
-    return out.view(n, c, h, w)
+    return out
 
 
 def _tv_step(image: Tensor, p: Tensor, weight: float, first: bool) -> tuple[Tensor, Tensor, Tensor]:
@@ -219,3 +250,38 @@ def tv_chambolle(images: Tensor, *, weight: float, eps: float = 2e-4, max_num_it
     starts, step = _chunks(len(planes), 8 * h * w, planes.device)
     parts = [_tv_planes(planes[start : start + step], weight, eps, max_num_iter) for start in starts]
     return torch.cat(parts).view(n, c, h, w) if parts else images.float().clone()
+
+
+#: Daubechies-2 decomposition high-pass filter (PyWavelets' ``Wavelet('db2').dec_hi``).
+_DB2_HIGH = (-0.48296291314469025, 0.836516303737469, -0.22414386804185735, -0.12940952255092145)
+#: 75th percentile of the standard normal: turns a median absolute deviation into a sigma.
+_MAD_TO_SIGMA = 0.6744897501960817
+
+
+def noise_sigma(images: Tensor) -> Tensor:
+    """Gaussian noise sigma of each plane, N x C, by Donoho's MAD rule, batched in torch.
+
+    The estimate of ``baselines.base.estimate_noise_sigma`` and
+    ``skimage.restoration.estimate_sigma``: the median absolute value of the finest db2
+    diagonal wavelet coefficients (PyWavelets' 'symmetric' borders) over 0.6745, exact
+    zeros ignored (they come from flat regions, not noise); a plane with none gets 0. It
+    stays on the images' device, so a GPU batch needs no host copy.
+
+    >>> x = torch.zeros(1, 1, 8, 8)
+    >>> noise_sigma(x).tolist()
+    [[0.0]]
+    """
+    n, c, h, w = images.shape
+    high = torch.tensor(_DB2_HIGH, dtype=torch.float32, device=images.device).flip(0)
+    kernel = (high[:, None] * high[None, :]).view(1, 1, 4, 4)
+    # Symmetric extension by 3 (the filter length - 1), full convolution, odd samples.
+    padded = symmetric_pad(_planes(images.float()), 3)[..., 1:, 1:]
+    magnitudes = F.conv2d(padded, kernel, stride=2).abs().flatten(1)
+    # Median of the non-zero values as numpy's nanmedian has it: zeros sort last, and the
+    # mean of the two middle values of the k that remain.
+    count = (magnitudes > 0).sum(1, keepdim=True)
+    ordered = torch.where(magnitudes > 0, magnitudes, torch.inf).sort(1).values
+    low = ordered.gather(1, ((count - 1) // 2).clamp_min(0))
+    high_mid = ordered.gather(1, (count // 2).clamp_max(ordered.shape[1] - 1))
+    median = torch.where(count > 0, (low + high_mid) / 2, torch.zeros_like(low))
+    return (median / _MAD_TO_SIGMA).view(n, c)
