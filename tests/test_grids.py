@@ -97,3 +97,39 @@ def test_named_grids_leave_out_entries_whose_optional_package_is_missing(monkeyp
     monkeypatch.setattr(bench.registry, "_installed", lambda module: True)
     assert "bm3d" in named_grid("quick").denoisers
     assert "bm3d" in named_grid("quick").narrow(denoisers=["bm3d"]).denoisers
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"), [("-3", "size=-3"), ("4", "size=4"), ("abc", "size='abc'"), ("3.0", "size=3.0")]
+)
+def test_bad_set_values_exit_2_before_anything_runs(tmp_path, capsys, value, shown):
+    from bench.cli import main
+
+    out = tmp_path / "out"
+    assert main(["run", "--grid", "smoke", "--set", f"median.size={value}", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err
+        == f"error: bad parameters for denoiser 'median': {shown} is invalid; expected an odd integer >= 1, or None (tuned)\n"
+    )
+    assert not out.exists()
+
+
+def test_grids_check_every_entry_they_run_with_its_own_rules():
+    with pytest.raises(ValueError, match=r"bad parameters for denoiser 'median': size=4 is invalid"):
+        small(params={"median": {"size": 4}})
+    with pytest.raises(ValueError, match=r"bad parameters for denoiser 'dncnn': epochs=0 is invalid"):
+        small(denoisers=["dncnn"], params={"dncnn": {"epochs": 0}})
+    with pytest.raises(ValueError, match=r"bad parameters for classifier 'cnn_small': lr=-1.0 is invalid"):
+        small(classifiers=["cnn_small"], params={"cnn_small": {"lr": -1.0}})
+    assert small(params={"median": {"size": 9}}).denoiser_params("median") == {"size": 9}
+    # parameters of an entry the grid leaves out are not run, so not checked against it
+    assert small(denoisers=["identity"], params={"median": {"size": 5}}).denoisers == ("identity",)
+
+
+def test_quick_grid_keeps_entries_without_budgets_and_leaves_out_those_without_a_quick_one():
+    from bench.registry import DENOISERS
+
+    quick = named_grid("quick").denoisers
+    assert {"identity", "median", "tv_chambolle", "wavelet"} <= set(quick)  # no budgets: run everywhere
+    assert DENOISERS.entry("vgg16_ae").budgets == {"full": {}} and "vgg16_ae" not in quick

@@ -11,8 +11,7 @@ import pandas as pd
 import pytest
 
 from bench.cli import main
-from bench.report import image_grids, render_report, seed_tables
-from bench.report import write_outputs
+from bench.report import image_grids, render_report, seed_tables, write_outputs
 from bench.store import Store
 
 EVIL = "<script>alert(1)</script>"
@@ -284,3 +283,97 @@ def test_image_grids_stop_at_the_byte_budget(tmp_path):
     ] == 0  # the failed cell has no images
     assert [g["level"] for g in capped["grids"]] == ["0.1"] and capped["left_out"] == 1
     assert [s["name"] for s in whole["grids"][0]["strips"]] == ["clean", "noisy", EVIL, "dncnn", "median"]
+
+
+def _runs_store(path: Path, runs: list[tuple[float, float | None, list[float]]]) -> Store:
+    """A store whose runs start at the given times, end (or not: killed), and wrote cells at the times listed."""
+    import sqlite3
+
+    store = Store(path)
+    for index, (started, finished, cells) in enumerate(runs):
+        run_id = store.start_run(grid="g", spec={}, argv=[], device="cpu", versions={})
+        for n, at in enumerate(cells):
+            store.put_cell(
+                _row("median", 0.1 * (n + 1), f"{0.1 * (n + 1):g}", 20.0, 0.5)
+                | {"key": f"{index}-{n}", "run_id": run_id}
+            )
+            store._db.execute("UPDATE cells SET finished = ? WHERE key = ?", (at, f"{index}-{n}"))
+        store._db.execute("UPDATE runs SET started = ?, finished = ? WHERE run_id = ?", (started, finished, run_id))
+    assert isinstance(store._db, sqlite3.Connection)
+    return store
+
+
+def test_run_time_counts_killed_runs_up_to_their_last_cell(tmp_path):
+    from bench.report.page import run_time
+
+    cases = {
+        # (started, finished or None for killed, cell finish times) per run -> (run time, note)
+        "one": ([(0.0, 30.0, [10.0])], ("30.0 s", "")),
+        "resumed": ([(0.0, 30.0, [10.0]), (100.0, 110.0, [105.0])], ("40.0 s", "over 2 runs (resumed)")),
+        "killed": ([(0.0, None, [20.0]), (100.0, None, []), (200.0, 260.0, [250.0])], ("1 min 20 s", "over 3 runs (2 killed)")),
+        "latest open": ([(0.0, 30.0, [10.0]), (100.0, None, [150.0])], ("1 min 20 s", "over 2 runs (the latest not finished)")),
+        "single open": ([(0.0, None, [45.0])], ("45.0 s", "(the latest not finished)")),
+    }  # fmt: skip
+    for name, (runs, expected) in cases.items():
+        with _runs_store(tmp_path / f"{name}.sqlite", runs) as store:
+            assert run_time(store.cells(), store.runs()) == expected, name
+    with _runs_store(tmp_path / "page.sqlite", cases["killed"][0]) as store:
+        html = render_report(store)
+    assert '1 min 20 s <span class="muted">over 3 runs (2 killed)</span>' in html
+
+
+def _level_cells(levels: list[float], names: list[str]) -> pd.DataFrame:
+    rows = [_row(name, level, f"{level:g}", 20.0 + i + level, 0.5) | {"key": f"{name}-{level}", "denoiser_params": {}}
+            for i, name in enumerate(names) for level in levels]  # fmt: skip
+    return pd.DataFrame(rows).assign(history=None)
+
+
+def test_a_single_noise_level_is_drawn_as_bars_not_a_column_of_dots():
+    from bench.report.plots import metric_vs_level_figure
+
+    names = ["median", "dncnn", "unet"]
+    one = metric_vs_level_figure(_level_cells([0.2], names), "digits").axes[0]
+    assert len(one.patches) == 3 and not one.get_lines()
+    assert [t.get_text() for t in one.get_yticklabels()] == ["median", "dncnn", "unet"]  # best at the top
+    several = metric_vs_level_figure(_level_cells([0.1, 0.3], names), "digits").axes[0]
+    assert len(several.get_lines()) == 3 and not several.patches
+
+
+def test_cost_vs_quality_names_do_not_overlap():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from bench.report.plots import cost_vs_quality_figure
+
+    names = ["median", "gaussian_blur", "tv_chambolle", "wavelet", "nlm", "identity", "bm3d", "dncnn"]
+    cells = _level_cells([0.2], names)
+    cells["psnr"] = 20.0 + 0.01 * np.arange(len(names))  # a cluster: every name wants the same spot
+    cells["images_per_second"] = 1000.0 * (1 + 0.01 * np.arange(len(names)))
+    fig = cost_vs_quality_figure(cells, "digits")
+    FigureCanvasAgg(fig).draw()
+    renderer = fig.canvas.get_renderer()
+    texts = [t for t in fig.axes[0].texts if t.get_text() in names]
+    assert sorted(t.get_text() for t in texts) == sorted(names)
+    boxes = [t.get_window_extent(renderer) for t in texts]
+    overlaps = [
+        (a, b) for i, a in enumerate(texts) for j, b in enumerate(texts) if i < j and boxes[i].overlaps(boxes[j])
+    ]
+    assert not overlaps, [(a.get_text(), b.get_text()) for a, b in overlaps]
+
+
+def test_every_model_gets_its_own_learning_curve_panel():
+    from bench.report.plots import learning_curves_figure
+
+    names = [f"model{i:02d}" for i in range(11)]  # more than one figure's usual panel cap
+    cells = _level_cells([0.1, 0.3], names)
+    cells["history"] = [[{"epoch": e, "train_loss": 1.0 / e, "val_loss": 1.2 / e} for e in (1, 2, 3)]] * len(cells)
+    staged = [
+        {"epoch": 1, "val_loss": 9.0, "stage": "pretrain layer 1"},
+        {"epoch": 1, "val_loss": 0.5, "train_loss": 0.6},
+    ]
+    cells.loc[cells["denoiser"] == "model00", "history"] = pd.Series([staged] * 2, index=cells.index[:2])
+    fig = learning_curves_figure(cells, "digits")
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in panels] == names
+    drawn = [[list(line.get_ydata()) for line in ax.get_lines() if len(line.get_ydata())] for ax in panels]
+    assert all(len(lines) == 4 for lines in drawn[1:])  # two fits (levels), validation and training each
+    assert drawn[0] == [[0.5], [0.6], [0.5], [0.6]]  # pretraining stages left out

@@ -88,9 +88,9 @@ def level_ticks(ax, levels: pd.Series) -> None:
     ax.set_xticks(values, [f"{v:g}" for v in values])
 
 
-# Label offsets in points: rings of eight directions, nearest first.
+# Label offsets in points beyond the marker's radius: rings of eight directions, nearest first.
 _DIRECTIONS = ((1, 0.3), (1, -1), (-1, 0.3), (-1, -1), (0, 1), (0, -1.6), (1, 1.2), (-1, 1.2))
-_OFFSETS = [(6 * r * dx, 6 * r * dy) for r in (1, 2, 3.5, 5) for dx, dy in _DIRECTIONS]
+_RINGS = (1, 2, 3.5, 5)
 
 
 def _overlap(a, b) -> float:
@@ -99,16 +99,24 @@ def _overlap(a, b) -> float:
     return max(width, 0.0) * max(height, 0.0)
 
 
-def _outside(box, frame) -> float:
-    return box.width * box.height - _overlap(box, frame)
+def _marker_boxes(ax, points: list[tuple[float, float]], radii: list[float]) -> list:
+    from matplotlib.transforms import Bbox
+
+    scale = ax.figure.dpi / 72.0  # points to pixels
+    centres = ax.transData.transform(points) if points else []
+    return [Bbox.from_extents(x - r * scale, y - r * scale, x + r * scale, y + r * scale)
+            for (x, y), r in zip(centres, radii, strict=True)]  # fmt: skip
 
 
-def place_labels(ax, points: list[tuple[float, float]], labels: list[str], *, fontsize: float = 7) -> list:
-    """Name each point in data coordinates without labels overlapping: each label takes the
-    nearest offset where it overlaps no label placed before and stays inside the axes (the
-    least overlap when none is free); labels moved past the first ring get a leader line.
+def place_labels(
+    ax, points: list[tuple[float, float]], labels: list[str], *, radii: list[float] | None = None, fontsize: float = 7
+) -> list:
+    """Name each point (data coordinates) so that no label covers another label or a marker.
 
-    Call it last: the axes must have their final limits, size and legend. Returns the texts.
+    ``radii`` are the markers' radii in points (default 3). Each label takes the nearest of
+    a few offsets where it overlaps nothing placed before, no marker, and stays inside the
+    axes (else the least overlap); labels moved past the first ring get a leader line. Call
+    it last: the axes must have their final limits, size and legend. Returns the texts.
     """
     fig = ax.figure
     if not hasattr(fig.canvas, "get_renderer"):
@@ -116,19 +124,22 @@ def place_labels(ax, points: list[tuple[float, float]], labels: list[str], *, fo
 
         FigureCanvasAgg(fig)
     fig.draw_without_rendering()  # settles the layout, so display coordinates are final
+    radii = list(radii) if radii is not None else [3.0] * len(points)
     renderer, frame = fig.canvas.get_renderer(), ax.get_window_extent()
-    placed, texts = [], []
-    for (x, y), label in zip(points, labels, strict=True):
+    obstacles, texts = _marker_boxes(ax, points, radii), []
+    for (x, y), label, radius in zip(points, labels, radii, strict=True):
         best = None
-        for index, (dx, dy) in enumerate(_OFFSETS):
+        for ring, (dx, dy) in ((r, d) for r in _RINGS for d in _DIRECTIONS):
+            reach = 6 * ring + radius
             text = ax.annotate(
-                label, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=fontsize,
+                label, (x, y), xytext=(dx * reach, dy * reach), textcoords="offset points", fontsize=fontsize,
                 ha="left" if dx > 0 else "right" if dx < 0 else "center", va="bottom" if dy >= 0 else "top",
-                arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "grey"} if index >= len(_DIRECTIONS) else None,
+                arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "grey"} if ring > 1 else None,
             )  # fmt: skip
             text.set_in_layout(False)  # labels must not move the axes they were placed in
             box = text.get_window_extent(renderer)
-            cost = sum(_overlap(box, other) for other in placed) + _outside(box, frame)
+            outside = box.width * box.height - _overlap(box, frame)
+            cost = sum(_overlap(box, other) for other in obstacles) + outside
             if best is None or cost < best[0]:
                 if best is not None:
                     best[1].remove()
@@ -137,6 +148,6 @@ def place_labels(ax, points: list[tuple[float, float]], labels: list[str], *, fo
                 text.remove()
             if cost == 0:
                 break
-        placed.append(best[2])
+        obstacles.append(best[2])
         texts.append(best[1])
     return texts

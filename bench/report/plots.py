@@ -153,7 +153,8 @@ def cost_vs_quality_figure(cells: pd.DataFrame, dataset: str) -> Figure | None:
     ax.set(xlabel="images / s (log scale)", ylabel="mean PSNR (dB)",
            title=plain(f"{dataset}: cost vs quality (marker area ~ parameters)"))  # fmt: skip
     ax.grid(alpha=0.3, which="both")
-    place_labels(ax, list(zip(points["speed"], points["psnr"], strict=True)), [plain(n) for n in points.index])
+    place_labels(ax, list(zip(points["speed"], points["psnr"], strict=True)), [plain(n) for n in points.index],
+                 radii=list(np.sqrt(sizes) / 2))  # fmt: skip
     return fig
 
 
@@ -246,8 +247,9 @@ def learning_curves_figure(cells: pd.DataFrame, dataset: str) -> Figure | None:
                 share = (levels.index(fit["train_level"]) + 1) / len(levels)
                 _curve(ax, _history_frame(fit["history"]), _shade(palette[kind], share), plain(kind))
         _loss_axis(ax)
-        ax.set(title=plain(name), xlabel="epoch", ylabel="loss")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        last = max(float(line.get_xdata().max()) for line in ax.get_lines())
+        ax.set(title=plain(name), xlabel="epoch", ylabel="loss", xlim=(0.5, last + 0.5))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.grid(alpha=0.3)
     axes[0].plot([], [], "-", color="grey", label="validation")
     axes[0].plot([], [], "--", color="grey", label="training")
@@ -256,9 +258,11 @@ def learning_curves_figure(cells: pd.DataFrame, dataset: str) -> Figure | None:
 
 
 def _curve(ax, history: pd.DataFrame, colour: tuple, label: str) -> None:
+    marker = "o" if len(history) <= 12 else None  # a line through one or two epochs is barely there
     for column, style in (("val_loss", "-"), ("train_loss", "--")):
         if column in history and history[column].notna().any():
-            ax.plot(history["x"], history[column], style, color=colour, lw=1.1, label=label if style == "-" else None)
+            ax.plot(history["x"], history[column], style, color=colour, lw=1.1, marker=marker, ms=3,
+                    label=label if style == "-" else None)  # fmt: skip
 
 
 def _loss_axis(ax) -> None:
