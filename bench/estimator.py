@@ -6,7 +6,7 @@ the configuration; learned state ends in ``_`` and exists only after ``fit``.
 The harness finds everything else it needs on these classes, declared here with defaults:
 parameter rules (``param_rules``, ``check_params``), named-grid settings (``budgets``),
 optional packages (``requires``), a test-set cap (``eval_images``), the learning curve
-(``history_``), the fit-cache hooks (``fitted_tensors``, ``fitted_state``, ``load_fitted``,
+(``history_``), GPU placement (``accelerated``), the fit-cache hooks (``fitted_tensors``, ``fitted_state``, ``load_fitted``,
 ``cacheable``) and mid-fit checkpoints (``checkpoint_path``, ``checkpoint_every``).
 """
 
@@ -96,6 +96,8 @@ class Estimator:
     budgets: ClassVar[dict[str, dict[str, Any]]] = {}
     #: Optional modules the entry imports when used (named grids leave it out without them).
     requires: ClassVar[tuple[str, ...]] = ()
+    #: Whether fits gain from a GPU (a torch network): executors give such work one where there is one.
+    accelerated: ClassVar[bool] = False
     #: Score only the first ``eval_images`` test images of a cell (slow methods); None: all.
     eval_images: int | None = None
     #: Per-epoch training record (dicts with ``epoch``, ``train_loss``, ``val_loss``, ...) set

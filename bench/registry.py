@@ -42,6 +42,11 @@ class Entry:
         """The entry's named-grid settings (``Estimator.budgets``)."""
         return dict(self._declared("budgets", {}))
 
+    @property
+    def accelerated(self) -> bool:
+        """Whether the entry's fits want a GPU (``Estimator.accelerated``)."""
+        return bool(self._declared("accelerated", False))
+
     def _declared(self, hook: str, default: Any) -> Any:
         # Classes declare their hooks on bench.estimator.Estimator; a factory function (a
         # registered variant) carries the ones it sets as attributes of the function.

@@ -90,6 +90,7 @@ def test_every_entry_passes_its_checks_with_defaults_test_and_budget_settings(re
 def test_declared_hooks_have_defaults_that_mean_not_there():
     model = Plain()
     assert (Plain.budgets, Plain.requires, model.eval_images, model.history_) == ({}, (), None, None)
+    assert not Plain.accelerated and not DENOISERS.entry("median").accelerated
     assert (model.checkpoint_path, model.checkpoint_every) == (None, 300.0)
     assert model.get_params() == {"size": 3, "label": "x"}  # hooks are not parameters: keys stay
     with pytest.raises(NotFittedError):  # a declared history_ is not learned state
@@ -122,6 +123,6 @@ def test_a_cacheable_fit_round_trips_through_the_cache(tmp_path):
 
 
 def test_estimator_itself_declares_every_hook_the_harness_reads():
-    for hook in ("budgets", "requires", "eval_images", "history_", "checkpoint_path", "checkpoint_every",
+    for hook in ("budgets", "requires", "accelerated", "eval_images", "history_", "checkpoint_path", "checkpoint_every",
                  "fitted_state", "fitted_tensors", "load_fitted", "cacheable", "check_params"):  # fmt: skip
         assert hook in vars(Estimator), hook
