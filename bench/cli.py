@@ -10,6 +10,7 @@ import argparse
 import logging
 import sys
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 try:
@@ -94,6 +95,7 @@ def _add_executor_options(run: argparse.ArgumentParser) -> None:
     run.add_argument("--gpus-per-job", type=int, default=0, help="GPUs per SLURM job (default: 0)")
     run.add_argument("--jobs", type=int, default=1, help="SLURM jobs to start (default: 1)")
     run.add_argument("--cache-dir", help="fitted models (default: OUT/GRID/cache; a shared filesystem across machines)")
+    run.add_argument("--no-estimate", action="store_true", help="skip the plan's cost estimate (a short probe) before the run")
     run.add_argument("--checkpoint-every", type=float, metavar="SECONDS",
                      help="seconds between mid-fit checkpoints of neural fits (default: 300)")  # fmt: skip
 
@@ -121,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--download", action="store_true", help="download missing datasets with torchvision")
     _add_executor_options(run)
 
+    plan = commands.add_parser("plan", help="cells, fits, budgets and estimated cost of a grid, from a short probe")
+    _add_grid_options(plan)
+    plan.add_argument("--threads", type=int, help="CPU threads per worker (default: cores / workers)")
     commands.add_parser("list", help="every registered denoiser, classifier, dataset, noise and grid")
     report = commands.add_parser("report", help="rebuild the CSVs and HTML of a run folder from its store")
     report.add_argument("run_dir", help="a folder written by 'run', e.g. results/quick")
@@ -181,12 +186,52 @@ def _command_run(args: argparse.Namespace) -> int:
     summary = run_grid(
         grid, out_dir=args.out, data_dir=args.data_dir, download=args.download, device=args.device, argv=sys.argv[1:],
         executor=spec, cache_dir=args.cache_dir, checkpoint_every=args.checkpoint_every,
+        estimate=None if args.no_estimate else _estimate_line(grid, spec),
     )  # fmt: skip
     print(
         f"{'interrupted' if summary.interrupted else 'done'} in {summary.seconds:.1f} s: {summary.ok} ok, "
         f"{summary.failed} failed, {summary.skipped} already done; leaderboard: {summary.out_dir / 'leaderboard.csv'}"
     )
     return summary.exit_code
+
+
+def _plan(args: argparse.Namespace, grid, spec):
+    from bench.plan import make_plan
+    from bench.store import Store
+    from bench.work import RunContext
+
+    run_dir = Path(args.out) / grid.name
+    store_path = run_dir / "store.sqlite"
+    done = set()
+    if store_path.is_file():
+        with Store(store_path) as store:
+            done = store.finished_keys()
+    context = RunContext(
+        base_seed=grid.seed, n_train=grid.n_train, n_test=grid.n_test, device=args.device,
+        cache_dir=str(run_dir / "cache"), data_dir=args.data_dir,
+    )  # fmt: skip
+    return make_plan(grid, context=context, workers=spec.workers, threads=spec.cpu_threads(), done=done), store_path
+
+
+def _estimate_line(grid, spec):
+    """The plan's one-line estimate, for ``run`` to print once its executor is up."""
+    from bench.plan import make_plan, summary_line
+
+    def estimate(context, done) -> str:
+        return summary_line(make_plan(grid, context=context, workers=spec.workers, threads=spec.cpu_threads(), done=done))
+
+    return estimate
+
+
+def _command_plan(args: argparse.Namespace) -> int:
+    from bench.plan import format_plan
+
+    if args.grid == "seeds":
+        raise ValueError("plan takes a grid of cells; the seed protocols ('--grid seeds') have no plan")
+    grid = _grid_from_args(args)
+    plan, store_path = _plan(args, grid, executor_spec(args))
+    print(format_plan(plan, store_path))
+    return 0
 
 
 def _settings(settings: list[tuple[str, str, Any]]) -> dict[str, dict[str, Any]]:
@@ -288,7 +333,7 @@ def _command_speed(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {
-    "run": _command_run, "list": _command_list, "report": _command_report, "env": _command_env, "speed": _command_speed,
+    "run": _command_run, "plan": _command_plan, "list": _command_list, "report": _command_report, "env": _command_env, "speed": _command_speed,
     "reproduce": _command_reproduce,
 }  # fmt: skip
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import cache
-from bench.core import resolve_device, versions
+from bench.core import one_line, resolve_device, versions
 from bench.data import load
 from bench.executors import ExecutorSpec, UnitFailure, make_executor
 from bench.grids import Cell, Grid
@@ -77,14 +77,14 @@ def run_grid(
     grid: Grid, *, out_dir: str | Path = "results", data_dir=None, download: bool = False, device: str = "auto",
     argv: list[str] | None = None, log: Callable[[str], None] = print, executor: ExecutorSpec | None = None,
     cache_dir: str | Path | None = None, checkpoint_every: float | None = None, plugins: tuple[str, ...] = (),
+    estimate: Callable[[RunContext, set[str]], str] | None = None,
 ) -> RunSummary:  # fmt: skip
     """Run every unfinished cell of ``grid`` into ``out_dir/<grid name>/``; write the outputs.
 
     Bad input (data, device, an executor that cannot start) raises ValueError before anything
     is written. Ctrl-C stops cleanly: finished cells stay stored and ``interrupted`` is set.
+    ``estimate(context, finished keys)``, once the executor is up, gives a line to print first.
     """
-    from bench.report import write_outputs
-
     started = time.perf_counter()
     spec = executor or ExecutorSpec()
     run_dir = Path(out_dir) / grid.name
@@ -100,7 +100,29 @@ def run_grid(
         for name in grid.datasets:
             load(name, data_dir=data_dir, download=download)
     summary = RunSummary(out_dir=run_dir)
-    with make_executor(spec, gpu=gpu, log=log) as engine, Store(run_dir / "store.sqlite") as store:
+    with make_executor(spec, gpu=gpu, log=log) as engine:
+        if estimate is not None:
+            log(_estimate(estimate, context, run_dir / "store.sqlite"))
+        _run_store(grid, engine, context, gpu, run_dir, argv, summary, log)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _estimate(estimate, context: RunContext, store_path: Path) -> str:
+    done = set()
+    if store_path.is_file():
+        with Store(store_path) as store:
+            done = store.finished_keys()
+    try:
+        return estimate(context, done)
+    except Exception as err:  # an estimate is advice: it must never stop the run
+        return f"estimate: unavailable ({one_line(err)})"
+
+
+def _run_store(grid: Grid, engine, context: RunContext, gpu: bool, run_dir: Path, argv, summary: RunSummary, log) -> None:
+    from bench.report import write_outputs
+
+    with Store(run_dir / "store.sqlite") as store:
         done = store.finished_keys()
         cells = grid.cells()
         todo = [c for c in cells if c.key not in done]
@@ -109,7 +131,7 @@ def run_grid(
             log(f"{summary.skipped} of {len(cells)} cells already in {run_dir / 'store.sqlite'}; running {len(todo)}")
         log(f"executor: {engine.description}")
         run_id = store.start_run(
-            grid=grid.name, spec=grid.to_dict(), argv=argv or [], device=device, versions=versions()
+            grid=grid.name, spec=grid.to_dict(), argv=argv or [], device=context.device, versions=versions()
         )
         try:
             _run_units(engine, context, todo, gpu, store, run_id, summary, log)
@@ -118,8 +140,6 @@ def run_grid(
             log(f"interrupted: {summary.ok + summary.failed} cells stored; rerun the same command to resume")
         store.finish_run(run_id, ok=summary.ok, failed=summary.failed)
         write_outputs(store, run_dir)
-    summary.seconds = time.perf_counter() - started
-    return summary
 
 
 def _run_units(engine, context, todo, gpu, store, run_id, summary, log) -> None:

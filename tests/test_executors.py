@@ -62,7 +62,7 @@ def _cli(*args: str, **kwargs) -> subprocess.Popen:
 
 
 # Four cells of a few seconds each, so that a worker is mid-cell when it is killed.
-SLOW = ["run", "--grid", "smoke", "--denoisers", "identity,conv_ae_fmnist", "--classifiers", "none",
+SLOW = ["run", "--grid", "smoke", "--denoisers", "identity,conv_ae_fmnist", "--classifiers", "none", "--no-estimate",
         "--set", "conv_ae_fmnist.max_steps=400", "--set", "conv_ae_fmnist.epochs=400"]  # fmt: skip
 
 

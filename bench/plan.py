@@ -1,0 +1,290 @@
+"""``python -m bench plan``: what a grid costs, from a short probe on the chosen device.
+
+Each entry is fitted twice at two small sizes of its work knob (optimizer steps for a network,
+tuning images for a tuned filter, training images for the SVM) on the grid's own training
+pairs; the two timings give a fixed cost and a cost per unit of work, which the entry's real
+budget multiplies. One denoise (or predict) batch gives its images/s. Probes run with the CPU
+threads each worker will have, so the figures hold for ``--workers N``. The N-worker figure
+schedules the units longest-first on N workers. Early stopping can only make a fit cheaper
+than planned: the estimate is an upper bound on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench.core import sync
+from bench.grids import Cell, Grid
+from bench.registry import CLASSIFIERS, DENOISERS
+from bench.work import CellRunner, ClassifierFit, RunContext, preload, training_noise
+
+__all__ = ["Plan", "make_plan", "format_plan", "planned_steps"]
+
+PROBE_BATCH = 64  # test images per probe denoise/predict batch
+
+
+def planned_steps(recipe, n: int) -> int:
+    """Optimizer steps a fit of ``recipe`` on ``n`` pairs takes (without early stopping)."""
+    from models.training import MAX_VALIDATION, MIN_IMAGES_FOR_VALIDATION
+
+    n_val = min(round(recipe.val_fraction * n), MAX_VALIDATION) if n >= MIN_IMAGES_FOR_VALIDATION else 0
+    n_fit = n - n_val
+    steps_per_epoch = max(1, n_fit // min(recipe.batch_size, n_fit))  # a last short batch joins the one before
+    return int(min(recipe.epochs * steps_per_epoch, recipe.max_steps or math.inf))
+
+
+@dataclass
+class Work:
+    """How an estimator's fit cost scales: a knob, two probe values, and the real value."""
+
+    knob: str | None  # None: no cheaper fit exists; the probe is the real fit
+    probes: tuple[int, int] = (0, 0)
+    real: float = 1.0
+    power: float = 1.0  # fit seconds ~ fixed + per_unit * knob ** power
+    budget: str = "one fit"
+
+
+def work_of(model: Any, n_train: int) -> Work:
+    """The work model of ``model``'s fit on ``n_train`` images (see the module docstring)."""
+    params = model.get_params()
+    if hasattr(model, "recipe") and "max_steps" in params:
+        recipe = model.recipe()
+        steps = planned_steps(recipe, n_train)
+        seen = steps * recipe.batch_size
+        return Work("max_steps", (4, 12), steps, budget=f"{steps:,} steps x {recipe.batch_size} = {seen:,} images")
+    if "max_train" in params:  # the kernel SVM: libsvm's time grows about as n^2
+        n = min(params["max_train"] or n_train, n_train)
+        return Work("max_train", (100, 200), n, power=2.0, budget=f"{n:,} training images")
+    for knob in ("subsample", "tune_images"):
+        if knob in params:
+            n = min(params[knob], n_train)
+            return Work(knob, (4, 12), n, budget=f"tuned on {n:,} images")
+    return Work(None)
+
+
+def _timed(fn: Callable[[], Any], device: torch.device) -> float:
+    sync(device)
+    start = time.perf_counter()
+    fn()
+    sync(device)
+    return time.perf_counter() - start
+
+
+def _probe_fit(make: Callable[..., Any], fit: Callable[[Any], Any], work: Work, device) -> tuple[float, Any]:
+    """Estimated seconds of the real fit, and a fitted (probe) model to time inference on."""
+    if work.knob is None or work.real <= work.probes[1]:
+        model = make()
+        return _timed(lambda: fit(model), device), model
+    low, high = work.probes
+    times = []
+    for value in (low, high):
+        model = make(**{work.knob: value})
+        times.append(_timed(lambda m=model: fit(m), device))
+    per_unit = max(times[1] - times[0], 0.0) / (high**work.power - low**work.power)
+    fixed = max(times[0] - per_unit * low**work.power, 0.0)
+    return fixed + per_unit * work.real**work.power, model
+
+
+def _inference_seconds(fn: Callable[[torch.Tensor], Any], images: torch.Tensor, n: int, device) -> float:
+    """Seconds for ``n`` images, from one warm batch."""
+    batch = images[:PROBE_BATCH]
+    fn(batch)
+    return _timed(lambda: fn(batch), device) * n / len(batch)
+
+
+def _passes(seconds: float) -> int:
+    """Timed denoise passes the runner makes (up to 3 while under 2 s in all), plus the warm-up."""
+    return min(3, max(1, math.ceil(2.0 / max(seconds, 1e-9)))) + 1
+
+
+@dataclass
+class EntryCost:
+    kind: str
+    name: str
+    units: int = 0
+    cells: int = 0
+    budget: str = ""
+    fit_seconds: float = 0.0  # per fit
+    cell_seconds: float = 0.0  # per cell: denoise passes, metrics, classifier predictions
+
+    @property
+    def total(self) -> float:
+        return self.units * self.fit_seconds + self.cells * self.cell_seconds
+
+
+@dataclass
+class Plan:
+    grid: Grid
+    cells: int
+    done: int
+    fits: int
+    classifier_fits: int
+    workers: int
+    threads: int
+    device: str
+    probe_seconds: float = 0.0
+    entries: list[EntryCost] = field(default_factory=list)
+    unit_seconds: list[float] = field(default_factory=list)
+
+    @property
+    def total(self) -> float:
+        return sum(self.unit_seconds)
+
+    def makespan(self, workers: int) -> float:
+        """Longest-first scheduling of the units on ``workers`` (classifier fits come first in a run)."""
+        loads = [0.0] * workers
+        for seconds in sorted(self.unit_seconds, reverse=True):
+            loads[loads.index(min(loads))] += seconds
+        return max(loads, default=0.0)
+
+
+def _probe_denoiser(runner: CellRunner, cell: Cell, classifier_predict: float) -> tuple[EntryCost, float]:
+    clean, noisy = runner.test_set(cell)
+    pairs = runner.training_pairs(cell)
+    template = DENOISERS.create(cell.denoiser, **dict(cell.params))
+    work = work_of(template, len(pairs[0]))
+    make = lambda **knob: DENOISERS.create(cell.denoiser, **{**dict(cell.params), **knob})  # noqa: E731
+    fit, model = _probe_fit(make, lambda m: m.fit(*pairs, seed=0, noise=training_noise(cell)), work, runner.device)
+    n_eval = min(len(clean), getattr(model, "eval_images", None) or len(clean))
+    once = _inference_seconds(model.denoise, noisy, n_eval, runner.device)
+    cost = EntryCost("denoiser", cell.denoiser, budget=work.budget, fit_seconds=fit)
+    cost.cell_seconds = once * _passes(once) + classifier_predict * n_eval / max(len(clean), 1)
+    return cost, 0.0
+
+
+def _probe_classifier(runner: CellRunner, unit: ClassifierFit) -> tuple[EntryCost, float]:
+    """The classifier's fit cost, and its predict seconds on the test set."""
+    images, labels, test_images, _ = runner.data(unit.dataset)
+    template = CLASSIFIERS.create(unit.classifier, **dict(unit.params))
+    work = work_of(template, len(images))
+    make = lambda **knob: CLASSIFIERS.create(unit.classifier, **{**dict(unit.params), **knob})  # noqa: E731
+    fit, model = _probe_fit(make, lambda m: m.fit(images, labels, seed=0), work, runner.device)
+    predict = _inference_seconds(model.predict, test_images, len(test_images), runner.device)
+    return EntryCost("classifier", unit.classifier, budget=work.budget, fit_seconds=fit), predict
+
+
+def make_plan(grid: Grid, *, context: RunContext, workers: int, threads: int, done: set[str] = frozenset()) -> Plan:
+    """Probe every entry of ``grid`` (once per dataset shape) and cost its unfinished units."""
+    from bench.runner import plan_units
+
+    started = time.perf_counter()
+    torch.set_num_threads(threads)
+    runner = preload(context, ())  # the run's own loaded data when it runs in this process
+    cells = grid.cells()
+    todo = [c for c in cells if c.key not in done]
+    classifier_units, groups = plan_units(todo)
+    plan = Plan(grid, len(cells), len(cells) - len(todo), len(groups), len(classifier_units), workers, threads,
+                str(runner.device))  # fmt: skip
+    probes = _Probes(Path(context.cache_dir) / "probes.json", (str(runner.device), threads, grid.n_train, grid.n_test))
+    costs: dict[str, EntryCost] = {}
+    predict: dict[str, float] = {}  # dataset -> seconds of every classifier's predictions on its test set
+    for unit in classifier_units:
+        key = probes.key("classifier", unit.classifier, unit.params, runner.data(unit.dataset)[0].shape)
+        fit, seconds = probes.get(key, lambda u=unit: _probe_classifier(runner, u))
+        cost = costs.setdefault(key, EntryCost("classifier", unit.classifier, budget=fit["budget"], fit_seconds=fit["fit"]))
+        cost.units += 1
+        plan.unit_seconds.append(cost.fit_seconds)
+        predict[unit.dataset] = predict.get(unit.dataset, 0.0) + seconds
+    for group in groups:
+        first = group.cells[0]
+        key = probes.key("denoiser", first.denoiser, first.params, runner.data(first.dataset)[0].shape)
+        found, _ = probes.get(key, lambda c=first: _probe_denoiser(runner, c, predict.get(c.dataset, 0.0)))
+        cost = costs.setdefault(
+            key, EntryCost("denoiser", first.denoiser, budget=found["budget"], fit_seconds=found["fit"],
+                           cell_seconds=found["cell"])
+        )  # fmt: skip
+        cost.units += 1
+        cost.cells += len(group.cells)
+        plan.unit_seconds.append(cost.fit_seconds + cost.cell_seconds * len(group.cells))
+    probes.save()
+    plan.entries = list(costs.values())
+    plan.probe_seconds = time.perf_counter() - started
+    return plan
+
+
+class _Probes:
+    """Probe results kept beside the fit cache, so a second plan (or run) of a grid is instant."""
+
+    def __init__(self, path: Path, setting: tuple) -> None:
+        self.path, self.setting = path, setting
+        try:
+            self.found = json.loads(path.read_text())
+        except (OSError, ValueError):
+            self.found = {}
+        self.changed = False
+
+    def key(self, kind: str, name: str, params, shape) -> str:
+        from bench import __version__
+
+        spec = [kind, name, params, list(shape), self.setting, __version__]
+        return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+    def get(self, key: str, probe: Callable[[], tuple]) -> tuple[dict, float]:
+        if key not in self.found:
+            cost, extra = probe()
+            self.found[key] = [{"fit": cost.fit_seconds, "cell": cost.cell_seconds, "budget": cost.budget}, extra]
+            self.changed = True
+        found, extra = self.found[key]
+        return found, extra
+
+    def save(self) -> None:
+        if self.changed:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.found, indent=1))
+            os.replace(tmp, self.path)
+
+
+def duration(seconds: float) -> str:
+    """``42 s``, ``12 min``, ``3.4 h`` or ``2.1 days``.
+
+    >>> duration(42), duration(720), duration(12240), duration(181440)
+    ('42 s', '12 min', '3.4 h', '2.1 days')
+    """
+    if seconds < 100:
+        return f"{seconds:.0f} s"
+    if seconds < 6000:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def summary_line(plan: Plan) -> str:
+    """The one-line estimate ``run`` prints before it starts."""
+    run = plan.cells - plan.done
+    many = f", {duration(plan.makespan(plan.workers))} on {plan.workers} workers" if plan.workers > 1 else ""
+    return (
+        f"estimate: {run} cells to run ({plan.done} already stored), {plan.fits} fits + {plan.classifier_fits} "
+        f"classifier fits: {duration(plan.total)} on 1 worker{many} ({plan.device}, {plan.threads} thread(s) per worker)"
+    )
+
+
+def format_plan(plan: Plan, store_path: Path | None = None) -> str:
+    """The table ``bench plan`` prints."""
+    lines = [
+        f"grid {plan.grid.name}: {plan.cells} cells, {plan.fits + plan.classifier_fits} distinct fits "
+        f"({plan.fits} denoiser, {plan.classifier_fits} classifier); {plan.done} cells already in "
+        f"{store_path or 'the store'} are skipped",
+        f"probe: {plan.probe_seconds:.1f} s on {plan.device}, {plan.threads} CPU thread(s) (what each worker gets)",
+        f"{'kind':<10} {'entry':<22} {'fits':>5} {'cells':>6}  {'budget per fit':<36} {'s/fit':>9} {'s/cell':>8} {'total':>9}",
+    ]
+    for e in sorted(plan.entries, key=lambda e: -e.total):
+        lines.append(
+            f"{e.kind:<10} {e.name:<22} {e.units:>5} {e.cells:>6}  {e.budget:<36} {e.fit_seconds:>9.2f} "
+            f"{e.cell_seconds:>8.2f} {duration(e.total):>9}"
+        )
+    lines.append(f"total: {duration(plan.total)} on 1 worker")
+    for workers in sorted({2, 4, 8, plan.workers} - {1}):
+        lines.append(f"       {duration(plan.makespan(workers))} on {workers} workers (longest units first)")
+    return "\n".join(lines)

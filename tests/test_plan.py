@@ -1,0 +1,71 @@
+"""bench plan: the probe's work models and the plan's arithmetic."""
+
+import pytest
+
+from bench.cli import main
+from bench.grids import Grid
+from bench.plan import Plan, make_plan, planned_steps, work_of
+from bench.registry import CLASSIFIERS, DENOISERS
+from bench.work import RunContext
+
+
+def test_planned_steps_follow_the_validation_rule_and_the_step_cap():
+    from models.recipe import Recipe
+
+    # 1,000 pairs: 100 held out, 900 left in batches of 8 -> 112 steps an epoch (the short last batch joins).
+    assert planned_steps(Recipe(epochs=3, batch_size=8), 1000) == 3 * 112
+    assert planned_steps(Recipe(epochs=3, batch_size=8, max_steps=50), 1000) == 50
+    assert planned_steps(Recipe(epochs=2, batch_size=128, val_fraction=0.1), 50) == 2  # too few to hold any out
+
+
+def test_work_models_name_the_knob_that_scales_each_fit():
+    dncnn = work_of(DENOISERS.create("dncnn", max_steps=800, batch_size=4), 1000)
+    assert (dncnn.knob, dncnn.real) == ("max_steps", 800) and "3,200 images" in dncnn.budget
+    assert work_of(CLASSIFIERS.create("svm_rbf", max_train=500), 1000).real == 500
+    assert work_of(CLASSIFIERS.create("svm_rbf", max_train=500), 1000).power == 2.0
+    assert work_of(DENOISERS.create("median", tune_images=64), 1000).knob == "tune_images"
+    assert work_of(DENOISERS.create("identity"), 1000).knob is None
+
+
+def test_makespan_schedules_longest_units_first():
+    plan = Plan(grid=None, cells=0, done=0, fits=0, classifier_fits=0, workers=2, threads=1, device="cpu")
+    plan.unit_seconds = [5.0, 4.0, 3.0, 3.0, 3.0]
+    assert plan.total == 18.0
+    assert plan.makespan(1) == 18.0 and plan.makespan(2) == 10.0 and plan.makespan(8) == 5.0
+
+
+def test_plan_counts_cells_fits_and_what_is_stored(tmp_path):
+    grid = Grid.build(name="p", datasets=["digits"], noises={"gaussian": [0.1, 0.2]}, denoisers=["identity", "median"],
+                      classifiers=["svm_rbf"], n_train=100, n_test=50, train_levels="blind",
+                      params={"median": {"tune_images": 8}, "svm_rbf": {"max_train": 100}})  # fmt: skip
+    context = RunContext(base_seed=0, n_train=100, n_test=50, cache_dir=str(tmp_path / "cache"), device="cpu")
+    done = {grid.cells()[0].key}
+    plan = make_plan(grid, context=context, workers=2, threads=1, done=done)
+    assert (plan.cells, plan.done) == (4, 1)
+    # Blind training: one fit per denoiser covers both levels; the stored identity cell's group still runs.
+    assert (plan.fits, plan.classifier_fits) == (2, 1)
+    assert len(plan.unit_seconds) == 3 and all(s >= 0 for s in plan.unit_seconds)
+    assert (tmp_path / "cache" / "probes.json").is_file()  # a second plan reuses the probe
+    again = make_plan(grid, context=context, workers=2, threads=1, done=done)
+    assert again.unit_seconds == plan.unit_seconds and again.probe_seconds < plan.probe_seconds
+
+
+def test_plan_command_prints_a_table_and_writes_no_results(tmp_path, capsys):
+    assert main(["plan", "--grid", "smoke", "--denoisers", "identity,median", "--out", str(tmp_path), "--workers", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "grid smoke: 4 cells, 5 distinct fits (4 denoiser, 1 classifier)" in out
+    assert "median" in out and "svm_rbf" in out and "on 2 workers" in out
+    assert not (tmp_path / "smoke" / "store.sqlite").exists()
+
+
+def test_run_prints_the_estimate_first(tmp_path, capsys):
+    assert main(["run", "--grid", "smoke", "--denoisers", "identity", "--classifiers", "none", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "estimate: 2 cells to run (0 already stored), 2 fits + 0 classifier fits" in out
+    assert out.index("estimate:") < out.index("[1/2]")
+
+
+@pytest.mark.parametrize("args", [["--grid", "seeds"], ["--workers", "0"]])
+def test_plan_bad_input_is_exit_2(tmp_path, capsys, args):
+    assert main(["plan", *args, "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
