@@ -8,7 +8,7 @@ A ``Grid`` is validated when it is built, before anything runs. Named grids (``s
     denoisers = ["median", "dncnn"]
     n_train = 2000          # training images each denoiser fits on
     n_test = 1000           # first N test images scored
-    train_levels = "same"   # "same" | "blind" | "matrix" (every training level x every test level)
+    train_levels = "same"   # "same" | "blind" | "matrix" (every training level x every test level) | "auto"
     classifiers = []
     [noises]
     gaussian = [0.1, 0.3]
@@ -38,7 +38,7 @@ else:  # pragma: no cover - Python 3.10
 
 __all__ = ["Cell", "Grid", "NAMED_GRIDS", "named_grid", "load_grid_file", "resolve_grid", "TRAIN_LEVEL_MODES"]
 
-TRAIN_LEVEL_MODES = ("same", "blind", "matrix")
+TRAIN_LEVEL_MODES = ("same", "blind", "matrix", "auto")
 
 
 @dataclass(frozen=True)
@@ -120,8 +120,8 @@ class Grid:
         for dataset in self.datasets:
             for kind, levels in self.noises:
                 for level in levels:
-                    for train_level in self._train_levels(level, levels):
-                        for name in self.denoisers:
+                    for name in self.denoisers:
+                        for train_level in self._train_levels(level, levels, name):
                             params = tuple(sorted(self.denoiser_params(name).items()))
                             out.append(
                                 Cell(
@@ -139,9 +139,15 @@ class Grid:
                             )
         return out
 
-    def _train_levels(self, level: float, levels: tuple[float, ...]) -> tuple[float | str, ...]:
+    def _train_levels(self, level: float, levels: tuple[float, ...], name: str) -> tuple[float | str, ...]:
         if self.train_levels == "blind":
             return ("blind",)
+        if self.train_levels == "auto":
+            # Networks: one blind fit per noise kind tested at every level, plus a fit at the
+            # middle level (what fixed-level training adds); tuned filters: tuned per level.
+            if not DENOISERS.entry(name).accelerated:
+                return (level,)
+            return ("blind", level) if level == levels[len(levels) // 2] else ("blind",)
         if self.train_levels == "matrix":
             return levels
         return (level,)

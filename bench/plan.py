@@ -155,7 +155,7 @@ def _probe_denoiser(runner: CellRunner, cell: Cell, classifier_predict: float) -
     work = work_of(template, len(pairs[0]))
     make = lambda **knob: DENOISERS.create(cell.denoiser, **{**dict(cell.params), **knob})  # noqa: E731
     fit, model = _probe_fit(make, lambda m: m.fit(*pairs, seed=0, noise=training_noise(cell)), work, runner.device)
-    n_eval = min(len(clean), getattr(model, "eval_images", None) or len(clean))
+    n_eval = min(len(clean), model.eval_images or len(clean))
     once = _inference_seconds(model.denoise, noisy, n_eval, runner.device)
     cost = EntryCost("denoiser", cell.denoiser, budget=work.budget, fit_seconds=fit)
     cost.cell_seconds = once * _passes(once) + classifier_predict * n_eval / max(len(clean), 1)

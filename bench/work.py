@@ -98,11 +98,9 @@ class FitGroup:
 
 
 def needs_gpu(name: str) -> bool:
-    """Neural entries (a torch network) ask executors for a GPU; classical ones run anywhere."""
-    from bench.registry import Registry
-
-    registry: Registry = DENOISERS if name in DENOISERS else CLASSIFIERS
-    return bool(getattr(registry.entry(name).factory, "accelerated", False))
+    """Entries that declare ``accelerated`` (networks) ask executors for a GPU; the rest run anywhere."""
+    registry = DENOISERS if name in DENOISERS else CLASSIFIERS
+    return registry.entry(name).accelerated
 
 
 _RUNNERS: dict[str, CellRunner] = {}
@@ -259,7 +257,7 @@ class CellRunner:
         model, fit_seconds = self.fitted(cell)
         test_labels = self.data(cell.dataset)[3]
         # Slow methods (BM3D) may score only the first `eval_images` test images; n_test says so.
-        n_eval = min(len(clean), getattr(model, "eval_images", None) or len(clean))
+        n_eval = min(len(clean), model.eval_images or len(clean))
         clean, noisy, test_labels = clean[:n_eval], noisy[:n_eval], test_labels[:n_eval]
         denoised, images_per_second = self.timed_denoise(model, noisy)
         check_output(denoised, noisy, cell.denoiser)
@@ -272,9 +270,9 @@ class CellRunner:
             "psnr_noisy": float(metrics.psnr(noisy, clean).mean()), "ssim_noisy": float(metrics.ssim(noisy, clean).mean()),
             "fit_seconds": fit_seconds, "images_per_second": images_per_second,
             "params": int(model.n_parameters()), "device": str(self.device), "seed": noise_seed(cell),
-            "status": "ok", "error": None, "history": getattr(model, "history_", None), "versions": self.versions,
+            "status": "ok", "error": None, "history": model.history_, "versions": self.versions,
             "n_test": n_eval,
-            "fit_state": model.fitted_state() if hasattr(model, "fitted_state") else None,
+            "fit_state": model.fitted_state() if model.cacheable else None,
         }  # fmt: skip
         samples = {"clean": _to_uint8(clean), "noisy": _to_uint8(noisy), "denoised": _to_uint8(denoised)}
         train_images, train_labels = self.data(cell.dataset)[:2]

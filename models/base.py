@@ -96,6 +96,7 @@ class NeuralDenoiser(Denoiser):
     #: ``budgets`` has no ``quick`` entry is too slow for that and left out of the quick grid.
     #: The full grid trains to convergence.
     budgets: ClassVar[dict[str, dict[str, Any]]] = {"quick": {"max_steps": 200, "batch_size": 8}, "full": {}}
+    accelerated: ClassVar[bool] = True  # a network: executors give its cells a GPU
 
     def __init__(
         self,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from abc import abstractmethod
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -67,6 +67,8 @@ class TorchClassifier(Classifier):
     patience : int
         Epochs without a better validation loss before stopping (none without a validation split).
     """
+
+    accelerated: ClassVar[bool] = True  # a network: executors give its fits a GPU
 
     def __init__(
         self,

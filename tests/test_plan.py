@@ -69,3 +69,15 @@ def test_run_prints_the_estimate_first(tmp_path, capsys):
 def test_plan_bad_input_is_exit_2(tmp_path, capsys, args):
     assert main(["plan", *args, "--out", str(tmp_path)]) == 2
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_auto_training_levels_fit_networks_blind_plus_the_middle_level_and_tune_filters_per_level():
+    grid = Grid.build(name="a", datasets=["digits"], noises={"gaussian": [0.1, 0.2, 0.3]},
+                      denoisers=["median", "dncnn"], train_levels="auto")  # fmt: skip
+    cells = {(c.denoiser, c.level, c.train_level) for c in grid.cells()}
+    assert {c for c in cells if c[0] == "median"} == {("median", v, v) for v in (0.1, 0.2, 0.3)}
+    assert {c for c in cells if c[0] == "dncnn"} == {("dncnn", v, "blind") for v in (0.1, 0.2, 0.3)} | {("dncnn", 0.2, 0.2)}
+    from bench.runner import plan_units
+
+    _, groups = plan_units(grid.cells())
+    assert sorted(len(g.cells) for g in groups) == [1, 1, 1, 1, 1, 3]  # median x3, dncnn fixed, dncnn blind (3 levels)
