@@ -80,4 +80,4 @@ def test_auto_training_levels_fit_networks_blind_plus_the_middle_level_and_tune_
     from bench.runner import plan_units
 
     _, groups = plan_units(grid.cells())
-    assert sorted(len(g.cells) for g in groups) == [1, 1, 1, 1, 1, 3]  # median x3, dncnn fixed, dncnn blind (3 levels)
+    assert sorted(len(g.cells) for g in groups) == [1, 1, 1, 1, 3]  # median x3, dncnn at 0.2, dncnn blind (3 levels)
