@@ -152,3 +152,19 @@ def test_slurm_job_script_asks_for_the_partition_time_and_gpus():
     for expected in ("#SBATCH -p gpu", "#SBATCH -t 02:30:00", "#SBATCH --gres=gpu:2", "--resources GPU=2",
                      "--nthreads 8", "#SBATCH --mem=30G"):  # fmt: skip
         assert expected in script, script
+
+
+def test_a_worker_without_the_data_fails_its_cells_naming_the_worker_and_the_path(tmp_path, monkeypatch):
+    import socket
+
+    from bench.work import FitGroup, RunContext, run_unit
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("BENCH_DATA_DIR", raising=False)
+    grid = named_grid("smoke").narrow(datasets=["mnist"], denoisers=["identity"], classifiers=[])
+    context = RunContext(base_seed=0, n_train=10, n_test=10, cache_dir=str(tmp_path / "cache"),
+                         data_dir=str(tmp_path / "no-data-here"))  # fmt: skip
+    [(row, classifier_rows, samples)] = run_unit(context, FitGroup(grid.cells()[:1]))
+    assert row["status"] == "failed" and samples is None
+    assert f"worker {socket.gethostname()}:{os.getpid()}" in row["error"]
+    assert "dataset 'mnist' not found" in row["error"] and "no-data-here" in row["error"]
