@@ -139,10 +139,10 @@ def capture(engine: Any, *, done: bool) -> dict[str, Any]:
         "optimizer": engine.optimizer.state_dict(),
         "rng": rng_state(engine.generator),
         "scalars": {name: getattr(engine, name) for name in _SCALARS},
-        "best": asdict(engine.best),
+        "best": dict(vars(engine.best)),  # vars, not asdict: no deep copy of the weights
         "history": engine.history,
         "info": engine.info,
-        "epoch_in_progress": None if now is None else asdict(now),
+        "epoch_in_progress": None if now is None else dict(vars(now)),
     }
 
 
