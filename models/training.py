@@ -180,7 +180,7 @@ def _step(optimizer: torch.optim.Optimizer, compute_loss: Callable[[], Tensor]) 
 class _Engine:
     """One call of ``run_training``: split, generator, budget, schedule, best-so-far, history."""
 
-    def __init__(self, net, batch_loss, recipe, *, n, seed, validation, reinit, deadline, stage, checkpoints):
+    def __init__(self, net, batch_loss, recipe, n, seed, validation, reinit, deadline, stage, checkpoints):
         self.device = next(net.parameters()).device
         self.recipe, self.batch_loss, self.reinit, self.seed, self.n = recipe, batch_loss, reinit, seed, n
         self.deadline, self.stage, self.checkpoints = deadline, stage, checkpoints
@@ -190,8 +190,9 @@ class _Engine:
         held_out = len(val_idx) < n
         self.generator = torch.Generator(device=self.device).manual_seed(derive_seed(seed, "batches and noise"))
         self.score = validation(val_idx, held_out) if validation is not None else None
-        scored = "held-out images" if held_out else "training pool" if self.score else "training loss"
-        self.info["validation"] = f"{len(val_idx) if held_out else n} images ({scored})"
+        self.info["validation"] = (
+            f"{len(val_idx)} held-out images" if held_out else f"the {n} training images" if self.score else "none"
+        )
         self.batch_size = min(recipe.batch_size, len(self.train_idx))
         steps_per_epoch = len(_batches(self.train_idx, self.batch_size))
         self.planned_steps = min(recipe.epochs * steps_per_epoch, recipe.max_steps or math.inf)
@@ -317,18 +318,7 @@ def run_training(
     recorded); ``deadline`` is a ``time.monotonic()`` value; ``stage`` names the stage in the
     history and its checkpoint file; ``what`` names the fit in log lines.
     """
-    engine = _Engine(
-        net,
-        batch_loss,
-        recipe,
-        n=n,
-        seed=seed,
-        validation=validation,
-        reinit=reinit,
-        deadline=deadline,
-        stage=stage,
-        checkpoints=checkpoints,
-    )
+    engine = _Engine(net, batch_loss, recipe, n, seed, validation, reinit, deadline, stage, checkpoints)
     return engine.train(what or f"{type(net).__name__}{f' ({stage})' if stage else ''}")
 
 

@@ -184,6 +184,13 @@ def test_max_seconds_stops_training(task):
     assert len(model.history_) == 1
 
 
+def test_max_steps_caps_every_training_stage(task):
+    # 40 images at batch 20, no validation split below 100 images: 2 steps an epoch
+    assert len(make("cnn_small", max_steps=3, epochs=50).fit(*task, seed=0).history_) == 2
+    stacked = make("stacked_ae_softmax", max_steps=1, pretrain_epochs=50, epochs=50, batch_size=8)
+    assert len(stacked.fit(*task, seed=0).history_) == 1
+
+
 def test_cross_validate_reports_every_fold(task):
     result = cross_validate("cnn_small", *task, k=2, seed=0, **CLASSIFIERS.entry("cnn_small").test_params)
     assert len(result["folds"]) == 2 and 0.0 <= result["mean"] <= 1.0 and result["std"] >= 0.0

@@ -147,3 +147,33 @@ def test_long_fits_log_progress_and_short_ones_stay_quiet(caplog, monkeypatch):
     lines = [record.getMessage() for record in caplog.records]
     assert len(lines) == 2 and lines[1].startswith("DnCNNNet: epoch 2/2, step 6, train_loss ")
     assert "val_loss" in lines[1]
+
+
+def test_one_validation_rule_for_every_fit():
+    from models.training import MAX_VALIDATION, split_validation
+
+    cpu = torch.device("cpu")
+    train_idx, val_idx = split_validation(1000, 0.1, 0, cpu)
+    assert len(val_idx) == 100 and sorted(torch.cat([train_idx, val_idx]).tolist()) == list(range(1000))
+    assert len(split_validation(60_000, 0.1, 0, cpu)[1]) == MAX_VALIDATION  # 2,048 pin a loss down well
+    few_train, few_val = split_validation(99, 0.5, 0, cpu)  # too few to hold any out: score the pool
+    assert torch.equal(few_train, torch.arange(99)) and torch.equal(few_val, few_train)
+    assert torch.equal(split_validation(1000, 0.1, 3, cpu)[1], split_validation(1000, 0.1, 3, cpu)[1])
+    assert not torch.equal(split_validation(1000, 0.1, 4, cpu)[1], split_validation(1000, 0.1, 3, cpu)[1])
+
+
+def test_the_engine_trains_only_what_requires_gradients_and_counts_steps():
+    from models.training import run_training
+
+    net = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 1))
+    net[0].requires_grad_(False)
+    frozen = net[0].weight.clone()
+    x, y = torch.randn(120, 4), torch.randn(120, 1)
+
+    def batch_loss(net, idx, generator):
+        return F.mse_loss(net(x[idx]), y[idx])
+
+    result = run_training(net, batch_loss, Recipe(epochs=50, batch_size=10, max_steps=25, patience=None), n=120)
+    assert result.info["steps"] == 25 and result.info["stopped"] == "budget" and len(result.history) == 3
+    assert torch.equal(net[0].weight, frozen)
+    assert result.history[0]["val_loss"] is None  # no validation given: the training loss picks the weights
