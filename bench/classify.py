@@ -88,7 +88,9 @@ class ClassifierPool:
                 row["accuracy_clean"] = self.accuracy((*base, "clean"), model, clean, labels)
                 row["accuracy_noisy"] = self.accuracy((*base, cell.noise, cell.level), model, noisy, labels)
                 predicted = model.predict(denoised)
-                row["accuracy_denoised"] = float((predicted.cpu() == labels.cpu()).float().mean())
+                correct = predicted.cpu() == labels.cpu()
+                row["accuracy_denoised"] = float(correct.float().mean())
+                row["correct"] = correct.numpy()  # per test image, for paired tests between denoisers
                 row["gap_recovered"] = gap_recovered(
                     row["accuracy_clean"], row["accuracy_noisy"], row["accuracy_denoised"]
                 )

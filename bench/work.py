@@ -261,8 +261,9 @@ class CellRunner:
         clean, noisy, test_labels = clean[:n_eval], noisy[:n_eval], test_labels[:n_eval]
         denoised, images_per_second = self.timed_denoise(model, noisy)
         check_output(denoised, noisy, cell.denoiser)
-        psnr = metrics.mean_ci(metrics.psnr(denoised, clean), seed=cell.seed)
-        ssim = metrics.mean_ci(metrics.ssim(denoised, clean), seed=cell.seed)
+        per_image = {"psnr": metrics.psnr(denoised, clean), "ssim": metrics.ssim(denoised, clean)}
+        psnr = metrics.mean_ci(per_image["psnr"], seed=cell.seed)
+        ssim = metrics.mean_ci(per_image["ssim"], seed=cell.seed)
         row = {
             **cell_columns(cell), "psnr": psnr[0], "psnr_ci_low": psnr[1], "psnr_ci_high": psnr[2],
             "ssim": ssim[0], "ssim_ci_low": ssim[1], "ssim_ci_high": ssim[2],
@@ -273,6 +274,8 @@ class CellRunner:
             "status": "ok", "error": None, "history": model.history_, "versions": self.versions,
             "n_test": n_eval,
             "fit_state": model.fitted_state() if model.cacheable else None,
+            # float32 numpy arrays, one value per test image: what paired tests compare
+            "per_image": {name: values.float().cpu().numpy() for name, values in per_image.items()},
         }  # fmt: skip
         samples = {"clean": _to_uint8(clean), "noisy": _to_uint8(noisy), "denoised": _to_uint8(denoised)}
         train_images, train_labels = self.data(cell.dataset)[:2]
