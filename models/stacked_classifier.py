@@ -169,7 +169,7 @@ class StackedAESoftmax(TorchClassifier):
 
     def _pretrain_layer(
         self, layer: nn.Module, codes: Tensor, seed: int, deadline: float | None, stage: str, checkpoints: Any
-    ) -> None:
+    ) -> None:  # checkpoints: Checkpoints or None
         """Train ``layer`` and a throwaway decoder to restore ``codes`` from masked copies (no validation)."""
         device = codes.device
         decoder = nn.Sequential(nn.Linear(layer[0].out_features, layer[0].in_features), nn.Sigmoid()).to(device)
@@ -185,14 +185,7 @@ class StackedAESoftmax(TorchClassifier):
         options = {"deadline": deadline, "stage": stage, "what": f"{self.name} ({stage})", "checkpoints": checkpoints}
         run_training(nn.Sequential(layer, decoder), batch_loss, recipe, n=len(codes), seed=seed, **options)
 
-    def _prepare(
-        self,
-        net: nn.Module,
-        images: Tensor,
-        labels: Tensor,
-        generator: torch.Generator,
-        checkpoints: Checkpoints | None,
-    ) -> Tensor | None:
+    def _prepare(self, net, images, labels, generator, checkpoints) -> Tensor | None:  # see TorchClassifier
         self._pretrain(net.encoder, images, generator, checkpoints)
         labelled = None
         if self.labels_per_class is not None:

@@ -18,14 +18,13 @@ import time
 from pathlib import Path
 
 import pytest
+import test_training
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from bench.noise import TrainingNoise
 from bench.registry import CLASSIFIERS, DENOISERS
 from models import training
-from models.base import NeuralDenoiser
 from models.checkpoint import Checkpoints
 from models.recipe import Recipe
 
@@ -47,24 +46,10 @@ def squares(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     return images, labels
 
 
-class _DeadOutput(nn.Module):
-    """Always black, no gradient: collapses, so the fit restarts once after 100 steps."""
+class _Collapsing(test_training._Collapsing):
+    """Collapses, so the fit restarts once after 100 steps; a cosine schedule that restarts with it."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(1, 1, 3, padding=1)
-        nn.init.constant_(self.conv.bias, -100.0)
-
-    def forward(self, x):
-        return F.relu(self.conv(x))
-
-
-class _Collapsing(NeuralDenoiser):
-    name = "collapsing"
     recipes = {"ours": Recipe(epochs=12, batch_size=4, patience=None, schedule="cosine")}
-
-    def build(self, shape):
-        return _DeadOutput()
 
 
 #: name -> (model factory, fit arguments); small fits that still cover the state that must resume.
