@@ -29,6 +29,7 @@ from torch import Tensor
 from baselines.base import TunedDenoiser, check_images, check_positive
 from baselines.block_matching import OPPONENT
 from baselines.filters import noise_sigma, symmetric_pad
+from bench.estimator import POSITIVE
 from bench.registry import DENOISERS
 
 __all__ = ["bm3d_torch", "BM3DTorch"]
@@ -338,6 +339,7 @@ class BM3DTorch(TunedDenoiser):
 
     name = "bm3d_torch"
     param_grid = {"sigma_scale": (0.75, 1.0, 1.25, 1.5, 2.0)}
+    param_rules = {"sigma_scale": POSITIVE.or_none("tuned"), "lambda_ht": POSITIVE, "mu2": POSITIVE}
     #: The quick grid tunes on fewer pairs (five candidates at a few hundred images/s on a CPU).
     budgets = {"quick": {"tune_images": 32}, "full": {}}
 

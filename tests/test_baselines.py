@@ -14,7 +14,8 @@ from skimage.restoration import denoise_tv_chambolle, denoise_wavelet, estimate_
 from baselines.base import estimate_noise_sigma, tuning_subset
 from baselines.block_matching import BM3D
 from baselines.classical import GaussianBlur, Median
-from baselines.filters import gaussian_filter, median_filter, tv_chambolle
+from baselines.filters import gaussian_filter, median_filter, noise_sigma, tv_chambolle
+from baselines.nlm import nl_means, skimage_nl_means
 from baselines.wavelet import bayes_shrink
 from bench.estimator import NotFittedError
 from bench.metrics import psnr
@@ -89,6 +90,50 @@ def test_noise_estimate_equals_skimage(digits):
     expected = [estimate_sigma(p) for p in planes]
     np.testing.assert_allclose(estimate_noise_sigma(planes), expected, rtol=1e-10)
     assert estimate_noise_sigma(np.zeros((1, 8, 8)))[0] == 0.0  # a flat plane has no noise, not NaN
+
+
+def test_torch_noise_estimate_equals_the_numpy_one(digits):
+    noisy = Noise("gaussian", 0.1).apply(digits[:6].repeat(1, 3, 1, 1), seed=0)
+    noisy[0] = 0.0  # no non-zero coefficient: 0
+    for crop in [(28, 28), (27, 23), (5, 9)]:
+        x = noisy[..., : crop[0], : crop[1]]
+        np.testing.assert_allclose(noise_sigma(x).numpy(), estimate_noise_sigma(x.double().numpy()), atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(2, 1, 40, 30), (1, 2, 150, 140)])  # banded products, and convolutions
+def test_gaussian_filter_equals_scipy_on_both_paths(shape):
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(1))
+    expected = ndi.gaussian_filter(x.double().numpy(), sigma=(0, 0, 1.4, 1.4), mode="reflect")
+    np.testing.assert_allclose(gaussian_filter(x, sigma=1.4).numpy(), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "shape, patch_size, patch_distance",
+    [
+        ((4, 1, 28, 28), 5, 5),
+        ((3, 3, 20, 17), 3, 4),
+        ((3, 1, 12, 12), 4, 2),
+        ((2, 2, 9, 9), 1, 3),
+        ((2, 1, 5, 6), 7, 6),
+    ],
+)
+def test_nl_means_equals_skimage_fast_mode(digits, shape, patch_size, patch_distance):
+    n, c, h, w = shape
+    clean = digits[:n, :, :h, :w].repeat(1, c, 1, 1) * torch.linspace(0.6, 1.0, c).view(1, c, 1, 1)
+    noisy = Noise("gaussian", 0.1).apply(clean, seed=2)
+    ours = nl_means(noisy, patch_size=patch_size, patch_distance=patch_distance, h_scale=1.0)
+    options = dict(patch_size=patch_size, patch_distance=patch_distance, h_scale=1.0)
+    reference = torch.from_numpy(skimage_nl_means(noisy.double().numpy(), **options)).float()
+    # scikit-image uses a fast approximation of exp; the difference stays far below 0.1 dB.
+    assert (psnr(ours, clean) - psnr(reference, clean)).abs().max() < 0.1
+    assert (ours - reference).abs().max() < 0.01
+
+
+def test_nl_means_batch_members_are_independent(digits):
+    noisy = Noise("gaussian", 0.1).apply(digits[:4], seed=3)
+    together = nl_means(noisy, patch_size=3, patch_distance=3, h_scale=1.2)
+    alone = torch.cat([nl_means(noisy[i : i + 1], patch_size=3, patch_distance=3, h_scale=1.2) for i in range(4)])
+    torch.testing.assert_close(together, alone, atol=1e-6, rtol=0)
 
 
 @pytest.mark.parametrize("wavelet, levels, mode", [("db1", 1, "soft"), ("db2", 2, "hard"), ("sym4", 1, "soft")])
