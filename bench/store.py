@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["Store", "CELL_COLUMNS", "LEADERBOARD_COLUMNS", "CLASSIFIER_COLUMNS"]
+__all__ = ["Store", "CELL_COLUMNS", "LEADERBOARD_COLUMNS", "CLASSIFIER_COLUMNS", "PER_IMAGE_METRICS", "CORRECT_PREFIX"]
 
 #: leaderboard.csv, in this order (the store keeps a few more).
 LEADERBOARD_COLUMNS = [
@@ -73,7 +73,16 @@ CREATE TABLE IF NOT EXISTS classifier_results (
     {", ".join(f"{c} {_sql_type(c)}" for c in CLASSIFIER_COLUMNS)},
     PRIMARY KEY (key, classifier)
 );
+CREATE TABLE IF NOT EXISTS per_image (
+    key TEXT NOT NULL, name TEXT NOT NULL, dtype TEXT NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (key, name)
+);
 """
+
+#: Per-image arrays kept for paired tests: ``psnr`` and ``ssim`` (float32) of every cell, and
+#: ``correct:<classifier>`` (bool) per classifier; one value per scored test image, in order.
+PER_IMAGE_METRICS = ("psnr", "ssim")
+CORRECT_PREFIX = "correct:"
 
 
 def _encode(column: str, value: Any) -> Any:
@@ -88,6 +97,18 @@ def _pack_samples(samples: dict[str, np.ndarray] | None) -> bytes | None:
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **samples)
     return buffer.getvalue()
+
+
+def _per_image_arrays(row: dict[str, Any], classifier_rows) -> dict[str, np.ndarray]:
+    """The arrays of one cell by stored name; all of one length (the images scored)."""
+    arrays = {name: np.asarray(v, dtype="<f4") for name, v in (row.get("per_image") or {}).items()}
+    for result in classifier_rows:
+        if result.get("correct") is not None:
+            arrays[CORRECT_PREFIX + result["classifier"]] = np.asarray(result["correct"], dtype=bool)
+    lengths = {name: a.size for name, a in arrays.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"per-image results of cell {row['key']} differ in length ({lengths}); expected one per image")
+    return arrays
 
 
 class Store:
@@ -169,7 +190,15 @@ class Store:
                 tuple(cell.values()),
             ),
             ("DELETE FROM classifier_results WHERE key = ?", (row["key"],)),
+            ("DELETE FROM per_image WHERE key = ?", (row["key"],)),
         ]
+        for name, values in _per_image_arrays(row, classifier_rows).items():
+            statements.append(
+                (
+                    "INSERT INTO per_image (key, name, dtype, data) VALUES (?, ?, ?, ?)",
+                    (row["key"], name, values.dtype.str, values.ravel().tobytes()),
+                )
+            )
         for result in classifier_rows:
             values = {c: _encode(c, result.get(c, row.get(c))) for c in CLASSIFIER_COLUMNS}
             statements.append(
@@ -219,6 +248,19 @@ class Store:
 
     def runs(self) -> pd.DataFrame:
         return pd.read_sql_query("SELECT * FROM runs ORDER BY run_id", self._db)
+
+    def per_image(self, keys=None) -> dict[str, dict[str, np.ndarray]]:
+        """{cell key: {"psnr": float32[n], "ssim": float32[n], "correct:<classifier>": bool[n]}}.
+
+        Only cells that have them (stores written before they were kept have none); ``keys``
+        limits the answer to those cells.
+        """
+        out: dict[str, dict[str, np.ndarray]] = {}
+        wanted = None if keys is None else set(keys)
+        for key, name, dtype, data in self._db.execute("SELECT key, name, dtype, data FROM per_image ORDER BY key"):
+            if wanted is None or key in wanted:
+                out.setdefault(key, {})[name] = np.frombuffer(data, dtype=np.dtype(dtype))
+        return out
 
     def samples(self, key: str) -> dict[str, np.ndarray]:
         """The few images kept for the report: clean, noisy and denoised uint8 arrays."""

@@ -1,4 +1,18 @@
-"""The files of a run folder, rebuilt from its store: leaderboard.csv, classifiers.csv, report.html."""
+"""The files of a run folder, rebuilt from its store.
+
+- ``leaderboard.csv``: one row per cell (``LEADERBOARD_COLUMNS``), then ``rank`` (by mean
+  PSNR among the cells of the same dataset, noise, level and training level) and, on each
+  rank-1 row, its paired test against the rank-2 row on the same test images:
+  ``vs_runner_up`` (that row's denoiser), ``vs_runner_up_delta`` (mean per-image PSNR
+  difference, dB), ``vs_runner_up_ci_low/high`` (its 95% bootstrap interval),
+  ``vs_runner_up_p`` (Wilcoxon signed-rank) and ``distinguishable`` (see
+  :mod:`bench.significance`). Empty where there is no runner-up or no per-image data.
+- ``classifiers.csv``: one row per cell and classifier.
+- ``per_image.csv.gz``: one row per cell and scored test image: ``PER_IMAGE_ID_COLUMNS``,
+  ``image`` (index in the test set), ``psnr``, ``ssim`` and one ``correct_<classifier>``
+  column per classifier (True/False, empty where that classifier has no result).
+- ``report.html``.
+"""
 
 from __future__ import annotations
 
@@ -6,41 +20,91 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from bench.report.page import write_report
-from bench.store import CLASSIFIER_COLUMNS, LEADERBOARD_COLUMNS, Store
+from bench.significance import rank_and_test
+from bench.store import CLASSIFIER_COLUMNS, CORRECT_PREFIX, LEADERBOARD_COLUMNS, PER_IMAGE_METRICS, Store
 
-__all__ = ["write_outputs", "rebuild"]
+__all__ = ["write_outputs", "rebuild", "open_run", "leaderboard", "per_image_frame", "PER_IMAGE_ID_COLUMNS"]
+
+PER_IMAGE_ID_COLUMNS = ["dataset", "noise", "level", "train_level", "denoiser", "denoiser_params"]
+#: Cells compared for the leaderboard's rank and winner test.
+RANK_GROUP = ["dataset", "noise", "level", "train_level"]
 
 
-def _write_atomic(frame: pd.DataFrame, path: Path) -> None:
+def _write_atomic(frame: pd.DataFrame, path: Path, **options) -> None:
     # Written beside the target and renamed, so a reader never sees half a file.
     tmp = path.with_suffix(path.suffix + ".tmp")
-    frame.to_csv(tmp, index=False, float_format="%.6g")
+    frame.to_csv(tmp, index=False, float_format="%.6g", **options)
     os.replace(tmp, path)
+
+
+def _params_text(params) -> str:
+    return json.dumps(params if isinstance(params, dict) else {}, sort_keys=True)
+
+
+def leaderboard(cells: pd.DataFrame, per_image: dict[str, dict[str, np.ndarray]]) -> pd.DataFrame:
+    """The leaderboard.csv frame: the cells, their rank and the winners' tests (module docstring)."""
+    board = cells.reindex(columns=[*LEADERBOARD_COLUMNS, "key", "base_seed"])
+    psnr = {key: arrays["psnr"] for key, arrays in per_image.items() if "psnr" in arrays}
+    tests = rank_and_test(board, psnr, by=RANK_GROUP, value="psnr")
+    tests["vs_runner_up"] = tests["vs_runner_up"].map(board.set_index("key")["denoiser"])
+    board = pd.concat([board, tests], axis=1)
+    board["denoiser_params"] = board["denoiser_params"].map(_params_text)
+    return board
+
+
+def per_image_frame(cells: pd.DataFrame, per_image: dict[str, dict[str, np.ndarray]]) -> pd.DataFrame:
+    """One row per (cell, scored test image) of the cells with per-image results."""
+    names = sorted(
+        {n.removeprefix(CORRECT_PREFIX) for a in per_image.values() for n in a if n.startswith(CORRECT_PREFIX)}
+    )
+    columns = [*PER_IMAGE_ID_COLUMNS, "image", *PER_IMAGE_METRICS, *(f"correct_{n}" for n in names)]
+    frames = []
+    for _, cell in cells[cells["key"].isin(per_image.keys())].iterrows():
+        arrays = per_image[cell["key"]]
+        n = len(next(iter(arrays.values())))
+        part = {c: cell[c] for c in PER_IMAGE_ID_COLUMNS} | {"image": np.arange(n)}
+        part |= {m: arrays.get(m, np.full(n, np.nan, np.float32)) for m in PER_IMAGE_METRICS}
+        for name in names:
+            correct = arrays.get(CORRECT_PREFIX + name)
+            part[f"correct_{name}"] = pd.array(correct if correct is not None else [pd.NA] * n, dtype="boolean")
+        frames.append(pd.DataFrame(part))
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    frame["denoiser_params"] = frame["denoiser_params"].map(_params_text)
+    return frame[columns]
 
 
 def write_outputs(store: Store, run_dir: Path) -> list[Path]:
     """Write every output of a run folder from its store; returns the paths written."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    written = [run_dir / "leaderboard.csv", run_dir / "classifiers.csv"]
-    board = store.cells().reindex(columns=[*LEADERBOARD_COLUMNS, "key"])
-    board["denoiser_params"] = board["denoiser_params"].map(lambda p: json.dumps(p, sort_keys=True))
-    _write_atomic(board.drop(columns="key"), written[0])
+    names = ("leaderboard.csv", "classifiers.csv", "per_image.csv.gz")
+    written = [run_dir / name for name in names]
+    cells, per_image = store.cells(), store.per_image()
+    board = leaderboard(cells, per_image)
+    _write_atomic(board.drop(columns=["key", "base_seed"]), written[0])
     classifiers = store.classifier_results()
     classifiers["denoiser_params"] = classifiers["key"].map(board.set_index("key")["denoiser_params"])
     columns = [c for c in CLASSIFIER_COLUMNS if c not in ("confusion", "key")] + ["denoiser_params"]
     _write_atomic(classifiers.reindex(columns=columns), written[1])
+    # mtime 0: the same store gives the same bytes
+    gzip = {"method": "gzip", "compresslevel": 6, "mtime": 0}
+    _write_atomic(per_image_frame(cells[cells["status"] == "ok"], per_image), written[2], compression=gzip)
     written.append(write_report(store, run_dir))  # after the CSVs: the page reads seed tables beside them
     return written
 
 
-def rebuild(run_dir: str | Path) -> list[Path]:
-    """``python -m bench report RUN_DIR``: the outputs again, from ``RUN_DIR/store.sqlite``."""
-    run_dir = Path(run_dir)
-    path = run_dir / "store.sqlite"
+def open_run(run_dir: str | Path) -> Store:
+    """The store of a run folder; a folder without one is a one-line ValueError."""
+    path = Path(run_dir) / "store.sqlite"
     if not path.is_file():
         raise ValueError(f"no run store at {path}; expected a folder written by 'python -m bench run'")
-    with Store(path) as store:
-        return write_outputs(store, run_dir)
+    return Store(path)
+
+
+def rebuild(run_dir: str | Path) -> list[Path]:
+    """``python -m bench report RUN_DIR``: the outputs again, from ``RUN_DIR/store.sqlite``."""
+    with open_run(run_dir) as store:
+        return write_outputs(store, Path(run_dir))

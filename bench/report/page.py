@@ -57,7 +57,7 @@ def render_report(store: Store, run_dir: str | Path | None = None) -> str:
     return env.get_template("report.html.j2").render(
         summary=summary(cells, store.runs()),
         metrics=[{"id": "psnr", "label": "PSNR"}, {"id": "ssim", "label": "SSIM"}, *accuracy],
-        leaderboards=leaderboards(cells, classifiers, accuracy),
+        leaderboards=leaderboards(cells, classifiers, accuracy, store.per_image()),
         image_grids=image_grids(store, cells),
         figures=plots.figures(cells, classifiers),
         classifiers=classifier_table(classifiers),

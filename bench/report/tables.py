@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 
 from bench.report.select import diagonal
+from bench.significance import rank_and_test
+from bench.store import CORRECT_PREFIX
 
 __all__ = ["leaderboards", "classifier_table", "accuracy_metrics", "rows_table", "load_seed_frames", "seed_tables"]
 
@@ -52,7 +54,7 @@ def _fixed(value: Any, digits: int) -> str:
 
 
 def _metric_values(cell: pd.Series, accuracy: dict[str, float], metrics: list[dict]) -> dict[str, dict]:
-    """{metric id: {text, ci, sort, best}} of one leaderboard cell (an empty Series: all missing)."""
+    """{metric id: {text, ci, sort, mark, title}} of one leaderboard cell (an empty Series: all missing)."""
     values = {
         "psnr": (cell.get("psnr"), cell.get("psnr_ci_low"), cell.get("psnr_ci_high"), 2),
         "ssim": (cell.get("ssim"), cell.get("ssim_ci_low"), cell.get("ssim_ci_high"), 3),
@@ -67,30 +69,80 @@ def _metric_values(cell: pd.Series, accuracy: dict[str, float], metrics: list[di
             "text": _fixed(value, digits),
             "ci": interval,
             "sort": float(value) if ok else None,
-            "best": False,
+            "mark": "",  # best | tie, set by _mark_best
+            "title": "",
         }
     return out
 
 
-def _mark_best(rows: list[dict], n_levels: int) -> None:
-    # Best per column and metric, ties included; higher is better for every metric shown.
-    for column in range(n_levels):
+def _mark_best(rows: list[dict], levels: list, verdicts: dict[tuple, dict]) -> None:
+    """Mark each column's winner per metric (higher is better for every metric shown).
+
+    With a paired test against the runner-up (``verdicts``, keyed by level and metric): the
+    winner is ``best`` when distinguishable, else it and the runner-up are ``tie``. Without
+    one (no per-image results), the top mean is ``best``, ties included.
+    """
+    for column, level in enumerate(levels):
+        cells = [row["cells"][column] for row in rows]
         for metric_id in rows[0]["cells"][column]["values"]:
-            entries = [row["cells"][column]["values"][metric_id] for row in rows]
-            top = max((e["sort"] for e in entries if e["sort"] is not None), default=None)
-            for entry in entries:
-                entry["best"] = (
-                    top is not None and entry["sort"] is not None and math.isclose(entry["sort"], top, rel_tol=1e-12)
-                )
+            entries = [(cell.get("key"), cell["values"][metric_id]) for cell in cells]
+            verdict = verdicts.get((level, metric_id))
+            if verdict is not None and pd.notna(verdict["distinguishable"]):
+                _mark_tested(entries, verdict)
+                continue
+            top = max((e["sort"] for _, e in entries if e["sort"] is not None), default=None)
+            for _, entry in entries:
+                if entry["sort"] is not None and top is not None and math.isclose(entry["sort"], top, rel_tol=1e-12):
+                    entry["mark"], entry["title"] = "best", "best in column (no per-image results to test it)"
 
 
-def leaderboards(cells: pd.DataFrame, classifiers: pd.DataFrame, metrics: list[dict]) -> list[dict[str, Any]]:
+def _mark_tested(entries: list[tuple[str | None, dict]], verdict: dict) -> None:
+    test = (
+        f"{verdict['delta']:+.3g} [{verdict['ci_low']:.3g}, {verdict['ci_high']:.3g}], "
+        f"Wilcoxon p = {verdict['p']:.2g}, paired over the same test images"
+    )
+    for key, entry in entries:
+        if verdict["distinguishable"] and key == verdict["winner"]:
+            entry["mark"], entry["title"] = "best", f"best in column; ahead of the runner-up by {test}"
+        elif not verdict["distinguishable"] and key in (verdict["winner"], verdict["runner_up"]):
+            entry["mark"], entry["title"] = "tie", f"winner and runner-up not distinguishable: {test}"
+
+
+def _verdicts(board: pd.DataFrame, classifiers: pd.DataFrame, metrics: list[dict], per_image: dict) -> dict:
+    """{(dataset, noise, level, metric id): the column winner's test} (see bench.significance)."""
+    accuracy = classifiers.groupby(["key", "classifier"])["accuracy_denoised"].mean()
+    columns = {"psnr": ("psnr", "psnr"), "ssim": ("ssim", "ssim")}
+    for metric in metrics:
+        name = metric["classifier"]
+        board[metric["id"]] = board["key"].map(lambda k, n=name: accuracy.get((k, n)))
+        columns[metric["id"]] = (metric["id"], CORRECT_PREFIX + name)
+    ok = board[board["status"] == "ok"]
+    out = {}
+    for metric_id, (column, stored) in columns.items():
+        arrays = {key: a[stored] for key, a in per_image.items() if stored in a}
+        tests = rank_and_test(ok, arrays, by=["dataset", "noise", "level"], value=column)
+        for index, test in tests[tests["rank"] == 1].iterrows():
+            row = ok.loc[index]
+            out[(row["dataset"], row["noise"], row["level"], metric_id)] = {
+                "winner": row["key"], "runner_up": test["vs_runner_up"], "distinguishable": test["distinguishable"],
+                "delta": test["vs_runner_up_delta"], "ci_low": test["vs_runner_up_ci_low"],
+                "ci_high": test["vs_runner_up_ci_high"], "p": test["vs_runner_up_p"],
+            }  # fmt: skip
+    return out
+
+
+def leaderboards(
+    cells: pd.DataFrame, classifiers: pd.DataFrame, metrics: list[dict], per_image: dict | None = None
+) -> list[dict[str, Any]]:
     """One table per (dataset, noise): rows = denoisers, columns = test levels, every metric per cell.
 
     Cells trained at another level than they are tested at appear in the heatmaps, not here.
     ``metrics`` are the accuracy metrics (see ``render_report``); PSNR and SSIM are always in.
+    ``per_image`` (``Store.per_image()``) lets each column's winner be tested against its
+    runner-up; without it the top mean is marked.
     """
     board = diagonal(cells, ok_only=False)
+    verdicts = _verdicts(board.copy(), classifiers, metrics, per_image or {})
     accuracy = classifiers.groupby(["key", "classifier"])["accuracy_denoised"].mean().to_dict()
     tables = []
     for (dataset, noise), group in board.groupby(["dataset", "noise"], sort=True):
@@ -102,7 +154,7 @@ def leaderboards(cells: pd.DataFrame, classifiers: pd.DataFrame, metrics: list[d
                 {"name": label, "cells": [_board_cell(by_level.get(level), accuracy, metrics) for level in levels]}
             )
         rows.sort(key=_by_mean_psnr)
-        _mark_best(rows, len(levels))
+        _mark_best(rows, levels, {k[2:]: v for k, v in verdicts.items() if k[:2] == (dataset, noise)})
         tables.append({
             "dataset": dataset, "noise": noise, "levels": [f"{v:g}" for v in levels], "rows": rows,
             "noisy": _noisy_row(group, levels, classifiers, metrics),
@@ -125,7 +177,7 @@ def _board_cell(cell: pd.Series | None, accuracy: dict, metrics: list[dict]) -> 
             "values": _metric_values(pd.Series(dtype=object), {}, metrics),
         }
     scores = {m["classifier"]: accuracy.get((cell["key"], m["classifier"])) for m in metrics}
-    return {"status": "ok", "error": "", "values": _metric_values(cell, scores, metrics)}
+    return {"status": "ok", "error": "", "key": cell["key"], "values": _metric_values(cell, scores, metrics)}
 
 
 def _noisy_row(
