@@ -90,11 +90,13 @@ def _ssim_chunk(pred: Tensor, target: Tensor) -> Tensor:
     torch.mul(y, y, out=maps[3])
     torch.mul(x, y, out=maps[4])
     mu_x, mu_y, xx, yy, xy = _blur_cropped(maps)
-    mu_xy, mu_xx, mu_yy = mu_x * mu_y, mu_x.square(), mu_y.square()
+    # In place from here on: fresh temporaries of this size cost more than the arithmetic.
     c1, c2 = _K1**2, _K2**2
-    num = (2 * mu_xy + c1) * (2 * (xy - mu_xy) + c2)
-    den = (mu_xx + mu_yy + c1) * ((xx - mu_xx) + (yy - mu_yy) + c2)
-    per_channel = (num / den).mean(dim=(0, 2))
+    mu_xy = mu_x * mu_y
+    mu_sq = mu_x.square_().add_(mu_y.square_())  # mu_x^2 + mu_y^2
+    num = xy.sub_(mu_xy).mul_(2).add_(c2).mul_(mu_xy.mul_(2).add_(c1))
+    den = xx.add_(yy).sub_(mu_sq).add_(c2).mul_(mu_sq.add_(c1))
+    per_channel = num.div_(den).mean(dim=(0, 2))
     return per_channel.reshape(n, c).mean(1)
 
 
