@@ -377,3 +377,28 @@ def test_every_model_gets_its_own_learning_curve_panel():
     drawn = [[list(line.get_ydata()) for line in ax.get_lines() if len(line.get_ydata())] for ax in panels]
     assert all(len(lines) == 4 for lines in drawn[1:])  # two fits (levels), validation and training each
     assert drawn[0] == [[0.5], [0.6], [0.5], [0.6]]  # pretraining stages left out
+
+
+def test_a_winner_the_paired_test_cannot_tell_from_the_runner_up_is_marked_not_distinguishable(tmp_path):
+    rng = np.random.default_rng(1)
+    base, ssim = rng.normal(24.0, 2.0, 200).astype(np.float32), rng.uniform(0.5, 0.9, 200).astype(np.float32)
+    # 0.1: dncnn 0.5 dB above the median on every image; 0.3: the median's values on other images
+    per_level = {0.1: {"median": base, "dncnn": base + 0.5}, 0.3: {"median": base, "dncnn": rng.permutation(base)}}
+    with Store(tmp_path / "store.sqlite") as store:
+        for level, values in per_level.items():
+            for name, psnr in values.items():
+                row = _row(name, level, str(level), float(psnr.mean()), float(ssim.mean()))
+                store.put_cell(row | {"n_test": 200, "seed": 5, "per_image": {"psnr": psnr, "ssim": ssim}})
+        root = _Tree(render_report(store)).root
+    rows = {row.find_all("th")[0].text(): row.find_all("td") for row in _body_rows(_table(root, "digits · gaussian"))}
+
+    def mark(name: str, level: int, metric: str) -> set[str]:
+        (span,) = rows[name][level].find_all("span", f"m-{metric}")
+        return set(span.attrs["class"].split()) & {"best", "tie"}
+
+    assert (mark("dncnn", 0, "psnr"), mark("median", 0, "psnr")) == ({"best"}, set())
+    assert "ahead of the runner-up by +0.5" in rows["dncnn"][0].find_all("span", "m-psnr")[0].attrs["title"]
+    for name in ("dncnn", "median"):
+        assert mark(name, 1, "psnr") == {"tie"} and mark(name, 0, "ssim") == {"tie"}  # equal SSIM everywhere
+        assert "not distinguishable" in rows[name][1].find_all("span", "m-psnr")[0].text()
+    assert not root.find_all("span", "best")[1:]  # one winner on the whole page

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -91,3 +92,114 @@ def test_run_on_a_damaged_store_exits_2_with_one_line(tmp_path, capsys):
         err == f"error: run store {store} cannot be used (file is not a database); move it away or pass another --out\n"
     )
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["smoke", "store.sqlite"]
+
+
+RNG = np.random.default_rng(0)
+PSNR = RNG.normal(24.0, 2.0, 300).astype(np.float32)
+SSIM = RNG.uniform(0.5, 0.9, 300).astype(np.float32)
+
+
+def _scored(key: str, psnr, *, denoiser: str = "median", n_test: int = 300, **changes) -> dict:
+    psnr = np.asarray(psnr, dtype=np.float32)
+    per_image = {"psnr": psnr, "ssim": SSIM[: len(psnr)]}
+    return _cell(key, denoiser=denoiser, n_test=n_test, seed=11, base_seed=0, per_image=per_image,
+                 psnr=float(psnr.mean()), **changes)  # fmt: skip
+
+
+def _classifier(name: str, correct) -> dict:
+    return {"classifier": name, "accuracy_denoised": float(np.mean(correct)), "correct": np.asarray(correct)}
+
+
+def test_per_image_results_are_kept_and_exported(tmp_path):
+    right = RNG.random(300) < 0.8
+    with Store(tmp_path / "store.sqlite") as store:
+        store.put_cell(_scored("a", PSNR), [_classifier("cnn", right), _classifier("svm", ~right)])
+        store.put_cell(_scored("b", PSNR[:100], denoiser="dncnn", n_test=100), [_classifier("cnn", right[:100])])
+        store.put_cell(_cell("c", status="failed"))
+        kept = store.per_image()
+        assert set(kept) == {"a", "b"} and set(kept["a"]) == {"psnr", "ssim", "correct:cnn", "correct:svm"}
+        assert kept["a"]["psnr"].dtype == np.float32 and np.array_equal(kept["a"]["psnr"], PSNR)
+        assert kept["a"]["correct:svm"].dtype == bool and np.array_equal(kept["a"]["correct:svm"], ~right)
+        assert set(store.per_image(["b"])) == {"b"}
+        write_outputs(store, tmp_path)
+    frame = pd.read_csv(tmp_path / "per_image.csv.gz")
+    assert list(frame.columns) == [
+        "dataset", "noise", "level", "train_level", "denoiser", "denoiser_params", "image", "psnr", "ssim",
+        "correct_cnn", "correct_svm",
+    ]  # fmt: skip
+    a, b = frame[frame.denoiser == "median"], frame[frame.denoiser == "dncnn"]
+    assert len(a) == 300 and len(b) == 100 and a.image.tolist() == list(range(300))
+    np.testing.assert_allclose(a.psnr, PSNR, rtol=1e-5)
+    assert a.correct_svm.tolist() == (~right).tolist() and b.correct_svm.isna().all()  # no svm result for b
+    assert (a.denoiser_params == "{}").all()
+
+
+def test_per_image_arrays_of_other_lengths_are_refused(tmp_path):
+    with Store(tmp_path / "store.sqlite") as store:
+        with pytest.raises(ValueError, match=r"per-image results of cell a differ in length .*expected one per image"):
+            store.put_cell(_scored("a", PSNR), [_classifier("cnn", np.ones(299, dtype=bool))])
+        assert store.cells().empty  # nothing half-written
+
+
+def test_a_store_from_before_per_image_results_opens_and_reports(tmp_path):
+    path = tmp_path / "store.sqlite"
+    with Store(path) as store:
+        store.put_cell(_cell("a", n_test=300, seed=11))
+        store.put_cell(_cell("b", n_test=300, seed=11, denoiser="dncnn", psnr=26.0))
+    with sqlite3.connect(path) as db:  # the schema of a store written before the table existed
+        db.execute("DROP TABLE per_image")
+    db.close()
+    with Store(path) as store:
+        assert store.per_image() == {}
+        write_outputs(store, tmp_path)
+    board = pd.read_csv(tmp_path / "leaderboard.csv").set_index("denoiser")
+    assert board.loc["dncnn", "rank"] == 1 and board.loc["dncnn", "vs_runner_up"] == "median"
+    assert board[["vs_runner_up_delta", "vs_runner_up_p", "distinguishable"]].isna().all().all()
+    assert pd.read_csv(tmp_path / "per_image.csv.gz").empty
+
+
+@pytest.mark.parametrize(
+    "other, distinguishable",
+    [
+        (PSNR + 0.05, True),  # a known constant per image: real however small
+        (RNG.permutation(PSNR), False),  # the same values on other images: same mean, nothing real
+    ],
+)
+def test_leaderboard_tests_the_winner_against_the_runner_up(tmp_path, other, distinguishable):
+    with Store(tmp_path / "store.sqlite") as store:
+        store.put_cell(_scored("a", PSNR))
+        store.put_cell(_scored("b", other, denoiser="dncnn"))
+        store.put_cell(_scored("c", PSNR - 3, denoiser="identity"))
+        store.put_cell(_scored("d", PSNR, level=0.3, train_level="0.3"))  # alone in its group
+        write_outputs(store, tmp_path)
+    board = pd.read_csv(tmp_path / "leaderboard.csv")
+    group = board[board.level == 0.2].set_index("denoiser")
+    winner = group["rank"].idxmin()
+    assert sorted(group["rank"]) == [1, 2, 3] and group.loc["identity", "rank"] == 3
+    assert group.loc[winner, "distinguishable"] == distinguishable
+    assert group.loc[winner, "vs_runner_up"] == ({"median", "dncnn"} - {winner}).pop()
+    low, high = group.loc[winner, ["vs_runner_up_ci_low", "vs_runner_up_ci_high"]]
+    assert (low > 0) == distinguishable and low <= group.loc[winner, "vs_runner_up_delta"] <= high
+    assert group.drop(index=winner)["distinguishable"].isna().all()
+    alone = board[board.level == 0.3].iloc[0]
+    assert alone["rank"] == 1 and pd.isna(alone["vs_runner_up"]) and pd.isna(alone["distinguishable"])
+
+
+def test_a_run_keeps_per_image_results_that_average_to_its_leaderboard(tmp_path):
+    from bench.grids import Grid
+    from bench.registry import CLASSIFIERS
+    from bench.runner import run_grid
+
+    grid = Grid.build(name="t", datasets=["digits"], noises={"gaussian": [0.2]}, denoisers=["identity", "median"],
+                      classifiers=["svm_rbf"], params={"svm_rbf": CLASSIFIERS.entry("svm_rbf").test_params},
+                      n_train=64, n_test=80)  # fmt: skip
+    run_grid(grid, out_dir=tmp_path, log=lambda line: None)
+    run = tmp_path / "t"
+    board = pd.read_csv(run / "leaderboard.csv").set_index("denoiser")
+    accuracy = pd.read_csv(run / "classifiers.csv").set_index("denoiser")["accuracy_denoised"]
+    per_image = pd.read_csv(run / "per_image.csv.gz").groupby("denoiser")
+    assert (per_image.size() == 80).all()
+    np.testing.assert_allclose(per_image["psnr"].mean(), board.loc[per_image.size().index, "psnr"], rtol=1e-5)
+    np.testing.assert_allclose(per_image["ssim"].mean(), board.loc[per_image.size().index, "ssim"], rtol=1e-5)
+    np.testing.assert_allclose(per_image["correct_svm_rbf"].mean(), accuracy[per_image.size().index], rtol=1e-9)
+    assert board.loc["median", "rank"] == 1 and board.loc["median", "distinguishable"]  # a median beats the input

@@ -67,14 +67,13 @@ def per_image_frame(cells: pd.DataFrame, per_image: dict[str, dict[str, np.ndarr
         arrays = per_image[cell["key"]]
         n = len(next(iter(arrays.values())))
         part = {c: cell[c] for c in PER_IMAGE_ID_COLUMNS} | {"image": np.arange(n)}
+        part["denoiser_params"] = _params_text(cell["denoiser_params"])  # a dict would read as columns
         part |= {m: arrays.get(m, np.full(n, np.nan, np.float32)) for m in PER_IMAGE_METRICS}
         for name in names:
             correct = arrays.get(CORRECT_PREFIX + name)
             part[f"correct_{name}"] = pd.array(correct if correct is not None else [pd.NA] * n, dtype="boolean")
         frames.append(pd.DataFrame(part))
-    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
-    frame["denoiser_params"] = frame["denoiser_params"].map(_params_text)
-    return frame[columns]
+    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
 
 
 def write_outputs(store: Store, run_dir: Path) -> list[Path]:

@@ -1,0 +1,118 @@
+"""compare RUN_A RUN_B: B minus A per matched cell, flagged beyond its interval."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.report.compare import compare_runs, format_comparison, main_compare
+from bench.store import Store
+
+RNG = np.random.default_rng(0)
+PSNR = RNG.normal(24.0, 2.0, 300).astype(np.float32)
+SSIM = RNG.uniform(0.5, 0.9, 300).astype(np.float32)
+RIGHT = RNG.random(300) < 0.8
+
+
+def _row(key: str, denoiser: str, psnr, *, level: float = 0.2, per_image: bool = True, **changes) -> dict:
+    psnr = np.asarray(psnr, dtype=np.float32)
+    row = {
+        "key": key, "dataset": "digits", "noise": "gaussian", "level": level, "train_level": str(level),
+        "denoiser": denoiser, "denoiser_params": {"size": 3}, "status": "ok", "n_test": len(psnr), "seed": 11,
+        "base_seed": 0, "psnr": float(psnr.mean()), "psnr_ci_low": float(psnr.mean()) - 0.2,
+        "psnr_ci_high": float(psnr.mean()) + 0.2, "ssim": float(SSIM.mean()), "ssim_ci_low": float(SSIM.mean()) - 0.01,
+        "ssim_ci_high": float(SSIM.mean()) + 0.01,
+    }  # fmt: skip
+    if per_image:
+        row["per_image"] = {"psnr": psnr, "ssim": SSIM[: len(psnr)]}
+    return row | changes
+
+
+def _run(folder: Path, rows: list[dict], correct: dict[str, np.ndarray] | None = None) -> str:
+    with Store(folder / "store.sqlite") as store:
+        for row in rows:
+            right = (correct or {}).get(row["key"], RIGHT[: row["n_test"]])
+            scores = [{"classifier": "cnn", "accuracy_denoised": float(right.mean())}]
+            if "per_image" in row:  # stores from before per-image results have neither
+                scores[0]["correct"] = right
+            store.put_cell(row, scores)
+    return str(folder)
+
+
+def _base_rows(**changes) -> list[dict]:
+    return [
+        _row("a1", "median", PSNR, **changes),
+        _row("a2", "dncnn", PSNR + 1, **changes),
+        _row("a3", "unet", PSNR + 2, level=0.3, **changes),
+    ]
+
+
+def test_a_run_against_itself_changes_nothing(tmp_path, capsys):
+    run = _run(tmp_path / "a", _base_rows())
+    comparison = compare_runs(run, run)
+    frame = comparison.frame
+    assert len(frame) == 3 and comparison.metrics == ["psnr", "ssim", "acc_cnn"]
+    assert (frame[["d_psnr", "d_ssim", "d_acc_cnn"]] == 0).all().all()
+    assert (frame[["psnr_flag", "ssim_flag", "acc_cnn_flag"]] == "").all().all()
+    assert main_compare(run, run) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 5 and "+0.00 [+0.00, +0.00]" in out[1]
+    assert out[-1] == (
+        "3 cells compared, B minus A; significantly PSNR better in 0, worse in 0; SSIM better in 0, worse in 0; "
+        "accuracy cnn better in 0, worse in 0"
+    )
+
+
+def test_per_image_differences_are_paired_and_flagged(tmp_path):
+    a = _run(tmp_path / "a", _base_rows())
+    better, worse = RIGHT.copy(), RIGHT.copy()
+    better[~RIGHT] = True  # every image the classifier missed in A is right in B
+    b_rows = [
+        _row("b1", "median", PSNR + 0.05),  # tiny but on every image: real
+        _row("b2", "dncnn", RNG.permutation(PSNR + 1)),  # the same values on other images: nothing
+        _row("b3", "unet", PSNR + 1.9, level=0.3),
+        _row("b4", "identity", PSNR - 5),  # only in B
+    ]
+    b = _run(tmp_path / "b", b_rows, {"b1": better})
+    comparison = compare_runs(a, b)
+    frame = comparison.frame.set_index("denoiser")
+    assert frame.loc["median", "d_psnr"] == pytest.approx(0.05, abs=1e-5)
+    assert frame["psnr_flag"].to_dict() == {"median": "better", "dncnn": "", "unet": "worse"}
+    assert frame.loc["median", "psnr_low"] == pytest.approx(0.05, abs=1e-5)  # a constant difference: a point
+    assert frame["acc_cnn_flag"].to_dict() == {"median": "better", "dncnn": "", "unet": ""}
+    assert comparison.counts("psnr") == (1, 1) and (comparison.only_a, comparison.only_b) == (0, 1)
+    assert format_comparison(comparison).splitlines()[-1].startswith("3 cells compared (0 only in A, 1 only in B)")
+
+
+@pytest.mark.parametrize("a_rows", [_base_rows(per_image=False), _base_rows(seed=12)])
+def test_without_paired_images_the_rows_intervals_decide(tmp_path, a_rows):
+    # an old store (no per-image results), or other noisy test images: no pairing
+    a = _run(tmp_path / "a", a_rows)
+    b_rows = [
+        _row("b1", "median", PSNR + 0.3),
+        _row("b2", "dncnn", PSNR + 1.5),
+        _row("b3", "unet", PSNR + 1.0, level=0.3),
+    ]
+    frame = compare_runs(a, _run(tmp_path / "b", b_rows)).frame.set_index("denoiser")
+    assert frame["psnr_flag"].to_dict() == {"median": "", "dncnn": "better", "unet": "worse"}  # intervals ±0.2
+    assert frame.loc["dncnn", "psnr_low"] == pytest.approx(0.1, abs=1e-5)  # 1.3 - 1.2: low B - high A
+    assert frame.loc["dncnn", "psnr_high"] == pytest.approx(0.9, abs=1e-5)
+    assert (frame["acc_cnn_flag"] == "").all() and frame["acc_cnn_low"].isna().all()  # no interval to use
+
+
+def test_a_folder_that_is_not_a_run_is_refused(tmp_path):
+    run = _run(tmp_path / "a", _base_rows())
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match=r"^no run store at .*empty/store\.sqlite; expected a folder written by"):
+        compare_runs(run, str(tmp_path / "empty"))
+
+
+def test_runs_with_no_cell_in_common_are_refused(tmp_path):
+    a = _run(tmp_path / "a", _base_rows())
+    b = _run(tmp_path / "b", [_row("b1", "median", PSNR, denoiser_params={"size": 5})])  # other parameters
+    with pytest.raises(
+        ValueError, match=r"^runs .*a and .*b have no cell in common; cells match on dataset, noise, level, "
+    ):
+        main_compare(a, b)
