@@ -59,15 +59,15 @@ def test_a_run_against_itself_changes_nothing(tmp_path, capsys):
     assert main_compare(run, run) == 0
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 5 and "+0.00 [+0.00, +0.00]" in out[1]
-    assert out[-1] == (
-        "3 cells compared, B minus A; significantly PSNR better in 0, worse in 0; SSIM better in 0, worse in 0; "
-        "accuracy cnn better in 0, worse in 0"
+    assert (
+        out[-1]
+        == "3 cells compared (B minus A); significantly better / worse: PSNR 0 / 0, SSIM 0 / 0, accuracy cnn 0 / 0"
     )
 
 
 def test_per_image_differences_are_paired_and_flagged(tmp_path):
     a = _run(tmp_path / "a", _base_rows())
-    better, worse = RIGHT.copy(), RIGHT.copy()
+    better = RIGHT.copy()
     better[~RIGHT] = True  # every image the classifier missed in A is right in B
     b_rows = [
         _row("b1", "median", PSNR + 0.05),  # tiny but on every image: real
@@ -83,7 +83,10 @@ def test_per_image_differences_are_paired_and_flagged(tmp_path):
     assert frame.loc["median", "psnr_low"] == pytest.approx(0.05, abs=1e-5)  # a constant difference: a point
     assert frame["acc_cnn_flag"].to_dict() == {"median": "better", "dncnn": "", "unet": ""}
     assert comparison.counts("psnr") == (1, 1) and (comparison.only_a, comparison.only_b) == (0, 1)
-    assert format_comparison(comparison).splitlines()[-1].startswith("3 cells compared (0 only in A, 1 only in B)")
+    assert format_comparison(comparison).splitlines()[-1] == (
+        "3 cells compared (B minus A, 0 only in A, 1 only in B); significantly better / worse: "
+        "PSNR 1 / 1, SSIM 0 / 0, accuracy cnn 1 / 0"
+    )
 
 
 @pytest.mark.parametrize("a_rows", [_base_rows(per_image=False), _base_rows(seed=12)])

@@ -1,7 +1,8 @@
 """Outputs of a run folder, rebuilt from its store (``bench.store.Store``).
 
-- :mod:`bench.report.outputs`: ``write_outputs`` and ``rebuild`` (leaderboard.csv,
-  classifiers.csv, then report.html).
+- :mod:`bench.report.outputs`: ``write_outputs`` and ``rebuild`` (leaderboard.csv with each
+  group's rank and winner-vs-runner-up test, classifiers.csv, per_image.csv.gz, then report.html).
+- :mod:`bench.report.compare`: ``compare RUN_A RUN_B``, per-cell differences of two runs.
 - :mod:`bench.report.page`: the self-contained report.html and its summary.
 - :mod:`bench.report.tables`, :mod:`bench.report.images`: its tables and image strips.
 - :mod:`bench.report.plots` (drawing helpers in :mod:`bench.report.canvas`): its figures.

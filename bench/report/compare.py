@@ -42,11 +42,12 @@ class Comparison:
         return int((flags == "better").sum()), int((flags == "worse").sum())
 
     def summary(self) -> str:
-        parts = [
-            f"{self.labels.get(m, m)} better in {b}, worse in {w}" for m in self.metrics for b, w in [self.counts(m)]
-        ]
-        unmatched = f" ({self.only_a} only in A, {self.only_b} only in B)" if self.only_a or self.only_b else ""
-        return f"{len(self.frame)} cells compared{unmatched}, B minus A; significantly " + "; ".join(parts)
+        """``N cells compared (B minus A); significantly better / worse: PSNR 1 / 0, ...``."""
+        parts = [f"{self.labels.get(m, m)} {b} / {w}" for m in self.metrics for b, w in [self.counts(m)]]
+        unmatched = f", {self.only_a} only in A, {self.only_b} only in B" if self.only_a or self.only_b else ""
+        return f"{len(self.frame)} cells compared (B minus A{unmatched}); significantly better / worse: " + ", ".join(
+            parts
+        )
 
 
 def _load(run_dir: str) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
