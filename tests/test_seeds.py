@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import subprocess
 import sys
 
@@ -12,7 +13,7 @@ import pytest
 
 from bench.cli import main
 from bench.registry import CLASSIFIERS, DENOISERS
-from bench.seeds import PROTOCOLS, resolve_reports, run
+from bench.seeds import PROTOCOLS, Launch, check_narrowing, resolve_reports, run, run_all
 from bench.seeds.common import COLUMNS, bisect, psnr_of_mse
 from bench.seeds.s003 import possible_accuracy
 
@@ -92,6 +93,33 @@ def test_reproduce_bad_input_exits_2_before_running(tmp_path, capsys, monkeypatc
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(
+    ("narrowing", "message"),
+    [
+        ({"datasets": ["mnist"]}, "--datasets cannot narrow the seed protocols: each fixes the datasets"),
+        ({"levels": [0.1], "params": {}}, "--levels cannot narrow the seed protocols"),
+        ({"n_train": 5}, "--n-train cannot narrow"),
+        ({"classifiers": []}, "--classifiers cannot narrow"),
+        ({"params": {"dncnn": {"depth": 3}}}, "--set names 'dncnn': no chosen seed report runs it; expected one of: "),
+        ({"params": {"dncnnn": {"depth": 3}}}, "--set names 'dncnnn': unknown denoiser 'dncnnn'"),
+        ({"shuffle": True}, "unknown narrowing 'shuffle'"),
+    ],
+)
+def test_narrowing_flags_are_rejected_before_anything_runs(tmp_path, narrowing, message):
+    with pytest.raises(ValueError, match=message):
+        check_narrowing(narrowing, ["001"], "tiny")
+    with pytest.raises(ValueError, match=message):
+        run_all(reports=["001"], budget="tiny", out_dir=tmp_path, narrowing=narrowing)
+    assert not list(tmp_path.iterdir())
+
+
+def test_set_parameters_reach_the_seeds_that_run_the_entry():
+    assert check_narrowing({"params": {"median": {"tune_images": 4}}, "datasets": None}, ["001"], "tiny") == {
+        "median": {"tune_images": 4}
+    }
+    assert check_narrowing({"params": {"dncnn": {"depth": 3}}}, ["004"], "full") == {"dncnn": {"depth": 3}}
+
+
 def test_run_grid_seeds_dispatches_to_every_protocol(tmp_path, capsys, monkeypatch):
     calls = []
 
@@ -133,7 +161,14 @@ def _check_written(frame: pd.DataFrame, lines: list[str], out, report: str) -> p
     on_disk = pd.read_csv(out / "seeds" / f"{report}.csv", dtype={"seed": str})
     assert list(on_disk.columns) == COLUMNS and set(on_disk.seed) == {report}
     assert len(on_disk) == len(frame) and not list(out.glob("seeds/*.tmp"))
-    assert len(lines) == on_disk.experiment.nunique() and all(line.startswith(f"[{report}] ") for line in lines)
+    own = [line for line in lines if not line.startswith(f"  seed-{report}: ")]  # the rest are the runner's
+    assert len(own) == on_disk.experiment.nunique() and all(line.startswith(f"[{report}] ") for line in own)
+    # The runner's folder: its store, leaderboard, and a report.html that shows the same table.
+    run_dir = out / f"seed-{report}"
+    assert (run_dir / "store.sqlite").is_file() and (run_dir / "leaderboard.csv").is_file()
+    pd.testing.assert_frame_equal(pd.read_csv(run_dir / f"seed-{report}.csv", dtype={"seed": str}), on_disk)
+    page = (run_dir / "report.html").read_text()
+    assert "Published vs ours" in page and f"seed-{report}" in page and "protocol_note" in page
     detail = json.loads((out / "seeds" / f"{report}.json").read_text())
     assert detail["seed"] == report and detail["budget"] == "tiny"
     ran = on_disk[~on_disk.protocol_note.str.startswith("not run")]
@@ -148,12 +183,32 @@ def _published(table: pd.DataFrame, experiment: str, metric: str) -> list[float]
 def test_seed001_tiny_run_writes_published_vs_ours(seed001):
     (frame, lines), out = seed001
     table = _check_written(frame, lines, out, "001")
+    noisy = table[table.experiment == "noisy input (no denoising)"].set_index("metric").ours
+    cells = pd.read_csv(out / "seed-001" / "leaderboard.csv").set_index("denoiser")
+    assert noisy["test_psnr_db"] == pytest.approx(cells.loc["identity", "psnr_noisy"], abs=1e-5)
     text = (out / "seeds" / "001.csv").read_text()
     for number in ("0.0182373", "0.01255", "0.0187", "0.0132", "19.01"):
         assert f",{number}," in text
     median = table[table.experiment == "median (tuned window)"]
     assert set(median.metric) >= {"test_mse", "test_psnr_db", "test_psnr_of_mean_mse_db"}
     assert median.protocol_note.str.contains("the median (?:beats|does not beat) it by").any()
+
+
+def test_seed001_rerun_skips_stored_cells_and_honours_set(seed001, real_data_dir, tmp_path):
+    _, out = seed001
+    shutil.copytree(out, tmp_path, dirs_exist_ok=True)
+    lines: list[str] = []
+    launch = Launch(params={"median": {"tune_images": 4}})
+    frame = run(
+        "001", budget="tiny", data_dir=real_data_dir, device="cpu", out_dir=tmp_path, log=lines.append, launch=launch
+    )
+    assert any("already in" in line for line in lines)  # only the median's cell is new
+    ran = [line for line in lines if " ok " in line]
+    assert len(ran) == 1 and "median" in ran[0]
+    cells = pd.read_csv(tmp_path / "seed-001" / "leaderboard.csv")
+    median = cells[(cells.denoiser == "median") & cells.denoiser_params.str.contains('"tune_images": 4')]
+    ours = frame[(frame.experiment == "median (tuned window)") & (frame.metric == "test_mse")].ours
+    assert len(median) == 1 and ours.iloc[0] == pytest.approx(median.mse.iloc[0], rel=1e-5)
 
 
 @pytest.mark.skipif(

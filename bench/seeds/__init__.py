@@ -1,9 +1,11 @@
-"""Seed-report reproductions: each report's experiments re-run under its own protocol.
+"""Seed-report reproductions: each report's experiments declared as grids run by the runner.
 
 ``PROTOCOLS`` is a registry of one protocol per seed report (``s000`` ... ``s004``), each a
-function ``run(*, budget, data_dir, device, seed, out_dir, log) -> pandas.DataFrame`` that
-writes ``OUT/seeds/SEED.csv`` (columns seed, experiment, metric, published, ours, n_test,
-protocol_note) and ``OUT/seeds/SEED.json`` (learning curves, sweeps, settings).
+function ``run(repro, results) -> pandas.DataFrame``: it runs its grids with
+``results.run(grid)`` (the normal runner, store, fit cache, executors and report, in
+``OUT/seed-SEED/``), reads the cells back and writes ``OUT/seeds/SEED.csv`` (columns seed,
+experiment, metric, published, ours, n_test, protocol_note) and ``OUT/seeds/SEED.json``; the
+table also goes to ``OUT/seed-SEED/seed-SEED.csv``, which that folder's report.html shows.
 
 ``python -m bench reproduce SEED [--budget tiny|quick|full]`` runs one (or ``all``);
 ``python -m bench run --grid seeds`` runs them all.
@@ -17,19 +19,29 @@ from typing import Any
 
 import pandas as pd
 
-from bench.registry import Registry
+from bench.registry import CLASSIFIERS, DENOISERS, Registry
 from bench.seeds.common import BUDGETS, Reproduction, check_budget, has_dataset
+from bench.seeds.declared import NARROWING_FLAGS, Launch, Results
 
-__all__ = ["PROTOCOLS", "protocol", "run", "run_all", "resolve_reports", "BUDGETS", "Reproduction"]
+__all__ = [
+    "PROTOCOLS", "protocol", "run", "run_all", "run_experiments", "resolve_reports", "check_narrowing",
+    "BUDGETS", "Reproduction", "Launch",
+]  # fmt: skip
 
 PROTOCOLS = Registry("seed protocol", autoload=tuple(f"bench.seeds.s00{i}" for i in range(5)))
 
 
-def protocol(report: str, *, source: str, description: str, datasets: tuple[str, ...]) -> Callable:
-    """Register a seed report's ``run`` function under ``report``; ``datasets`` are the real data it needs."""
+def protocol(
+    report: str, *, source: str, description: str, datasets: tuple[str, ...], entries: Callable[[str], set[str]]
+) -> Callable:
+    """Register a seed report's ``run`` under ``report``.
+
+    ``datasets`` are the real data it needs; ``entries(budget)`` the denoisers and classifiers
+    its grids run (what ``--set`` may name).
+    """
 
     def decorate(fn: Callable) -> Callable:
-        fn.datasets = datasets
+        fn.datasets, fn.entries = datasets, entries
         return PROTOCOLS.register(report, source=source, description=description)(fn)
 
     return decorate
@@ -45,6 +57,31 @@ def resolve_reports(report: str) -> list[str]:
     return [report]
 
 
+def check_narrowing(narrowing: dict[str, Any] | None, reports: list[str], budget: str) -> dict[str, dict[str, Any]]:
+    """The ``--set`` parameters ({name: {key: value}}) of ``narrowing``; every other flag is a ValueError.
+
+    A seed protocol fixes its datasets, noises, levels, entries and sizes (they are what the
+    report used); ``--set`` changes a parameter of an entry that some chosen report runs.
+    """
+    narrowing = dict(narrowing or {})
+    params = narrowing.pop("params", None) or {}
+    for key, value in narrowing.items():
+        if key not in NARROWING_FLAGS:
+            raise ValueError(f"unknown narrowing {key!r}; expected one of: {', '.join(NARROWING_FLAGS)}, params")
+        if value is not None:
+            raise ValueError(
+                f"{NARROWING_FLAGS[key]} cannot narrow the seed protocols: each fixes the datasets, noises, levels, "
+                "entries and sizes its report used; choose with 'reproduce SEED --budget tiny|quick|full', change a parameter with --set"
+            )
+    used = set().union(*(PROTOCOLS.entry(r).factory.entries(budget) for r in reports))
+    for name in params:
+        if name not in used:
+            known = DENOISERS if name in DENOISERS or name not in CLASSIFIERS else CLASSIFIERS
+            what = "no chosen seed report runs it" if name in known else known.unknown_message(name)
+            raise ValueError(f"--set names {name!r}: {what}; expected one of: {', '.join(sorted(used))}")
+    return params
+
+
 def _check_data(reports: list[str], data_dir: Any) -> None:
     # Fail before anything runs, naming the dataset and the fix.
     for report in reports:
@@ -56,7 +93,7 @@ def _check_data(reports: list[str], data_dir: Any) -> None:
 
 
 def run(report: str, *, budget: str = "quick", data_dir: Any = None, device: str = "auto", seed: int = 0,
-        out_dir: str | Path = "results", log: Callable[[str], None] = print) -> pd.DataFrame:  # fmt: skip
+        out_dir: str | Path = "results", log: Callable[[str], None] = print, launch: Launch | None = None) -> pd.DataFrame:  # fmt: skip
     """Run the protocol of one seed report; returns its "published vs ours" table."""
     from bench.core import resolve_device
 
@@ -65,17 +102,25 @@ def run(report: str, *, budget: str = "quick", data_dir: Any = None, device: str
     [report] = resolve_reports(report)
     check_budget(budget)
     _check_data([report], data_dir)
-    fn = PROTOCOLS.entry(report).factory
-    return fn(
-        budget=budget, data_dir=data_dir, device=resolve_device(device), seed=seed, out_dir=Path(out_dir), log=log
-    )
+    launch = launch or Launch()
+    repro = Reproduction(report, budget, resolve_device(device), seed, Path(out_dir), log, data_dir)
+    results = Results(repro, launch)
+    frame = PROTOCOLS.entry(report).factory(repro, results)
+    if results.grids:
+        repro.extra["run_folder"] = str(results.publish(frame))
+        repro.write()
+    return frame
 
 
 def run_all(*, budget: str = "quick", data_dir: Any = None, device: str = "auto", seed: int = 0, out_dir: str | Path = "results",
-            log: Callable[[str], None] = print, reports: list[str] | None = None) -> dict[str, pd.DataFrame | str]:  # fmt: skip
+            log: Callable[[str], None] = print, reports: list[str] | None = None, executor: Any = None,
+            cache_dir: str | None = None, checkpoint_every: float | None = None, narrowing: dict[str, Any] | None = None,
+            argv: list[str] | tuple[str, ...] = ()) -> dict[str, pd.DataFrame | str]:  # fmt: skip
     """Run several protocols (default: all); a protocol that fails becomes its one-line error.
 
-    Bad input (budget, report ids, missing data) raises before any protocol runs.
+    Bad input (budget, report ids, narrowing flags, missing data) raises before any protocol runs.
+    ``executor`` (a ``bench.executors.ExecutorSpec``), ``cache_dir`` and ``checkpoint_every`` go to
+    the runner; ``narrowing`` holds ``run``'s grid options (see :func:`check_narrowing`).
     """
     from bench.core import one_line
 
@@ -83,14 +128,42 @@ def run_all(*, budget: str = "quick", data_dir: Any = None, device: str = "auto"
     for report in reports:
         resolve_reports(report)
     check_budget(budget)
+    params = check_narrowing(narrowing, reports, budget)
     _check_data(reports, data_dir)
+    launch = Launch(executor, cache_dir, checkpoint_every, params, tuple(argv))
     results: dict[str, pd.DataFrame | str] = {}
     for report in reports:
         try:
             results[report] = run(
-                report, budget=budget, data_dir=data_dir, device=device, seed=seed, out_dir=out_dir, log=log
+                report,
+                budget=budget,
+                data_dir=data_dir,
+                device=device,
+                seed=seed,
+                out_dir=out_dir,
+                log=log,
+                launch=launch,
             )
         except Exception as err:  # one failing protocol must not lose the others' tables
             results[report] = one_line(err)
             log(f"[{report}] failed: {results[report]}")
     return results
+
+
+def run_experiments(reports: list[str], budget: str, *, out_dir: str | Path = "results", log: Callable[[str], None] = print,
+                    **options: Any) -> int:  # fmt: skip
+    """:func:`run_all`, then one line per report and a total; the exit code (0 ok, 1 if any failed)."""
+    import time
+
+    start = time.perf_counter()
+    results = run_all(reports=reports, budget=budget, out_dir=out_dir, log=log, **options)
+    for report, result in results.items():
+        done = (
+            f"failed: {result}"
+            if isinstance(result, str)
+            else f"{len(result)} rows -> {Path(out_dir) / 'seeds' / report}.csv"
+        )
+        log(f"seed {report}: {done}")
+    failed = sum(isinstance(r, str) for r in results.values())
+    log(f"done in {time.perf_counter() - start:.1f} s: {len(results) - failed} ok, {failed} failed")
+    return 1 if failed else 0

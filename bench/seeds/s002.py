@@ -13,121 +13,128 @@ Source: ``seeds/002_8c9cf5cb3979b492.txt`` (Amir Mehrpanah, "Image Denoising Aut
 Readings: the noise is Gaussian with sigma 0.5 (the tutorial draws N(0.5, 0.5) and clips; the
 harness's Gaussian is zero-mean, so its +0.5 shift is dropped). CIFAR-10 runs only where its
 files are found; otherwise its rows say it was skipped and why.
+
+Run by the grid runner: one grid for MNIST and Fashion-MNIST (``identity`` is the noisy
+input), and for CIFAR-10 one at sigma 0.5 and one at sigma 0 (clean input, Fig. 5). The
+interpolation decodes with the ``conv_ae_small`` fits from the fit cache.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import torch
 
-from bench.noise import TrainingNoise
+from bench.grids import Grid
 from bench.registry import DENOISERS
 from bench.seeds import protocol
-from bench.seeds.common import (
-    Reproduction,
-    fit_note,
-    has_dataset,
-    image_scores,
-    load_dataset,
-    missing_models,
-    noisy,
-    settings,
-    split,
-    train_and_score,
-)  # fmt: skip
+from bench.seeds.common import Reproduction, fit_note, has_dataset, model_params, settings
+from bench.seeds.declared import Results, collapse_warning, grid_name
 
 NOISE = ("gaussian", 0.5)
 SMALL, DEEP = "conv_ae_small", "conv_ae_deep"
 STEPS = 8
 PNG = "002_interpolation.png"
+GRAYSCALE = ("mnist", "fashion-mnist")
 
 SETTINGS = {
     "tiny": {"n_train": 256, "n_test": 100, "fit": {}},
     "quick": {"n_train": 5000, "n_test": 1000, "fit": {"max_steps": 600, "batch_size": 32}},
-    "full": {"n_train": None, "n_test": None, "fit": {}},
+    "full": {"n_train": 60000, "n_test": 10000, "fit": {}},
 }
+_NOISY_NOTE = "gaussian 0.5 (zero-mean reading of the tutorial's N(0.5, 0.5))"
+
+
+def entries(budget: str) -> set[str]:
+    """The registry entries seed 002's grids run."""
+    return {"identity", SMALL, DEEP}
+
+
+def _grid(cfg, seed: int, datasets: list[str], level: float, denoisers: list[str]) -> Grid:
+    config = "faithful" if cfg.budget == "full" else "ours"
+    names = [n for n in denoisers if n == "identity" or n in DENOISERS]
+    params = {n: model_params(DENOISERS, n, cfg.budget, config=config, **cfg.fit)[0] for n in names if n != "identity"}
+    return Grid.build(
+        name=grid_name("002"), datasets=datasets, noises={NOISE[0]: [level]}, denoisers=names, n_train=cfg.n_train,
+        n_test=cfg.n_test, params={k: v for k, v in params.items() if v}, seed=seed,
+        description="seed 002: a small conv AE on MNIST, Fashion-MNIST and CIFAR-10, gaussian 0.5",
+    )  # fmt: skip
 
 
 @protocol("002", source="seeds/002_8c9cf5cb3979b492.txt (Amir Mehrpanah, 2020)",
           description="small conv AE on MNIST, Fashion-MNIST, CIFAR-10 (gaussian 0.5); deeper CIFAR AE; latent interpolation PNG",
-          datasets=("mnist", "fashion-mnist"))  # fmt: skip
-def run(*, budget: str, data_dir: Any, device: Any, seed: int, out_dir: Any, log: Any) -> pd.DataFrame:
+          datasets=GRAYSCALE, entries=entries)  # fmt: skip
+def run(repro: Reproduction, results: Results) -> pd.DataFrame:
     """Re-run seed 002's experiments; see the module docstring for the protocol."""
-    cfg = settings(SETTINGS, budget)
-    repro = Reproduction("002", budget, device, seed, out_dir, log, data_dir)
+    cfg = settings(SETTINGS, repro.budget)
     repro.extra["settings"] = {**vars(cfg), "noise": NOISE}
-    frames = {}
-    for name in ("mnist", "fashion-mnist", "cifar10"):
-        if name == "cifar10" and not has_dataset(name, data_dir):
-            reason = "cifar10 files (cifar-10-batches-py) not found on the data path; pass --data-dir DIR holding them"
-            for model in (f"{SMALL} noisy", f"{SMALL} clean input", DEEP):
-                repro.skip(f"cifar10: {model}", {"test_psnr_db": None}, reason)
-            continue
-        frames[name] = _dataset(repro, cfg, name)
-    _interpolation(repro, frames)
+    grid = results.run(_grid(cfg, repro.seed, list(GRAYSCALE), NOISE[1], ["identity", SMALL]))
+    for name in GRAYSCALE:
+        _dataset(repro, results, grid, cfg, name)
+    if has_dataset("cifar10", repro.data_dir):
+        noisy = results.run(_grid(cfg, repro.seed, ["cifar10"], NOISE[1], ["identity", SMALL, DEEP]))
+        clean = results.run(_grid(cfg, repro.seed, ["cifar10"], 0.0, [SMALL]))
+        _dataset(repro, results, noisy, cfg, "cifar10")
+        _cifar_claims(repro, results, noisy, clean, cfg)
+    else:
+        reason = "cifar10 files (cifar-10-batches-py) not found on the data path; pass --data-dir DIR holding them"
+        for model in (f"{SMALL} noisy", f"{SMALL} clean input", DEEP):
+            repro.skip(f"cifar10: {model}", {"test_psnr_db": None}, reason)
+    _interpolation(repro, results, grid)
     return repro.write()
 
 
-def _fit(repro: Reproduction, cfg, model: str, ds_name: str, train: tuple, test: tuple, tag: str, noise: Any):
-    config = "faithful" if repro.budget == "full" else "ours"
-    return train_and_score(repro, model, train, test, noise=noise, tag=f"{ds_name} {tag}", config=config, **cfg.fit)
-
-
-def _dataset(repro: Reproduction, cfg, name: str) -> Any:
-    """Noisy baseline, the small AE (and on CIFAR the clean-input and deeper runs); returns the small AE."""
-    ds = load_dataset(name, repro)
-    train_x, _, test_x, _ = split(ds, n_train=cfg.n_train, n_test=cfg.n_test, device=repro.device, seed=repro.seed)
-    train = (noisy(train_x, *NOISE, seed=repro.seed, dataset=name, split="train"), train_x)
-    test = (noisy(test_x, *NOISE, seed=repro.seed, dataset=name, split="test"), test_x)
-    n_test, budget_note = len(test_x), fit_note(repro.budget, len(train_x), cfg.fit)
+def _dataset(repro: Reproduction, results: Results, grid: Grid, cfg, name: str) -> None:
+    """The noisy input and the small AE on one dataset."""
     with repro.experiment(f"{name}: noisy input") as exp:
-        scores = image_scores(test[0], test_x)
-        exp.add(
-            "test_psnr_db",
-            None,
-            scores["psnr"],
-            n_test=n_test,
-            note="gaussian 0.5 (zero-mean reading of the tutorial's N(0.5, 0.5))",
-        )
-        exp.add("test_ssim", None, scores["ssim"], n_test=n_test, note="no published number")
-    if missing_models(DENOISERS, SMALL):
-        repro.skip(f"{name}: {SMALL} noisy", {"test_psnr_db": None}, f"denoiser {SMALL!r} is not registered")
-        return None
+        row = results.row(results.cell(grid, "identity", dataset=name))
+        exp.add("test_psnr_db", None, float(row["psnr"]), n_test=row["n_test"], note=_NOISY_NOTE)
+        exp.add("test_ssim", None, float(row["ssim"]), n_test=row["n_test"], note="no published number")
+    noisy_ssim = float(row["ssim"])
+    failed = f"denoiser {SMALL!r} is not registered" if SMALL not in DENOISERS else None
+    failed = failed or results.failure(results.cell(grid, SMALL, dataset=name))
+    if failed:
+        repro.skip(f"{name}: {SMALL} noisy", {"test_psnr_db": None}, failed)
+        return
     claim = "fails on CIFAR-10 (Fig. 4)" if name == "cifar10" else "denoises well (Figs. 2-3)"
     with repro.experiment(f"{name}: {SMALL} noisy") as exp:
-        small = _fit(repro, cfg, SMALL, name, train, test, "noisy", TrainingNoise(*NOISE))
+        row = results.row(results.cell(grid, SMALL, dataset=name))
+        note = f"{fit_note(repro.budget, cfg.n_train, cfg.fit)}{collapse_warning(row)}"
         exp.add(
             "test_psnr_db",
             None,
-            small.scores["psnr"],
-            n_test=n_test,
-            note=f"report: {claim}; no published number{budget_note}{small.warning}",
+            float(row["psnr"]),
+            n_test=row["n_test"],
+            note=f"report: {claim}; no published number{note}",
         )
-        exp.add("test_ssim", None, small.scores["ssim"], n_test=n_test, note=f"noisy input SSIM {scores['ssim']:.3f}")
-    if name == "cifar10":
-        _cifar_claims(repro, cfg, train, test, small, budget_note)
-    return (small.model, test_x, ds.test_labels[:n_test])
+        exp.add("test_ssim", None, float(row["ssim"]), n_test=row["n_test"], note=f"noisy input SSIM {noisy_ssim:.3f}")
 
 
-def _cifar_claims(repro: Reproduction, cfg, train: tuple, test: tuple, small: Any, budget_note: str) -> None:
+def _cifar_claims(repro: Reproduction, results: Results, noisy: Grid, clean: Grid, cfg) -> None:
     """Fig. 5 (no better without noise) and the deeper network (better on CIFAR)."""
-    n_test = len(test[1])
-    with repro.experiment(f"cifar10: {SMALL} clean input") as exp:
-        clean = _fit(repro, cfg, SMALL, "cifar10", (train[1], train[1]), (test[1], test[1]), "clean input", None)
-        gap = clean.scores["psnr"] - small.scores["psnr"]
-        exp.add("test_psnr_db", None, clean.scores["psnr"], n_test=n_test,
-                note=f"reconstructing clean images; report (Fig. 5): about as poor as with noise; ours {gap:+.2f} dB vs the noisy run{budget_note}")  # fmt: skip
-    if missing_models(DENOISERS, DEEP):
-        repro.skip(f"cifar10: {DEEP}", {"test_psnr_db": None}, f"denoiser {DEEP!r} is not registered")
-        return
-    with repro.experiment(f"cifar10: {DEEP}") as exp:
-        deep = _fit(repro, cfg, DEEP, "cifar10", train, test, "noisy", TrainingNoise(*NOISE))
-        gain = deep.scores["psnr"] - small.scores["psnr"]
-        exp.add("test_psnr_db", None, deep.scores["psnr"], n_test=n_test,
-                note=f"report: the deeper network covers CIFAR; ours {gain:+.2f} dB over {SMALL}{budget_note}")  # fmt: skip
+    small, budget_note = results.cell(noisy, SMALL), fit_note(repro.budget, cfg.n_train, cfg.fit)
+    if SMALL not in DENOISERS or results.failure(small):
+        return  # _dataset said why
+    small_psnr = float(results.row(small)["psnr"])
+    for grid, name, label in ((clean, SMALL, f"{SMALL} clean input"), (noisy, DEEP, DEEP)):
+        failed = f"denoiser {name!r} is not registered" if name not in DENOISERS else None
+        failed = failed or results.failure(results.cell(grid, name))
+        if failed:
+            repro.skip(f"cifar10: {label}", {"test_psnr_db": None}, failed)
+            continue
+        with repro.experiment(f"cifar10: {label}") as exp:
+            row = results.row(results.cell(grid, name))
+            gap = float(row["psnr"]) - small_psnr
+            note = (f"reconstructing clean images; report (Fig. 5): about as poor as with noise; ours {gap:+.2f} dB vs the noisy run"
+                    if name == SMALL else f"report: the deeper network covers CIFAR; ours {gap:+.2f} dB over {SMALL}")  # fmt: skip
+            exp.add(
+                "test_psnr_db",
+                None,
+                float(row["psnr"]),
+                n_test=row["n_test"],
+                note=f"{note}{budget_note}{collapse_warning(row)}",
+            )
 
 
 def _pair_of_classes(labels: torch.Tensor) -> tuple[int, int]:
@@ -136,18 +143,22 @@ def _pair_of_classes(labels: torch.Tensor) -> tuple[int, int]:
     return 0, second
 
 
-def _interpolation(repro: Reproduction, frames: dict[str, Any]) -> None:
-    """Decode ``STEPS`` points between two images' codes, per dataset, into one PNG."""
-    rows = {}
-    for name in ("mnist", "fashion-mnist"):
-        fitted = frames.get(name)
-        if fitted is None or not hasattr(fitted[0], "interpolate"):
+def _interpolation(repro: Reproduction, results: Results, grid: Grid) -> None:
+    """Decode ``STEPS`` points between two images' codes, per dataset (cached fits), into one PNG."""
+    rows, runner = {}, results.runner(grid)
+    for name in GRAYSCALE:
+        if SMALL not in DENOISERS or results.failure(results.cell(grid, SMALL, dataset=name)):
             continue
-        model, images, labels = fitted
+        model = results.fitted(grid, results.cell(grid, SMALL, dataset=name))
+        if not hasattr(model, "interpolate"):
+            continue
+        _, _, images, labels = runner.data(name)
         a, b = _pair_of_classes(labels)
         rows[name] = model.interpolate(images[a], images[b], STEPS).cpu()
     if not rows:
-        repro.skip("latent interpolation", {"frames": None}, f"{SMALL} is not registered or has no interpolate()")
+        repro.skip(
+            "latent interpolation", {"frames": None}, f"{SMALL} is not registered, failed or has no interpolate()"
+        )
         return
     path = Path(repro.out_dir) / "seeds" / PNG
     with repro.experiment("latent interpolation") as exp:

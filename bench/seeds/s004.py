@@ -11,30 +11,21 @@ the harness's clipped Gaussian noise; that sigma is reported, and sigma 0.5 is r
 as a level where denoising is known to help. Denoisers: ``bn_conv_ae`` (the report's model),
 our strongest neural ones (``dncnn``, ``unet``) and a tuned median filter. If 96% after
 denoising is out of reach at the calibrated sigma, the last rows say so with the numbers.
+
+Run by the grid runner: a first grid fits the classifier (on the clean training subset the
+denoisers also train on), the calibration reads it from the fit cache, and a second grid
+runs every denoiser at the calibrated sigma and at 0.5, with the classifier in every cell.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 
-from bench.noise import TrainingNoise
-from bench.registry import DENOISERS
+from bench.grids import Grid
+from bench.registry import CLASSIFIERS, DENOISERS
 from bench.seeds import protocol
-from bench.seeds.common import (
-    Reproduction,
-    bisect,
-    fit_classifier,
-    fit_note,
-    load_dataset,
-    missing_models,
-    noisy,
-    percent,
-    settings,
-    split,
-    train_and_score,
-)  # fmt: skip
+from bench.seeds.common import Reproduction, bisect, fit_note, model_params, noisy, percent, settings
+from bench.seeds.declared import Results, collapse_warning, grid_name, percent_of
 
 PUBLISHED = {"clean": 98.25, "noisy": 13.68, "denoised": 96.10}
 REPORT_MODEL = "bn_conv_ae"
@@ -43,24 +34,51 @@ REPORT_MODEL = "bn_conv_ae"
 SIGMA_BRACKET = (0.3, 8.0)
 SECOND_SIGMA = 0.5
 CLASSIFIER = "cnn_small"
+DATASET = "mnist"
 
+#: ``n_train``: the seeded training subset of the classifier and of every denoiser.
 SETTINGS = {
-    "tiny": {"n_clf_train": 1000, "n_train": 256, "n_test": 300, "n_calib": 300, "iterations": 4,
+    "tiny": {"n_train": 1000, "n_test": 300, "n_calib": 300, "iterations": 4,
              "denoisers": (REPORT_MODEL, "unet", "median"), "fit": {}, "clf_overrides": {"epochs": 3}},
-    "quick": {"n_clf_train": 20000, "n_train": 4000, "n_test": 2000, "n_calib": 2000, "iterations": 7,
+    "quick": {"n_train": 20000, "n_test": 2000, "n_calib": 2000, "iterations": 7,
               "denoisers": (REPORT_MODEL, "unet", "median"), "fit": {"max_steps": 800, "batch_size": 32}, "clf_overrides": {}},
-    "full": {"n_clf_train": None, "n_train": None, "n_test": None, "n_calib": 10000, "iterations": 10,
+    "full": {"n_train": 60000, "n_test": 10000, "n_calib": 10000, "iterations": 10,
              "denoisers": (REPORT_MODEL, "dncnn", "unet", "median"), "fit": {}, "clf_overrides": {"epochs": 30}},
 }  # fmt: skip
 
 
-def _calibrate(repro: Reproduction, classifier: Any, test_x, test_y, cfg) -> float:
-    """Bisection on sigma for the noisy accuracy the report printed (13.68%)."""
+def entries(budget: str) -> set[str]:
+    """The registry entries seed 004's grids run."""
+    return {"identity", CLASSIFIER, *SETTINGS[budget]["denoisers"]}
+
+
+def _config(budget: str, name: str) -> str:
+    return "faithful" if budget == "full" and name == REPORT_MODEL else "ours"
+
+
+def _grid(cfg, seed: int, levels: list[float], denoisers: list[str]) -> Grid:
+    """``identity`` (the noisy input) and ``denoisers`` at ``levels``, the classifier in every cell."""
+    params = {
+        name: model_params(DENOISERS, name, cfg.budget, config=_config(cfg.budget, name), **cfg.fit)[0]
+        for name in denoisers
+    }
+    params[CLASSIFIER] = model_params(CLASSIFIERS, CLASSIFIER, cfg.budget, **cfg.clf_overrides)[0]
+    return Grid.build(
+        name=grid_name("004"), datasets=[DATASET], noises={"gaussian": levels}, denoisers=["identity", *denoisers],
+        classifiers=[CLASSIFIER], n_train=cfg.n_train, n_test=cfg.n_test, params={k: v for k, v in params.items() if v},
+        seed=seed, description="seed 004: MNIST gaussian noise, cnn_small on clean / noisy / denoised test images",
+    )  # fmt: skip
+
+
+def _calibrate(repro: Reproduction, results: Results, grid: Grid, cfg) -> float:
+    """Bisection on sigma for the noisy accuracy the report printed (13.68%), with the cached classifier."""
+    classifier = results.classifier(grid, DATASET, CLASSIFIER)
+    test_x, test_y = results.runner(grid).data(DATASET)[2:]
     images, labels = test_x[: cfg.n_calib], test_y[: cfg.n_calib]
 
     def accuracy_at(sigma: float) -> float:
         return percent(
-            classifier, noisy(images, "gaussian", sigma, seed=repro.seed, dataset="mnist", split="test"), labels
+            classifier, noisy(images, "gaussian", sigma, seed=repro.seed, dataset=DATASET, split="test"), labels
         )
 
     with repro.experiment("sigma calibration") as exp:
@@ -85,45 +103,52 @@ def _calibrate(repro: Reproduction, classifier: Any, test_x, test_y, cfg) -> flo
 
 
 def _denoisers(
-    repro: Reproduction, cfg, sigma: float, train: tuple, test: tuple, test_y, classifier: Any, calibrated: bool
+    repro: Reproduction, results: Results, grid: Grid, cfg, sigma: float, calibrated: bool
 ) -> dict[str, float]:
     """Noisy and denoised accuracy at ``sigma``; returns denoiser -> accuracy."""
-    n_test, results = len(test_y), {}
-    label = f"sigma {sigma:g}" + (" (calibrated)" if calibrated else "")
+    label, found = f"sigma {sigma:g}" + (" (calibrated)" if calibrated else ""), {}
+    identity = results.cell(grid, "identity", level=sigma)
     with repro.experiment(f"{label}: noisy input") as exp:
-        exp.add("accuracy_noisy_pct", PUBLISHED["noisy"] if calibrated else None, percent(classifier, test[0], test_y), n_test=n_test,
+        accuracy = results.accuracy(identity, CLASSIFIER)
+        exp.add("accuracy_noisy_pct", PUBLISHED["noisy"] if calibrated else None, percent_of(accuracy, "accuracy_noisy"), n_test=cfg.n_test,
                 note="by construction near 13.68 (sigma calibrated on it)" if calibrated else "no published number at this sigma")  # fmt: skip
     for name in cfg.denoisers:
         published = PUBLISHED["denoised"] if calibrated and name == REPORT_MODEL else None
-        if missing_models(DENOISERS, name):
-            reason = f"denoiser {name!r} is not registered"
-            repro.skip(f"{label}: {name}", {"accuracy_denoised_pct": published}, reason, n_test=n_test)
+        if name not in DENOISERS:
+            repro.skip(
+                f"{label}: {name}",
+                {"accuracy_denoised_pct": published},
+                f"denoiser {name!r} is not registered",
+                n_test=cfg.n_test,
+            )
+            continue
+        cell = results.cell(grid, name, level=sigma)
+        failed = results.failure(cell)
+        if failed:
+            repro.skip(f"{label}: {name}", {"accuracy_denoised_pct": published}, failed, n_test=cfg.n_test)
             continue
         with repro.experiment(f"{label}: {name}") as exp:
-            results[name] = _denoise_and_classify(
-                repro, cfg, exp, name, sigma, train, test, test_y, classifier, published, calibrated
-            )
-    return results
+            found[name] = _denoised_rows(repro, results, exp, cfg, cell, published, calibrated)
+    return {name: value for name, value in found.items() if value is not None}
 
 
-def _denoise_and_classify(repro: Reproduction, cfg, exp, name: str, sigma: float, train: tuple, test: tuple, test_y,
-                          classifier: Any, published: float | None, calibrated: bool) -> float:  # fmt: skip
-    """Fit ``name`` at ``sigma``, classify its denoised test images; add the rows, return the accuracy."""
-    config = "faithful" if repro.budget == "full" and name == REPORT_MODEL else "ours"
-    noise = TrainingNoise("gaussian", sigma) if config == "ours" else None
-    fitted = train_and_score(repro, name, train, test, noise=noise, tag=f"sigma {sigma:g}", config=config, **cfg.fit)
-    accuracy = percent(classifier, fitted.denoised, test_y)
-    how = (
-        f"{config} recipe" if hasattr(fitted.model, "recipe") else f"tuned {getattr(fitted.model, 'best_params_', '')}"
-    )
+def _denoised_rows(
+    repro: Reproduction, results: Results, exp, cfg, cell, published: float | None, calibrated: bool
+) -> float | None:
+    """The accuracy and PSNR rows of one denoiser's cell; returns the accuracy."""
+    row, name = results.row(cell), cell.denoiser
+    accuracy = percent_of(results.accuracy(cell, CLASSIFIER), "accuracy_denoised")
+    tuned = (row.get("fit_state") or {}).get("best_params", "")
+    how = f"{_config(repro.budget, name)} recipe" if DENOISERS.entry(name).accelerated else f"tuned {tuned}"
+    dropped = model_params(DENOISERS, name, repro.budget, config=_config(repro.budget, name), **cfg.fit)[1]
     compare = "" if published or not calibrated else f"; compare the report's AE at {PUBLISHED['denoised']}"
-    exp.add("accuracy_denoised_pct", published, accuracy, n_test=len(test_y),
-            note=f"{CLASSIFIER} trained on clean images; {name} {how}{fit_note(repro.budget, len(train[0]), cfg.fit, fitted.dropped)}{fitted.warning}{compare}")  # fmt: skip
+    exp.add("accuracy_denoised_pct", published, accuracy, n_test=row["n_test"],
+            note=f"{CLASSIFIER} trained on clean images; {name} {how}{fit_note(repro.budget, cfg.n_train, cfg.fit, dropped)}{collapse_warning(row)}{compare}")  # fmt: skip
     exp.add(
         "psnr_db",
         None,
-        fitted.scores["psnr"],
-        n_test=len(test_y),
+        float(row["psnr"]),
+        n_test=row["n_test"],
         note="mean per-image PSNR of the denoised test images",
     )
     return accuracy
@@ -131,28 +156,23 @@ def _denoise_and_classify(repro: Reproduction, cfg, exp, name: str, sigma: float
 
 @protocol("004", source="seeds/004_7dc4cfe07bcdb573.txt (Zhenyu Zhao, ANU)",
           description="MNIST gaussian noise: classifier accuracy on clean / noisy / denoised, sigma calibrated to the report's 13.68%",
-          datasets=("mnist",))  # fmt: skip
-def run(*, budget: str, data_dir: Any, device: Any, seed: int, out_dir: Any, log: Any) -> pd.DataFrame:
+          datasets=("mnist",), entries=entries)  # fmt: skip
+def run(repro: Reproduction, results: Results) -> pd.DataFrame:
     """Re-run seed 004's Table 1; see the module docstring for the protocol."""
-    cfg = settings(SETTINGS, budget)
-    repro = Reproduction("004", budget, device, seed, out_dir, log, data_dir)
-    ds = load_dataset("mnist", repro)
-    clf_x, clf_y, test_x, test_y = split(ds, n_train=cfg.n_clf_train, n_test=cfg.n_test, device=device, seed=seed)
-    repro.extra["settings"] = {**vars(cfg), "n_clf_train": len(clf_x), "n_test": len(test_x)}
+    cfg = settings(SETTINGS, repro.budget)
+    repro.extra["settings"] = vars(cfg)
+    first = results.run(_grid(cfg, repro.seed, [SECOND_SIGMA], []))
     with repro.experiment(f"{CLASSIFIER} on clean test images") as exp:
-        classifier = fit_classifier(repro, CLASSIFIER, clf_x, clf_y, **cfg.clf_overrides)
-        exp.add("accuracy_clean_pct", PUBLISHED["clean"], percent(classifier, test_x, test_y), n_test=len(test_x),
-                note=f"{CLASSIFIER} (two conv/pool stages + dense 128; the report's CNN is unspecified) on {len(clf_x)} clean training images")  # fmt: skip
-    repro.extra["classifier_history"] = getattr(classifier, "history_", None)
-    sigma = _calibrate(repro, classifier, test_x, test_y, cfg)
-    # The same seeded order as the classifier's images: the denoisers' pairs are its first n_train.
-    train_clean = split(ds, n_train=cfg.n_train, n_test=0, device=device, seed=seed)[0]
-    best = {}
-    for level, calibrated in ((sigma, True), (SECOND_SIGMA, False)):
-        train = (noisy(train_clean, "gaussian", level, seed=seed, dataset="mnist", split="train"), train_clean)
-        test = (noisy(test_x, "gaussian", level, seed=seed, dataset="mnist", split="test"), test_x)
-        best[level] = _denoisers(repro, cfg, level, train, test, test_y, classifier, calibrated)
-    _verdict(repro, sigma, best, len(test_x))
+        accuracy = results.accuracy(results.cell(first, "identity"), CLASSIFIER)
+        exp.add("accuracy_clean_pct", PUBLISHED["clean"], percent_of(accuracy, "accuracy_clean"), n_test=cfg.n_test,
+                note=f"{CLASSIFIER} (two conv/pool stages + dense 128; the report's CNN is unspecified) on {cfg.n_train} clean training images")  # fmt: skip
+    repro.extra["classifier_history"] = getattr(results.classifier(first, DATASET, CLASSIFIER), "history_", None)
+    sigma = _calibrate(repro, results, first, cfg)
+    grid = results.run(
+        _grid(cfg, repro.seed, list(dict.fromkeys([sigma, SECOND_SIGMA])), [n for n in cfg.denoisers if n in DENOISERS])
+    )
+    best = {level: _denoisers(repro, results, grid, cfg, level, level == sigma) for level in (sigma, SECOND_SIGMA)}
+    _verdict(repro, sigma, best, cfg.n_test)
     return repro.write()
 
 
