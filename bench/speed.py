@@ -1,18 +1,41 @@
-"""``python -m bench speed``: throughput of the harness's hot paths as ratios against a
-reference measured in the same process (scikit-image's per-image loop for the metrics)."""
+"""``python -m bench speed``: throughput of every classical entry and of the metrics, each beside
+the library a user would otherwise call, measured in the same process, as ratios.
+
+References: scipy.ndimage on the same batch (median, Gaussian), scikit-image's per-image loop
+(TV, NL-means, wavelet, SSIM, PSNR) and the ``bm3d`` package (when installed) for bm3d_torch.
+Each repeat times ours and the reference back to back, so a loaded machine slows both alike;
+the figures are medians over repeats. ``--device cuda`` adds a GPU column for the torch entries
+(same batch, synchronized) and its ratio to the CPU.
+"""
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
+import numpy as np
 import torch
+from torch import Tensor
 
 from bench import metrics
 from bench.noise import Noise
+from bench.registry import DENOISERS
 
-__all__ = ["images_per_second", "metric_speed"]
+__all__ = ["images_per_second", "metric_speed", "classical_speed", "format_table", "main"]
+
+#: Parameters of each timed entry: fixed (the tuned values on gaussian 0.1), so that only
+#: ``denoise`` is timed, never the tuning.
+FIXED = {
+    "median": {"size": 3},
+    "gaussian_blur": {"sigma": 0.5},
+    "tv_chambolle": {"weight": 0.04},
+    "wavelet": {"wavelet": "db2", "levels": 2, "mode": "soft", "sigma_scale": 1.0},
+    "nlm": {"patch_size": 5, "patch_distance": 5, "h_scale": 1.2},
+    "bm3d_torch": {"sigma_scale": 1.0},
+}
 
 
 def images_per_second(fn: Callable[[], object], n_images: int, *, repeats: int = 5) -> float:
@@ -26,13 +49,121 @@ def images_per_second(fn: Callable[[], object], n_images: int, *, repeats: int =
     return n_images / statistics.median(times)
 
 
-def metric_speed(*, n_images: int = 4096, n_reference: int = 256, seed: int = 0) -> list[dict]:
+def _seconds(fn: Callable[[], object], device: torch.device | None = None) -> float:
+    start = time.perf_counter()
+    fn()
+    if device is not None and device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start
+
+
+@dataclass(frozen=True)
+class Case:
+    """One timed comparison: ``ours(batch)`` against ``reference(numpy batch)``."""
+
+    name: str
+    ours: Callable[[Tensor], object]
+    n_ours: int
+    reference_name: str
+    reference: Callable[[np.ndarray], object] | None
+    n_reference: int
+
+
+def _batch(n: int, seed: int) -> tuple[Tensor, Tensor]:
+    # Smooth 28x28 images with gaussian 0.1 noise: the size every seed report uses.
+    generator = torch.Generator().manual_seed(seed)
+    clean = torch.nn.functional.avg_pool2d(torch.rand(n, 1, 30, 30, generator=generator), 3, 1)
+    return Noise("gaussian", 0.1).apply(clean, seed=seed + 1), clean
+
+
+def _references() -> dict[str, tuple[str, Callable[[np.ndarray], object] | None, int]]:
+    """Each entry's reference: its label, a callable on N x C x H x W float numpy, images per call."""
+    import scipy.ndimage as ndi
+    from skimage.restoration import denoise_tv_chambolle, denoise_wavelet
+
+    from baselines.nlm import skimage_nl_means
+
+    def per_image(fn: Callable[[np.ndarray], object]) -> Callable[[np.ndarray], object]:
+        return lambda planes: [fn(plane[0]) for plane in planes]
+
+    nlm = FIXED["nlm"]
+    refs = {
+        "median": ("scipy.ndimage.median_filter", lambda x: ndi.median_filter(x, size=(1, 1, 3, 3)), 4096),
+        "gaussian_blur": ("scipy.ndimage.gaussian_filter", lambda x: ndi.gaussian_filter(x, (0, 0, 0.5, 0.5)), 4096),
+        "tv_chambolle": ("skimage loop", per_image(lambda p: denoise_tv_chambolle(p, weight=0.04)), 256),
+        "wavelet": ("skimage loop", per_image(lambda p: denoise_wavelet(p, wavelet="db2", wavelet_levels=2)), 256),
+        "nlm": ("skimage loop", lambda x: skimage_nl_means(x.astype(np.float64), **nlm), 256),
+        "bm3d_torch": ("bm3d package", None, 4),
+    }
+    try:
+        import bm3d  # noqa: F401  (the optional package; absent: no reference column)
+
+        from baselines.block_matching import bm3d_denoise
+
+        refs["bm3d_torch"] = ("bm3d package", lambda x: bm3d_denoise(x.astype(np.float64), sigma_scale=1.0), 4)
+    except ImportError:
+        pass
+    return refs
+
+
+def classical_cases(n_images: int, *, quick: bool = False) -> list[Case]:
+    """The classical entries with a reference; slow ones time fewer images (images/s is per image)."""
+    cases = []
+    for name, (label, reference, n_reference) in _references().items():
+        if name not in DENOISERS.names():
+            continue
+        n_ours = (
+            min(n_images, 256 if name == "bm3d_torch" else 512)
+            if name in ("bm3d_torch", "nlm", "wavelet")
+            else n_images
+        )
+        if quick:
+            n_ours, n_reference = min(n_ours, 64), min(n_reference, 2 if name == "bm3d_torch" else 32)
+        cases.append(Case(name, _entry(name), n_ours, label, reference, min(n_reference, n_images)))
+    return cases
+
+
+def _entry(name: str) -> Callable[[Tensor], object]:
+    model = DENOISERS.create(name, **FIXED[name])
+    noisy, clean = _batch(8, seed=5)
+    model.fit(noisy, clean)  # every parameter is fixed: fitting only records them
+    return model.denoise
+
+
+def _compare(case: Case, noisy: Tensor, devices: list[torch.device], repeats: int) -> dict:
+    """Interleaved repeats of ours on each device and of the reference; median images/s."""
+    inputs = {device: noisy[: case.n_ours].to(device) for device in devices}
+    reference_input = noisy[: case.n_reference].numpy().astype(np.float32)
+    timings: dict[str, list[float]] = {str(d): [] for d in devices} | {"reference_ips": []}
+    for device in devices:
+        case.ours(inputs[device])  # warm-up (and CUDA initialisation)
+    if case.reference is not None:
+        case.reference(reference_input[:1])
+    for _ in range(repeats):
+        for device in devices:
+            batch = inputs[device]
+            timings[str(device)].append(case.n_ours / _seconds(lambda b=batch: case.ours(b), device))
+        if case.reference is not None:
+            timings["reference_ips"].append(case.n_reference / _seconds(lambda: case.reference(reference_input)))
+    row = {"entry": case.name, "reference": case.reference_name}
+    for key, values in timings.items():
+        row[key] = statistics.median(values) if values else float("nan")
+    return row
+
+
+def classical_speed(
+    *, devices: list[torch.device], n_images: int = 4096, repeats: int = 3, quick: bool = False, seed: int = 0
+) -> list[dict]:
+    """One row per classical entry: images/s per device, the reference's, and the ratios."""
+    noisy, _ = _batch(n_images, seed)
+    return [_compare(case, noisy, devices, repeats) for case in classical_cases(n_images, quick=quick)]
+
+
+def metric_speed(*, n_images: int = 4096, n_reference: int = 256, seed: int = 0, repeats: int = 5) -> list[dict]:
     """Our batched SSIM/PSNR against scikit-image's per-image loop on 28x28 grey images."""
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-    generator = torch.Generator().manual_seed(seed)
-    clean = torch.nn.functional.avg_pool2d(torch.rand(n_images, 1, 30, 30, generator=generator), 3, 1)
-    noisy = Noise("gaussian", 0.2).apply(clean, seed=seed)
+    noisy, clean = _batch(n_images, seed)
     ref_clean, ref_noisy = (t[:n_reference, 0].double().numpy() for t in (clean, noisy))
     opts = dict(data_range=1.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
     rows = []
@@ -48,19 +179,91 @@ def metric_speed(*, n_images: int = 4096, n_reference: int = 256, seed: int = 0)
             lambda: [peak_signal_noise_ratio(b, a, data_range=1.0) for a, b in zip(ref_noisy, ref_clean)],
         ),
     ):
-        fast = images_per_second(ours, n_images)
-        slow = images_per_second(reference, n_reference, repeats=3)
+        ours(), reference()
+        fast, slow = [], []
+        for _ in range(repeats):
+            fast.append(n_images / _seconds(ours))
+            slow.append(n_reference / _seconds(reference))
+        fast_median, slow_median = statistics.median(fast), statistics.median(slow)
         rows.append(
-            {"metric": name, "ours_images_per_s": fast, "skimage_loop_images_per_s": slow, "speedup": fast / slow}
+            {
+                "metric": name,
+                "ours_images_per_s": fast_median,
+                "skimage_loop_images_per_s": slow_median,
+                "speedup": fast_median / slow_median,
+            }
         )
     return rows
 
 
-def main() -> int:
-    print(f"torch threads: {torch.get_num_threads()}")
-    for row in metric_speed():
+def format_table(rows: list[dict], devices: list[torch.device]) -> str:
+    """The rows as one aligned text table: per-device images/s, the reference's, the ratios."""
+    names = [str(d) for d in devices]
+    header = ["entry", *(f"{n} img/s" for n in names), "reference", "ref img/s", *(f"{n}/ref" for n in names)]
+    if len(names) > 1:
+        header.append(f"{names[1]}/{names[0]}")
+    lines = []
+    for row in rows:
+        values, ref = [row[n] for n in names], row["reference_ips"]
+        cells = [row["entry"], *map(_number, values), row["reference"], _number(ref), *(_ratio(v, ref) for v in values)]
+        if len(names) > 1:
+            cells.append(_ratio(values[1], values[0]))
+        lines.append(cells)
+    widths = [max(len(c) for c in column) for column in zip(header, *lines, strict=True)]
+    return "\n".join("  ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True)) for cells in [header, *lines])
+
+
+def _number(value: float) -> str:
+    return "-" if value != value else f"{value:,.0f}"
+
+
+def _ratio(value: float, reference: float) -> str:
+    return "-" if value != value or reference != reference else f"x{value / reference:.1f}"
+
+
+def _devices(choice: str) -> list[torch.device]:
+    if choice == "cpu":
+        return [torch.device("cpu")]
+    if not torch.cuda.is_available():
+        if choice == "cuda":
+            raise ValueError("--device cuda needs a CUDA GPU; none is visible (torch.cuda.is_available() is False)")
+        return [torch.device("cpu")]
+    return [torch.device("cpu"), torch.device("cuda")]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench speed", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--device",
+        choices=["cpu", "cuda", "auto"],
+        default="cpu",
+        help="cpu: one column; cuda (or auto with a GPU): CPU and GPU columns and their ratio",
+    )
+    parser.add_argument("--n-images", type=int, default=4096, help="28x28 images per timed batch (default 4096)")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats; medians are shown (default 3)")
+    parser.add_argument("--quick", action="store_true", help="small batches and one repeat (a smoke test)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    args = parser.parse_args(argv)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads {args.threads} is invalid; expected an integer >= 1")
+        torch.set_num_threads(args.threads)
+    if args.n_images < 1 or args.repeats < 1:
+        raise ValueError(f"--n-images {args.n_images} and --repeats {args.repeats} must both be integers >= 1")
+    devices = _devices(args.device)
+    n_images, repeats = (min(args.n_images, 256), 1) if args.quick else (args.n_images, args.repeats)
+    print(
+        f"torch threads: {torch.get_num_threads()}; {n_images} images of 28x28; medians of {repeats} interleaved repeats"
+    )
+    rows = classical_speed(devices=devices, n_images=n_images, repeats=repeats, quick=args.quick)
+    print(format_table(rows, devices))
+    for row in metric_speed(n_images=n_images, n_reference=min(256, n_images), repeats=repeats):
         print(
             f"{row['metric']:<5} ours {row['ours_images_per_s']:>10,.0f} img/s   scikit-image loop "
             f"{row['skimage_loop_images_per_s']:>8,.0f} img/s   speed-up x{row['speedup']:.0f}"
         )
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
