@@ -340,6 +340,55 @@ def full(data_dir=None) -> Grid:
     )
 
 
+# The reference grid: every classical filter, the strongest networks (DnCNN, the U-Net and the
+# best entry of each seed family) and three classifiers, sized to about 3 hours on a 2-core CPU
+# (`python -m bench plan --grid reference --workers 2`). Every network gets the same 1,200
+# optimizer steps, so their rows compare like for like; the widths keep each fit within minutes.
+_REFERENCE_NETWORKS = ("dncnn", "unet", "alexnet_ae", "conv_ae_fmnist", "conv_ae_deep", "dense_dae", "bn_conv_ae")
+_REFERENCE_PARAMS: dict[str, dict[str, Any]] = {
+    **{name: {"max_steps": 1200, "batch_size": 32} for name in _REFERENCE_NETWORKS},
+    "dncnn": {"depth": 10, "width": 32, "max_steps": 1200, "batch_size": 16},
+    "unet": {"width": 16, "max_steps": 1200, "batch_size": 32},
+    "alexnet_ae": {"width": 0.125, "max_steps": 1200, "batch_size": 32},
+    "conv_ae_deep": {"max_steps": 1200, "batch_size": 16},
+    # ~1.2 s per image on one core: all 2,000 would take 24 h; its rows say n_test = 20
+    "bm3d": {"eval_images": 20, "subsample": 8},
+    "svm_rbf": {"max_train": 5000},
+    "cnn_small": {"epochs": 10, "patience": 3},
+    "stacked_ae_softmax": {"pretrain_epochs": 5, "epochs": 20},
+}
+_CLASSICAL = ("identity", "median", "gaussian_blur", "tv_chambolle", "wavelet", "nlm", "bm3d_torch", "bm3d")
+
+
+@_named
+def reference(data_dir=None) -> Grid:
+    """MNIST and Fashion-MNIST (and CIFAR-10 when found), every noise at 3 levels, classical
+    filters and the strongest networks, 2,000 test images: about 3 hours on a 2-core CPU."""
+    datasets = ["mnist", "fashion-mnist"] + ["cifar10"] * _has_local("cifar10", data_dir)
+    denoisers, note = _installed_only([n for n in (*_CLASSICAL, *_REFERENCE_NETWORKS) if n in DENOISERS])
+    classifiers = [n for n in ("cnn_small", "svm_rbf", "stacked_ae_softmax") if n in CLASSIFIERS]
+    entries = set(denoisers) | set(classifiers)
+    return Grid.build(
+        name="reference",
+        datasets=datasets,
+        noises={
+            "gaussian": [0.1, 0.3, 0.5],
+            "salt_pepper": [0.05, 0.1, 0.3],
+            "masking": [0.2, 0.5, 0.7],
+            "impulse": [0.1, 0.3, 0.5],
+            "poisson": [10.0, 30.0, 100.0],
+            "speckle": [0.2, 0.5, 1.0],
+        },  # fmt: skip
+        denoisers=denoisers,
+        classifiers=classifiers,
+        n_train=10000,
+        n_test=2000,
+        train_levels="auto",
+        params={n: p for n, p in _REFERENCE_PARAMS.items() if n in entries},
+        description="the reference run: 2,000 test images, reduced budgets; about 3 hours on a 2-core CPU" + note,
+    )
+
+
 def _installed_only(names) -> tuple[list[str], str]:
     """The entries whose optional packages (``requires``) are installed, and a note naming the
     others: a named grid leaves them out rather than fail their cells (naming one with
