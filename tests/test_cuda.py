@@ -8,6 +8,9 @@ different block where two distances tie to rounding, so it is held to a mean dif
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -17,10 +20,12 @@ from baselines.nlm import nl_means
 from bench.metrics import psnr, ssim
 from bench.noise import Noise
 
-pytestmark = [
-    pytest.mark.cuda,
-    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
-]
+
+def cuda(test):
+    """Mark a test ``cuda`` and skip it where no GPU is visible."""
+    return pytest.mark.cuda(pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")(test))
+
+
 TOLERANCE = 1e-4
 
 FILTERS = {
@@ -43,6 +48,7 @@ def noisy():
     return Noise("gaussian", 0.1).apply(clean, seed=1), clean
 
 
+@cuda
 @pytest.mark.parametrize("name", sorted(FILTERS))
 def test_filter_on_cuda_equals_cpu(name, noisy):
     x, _ = noisy
@@ -51,6 +57,7 @@ def test_filter_on_cuda_equals_cpu(name, noisy):
     assert (gpu - cpu).abs().max() <= TOLERANCE
 
 
+@cuda
 @pytest.mark.parametrize("channels", [1, 3])
 def test_bm3d_torch_on_cuda_equals_cpu(channels, noisy):
     x, clean = (t[:, :channels] for t in noisy)
@@ -60,6 +67,7 @@ def test_bm3d_torch_on_cuda_equals_cpu(channels, noisy):
     assert (psnr(gpu.clamp(0, 1), clean) - psnr(cpu.clamp(0, 1), clean)).abs().max() < 0.01
 
 
+@cuda
 def test_registered_entries_stay_on_the_device(noisy):
     from bench.registry import DENOISERS
 
@@ -68,3 +76,21 @@ def test_registered_entries_stay_on_the_device(noisy):
         model = DENOISERS.create(name, tune_images=8).fit(x, clean)
         out = model.denoise(x)
         assert out.device == x.device and out.shape == x.shape, name
+
+
+def test_gpu_check_script_runs_on_the_cpu_and_prints_its_table():
+    # The script's own logic, exercised without a GPU: every step runs on the CPU in quick mode.
+    script = Path(__file__).parents[1] / ".ci" / "gpu-check"
+    done = subprocess.run([str(script), "--device", "cpu", "--quick"], capture_output=True, text=True, timeout=480)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split()[:3] == ["check", "status", "seconds"]
+    assert [line.split()[:2] for line in lines[1:4]] == [["cuda-tests", "ok"], ["speed", "ok"], ["grid", "ok"]]
+    speed_rows = {line.split()[0] for line in lines[5:]}
+    assert {"median", "gaussian_blur", "tv_chambolle", "nlm", "bm3d_torch", "ssim", "psnr"} <= speed_rows
+
+
+def test_gpu_check_rejects_a_bad_device():
+    script = Path(__file__).parents[1] / ".ci" / "gpu-check"
+    done = subprocess.run([str(script), "--device", "tpu"], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2 and "expected cuda or cpu" in done.stderr
