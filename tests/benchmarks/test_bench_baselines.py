@@ -1,47 +1,59 @@
-"""Denoise timings of the classical baselines on a fixed, seeded batch of 256 28x28 images.
+"""Denoise timings of the classical entries, each in one group with its reference.
 
-``pytest tests/benchmarks/test_bench_baselines.py --benchmark-enable`` prints the times;
-images/s is 256 over the mean. Parameters are fixed (the tuned values on gaussian 0.1)
-so that the timing measures ``denoise`` alone, never the tuning. bm3d is timed on 4
-images only (about a second each at the package's default profile).
+``pytest tests/benchmarks/test_bench_baselines.py --benchmark-enable --benchmark-group-by=group``
+prints, per entry, our ``denoise`` and the library a user would otherwise call (scipy.ndimage
+on the same batch, scikit-image's per-image loop, the bm3d package) on a fixed, seeded batch
+of 28x28 images; the ratio of their images/s is the speed-up (``python -m bench speed``
+prints the same comparisons as one table). Parameters are fixed (``bench.speed.FIXED``) so
+that only ``denoise`` is timed. Slow calls get one timed round instead of calibration.
 """
 
+import numpy as np
 import pytest
 import torch
 
 from bench.noise import Noise
 from bench.registry import DENOISERS
+from bench.speed import FIXED, _references
 
-FIXED = {
-    "identity": {},
-    "median": {"size": 3},
-    "gaussian_blur": {"sigma": 0.5},
-    "tv_chambolle": {"weight": 0.04},
-    "wavelet": {"wavelet": "db2", "levels": 2, "mode": "soft", "sigma_scale": 1.0},
-    "nlm": {"patch_size": 5, "patch_distance": 5, "h_scale": 1.2},
-}
-#: Seconds-per-call denoisers get one timed round instead of pytest-benchmark's calibration.
-SLOW = {"nlm"}
+N_IMAGES = 256
+#: Seconds-per-call entries and references: one round each.
+SLOW = {"nlm", "bm3d_torch", "wavelet"}
 
 
 @pytest.fixture(scope="module")
 def batch():
     generator = torch.Generator().manual_seed(0)
-    clean = torch.nn.functional.avg_pool2d(torch.rand(256, 1, 30, 30, generator=generator), 3, 1)
+    clean = torch.nn.functional.avg_pool2d(torch.rand(N_IMAGES, 1, 30, 30, generator=generator), 3, 1)
     return Noise("gaussian", 0.1).apply(clean, seed=1), clean
 
 
-@pytest.mark.parametrize("name", sorted(FIXED))
+def _run(benchmark, fn, arg, slow):
+    if slow:
+        return benchmark.pedantic(fn, args=(arg,), rounds=1, iterations=1, warmup_rounds=1)
+    return benchmark(fn, arg)
+
+
+@pytest.mark.parametrize("name", ["identity", *sorted(FIXED)])
 def test_denoise(benchmark, batch, name):
     noisy, clean = batch
-    model = DENOISERS.create(name, **FIXED[name]).fit(noisy[:8], clean[:8])
-    benchmark.group = "classical denoise, 256 x 1 x 28 x 28"
+    model = DENOISERS.create(name, **FIXED.get(name, {})).fit(noisy[:8], clean[:8])
+    benchmark.group = f"{name} vs reference, 28x28"
     benchmark.extra_info["images"] = len(noisy)
-    if name in SLOW:
-        out = benchmark.pedantic(model.denoise, args=(noisy,), rounds=1, iterations=1, warmup_rounds=0)
-    else:
-        out = benchmark(model.denoise, noisy)
+    out = _run(benchmark, model.denoise, noisy, name in SLOW)
     assert out.shape == noisy.shape
+
+
+@pytest.mark.parametrize("name", sorted(FIXED))
+def test_reference(benchmark, batch, name):
+    label, reference, n_images = _references()[name]
+    if reference is None:
+        pytest.skip(f"{label} is not installed (pip install 'denoise-bench[bm3d]')")
+    planes = batch[0][: min(n_images, N_IMAGES)].numpy().astype(np.float32)
+    benchmark.group = f"{name} vs reference, 28x28"
+    benchmark.extra_info["images"] = len(planes)
+    benchmark.extra_info["reference"] = label
+    _run(benchmark, reference, planes, name in SLOW or label == "skimage loop")
 
 
 def test_denoise_bm3d(benchmark, batch):
