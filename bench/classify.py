@@ -44,6 +44,7 @@ class ClassifierPool:
     _accuracy: dict[tuple, float] = field(default_factory=dict)
     #: fits that already failed elsewhere in the run, (dataset, name, params) -> reason: not retried
     errors: dict[tuple, str] = field(default_factory=dict)
+    checkpoint_every: float | None = None  # seconds between mid-fit checkpoints (None: the model's default)
 
     def model(self, dataset: str, name: str, params: tuple, images: Tensor, labels: Tensor, seed: int) -> Any:
         key = (dataset, name, params)
@@ -60,6 +61,9 @@ class ClassifierPool:
             }
             stem = self.cache_dir / f"classifier-{cache.fit_key(spec)}"
             if not cache.is_cacheable(model) or cache.load_fitted(model, stem, self.device) is None:
+                model.checkpoint_path = stem.with_suffix(".ckpt")  # a killed fit resumes from here
+                if self.checkpoint_every is not None:
+                    model.checkpoint_every = self.checkpoint_every
                 start = time.perf_counter()
                 model.fit(images, labels, seed=seed)
                 if cache.is_cacheable(model):

@@ -60,7 +60,9 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_grid_options(command: argparse.ArgumentParser) -> None:
     """The options that choose and narrow a grid (``run`` and ``plan``)."""
-    command.add_argument("--grid", default="quick", help="smoke | quick | full | seeds | PATH.toml (default: quick)")
+    command.add_argument(
+        "--grid", default="quick", help="smoke | quick | reference | full | seeds | PATH.toml (default: quick)"
+    )
     command.add_argument("--datasets", type=_names, help="comma-separated dataset names (narrows the grid)")
     command.add_argument("--noises", type=_names, help="comma-separated noise kinds")
     command.add_argument("--denoisers", type=_names, help="comma-separated denoiser names")
@@ -81,9 +83,15 @@ def _add_grid_options(command: argparse.ArgumentParser) -> None:
     )
     command.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
     command.add_argument("--seed", type=int, help="base seed of every random draw (default: the grid's, 0)")
+    _add_plugin_option(command)
     command.add_argument("--executor", default="local", help="local | dask | slurm (default: local)")
     command.add_argument("--workers", type=int, default=1,
                          help="worker processes (local) or LocalCluster workers (dask); default 1: in this process")  # fmt: skip
+
+
+def _add_plugin_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE.py",
+                         help="import a module or file that registers your own entries first (repeatable)")  # fmt: skip
 
 
 def _add_executor_options(run: argparse.ArgumentParser) -> None:
@@ -95,7 +103,9 @@ def _add_executor_options(run: argparse.ArgumentParser) -> None:
     run.add_argument("--gpus-per-job", type=int, default=0, help="GPUs per SLURM job (default: 0)")
     run.add_argument("--jobs", type=int, default=1, help="SLURM jobs to start (default: 1)")
     run.add_argument("--cache-dir", help="fitted models (default: OUT/GRID/cache; a shared filesystem across machines)")
-    run.add_argument("--no-estimate", action="store_true", help="skip the plan's cost estimate (a short probe) before the run")
+    run.add_argument(
+        "--no-estimate", action="store_true", help="skip the plan's cost estimate (a short probe) before the run"
+    )
     run.add_argument("--checkpoint-every", type=float, metavar="SECONDS",
                      help="seconds between mid-fit checkpoints of neural fits (default: 300)")  # fmt: skip
 
@@ -113,9 +123,7 @@ def executor_spec(args: argparse.Namespace):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="python -m bench", description="Benchmark image denoisers and what they do for classifiers."
-    )
+    parser = _Parser(prog="python -m bench", description="Benchmark image denoisers and what they do for classifiers.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = commands.add_parser("run", help="run a grid and write results/<grid>/leaderboard.csv")
@@ -126,9 +134,24 @@ def build_parser() -> argparse.ArgumentParser:
     plan = commands.add_parser("plan", help="cells, fits, budgets and estimated cost of a grid, from a short probe")
     _add_grid_options(plan)
     plan.add_argument("--threads", type=int, help="CPU threads per worker (default: cores / workers)")
-    commands.add_parser("list", help="every registered denoiser, classifier, dataset, noise and grid")
+    scaling = commands.add_parser("scaling", help="one grid's wall time on each executor, as throughput ratios")
+    scaling.add_argument("--grid", default="quick", help="a named grid or .toml file (default: quick)")
+    scaling.add_argument("--workers", type=int, default=2, help="workers of the parallel executors (default: 2)")
+    scaling.add_argument("--datasets", type=_names, help="comma-separated dataset names (narrows the grid)")
+    scaling.add_argument("--data-dir", help="folder with dataset files")
+    scaling.add_argument("--no-dask", action="store_true", help="leave the Dask LocalCluster out")
+    listing = commands.add_parser("list", help="every registered denoiser, classifier, dataset, noise and grid")
+    _add_plugin_option(listing)
+    check = commands.add_parser("check-entry", help="run the registry contract on one denoiser or classifier")
+    check.add_argument("name", help="a registered name (with --plugin for your own)")
+    _add_plugin_option(check)
     report = commands.add_parser("report", help="rebuild the CSVs and HTML of a run folder from its store")
     report.add_argument("run_dir", help="a folder written by 'run', e.g. results/quick")
+    compare = commands.add_parser(
+        "compare", help="per-cell PSNR, SSIM and accuracy differences of two run folders (B minus A)"
+    )
+    compare.add_argument("run_a", metavar="RUN_A", help="a folder written by 'run', e.g. results/quick")
+    compare.add_argument("run_b", metavar="RUN_B", help="the run folder compared with RUN_A")
     commands.add_parser("speed", help="throughput of metrics against scikit-image's per-image loop, as ratios")
     reproduce = commands.add_parser(
         "reproduce", help="re-run a seed report's experiments: results/seeds/SEED.csv, published vs ours"
@@ -186,7 +209,7 @@ def _command_run(args: argparse.Namespace) -> int:
     summary = run_grid(
         grid, out_dir=args.out, data_dir=args.data_dir, download=args.download, device=args.device, argv=sys.argv[1:],
         executor=spec, cache_dir=args.cache_dir, checkpoint_every=args.checkpoint_every,
-        estimate=None if args.no_estimate else _estimate_line(grid, spec),
+        estimate=None if args.no_estimate else _estimate_line(grid, spec), plugins=args.plugin,
     )  # fmt: skip
     print(
         f"{'interrupted' if summary.interrupted else 'done'} in {summary.seconds:.1f} s: {summary.ok} ok, "
@@ -218,7 +241,9 @@ def _estimate_line(grid, spec):
     from bench.plan import make_plan, summary_line
 
     def estimate(context, done) -> str:
-        return summary_line(make_plan(grid, context=context, workers=spec.workers, threads=spec.cpu_threads(), done=done))
+        return summary_line(
+            make_plan(grid, context=context, workers=spec.workers, threads=spec.cpu_threads(), done=done)
+        )
 
     return estimate
 
@@ -300,6 +325,36 @@ def _command_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _command_scaling(args: argparse.Namespace) -> int:
+    from bench.grids import resolve_grid
+    from bench.scaling import classical_cells, format_scaling, measure
+
+    grid = classical_cells(resolve_grid(args.grid, data_dir=args.data_dir).narrow(datasets=args.datasets))
+    print(f"grid {grid.name}: {len(grid.cells())} classical cells, no classifiers")
+    print(format_scaling(measure(grid, workers=args.workers, data_dir=args.data_dir, dask=not args.no_dask)))
+    return 0
+
+
+def _command_compare(args: argparse.Namespace) -> int:
+    from bench.report.compare import main_compare
+
+    return main_compare(args.run_a, args.run_b)
+
+
+def _command_check_entry(args: argparse.Namespace) -> int:
+    from bench.contract import check_entry
+
+    checks = check_entry(args.name)
+    for check in checks:
+        print(f"{'ok  ' if check.ok else 'FAIL'} {check.name}" + (f": {check.message}" if check.message else ""))
+    failed = sum(not c.ok for c in checks)
+    print(
+        f"{args.name}: {len(checks) - failed} of {len(checks)} checks passed"
+        + ("" if failed else "; fit to be benchmarked")
+    )
+    return 1 if failed else 0
+
+
 def _command_report(args: argparse.Namespace) -> int:
     from bench.report import rebuild
 
@@ -311,9 +366,9 @@ def _command_report(args: argparse.Namespace) -> int:
 def _command_env(args: argparse.Namespace) -> int:
     import torch
 
+    from bench.core import resolve_device, versions
     from bench.data import find, search_path
     from bench.registry import DATASETS
-    from bench.core import resolve_device, versions
 
     for name, version in versions().items():
         print(f"{name:<14} {version}")
@@ -333,7 +388,7 @@ def _command_speed(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {
-    "run": _command_run, "plan": _command_plan, "list": _command_list, "report": _command_report, "env": _command_env, "speed": _command_speed,
+    "run": _command_run, "plan": _command_plan, "list": _command_list, "check-entry": _command_check_entry, "scaling": _command_scaling, "compare": _command_compare, "report": _command_report, "env": _command_env, "speed": _command_speed,
     "reproduce": _command_reproduce,
 }  # fmt: skip
 
@@ -352,7 +407,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _show_training_progress()
     try:
+        if hasattr(args, "plugin"):
+            from bench.plugins import load_plugins
+
+            args.plugin = load_plugins(args.plugin)  # before any grid is built or name looked up
         return _COMMANDS[args.command](args)
     except (ValueError, ImportError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -64,7 +64,9 @@ class ExecutorSpec:
             if not re.fullmatch(r"(tcp|tls|inproc|ucx)://[^\s/:]+(:\d+)?", self.scheduler):
                 raise ValueError(f"--scheduler {self.scheduler!r} is not an address; expected e.g. tcp://10.0.0.5:8786")
         if not re.fullmatch(r"\d+(-\d+)?(:\d{2}){0,2}", self.slurm_time):
-            raise ValueError(f"--slurm-time {self.slurm_time!r} is not a SLURM time; expected e.g. 04:00:00 or 1-00:00:00")
+            raise ValueError(
+                f"--slurm-time {self.slurm_time!r} is not a SLURM time; expected e.g. 04:00:00 or 1-00:00:00"
+            )
 
     @property
     def remote(self) -> bool:
@@ -90,7 +92,7 @@ class Executor(ABC):
     @abstractmethod
     def map(self, context: RunContext, units: Sequence[Any]) -> Iterator[tuple[Any, Any]]: ...
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - in-process executors hold nothing to release
         """Release workers (and a cluster this executor started)."""
 
     def __enter__(self) -> Executor:

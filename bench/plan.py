@@ -1,6 +1,6 @@
 """``python -m bench plan``: what a grid costs, from a short probe on the chosen device.
 
-Each entry is fitted twice at two small sizes of its work knob (optimizer steps for a network,
+Each entry is fitted at two small sizes of its work knob (after an untimed warm-up fit) (optimizer steps for a network,
 tuning images for a tuned filter, training images for the SVM) on the grid's own training
 pairs; the two timings give a fixed cost and a cost per unit of work, which the entry's real
 budget multiplies. One denoise (or predict) batch gives its images/s. Probes run with the CPU
@@ -64,7 +64,7 @@ def work_of(model: Any, n_train: int) -> Work:
         return Work("max_steps", (4, 12), steps, budget=f"{steps:,} steps x {recipe.batch_size} = {seen:,} images")
     if "max_train" in params:  # the kernel SVM: libsvm's time grows about as n^2
         n = min(params["max_train"] or n_train, n_train)
-        return Work("max_train", (100, 200), n, power=2.0, budget=f"{n:,} training images")
+        return Work("max_train", (250, 1000), n, power=2.0, budget=f"{n:,} training images")
     for knob in ("subsample", "tune_images"):
         if knob in params:
             n = min(params[knob], n_train)
@@ -87,9 +87,10 @@ def _probe_fit(make: Callable[..., Any], fit: Callable[[Any], Any], work: Work, 
         return _timed(lambda: fit(model), device), model
     low, high = work.probes
     times = []
-    for value in (low, high):
+    for value in (low, low, high):  # the first fit warms up (allocations, kernel choice): not timed
         model = make(**{work.knob: value})
         times.append(_timed(lambda m=model: fit(m), device))
+    times = times[1:]
     per_unit = max(times[1] - times[0], 0.0) / (high**work.power - low**work.power)
     fixed = max(times[0] - per_unit * low**work.power, 0.0)
     return fixed + per_unit * work.real**work.power, model
@@ -191,7 +192,9 @@ def make_plan(grid: Grid, *, context: RunContext, workers: int, threads: int, do
     for unit in classifier_units:
         key = probes.key("classifier", unit.classifier, unit.params, runner.data(unit.dataset)[0].shape)
         fit, seconds = probes.get(key, lambda u=unit: _probe_classifier(runner, u))
-        cost = costs.setdefault(key, EntryCost("classifier", unit.classifier, budget=fit["budget"], fit_seconds=fit["fit"]))
+        cost = costs.setdefault(
+            key, EntryCost("classifier", unit.classifier, budget=fit["budget"], fit_seconds=fit["fit"])
+        )
         cost.units += 1
         plan.unit_seconds.append(cost.fit_seconds)
         predict[unit.dataset] = predict.get(unit.dataset, 0.0) + seconds

@@ -103,6 +103,10 @@ class Registry:
             self._loaded = True
             for module in self._autoload:
                 importlib.import_module(module)
+            if self.kind in ("denoiser", "classifier"):
+                from bench.plugins import load_entry_points
+
+                load_entry_points()  # installed packages' entries, after ours
 
     def names(self) -> list[str]:
         """All registered names, sorted."""

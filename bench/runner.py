@@ -49,7 +49,9 @@ def plan_units(cells: list[Cell], *, gpu: bool = False) -> tuple[list[Classifier
     fits = {}
     for cell in cells:
         for name, params in cell.classifiers:
-            fits.setdefault((cell.dataset, name, params), ClassifierFit(cell.dataset, name, params, gpu and needs_gpu(name)))
+            fits.setdefault(
+                (cell.dataset, name, params), ClassifierFit(cell.dataset, name, params, gpu and needs_gpu(name))
+            )
     fit_groups = [FitGroup(tuple(group), gpu and needs_gpu(group[0].denoiser)) for group in groups.values()]
     return list(fits.values()), fit_groups
 
@@ -119,7 +121,9 @@ def _estimate(estimate, context: RunContext, store_path: Path) -> str:
         return f"estimate: unavailable ({one_line(err)})"
 
 
-def _run_store(grid: Grid, engine, context: RunContext, gpu: bool, run_dir: Path, argv, summary: RunSummary, log) -> None:
+def _run_store(
+    grid: Grid, engine, context: RunContext, gpu: bool, run_dir: Path, argv, summary: RunSummary, log
+) -> None:
     from bench.report import write_outputs
 
     with Store(run_dir / "store.sqlite") as store:

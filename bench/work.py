@@ -11,7 +11,6 @@ they return rows, and the driver stores them.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import os
 import socket
@@ -73,7 +72,9 @@ class ClassifierFit:
     def run(self, runner: CellRunner) -> dict[str, Any]:
         images, labels = runner.data(self.dataset)[:2]
         start = time.perf_counter()
-        runner.classifiers.model(self.dataset, self.classifier, self.params, images, labels, seed=runner.context.base_seed)
+        runner.classifiers.model(
+            self.dataset, self.classifier, self.params, images, labels, seed=runner.context.base_seed
+        )
         return {"seconds": time.perf_counter() - start}
 
 
@@ -116,6 +117,8 @@ def run_unit(context: RunContext, unit: ClassifierFit | FitGroup, threads: int |
         torch.set_num_threads(threads)
     runner = _RUNNERS.get(context.key)
     if runner is None:
+        from bench.plugins import import_plugin
+
         for plugin in context.plugins:
             import_plugin(plugin)
         runner = _RUNNERS[context.key] = CellRunner(context, gpu=unit.gpu)
@@ -128,16 +131,6 @@ def preload(context: RunContext, datasets) -> CellRunner:
     for name in datasets:
         runner.load(name)
     return runner
-
-
-def import_plugin(plugin: str) -> None:
-    """Import a module by name, or a ``.py`` file by path (its entries register on import)."""
-    if plugin.endswith(".py"):
-        spec = importlib.util.spec_from_file_location(Path(plugin).stem, plugin)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    else:
-        importlib.import_module(plugin)
 
 
 def worker_name() -> str:
@@ -165,7 +158,7 @@ class CellRunner:
         cpu_only_here = not self.gpu and not torch.cuda.is_available()
         self.device = resolve_device("cpu" if cpu_only_here else self.context.device)
         self.cache_dir = Path(self.context.cache_dir)
-        self.classifiers = ClassifierPool(self.cache_dir, self.device)
+        self.classifiers = ClassifierPool(self.cache_dir, self.device, checkpoint_every=self.context.checkpoint_every)
         self.versions = versions()
 
     def data(self, name: str) -> tuple[Tensor, Tensor, Tensor, Tensor]:

@@ -168,3 +168,15 @@ def test_a_worker_without_the_data_fails_its_cells_naming_the_worker_and_the_pat
     assert row["status"] == "failed" and samples is None
     assert f"worker {socket.gethostname()}:{os.getpid()}" in row["error"]
     assert "dataset 'mnist' not found" in row["error"] and "no-data-here" in row["error"]
+
+
+def test_scaling_times_only_the_classical_cells_and_reports_ratios():
+    from bench.scaling import Timing, classical_cells, format_scaling
+
+    grid = classical_cells(named_grid("smoke"))
+    assert "conv_ae_fmnist" not in grid.denoisers and "median" in grid.denoisers and grid.classifiers == ()
+    table = format_scaling([Timing("in process, default threads", 10.0, 8), Timing("1 worker, 1 thread (reference)", 12.0, 8),
+                            Timing("--workers 2", 6.0, 8)])  # fmt: skip
+    assert table.splitlines()[3].split()[-2:] == ["2.00x", "1.67x"]  # vs one worker on one thread, vs the default
+    with pytest.raises(ValueError, match="has no classical denoisers"):
+        classical_cells(named_grid("smoke").narrow(denoisers=["conv_ae_fmnist"]))

@@ -51,7 +51,10 @@ def test_plan_counts_cells_fits_and_what_is_stored(tmp_path):
 
 
 def test_plan_command_prints_a_table_and_writes_no_results(tmp_path, capsys):
-    assert main(["plan", "--grid", "smoke", "--denoisers", "identity,median", "--out", str(tmp_path), "--workers", "2"]) == 0
+    assert (
+        main(["plan", "--grid", "smoke", "--denoisers", "identity,median", "--out", str(tmp_path), "--workers", "2"])
+        == 0
+    )
     out = capsys.readouterr().out
     assert "grid smoke: 4 cells, 5 distinct fits (4 denoiser, 1 classifier)" in out
     assert "median" in out and "svm_rbf" in out and "on 2 workers" in out
@@ -59,7 +62,10 @@ def test_plan_command_prints_a_table_and_writes_no_results(tmp_path, capsys):
 
 
 def test_run_prints_the_estimate_first(tmp_path, capsys):
-    assert main(["run", "--grid", "smoke", "--denoisers", "identity", "--classifiers", "none", "--out", str(tmp_path)]) == 0
+    assert (
+        main(["run", "--grid", "smoke", "--denoisers", "identity", "--classifiers", "none", "--out", str(tmp_path)])
+        == 0
+    )
     out = capsys.readouterr().out
     assert "estimate: 2 cells to run (0 already stored), 2 fits + 0 classifier fits" in out
     assert out.index("estimate:") < out.index("[1/2]")
@@ -76,7 +82,9 @@ def test_auto_training_levels_fit_networks_blind_plus_the_middle_level_and_tune_
                       denoisers=["median", "dncnn"], train_levels="auto")  # fmt: skip
     cells = {(c.denoiser, c.level, c.train_level) for c in grid.cells()}
     assert {c for c in cells if c[0] == "median"} == {("median", v, v) for v in (0.1, 0.2, 0.3)}
-    assert {c for c in cells if c[0] == "dncnn"} == {("dncnn", v, "blind") for v in (0.1, 0.2, 0.3)} | {("dncnn", 0.2, 0.2)}
+    assert {c for c in cells if c[0] == "dncnn"} == {("dncnn", v, "blind") for v in (0.1, 0.2, 0.3)} | {
+        ("dncnn", 0.2, 0.2)
+    }
     from bench.runner import plan_units
 
     _, groups = plan_units(grid.cells())
