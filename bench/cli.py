@@ -129,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run a grid and write results/<grid>/leaderboard.csv")
     _add_grid_options(run)
     run.add_argument("--download", action="store_true", help="download missing datasets with torchvision")
+    run.add_argument("--against", metavar="RUN_DIR",
+                     help="rank the grid's denoisers among a stored run's rows (e.g. results/reference) without rerunning it")  # fmt: skip
     _add_executor_options(run)
 
     plan = commands.add_parser("plan", help="cells, fits, budgets and estimated cost of a grid, from a short probe")
@@ -199,6 +201,11 @@ def _command_run(args: argparse.Namespace) -> int:
 
     grid = _grid_from_args(args)
     spec = executor_spec(args)
+    if args.against:
+        from bench.against import against_grid_name, check_matches, reference_spec
+
+        check_matches(grid, reference_spec(args.against), args.against)
+        grid = replace(grid, name=against_grid_name(grid))
     tune_cpu_allocator()  # process-wide: this process is the benchmark
     cells = len(grid.cells())
     print(
@@ -210,12 +217,26 @@ def _command_run(args: argparse.Namespace) -> int:
         grid, out_dir=args.out, data_dir=args.data_dir, download=args.download, device=args.device, argv=sys.argv[1:],
         executor=spec, cache_dir=args.cache_dir, checkpoint_every=args.checkpoint_every,
         estimate=None if args.no_estimate else _estimate_line(grid, spec), plugins=args.plugin,
+        start_from=args.against,
     )  # fmt: skip
+    if args.against:
+        _rank_against(summary.out_dir, grid.denoisers)
     print(
         f"{'interrupted' if summary.interrupted else 'done'} in {summary.seconds:.1f} s: {summary.ok} ok, "
         f"{summary.failed} failed, {summary.skipped} already done; leaderboard: {summary.out_dir / 'leaderboard.csv'}"
     )
     return summary.exit_code
+
+
+def _rank_against(run_dir: Path, denoisers) -> None:
+    from bench.against import format_ranking, ranking
+    from bench.store import Store
+
+    with Store(run_dir / "store.sqlite") as store:
+        frame = ranking(store, list(denoisers))
+    frame.to_csv(run_dir / "against.csv", index=False, float_format="%.6g")
+    print(format_ranking(frame))
+    print(f"ranking: {run_dir / 'against.csv'}; every row, the reference's too: {run_dir / 'report.html'}")
 
 
 def _plan(args: argparse.Namespace, grid, spec):

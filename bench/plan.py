@@ -31,6 +31,7 @@ from bench.work import CellRunner, ClassifierFit, RunContext, preload, training_
 __all__ = ["Plan", "make_plan", "format_plan", "planned_steps"]
 
 PROBE_BATCH = 64  # test images per probe denoise/predict batch
+PROBE_METHOD = 2  # bump when the probe changes, so kept probe results are not reused
 
 
 def planned_steps(recipe, n: int) -> int:
@@ -229,7 +230,7 @@ class _Probes:
     def key(self, kind: str, name: str, params, shape) -> str:
         from bench import __version__
 
-        spec = [kind, name, params, list(shape), self.setting, __version__]
+        spec = [kind, name, params, list(shape), self.setting, __version__, PROBE_METHOD]
         return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
     def get(self, key: str, probe: Callable[[], tuple]) -> tuple[dict, float]:

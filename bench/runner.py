@@ -79,13 +79,14 @@ def run_grid(
     grid: Grid, *, out_dir: str | Path = "results", data_dir=None, download: bool = False, device: str = "auto",
     argv: list[str] | None = None, log: Callable[[str], None] = print, executor: ExecutorSpec | None = None,
     cache_dir: str | Path | None = None, checkpoint_every: float | None = None, plugins: tuple[str, ...] = (),
-    estimate: Callable[[RunContext, set[str]], str] | None = None,
+    estimate: Callable[[RunContext, set[str]], str] | None = None, start_from: str | Path | None = None,
 ) -> RunSummary:  # fmt: skip
     """Run every unfinished cell of ``grid`` into ``out_dir/<grid name>/``; write the outputs.
 
     Bad input (data, device, an executor that cannot start) raises ValueError before anything
     is written. Ctrl-C stops cleanly: finished cells stay stored and ``interrupted`` is set.
     ``estimate(context, finished keys)``, once the executor is up, gives a line to print first.
+    ``start_from`` is a run folder whose store a new run folder starts from (``--against``).
     """
     started = time.perf_counter()
     spec = executor or ExecutorSpec()
@@ -103,6 +104,10 @@ def run_grid(
             load(name, data_dir=data_dir, download=download)
     summary = RunSummary(out_dir=run_dir)
     with make_executor(spec, gpu=gpu, log=log) as engine:
+        if start_from is not None:
+            from bench.against import start_from as copy_store
+
+            copy_store(start_from, run_dir)
         if estimate is not None:
             log(_estimate(estimate, context, run_dir / "store.sqlite"))
         _run_store(grid, engine, context, gpu, run_dir, argv, summary, log)

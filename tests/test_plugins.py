@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from bench.cli import main
@@ -96,3 +97,46 @@ def test_check_entry_reports_a_failing_check(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "FAIL output: same shape" in out and "shrink_test: 3 of 8 checks passed" in out
     assert "FAIL pure: input untouched, repeated calls equal: not run:" in out
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory) -> Path:
+    from bench.grids import named_grid
+    from bench.runner import run_grid
+
+    out = tmp_path_factory.mktemp("reference")
+    grid = named_grid("smoke").narrow(denoisers=["identity", "median", "gaussian_blur"], classifiers=[])
+    assert run_grid(grid, out_dir=out, log=lambda _: None).ok == 6
+    return out / "smoke"
+
+
+def test_against_ranks_the_new_rows_among_the_reference_without_rerunning_it(
+    plugin_dir, reference_run, monkeypatch, capsys
+):
+    from bench.store import Store
+
+    monkeypatch.chdir(plugin_dir)
+    args = ["run", "--grid", "smoke", "--denoisers", "box3", "--classifiers", "none", "--plugin", "box3.py",
+            "--no-estimate", "--against", str(reference_run), "--out", str(plugin_dir / "out")]  # fmt: skip
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "2 ok" in out and "rank " in out and "best reference median" in out
+    run_dir = plugin_dir / "out" / "smoke-with-box3"
+    ranking = pd.read_csv(run_dir / "against.csv")
+    assert list(ranking.denoiser) == ["box3", "box3"] and set(ranking["of"]) == {4}
+    assert ranking["distinguishable"].notna().all()  # paired on the same test images
+    board = pd.read_csv(run_dir / "leaderboard.csv")
+    assert sorted(set(board.denoiser)) == ["box3", "gaussian_blur", "identity", "median"]
+    with Store(reference_run / "store.sqlite") as store:
+        assert len(store.cells()) == 6  # the reference is left as it was
+
+
+def test_against_refuses_cells_the_reference_cannot_hold(plugin_dir, reference_run, capsys, monkeypatch):
+    monkeypatch.chdir(plugin_dir)
+    args = ["run", "--grid", "smoke", "--denoisers", "box3", "--classifiers", "none", "--plugin", "box3.py",
+            "--n-test", "50", "--levels", "0.3", "--against", str(reference_run), "--out", str(plugin_dir / "out")]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "the cells do not match the reference run" in err and "n_test 50 (the reference: 200)" in err
+    assert "noise gaussian at 0.3 is not in the reference" in err and err.count("\n") == 1
+    assert not (plugin_dir / "out").exists()
