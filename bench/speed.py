@@ -232,6 +232,7 @@ def _devices(choice: str) -> list[torch.device]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Print the tables; ``argv`` holds this command's options (None: the defaults)."""
     parser = argparse.ArgumentParser(prog="python -m bench speed", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--device",
@@ -243,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats; medians are shown (default 3)")
     parser.add_argument("--quick", action="store_true", help="small batches and one repeat (a smoke test)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    args = parser.parse_args(argv)
+    args = parser.parse_args([] if argv is None else argv)
     if args.threads is not None:
         if args.threads < 1:
             raise ValueError(f"--threads {args.threads} is invalid; expected an integer >= 1")
@@ -266,4 +267,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    import sys
+
+    raise SystemExit(main(sys.argv[1:]))
