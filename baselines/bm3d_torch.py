@@ -126,8 +126,9 @@ def _block_coefficients(images: Tensor, forward: Tensor) -> Tensor:
 def _match(coefficients: Tensor, geometry: _Geometry, size: int, threshold: Tensor | None) -> Tensor:
     """Indices (n, R, size) of each reference block's nearest blocks, itself first.
 
-    ``coefficients`` (n, P, 64) are the luminance blocks' orthonormal 2-D coefficients, so
-    their distances are the blocks' distances; ``threshold`` (n,) zeroes small ones first.
+    ``coefficients`` (n, P, 64) are the luminance blocks' 2-D coefficients (unit-norm
+    rows: their distances stand in for the blocks'); ``threshold`` (n,) zeroes small ones
+    first, as the original does at high noise.
     """
     if threshold is not None:
         coefficients = torch.where(coefficients.abs() > threshold.view(-1, 1, 1), coefficients, 0.0)
