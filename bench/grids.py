@@ -192,7 +192,7 @@ class Grid:
                     )
             merged = {name: self.denoiser_params(name) for name, _ in self.params}
             for name, values in params.items():
-                merged[name] = {**merged.get(name, {}), **values}
+                merged[name] = {**_without_rival_stop(merged.get(name, {}), values), **values}
             changes["params"] = _freeze(merged)
         return replace(self, **changes)
 
@@ -203,6 +203,23 @@ class Grid:
             "noises": {k: list(v) for k, v in self.noises},
             "params": {k: dict(v) for k, v in self.params},
         }
+
+
+#: Stopping rules that cap each other: a user's one replaces the grid budget's other one.
+_RIVAL_STOPS = {"epochs": "max_steps", "max_steps": "epochs"}
+
+
+def _without_rival_stop(budget: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """The grid's settings less the stopping rule a user's ``epochs`` or ``max_steps`` replaces.
+
+    Otherwise ``--set conv_ae_fmnist.epochs=4`` on the quick grid would still stop at the
+    budget's 200 steps; ``denoiser_params`` then records what applies.
+
+    >>> _without_rival_stop({"max_steps": 200, "batch_size": 8}, {"epochs": 4})
+    {'batch_size': 8}
+    """
+    dropped = {_RIVAL_STOPS[k] for k in given if k in _RIVAL_STOPS and _RIVAL_STOPS[k] not in given}
+    return {k: v for k, v in budget.items() if k not in dropped}
 
 
 def _check_names(names, registry) -> None:

@@ -89,3 +89,16 @@ def test_auto_training_levels_fit_networks_blind_plus_the_middle_level_and_tune_
 
     _, groups = plan_units(grid.cells())
     assert sorted(len(g.cells) for g in groups) == [1, 1, 1, 1, 3]  # median x3, dncnn at 0.2, dncnn blind (3 levels)
+
+
+def test_a_users_epochs_replace_the_budgets_step_cap_and_the_row_says_so():
+    from bench.grids import named_grid
+
+    grid = named_grid("quick").narrow(denoisers=["conv_ae_fmnist"], params={"conv_ae_fmnist": {"epochs": 4}})
+    params = grid.denoiser_params("conv_ae_fmnist")
+    assert params["epochs"] == 4 and "max_steps" not in params  # the budget's 200-step cap no longer applies
+    assert params["batch_size"] == named_grid("quick").denoiser_params("conv_ae_fmnist")["batch_size"]
+    both = named_grid("quick").narrow(
+        denoisers=["conv_ae_fmnist"], params={"conv_ae_fmnist": {"epochs": 4, "max_steps": 50}}
+    )
+    assert both.denoiser_params("conv_ae_fmnist")["max_steps"] == 50
