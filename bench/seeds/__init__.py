@@ -75,10 +75,12 @@ def check_narrowing(narrowing: dict[str, Any] | None, reports: list[str], budget
             )
     used = set().union(*(PROTOCOLS.entry(r).factory.entries(budget) for r in reports))
     for name in params:
+        if name not in DENOISERS and name not in CLASSIFIERS:
+            raise ValueError(f"--set names {name!r}: {DENOISERS.unknown_message(name)}")
         if name not in used:
-            known = DENOISERS if name in DENOISERS or name not in CLASSIFIERS else CLASSIFIERS
-            what = "no chosen seed report runs it" if name in known else known.unknown_message(name)
-            raise ValueError(f"--set names {name!r}: {what}; expected one of: {', '.join(sorted(used))}")
+            raise ValueError(
+                f"--set names {name!r}: no chosen seed report runs it; expected one of: {', '.join(sorted(used))}"
+            )
     return params
 
 
@@ -134,16 +136,8 @@ def run_all(*, budget: str = "quick", data_dir: Any = None, device: str = "auto"
     results: dict[str, pd.DataFrame | str] = {}
     for report in reports:
         try:
-            results[report] = run(
-                report,
-                budget=budget,
-                data_dir=data_dir,
-                device=device,
-                seed=seed,
-                out_dir=out_dir,
-                log=log,
-                launch=launch,
-            )
+            results[report] = run(report, budget=budget, data_dir=data_dir, device=device, seed=seed, out_dir=out_dir,
+                                  log=log, launch=launch)  # fmt: skip
         except Exception as err:  # one failing protocol must not lose the others' tables
             results[report] = one_line(err)
             log(f"[{report}] failed: {results[report]}")

@@ -76,6 +76,7 @@ class Results:
         if summary.interrupted:
             raise KeyboardInterrupt
         self.grids.append(grid)
+        self.repro.extra.setdefault("grids", []).append(grid.to_dict())
         self._reload()
         return grid
 
@@ -107,6 +108,12 @@ class Results:
             if row["status"] != "ok":
                 return f"cell {cell.label} failed: {row['error']}"
         return None
+
+    def missing(self, grid: Grid, denoiser: str, **where: Any) -> str | None:
+        """Why ``grid`` has no result for ``denoiser`` (not registered, or its cell failed), else None."""
+        if denoiser not in grid.denoisers:
+            return f"denoiser {denoiser!r} is not registered"
+        return self.failure(self.cell(grid, denoiser, **where))
 
     def accuracy(self, cell: Cell, classifier: str) -> dict[str, Any]:
         """The classifier row of ``cell`` (accuracies as fractions, or an ``error``)."""

@@ -107,13 +107,12 @@ def _pair(repro: Reproduction, results: Results, grid: Grid, cfg, ae: str, clf: 
         exp.add("accuracy_clean_pct", None, percent_of(accuracy, "accuracy_clean"), n_test=cfg.n_test, note=note)
         exp.add("accuracy_noisy_pct", None, percent_of(accuracy, "accuracy_noisy"), n_test=cfg.n_test,
                 note=f"impulse 0.25, no denoising; {note}")  # fmt: skip
-    failed = f"denoiser {ae!r} is not registered" if ae not in DENOISERS else None
-    cell = None if failed else results.cell(grid, ae)
-    failed = failed or results.failure(cell)
+    failed = results.missing(grid, ae)
     if failed:
         repro.skip(f"{ae} -> {clf}", {"accuracy_denoised_pct": published}, failed, n_test=cfg.n_test)
         return None
     with repro.experiment(f"{ae} -> {clf}") as exp:
+        cell = results.cell(grid, ae)
         row = results.row(cell)
         accuracy = percent_of(results.accuracy(cell, clf), "accuracy_denoised")
         recipe = f"{_config(repro.budget)} recipe{fit_note(repro.budget, cfg.n_train, cfg.fit)}{collapse_warning(row)}"

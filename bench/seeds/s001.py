@@ -111,29 +111,28 @@ def run(repro: Reproduction, results: Results) -> pd.DataFrame:
             )
             continue
         for config, grid in zip(cfg.configs, ran):
-            cell = results.cell(grid, name)
-            failed = results.failure(cell)
+            failed = results.missing(grid, name)
             if failed:
                 repro.skip(f"{name} ({config})", {"train_mse": published[0], "val_mse": published[1]}, failed)
                 continue
             with repro.experiment(f"{name} ({config})") as exp:
-                row = results.row(cell)
+                row = results.row(results.cell(grid, name))
                 note = budget_note + collapse_warning(row)
                 _curve_rows(exp, row, name, published, config, note)
                 _test_rows(exp, scores(row), row["n_test"], f"{_CONFIG_NOTE[config]}{note}")
-    _median(repro, results, results.cell(ran[0], "median"))
+    _median(repro, results, ran[0])
     return repro.write()
 
 
-def _median(repro: Reproduction, results: Results, cell) -> None:
+def _median(repro: Reproduction, results: Results, grid: Grid) -> None:
     """The tuned median filter: the classical answer to impulse noise, beside the report's AE."""
     report_psnr = psnr_of_mse(PUBLISHED["conv_ae_fmnist"][1])
-    failed = results.failure(cell)
+    failed = results.missing(grid, "median")
     if failed:
         repro.skip("median (tuned window)", {"test_psnr_of_mean_mse_db": round(report_psnr, 2)}, failed)
         return
     with repro.experiment("median (tuned window)") as exp:
-        row = results.row(cell)
+        row = results.row(results.cell(grid, "median"))
         scored, n_test = scores(row), row["n_test"]
         ours = scored["psnr_of_mean_mse"]
         verdict = "beats" if ours > report_psnr else "does not beat"

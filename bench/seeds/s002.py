@@ -92,8 +92,7 @@ def _dataset(repro: Reproduction, results: Results, grid: Grid, cfg, name: str) 
         exp.add("test_psnr_db", None, float(row["psnr"]), n_test=row["n_test"], note=_NOISY_NOTE)
         exp.add("test_ssim", None, float(row["ssim"]), n_test=row["n_test"], note="no published number")
     noisy_ssim = float(row["ssim"])
-    failed = f"denoiser {SMALL!r} is not registered" if SMALL not in DENOISERS else None
-    failed = failed or results.failure(results.cell(grid, SMALL, dataset=name))
+    failed = results.missing(grid, SMALL, dataset=name)
     if failed:
         repro.skip(f"{name}: {SMALL} noisy", {"test_psnr_db": None}, failed)
         return
@@ -113,13 +112,14 @@ def _dataset(repro: Reproduction, results: Results, grid: Grid, cfg, name: str) 
 
 def _cifar_claims(repro: Reproduction, results: Results, noisy: Grid, clean: Grid, cfg) -> None:
     """Fig. 5 (no better without noise) and the deeper network (better on CIFAR)."""
-    small, budget_note = results.cell(noisy, SMALL), fit_note(repro.budget, cfg.n_train, cfg.fit)
-    if SMALL not in DENOISERS or results.failure(small):
+    if results.missing(noisy, SMALL):
         return  # _dataset said why
-    small_psnr = float(results.row(small)["psnr"])
+    small_psnr, budget_note = (
+        float(results.row(results.cell(noisy, SMALL))["psnr"]),
+        fit_note(repro.budget, cfg.n_train, cfg.fit),
+    )
     for grid, name, label in ((clean, SMALL, f"{SMALL} clean input"), (noisy, DEEP, DEEP)):
-        failed = f"denoiser {name!r} is not registered" if name not in DENOISERS else None
-        failed = failed or results.failure(results.cell(grid, name))
+        failed = results.missing(grid, name)
         if failed:
             repro.skip(f"cifar10: {label}", {"test_psnr_db": None}, failed)
             continue
@@ -147,7 +147,7 @@ def _interpolation(repro: Reproduction, results: Results, grid: Grid) -> None:
     """Decode ``STEPS`` points between two images' codes, per dataset (cached fits), into one PNG."""
     rows, runner = {}, results.runner(grid)
     for name in GRAYSCALE:
-        if SMALL not in DENOISERS or results.failure(results.cell(grid, SMALL, dataset=name)):
+        if results.missing(grid, SMALL, dataset=name):
             continue
         model = results.fitted(grid, results.cell(grid, SMALL, dataset=name))
         if not hasattr(model, "interpolate"):

@@ -114,20 +114,12 @@ def _denoisers(
                 note="by construction near 13.68 (sigma calibrated on it)" if calibrated else "no published number at this sigma")  # fmt: skip
     for name in cfg.denoisers:
         published = PUBLISHED["denoised"] if calibrated and name == REPORT_MODEL else None
-        if name not in DENOISERS:
-            repro.skip(
-                f"{label}: {name}",
-                {"accuracy_denoised_pct": published},
-                f"denoiser {name!r} is not registered",
-                n_test=cfg.n_test,
-            )
-            continue
-        cell = results.cell(grid, name, level=sigma)
-        failed = results.failure(cell)
+        failed = results.missing(grid, name, level=sigma)
         if failed:
             repro.skip(f"{label}: {name}", {"accuracy_denoised_pct": published}, failed, n_test=cfg.n_test)
             continue
         with repro.experiment(f"{label}: {name}") as exp:
+            cell = results.cell(grid, name, level=sigma)
             found[name] = _denoised_rows(repro, results, exp, cfg, cell, published, calibrated)
     return {name: value for name, value in found.items() if value is not None}
 
