@@ -3,8 +3,9 @@
 A protocol builds a :class:`Reproduction`, adds rows "published vs ours" inside timed
 :meth:`Reproduction.experiment` blocks (one log line each), and calls
 :meth:`Reproduction.write`, which writes ``OUT/seeds/SEED.csv`` and ``SEED.json`` atomically.
-Data, noise and metrics come from the harness (``bench.data``, ``bench.noise``,
-``bench.metrics``) so that a seed's numbers are measured exactly as the grids' are.
+Its cells come from the grid runner (:mod:`bench.seeds.declared`); the helpers here turn
+them into rows (budget settings and notes, accuracies, the PSNR a published MSE implies, a
+bisection for calibrations).
 """
 
 from __future__ import annotations
@@ -25,15 +26,13 @@ import torch
 from torch import Tensor
 
 from bench import metrics
-from bench.data import DataError, find, load
-from bench.estimator import as_float_images
+from bench.data import find
 from bench.noise import Noise, derive_seed
-from bench.registry import CLASSIFIERS, DENOISERS, Registry
+from bench.registry import Registry
 
 __all__ = [
-    "BUDGETS", "COLUMNS", "Reproduction", "Experiment", "settings", "check_budget", "load_dataset", "has_dataset",
-    "split", "noisy", "model_params", "fit_denoiser", "fit_classifier", "image_scores", "percent",
-    "bisect", "psnr_of_mse", "missing_models", "fit_note", "train_and_score", "Scored",
+    "BUDGETS", "COLUMNS", "Reproduction", "Experiment", "settings", "check_budget", "has_dataset", "noisy",
+    "model_params", "percent", "bisect", "psnr_of_mse", "fit_note",
 ]  # fmt: skip
 
 #: ``tiny`` is for tests (seconds), ``quick`` for a 2-core CPU (minutes), ``full`` for a GPU.
@@ -179,40 +178,6 @@ def has_dataset(name: str, data_dir: Any) -> bool:
     return find(name, data_dir) is not None
 
 
-def load_dataset(name: str, repro: Reproduction):
-    """``bench.data.load(name)``; a missing dataset is a one-line DataError naming the seed and the fix."""
-    try:
-        return load(name, data_dir=repro.data_dir)
-    except DataError as err:
-        raise DataError(f"seed {repro.report} needs {name}: {err}") from None
-
-
-def split(
-    ds, *, n_train: int | None, n_test: int | None, device: torch.device, seed: int | None = None
-) -> tuple[Tensor, ...]:
-    """(train images, train labels, test images, test labels) as float [0, 1] on ``device``.
-
-    Training images are the first ``n_train`` (``seed`` None) or a subset seeded by name as in
-    the grid runner; test images are always the first ``n_test``, so every number on them is
-    on the same images.
-    """
-    n_train = len(ds.train_images) if n_train is None else min(n_train, len(ds.train_images))
-    if seed is None:
-        index = torch.arange(n_train)
-    else:
-        index = torch.randperm(
-            len(ds.train_images), generator=torch.Generator().manual_seed(derive_seed(seed, ds.name, "train-subset"))
-        )[:n_train]
-    n_test = len(ds.test_images) if n_test is None else min(n_test, len(ds.test_images))
-    put = lambda t: as_float_images(t).to(device)  # noqa: E731
-    return (
-        put(ds.train_images[index]),
-        ds.train_labels[index].to(device),
-        put(ds.test_images[:n_test]),
-        ds.test_labels[:n_test].to(device),
-    )
-
-
 def noisy(clean: Tensor, kind: str, level: float, *, seed: int, dataset: str, split: str) -> Tensor:
     """``Noise(kind, level)`` applied with the grid runner's seed for (dataset, split, kind, level)."""
     return Noise(kind, level).apply(clean, seed=derive_seed(seed, dataset, split, kind, float(level)))
@@ -238,11 +203,6 @@ def fit_note(budget: str, n_train: int, fit: dict[str, Any], dropped: list[str] 
     return f"; {budget} budget: " + ", ".join(parts)
 
 
-def missing_models(registry: Registry, *names: str) -> list[str]:
-    """The names among ``names`` not (yet) registered."""
-    return [name for name in names if name not in registry]
-
-
 def model_params(registry: Registry, name: str, budget: str, **overrides: Any) -> tuple[dict[str, Any], list[str]]:
     """Constructor parameters of ``name`` for ``budget`` plus ``overrides`` it accepts.
 
@@ -258,75 +218,6 @@ def model_params(registry: Registry, name: str, budget: str, **overrides: Any) -
     return base, dropped
 
 
-def fit_denoiser(repro: Reproduction, name: str, noisy_train: Tensor, clean_train: Tensor, *, noise: Any = None,
-                 tag: str = "", **overrides: Any) -> tuple[Any, float, list[str]]:  # fmt: skip
-    """A fitted ``DENOISERS`` entry, its fit seconds and the overrides it does not take.
-
-    The fit seed derives from the report, the name and ``tag``, never from run order.
-    """
-    params, dropped = model_params(DENOISERS, name, repro.budget, **overrides)
-    model = DENOISERS.create(name, **params)
-    start = time.perf_counter()
-    model.fit(
-        noisy_train, clean_train, seed=derive_seed(repro.seed, "seed", repro.report, "fit", name, tag), noise=noise
-    )
-    return model, time.perf_counter() - start, dropped
-
-
-@dataclass
-class Scored:
-    """A fitted denoiser, its denoised test images and their scores."""
-
-    model: Any
-    denoised: Tensor
-    scores: dict[str, float]
-    fit_seconds: float
-    dropped: list[str]
-
-    @property
-    def warning(self) -> str:
-        """'; training collapsed: ...' when the training loop says the kept model is collapsed, else ''."""
-        training = getattr(self.model, "training_", None) or {}
-        if not training.get("collapsed"):
-            return ""
-        reasons = [c.get("reason", "") for c in training.get("collapse", [])]
-        return f"; training collapsed: {reasons[-1] if reasons else 'constant output'}"
-
-
-def train_and_score(repro: Reproduction, name: str, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor], *,
-                    noise: Any = None, tag: str = "", **overrides: Any) -> Scored:  # fmt: skip
-    """Fit ``name`` on (noisy, clean) ``train`` pairs, denoise ``test``'s noisy images, score them.
-
-    The learning curve and training summary (neural models) and the tuned parameters
-    (classical ones) go to the reproduction's JSON under ``models``.
-    """
-    model, seconds, dropped = fit_denoiser(repro, name, *train, noise=noise, tag=tag, **overrides)
-    denoised = model.denoise(test[0])
-    scores = image_scores(denoised, test[1])
-    record = {
-        "params": model.get_params(),
-        "fit_seconds": round(seconds, 2),
-        "n_train": len(train[0]),
-        "test": scores,
-        "not_taken": dropped,
-    }
-    for key in ("history_", "training_", "best_params_"):
-        if hasattr(model, key):
-            record[key.rstrip("_")] = getattr(model, key)
-    repro.extra.setdefault("models", {})[f"{name} {tag}".strip()] = record
-    return Scored(model, denoised, scores, seconds, dropped)
-
-
-def fit_classifier(
-    repro: Reproduction, name: str, images: Tensor, labels: Tensor, *, tag: str = "", **overrides: Any
-) -> Any:
-    """A ``CLASSIFIERS`` entry fitted on ``images`` with the budget's parameters and ``overrides``."""
-    params, _ = model_params(CLASSIFIERS, name, repro.budget, **overrides)
-    return CLASSIFIERS.create(name, **params).fit(
-        images, labels, seed=derive_seed(repro.seed, "seed", repro.report, "classifier", name, tag)
-    )
-
-
 def percent(model: Any, images: Tensor, labels: Tensor) -> float:
     """Accuracy of ``model`` on ``images`` in percent (bench.metrics.accuracy x 100)."""
     return 100.0 * metrics.accuracy(model.predict(images), labels)
@@ -339,15 +230,6 @@ def psnr_of_mse(mse: float) -> float:
     19.01
     """
     return -10.0 * math.log10(max(mse, 1e-10))
-
-
-def image_scores(pred: Tensor, clean: Tensor) -> dict[str, float]:
-    """Mean per-image MSE, PSNR and SSIM (bench.metrics), and the PSNR of the mean MSE."""
-    mse = float(metrics.mse(pred, clean).mean())
-    return {
-        "mse": mse, "psnr": float(metrics.psnr(pred, clean).mean()), "ssim": float(metrics.ssim(pred, clean).mean()),
-        "psnr_of_mean_mse": psnr_of_mse(mse),
-    }  # fmt: skip
 
 
 def bisect(

@@ -28,18 +28,8 @@ import pandas as pd
 
 from bench.registry import CLASSIFIERS, DENOISERS
 from bench.seeds import protocol
-from bench.seeds.common import (
-    Reproduction,
-    fit_classifier,
-    image_scores,
-    load_dataset,
-    missing_models,
-    noisy,
-    percent,
-    settings,
-    split,
-    train_and_score,
-)  # fmt: skip
+from bench.seeds.common import Reproduction, noisy, percent, settings
+from bench.seeds.inprocess import fit_classifier, image_scores, load_dataset, missing_models, split, train_and_score
 
 N_REPORT_TEST = 500
 DAE = "dense_dae"
