@@ -100,13 +100,7 @@ def _dataset(repro: Reproduction, results: Results, grid: Grid, cfg, name: str) 
     with repro.experiment(f"{name}: {SMALL} noisy") as exp:
         row = results.row(results.cell(grid, SMALL, dataset=name))
         note = f"{fit_note(repro.budget, cfg.n_train, cfg.fit)}{collapse_warning(row)}"
-        exp.add(
-            "test_psnr_db",
-            None,
-            float(row["psnr"]),
-            n_test=row["n_test"],
-            note=f"report: {claim}; no published number{note}",
-        )
+        exp.add("test_psnr_db", None, float(row["psnr"]), n_test=row["n_test"], note=f"report: {claim}; no published number{note}")  # fmt: skip
         exp.add("test_ssim", None, float(row["ssim"]), n_test=row["n_test"], note=f"noisy input SSIM {noisy_ssim:.3f}")
 
 
@@ -114,10 +108,8 @@ def _cifar_claims(repro: Reproduction, results: Results, noisy: Grid, clean: Gri
     """Fig. 5 (no better without noise) and the deeper network (better on CIFAR)."""
     if results.missing(noisy, SMALL):
         return  # _dataset said why
-    small_psnr, budget_note = (
-        float(results.row(results.cell(noisy, SMALL))["psnr"]),
-        fit_note(repro.budget, cfg.n_train, cfg.fit),
-    )
+    small_psnr = float(results.row(results.cell(noisy, SMALL))["psnr"])
+    budget_note = fit_note(repro.budget, cfg.n_train, cfg.fit)
     for grid, name, label in ((clean, SMALL, f"{SMALL} clean input"), (noisy, DEEP, DEEP)):
         failed = results.missing(grid, name)
         if failed:
@@ -128,13 +120,8 @@ def _cifar_claims(repro: Reproduction, results: Results, noisy: Grid, clean: Gri
             gap = float(row["psnr"]) - small_psnr
             note = (f"reconstructing clean images; report (Fig. 5): about as poor as with noise; ours {gap:+.2f} dB vs the noisy run"
                     if name == SMALL else f"report: the deeper network covers CIFAR; ours {gap:+.2f} dB over {SMALL}")  # fmt: skip
-            exp.add(
-                "test_psnr_db",
-                None,
-                float(row["psnr"]),
-                n_test=row["n_test"],
-                note=f"{note}{budget_note}{collapse_warning(row)}",
-            )
+            note += budget_note + collapse_warning(row)
+            exp.add("test_psnr_db", None, float(row["psnr"]), n_test=row["n_test"], note=note)
 
 
 def _pair_of_classes(labels: torch.Tensor) -> tuple[int, int]:
