@@ -180,3 +180,18 @@ def test_scaling_times_only_the_classical_cells_and_reports_ratios():
     assert table.splitlines()[3].split()[-2:] == ["2.00x", "1.67x"]  # vs one worker on one thread, vs the default
     with pytest.raises(ValueError, match="has no classical denoisers"):
         classical_cells(named_grid("smoke").narrow(denoisers=["conv_ae_fmnist"]))
+
+
+def test_ctrl_c_stops_cleanly_keeping_finished_cells_and_closing_the_workers(tmp_path):
+    psutil = pytest.importorskip("psutil")
+    proc = _cli(*SLOW, "--workers", "2", "--out", str(tmp_path))
+    store = tmp_path / "smoke" / "store.sqlite"
+    _wait_for(lambda: len(_stored(store)) >= 1)
+    children = psutil.Process(proc.pid).children(recursive=True)
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, output
+    assert "interrupted:" in output and "rerun the same command to resume" in output
+    assert 1 <= len(_stored(store)) < 4 and (tmp_path / "smoke" / "leaderboard.csv").is_file()
+    _, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, f"workers left running: {alive}"
