@@ -324,7 +324,7 @@ def _command_reproduce(args: argparse.Namespace) -> int:
 
 
 def _command_list(args: argparse.Namespace) -> int:
-    from bench.grids import NAMED_GRIDS
+    from bench.named_grids import NAMED_GRIDS
     from bench.registry import CLASSIFIERS, DATASETS, DENOISERS, NOISES
 
     for title, registry in (

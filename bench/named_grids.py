@@ -1,0 +1,178 @@
+"""The named grids: ``smoke``, ``quick``, ``reference`` and ``full``.
+
+Each is a function of the data directory (``quick`` and ``reference`` add whatever real data
+is found locally) that builds a validated ``bench.grids.Grid``; ``bench.grids.named_grid``
+looks them up here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from bench.grids import Grid
+from bench.registry import CLASSIFIERS, DENOISERS
+
+__all__ = ["NAMED_GRIDS"]
+
+
+def _has_local(name: str, data_dir) -> bool:
+    from bench.data import find
+
+    return find(name, data_dir) is not None
+
+
+# Named grids are functions of the data directory: `quick` adds whatever real data is found locally.
+NAMED_GRIDS: dict[str, Callable[..., Grid]] = {}
+
+
+def _named(fn: Callable[..., Grid]) -> Callable[..., Grid]:
+    NAMED_GRIDS[fn.__name__] = fn
+    return fn
+
+
+@_named
+def smoke(data_dir=None) -> Grid:
+    """Seconds on a CPU: the embedded digits, two noises, a few denoisers of each family."""
+    denoisers = [n for n in ("identity", "median", "gaussian_blur", "tv_chambolle", "conv_ae_fmnist") if n in DENOISERS]
+    classifiers = [n for n in ("svm_rbf",) if n in CLASSIFIERS]
+    params = {
+        n: r.entry(n).test_params for r, names in ((DENOISERS, denoisers), (CLASSIFIERS, classifiers)) for n in names
+    }
+    return Grid.build(
+        name="smoke",
+        datasets=["digits"],
+        noises={"gaussian": [0.2], "salt_pepper": [0.1]},
+        denoisers=denoisers,
+        classifiers=classifiers,
+        n_train=200,
+        n_test=200,
+        params={n: p for n, p in params.items() if p},
+        description="seconds on a CPU; embedded 8x8 digits upscaled to 28x28",
+    )
+
+
+@_named
+def quick(data_dir=None) -> Grid:
+    """The default: minutes on a 2-core CPU, embedded data plus local real data.
+
+    Every installed denoiser except the neural ones too slow to learn anything in seconds on
+    a CPU (their ``budgets`` have no ``quick`` entry; the full grid runs them).
+    """
+    datasets = ["digits"] + [n for n in ("mnist", "fashion-mnist") if _has_local(n, data_dir)]
+    quick_enough = [n for n in DENOISERS.names() if _runs_in(DENOISERS.entry(n).budgets, "quick")]
+    denoisers, note = _installed_only(quick_enough)
+    return Grid.build(
+        name="quick",
+        datasets=datasets,
+        noises={"gaussian": [0.2], "salt_pepper": [0.1], "masking": [0.5]},
+        denoisers=denoisers,
+        n_train=1000,
+        n_test=500,
+        params=_budget_params("quick"),
+        classifiers=list(CLASSIFIERS.names()),
+        description="minutes on a 2-core CPU; reduced subsets and training budgets" + note,
+    )
+
+
+@_named
+def full(data_dir=None) -> Grid:
+    """MNIST, Fashion-MNIST and CIFAR-10, every noise at 3-4 levels, full training (one GPU box)."""
+    denoisers, note = _installed_only(DENOISERS.names())
+    return Grid.build(
+        name="full",
+        datasets=["mnist", "fashion-mnist", "cifar10"],
+        noises={
+            "gaussian": [0.1, 0.2, 0.3, 0.5],
+            "salt_pepper": [0.05, 0.1, 0.3],
+            "masking": [0.2, 0.5, 0.7],
+            "impulse": [0.1, 0.3, 0.5],
+            "poisson": [10.0, 30.0, 100.0],
+            "speckle": [0.2, 0.5, 1.0],
+        },
+        denoisers=denoisers,
+        n_train=60000,
+        n_test=10000,
+        # One blind fit per noise kind (plus one at its middle level) instead of one per level:
+        # the networks' 13 x 57 full-data fits per dataset become 13 x 12.
+        train_levels="auto",
+        params=_budget_params("full"),
+        classifiers=list(CLASSIFIERS.names()),
+        description="full data and training; meant for a GPU" + note,
+    )
+
+
+# The reference grid: every classical filter, the strongest networks (DnCNN, the U-Net and the
+# best entry of each seed family) and three classifiers, sized to about 3 hours on a 2-core CPU
+# (`python -m bench plan --grid reference --workers 2`). Every network gets the same 1,200
+# optimizer steps, so their rows compare like for like; the widths keep each fit within minutes.
+_REFERENCE_NETWORKS = ("dncnn", "unet", "alexnet_ae", "conv_ae_fmnist", "conv_ae_deep", "dense_dae", "bn_conv_ae")
+_REFERENCE_PARAMS: dict[str, dict[str, Any]] = {
+    **{name: {"max_steps": 1200, "batch_size": 32} for name in _REFERENCE_NETWORKS},
+    "dncnn": {"depth": 10, "width": 32, "max_steps": 1200, "batch_size": 16},
+    "unet": {"width": 16, "max_steps": 1200, "batch_size": 32},
+    "alexnet_ae": {"width": 0.125, "max_steps": 1200, "batch_size": 32},
+    "conv_ae_deep": {"max_steps": 1200, "batch_size": 16},
+    # ~1.2 s per image on one core: all 2,000 would take 24 h; its rows say n_test = 20
+    "bm3d": {"eval_images": 20, "subsample": 8},
+    "svm_rbf": {"max_train": 5000},
+    "cnn_small": {"epochs": 10, "patience": 3},
+    "stacked_ae_softmax": {"pretrain_epochs": 5, "epochs": 20},
+}
+_CLASSICAL = ("identity", "median", "gaussian_blur", "tv_chambolle", "wavelet", "nlm", "bm3d_torch", "bm3d")
+
+
+@_named
+def reference(data_dir=None) -> Grid:
+    """MNIST and Fashion-MNIST (CIFAR-10 when found), 6 noises x 3 levels: about 3 h on 2 CPU cores.
+
+    Every classical filter and the strongest networks, 2,000 test images, ``train_levels="auto"``.
+    """
+    datasets = ["mnist", "fashion-mnist"] + ["cifar10"] * _has_local("cifar10", data_dir)
+    denoisers, note = _installed_only([n for n in (*_CLASSICAL, *_REFERENCE_NETWORKS) if n in DENOISERS])
+    classifiers = [n for n in ("cnn_small", "svm_rbf", "stacked_ae_softmax") if n in CLASSIFIERS]
+    entries = set(denoisers) | set(classifiers)
+    return Grid.build(
+        name="reference",
+        datasets=datasets,
+        noises={
+            "gaussian": [0.1, 0.3, 0.5],
+            "salt_pepper": [0.05, 0.1, 0.3],
+            "masking": [0.2, 0.5, 0.7],
+            "impulse": [0.1, 0.3, 0.5],
+            "poisson": [10.0, 30.0, 100.0],
+            "speckle": [0.2, 0.5, 1.0],
+        },  # fmt: skip
+        denoisers=denoisers,
+        classifiers=classifiers,
+        n_train=10000,
+        n_test=2000,
+        train_levels="auto",
+        params={n: p for n, p in _REFERENCE_PARAMS.items() if n in entries},
+        description="the reference run: 2,000 test images, reduced budgets; about 3 hours on a 2-core CPU" + note,
+    )
+
+
+def _installed_only(names) -> tuple[list[str], str]:
+    """The entries whose optional packages (``requires``) are installed, and a note naming the
+    others: a named grid leaves them out rather than fail their cells (naming one with
+    ``--denoisers`` still runs it, and its cells say what to install)."""
+    missing = [n for n in names if DENOISERS.entry(n).missing_packages]
+    note = f"; not installed, left out: {', '.join(missing)}" if missing else ""
+    return [n for n in names if n not in missing], note
+
+
+def _budget_params(budget: str) -> dict[str, dict[str, Any]]:
+    """Per-entry settings a grid budget asks for, from each entry's ``budgets`` attribute."""
+    out = {}
+    for registry in (DENOISERS, CLASSIFIERS):
+        for name in registry.names():
+            budgets = registry.entry(name).budgets
+            if budget in budgets:
+                out[name] = dict(budgets[budget])
+    return out
+
+
+def _runs_in(budgets: dict[str, dict[str, Any]], budget: str) -> bool:
+    """An entry declaring budgets runs in the grids they name; one declaring none runs in every grid."""
+    return not budgets or budget in budgets
