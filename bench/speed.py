@@ -243,12 +243,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-images", type=int, default=4096, help="28x28 images per timed batch (default 4096)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats; medians are shown (default 3)")
     parser.add_argument("--quick", action="store_true", help="small batches and one repeat (a smoke test)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    # One thread by default: every reference runs on one core, so the ratios compare like with
+    # like; and on a shared 2-core machine two torch threads measured up to 100x slower.
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1, as the references)")
     args = parser.parse_args([] if argv is None else argv)
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f"--threads {args.threads} is invalid; expected an integer >= 1")
-        torch.set_num_threads(args.threads)
+    if args.threads < 1:
+        raise ValueError(f"--threads {args.threads} is invalid; expected an integer >= 1")
+    torch.set_num_threads(args.threads)
     if args.n_images < 1 or args.repeats < 1:
         raise ValueError(f"--n-images {args.n_images} and --repeats {args.repeats} must both be integers >= 1")
     devices = _devices(args.device)
