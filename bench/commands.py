@@ -1,0 +1,262 @@
+"""What each ``python -m bench`` subcommand does; ``bench.cli`` parses the arguments.
+
+Every function takes the parsed ``argparse.Namespace`` and returns the exit status; bad input
+raises ValueError (the CLI prints it as one line and exits 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "command_run",
+    "command_plan",
+    "command_reproduce",
+    "command_list",
+    "command_scaling",
+    "command_compare",
+    "command_check_entry",
+    "command_report",
+    "command_env",
+    "executor_spec",
+]
+
+
+def executor_spec(args: argparse.Namespace):
+    """The ``ExecutorSpec`` the options ask for (ValueError on bad values)."""
+    from bench.executors import ExecutorSpec
+
+    return ExecutorSpec(
+        name=args.executor, workers=args.workers, threads=getattr(args, "threads", None),
+        scheduler=getattr(args, "scheduler", None), slurm_partition=getattr(args, "slurm_partition", None),
+        slurm_time=getattr(args, "slurm_time", "04:00:00"), slurm_memory=getattr(args, "slurm_memory", "16GB"),
+        gpus_per_job=getattr(args, "gpus_per_job", 0), jobs=getattr(args, "jobs", 1),
+    )  # fmt: skip
+
+
+def _grid_from_args(args: argparse.Namespace):
+    """The grid the options name, narrowed and seeded (ValueError on bad input)."""
+    from bench.grids import resolve_grid
+
+    grid = resolve_grid(args.grid, data_dir=args.data_dir)
+    narrowed = grid.narrow(
+        datasets=args.datasets, noises=args.noises, denoisers=args.denoisers, classifiers=args.classifiers, params=_settings(args.set),
+        levels=args.levels, n_train=args.n_train, n_test=args.n_test,
+    )  # fmt: skip
+    if narrowed.datasets != grid.datasets:  # the named grid's description may no longer hold
+        narrowed = replace(narrowed, description="")
+    return narrowed if args.seed is None else replace(narrowed, seed=args.seed)
+
+
+def command_run(args: argparse.Namespace) -> int:
+    from bench.runner import run_grid
+
+    if args.grid == "seeds":
+        return _run_seeds(args)
+    from models.training import tune_cpu_allocator
+
+    grid = _grid_from_args(args)
+    spec = executor_spec(args)
+    if args.against:
+        from bench.against import against_grid_name, check_matches, reference_spec
+
+        check_matches(grid, reference_spec(args.against), args.against)
+        grid = replace(grid, name=against_grid_name(grid))
+    tune_cpu_allocator()  # process-wide: this process is the benchmark
+    cells = len(grid.cells())
+    print(
+        f"grid {grid.name}: {cells} cells ({len(grid.datasets)} datasets, {len(grid.denoisers)} denoisers) -> {args.out}/{grid.name}/"
+    )
+    if grid.description:
+        print(f"  {grid.description}")
+    summary = run_grid(
+        grid, out_dir=args.out, data_dir=args.data_dir, download=args.download, device=args.device, argv=sys.argv[1:],
+        executor=spec, cache_dir=args.cache_dir, checkpoint_every=args.checkpoint_every,
+        estimate=None if args.no_estimate else _estimate_line(grid, spec), plugins=args.plugin,
+        start_from=args.against,
+    )  # fmt: skip
+    if args.against:
+        _rank_against(summary.out_dir, grid.denoisers)
+    print(
+        f"{'interrupted' if summary.interrupted else 'done'} in {summary.seconds:.1f} s: {summary.ok} ok, "
+        f"{summary.failed} failed, {summary.skipped} already done; leaderboard: {summary.out_dir / 'leaderboard.csv'}"
+    )
+    return summary.exit_code
+
+
+def _rank_against(run_dir: Path, denoisers) -> None:
+    from bench.against import format_ranking, ranking
+    from bench.store import Store
+
+    with Store(run_dir / "store.sqlite") as store:
+        frame = ranking(store, list(denoisers))
+    frame.to_csv(run_dir / "against.csv", index=False, float_format="%.6g")
+    print(format_ranking(frame))
+    print(f"ranking: {run_dir / 'against.csv'}; every row, the reference's too: {run_dir / 'report.html'}")
+
+
+def _plan(args: argparse.Namespace, grid, spec):
+    from bench.plan import make_plan
+    from bench.store import Store
+    from bench.work import RunContext
+
+    run_dir = Path(args.out) / grid.name
+    store_path = run_dir / "store.sqlite"
+    done = set()
+    if store_path.is_file():
+        with Store(store_path) as store:
+            done = store.finished_keys()
+    context = RunContext(
+        base_seed=grid.seed, n_train=grid.n_train, n_test=grid.n_test, device=args.device,
+        cache_dir=str(run_dir / "cache"), data_dir=args.data_dir,
+    )  # fmt: skip
+    return make_plan(grid, context=context, workers=spec.workers, threads=spec.cpu_threads(), done=done), store_path
+
+
+def _estimate_line(grid, spec):
+    """The plan's one-line estimate, for ``run`` to print once its executor is up."""
+    from bench.plan import make_plan, summary_line
+
+    def estimate(context, done) -> str:
+        return summary_line(
+            make_plan(grid, context=context, workers=spec.workers, threads=spec.cpu_threads(), done=done)
+        )
+
+    return estimate
+
+
+def command_plan(args: argparse.Namespace) -> int:
+    from bench.plan import format_plan
+
+    if args.grid == "seeds":
+        raise ValueError("plan takes a grid of cells; the seed protocols ('--grid seeds') have no plan")
+    grid = _grid_from_args(args)
+    plan, store_path = _plan(args, grid, executor_spec(args))
+    print(format_plan(plan, store_path))
+    return 0
+
+
+def _settings(settings: list[tuple[str, str, Any]]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for name, key, value in settings:
+        out.setdefault(name, {})[key] = value
+    return out
+
+
+def _run_seeds(args: argparse.Namespace) -> int:
+    """``run --grid seeds``: every seed protocol, the full budget on CUDA and quick elsewhere."""
+    from bench.core import resolve_device
+
+    budget = "full" if resolve_device(args.device).type == "cuda" else "quick"
+    print(
+        f"grid seeds: every seed report's protocol, budget {budget} ('python -m bench reproduce all --budget ...' to choose) -> {args.out}/seeds/"
+    )
+    args = argparse.Namespace(
+        report="all", budget=budget, out=args.out, data_dir=args.data_dir, device=args.device, seed=args.seed or 0
+    )
+    return command_reproduce(args)
+
+
+def command_reproduce(args: argparse.Namespace) -> int:
+    import time
+
+    from bench.seeds import resolve_reports, run_all
+
+    start = time.perf_counter()
+    results = run_all(reports=resolve_reports(args.report), budget=args.budget, data_dir=args.data_dir, device=args.device,
+                      seed=args.seed, out_dir=args.out, log=print)  # fmt: skip
+    for report, result in results.items():
+        print(
+            f"seed {report}: "
+            + (
+                f"failed: {result}"
+                if isinstance(result, str)
+                else f"{len(result)} rows -> {args.out}/seeds/{report}.csv"
+            )
+        )
+    failed = sum(isinstance(r, str) for r in results.values())
+    print(f"done in {time.perf_counter() - start:.1f} s: {len(results) - failed} ok, {failed} failed")
+    return 1 if failed else 0
+
+
+def command_list(args: argparse.Namespace) -> int:
+    from bench.named_grids import NAMED_GRIDS
+    from bench.registry import CLASSIFIERS, DATASETS, DENOISERS, NOISES
+
+    for title, registry in (
+        ("denoisers", DENOISERS),
+        ("classifiers", CLASSIFIERS),
+        ("datasets", DATASETS),
+        ("noises", NOISES),
+    ):
+        print(f"{title}:")
+        for name in registry.names():
+            entry = registry.entry(name)
+            print(f"  {name:<22} {entry.description}  [{entry.source}]")
+    print("grids:")
+    for name, fn in NAMED_GRIDS.items():
+        print(f"  {name:<22} {(fn.__doc__ or '').strip().splitlines()[0]}")
+    print(
+        f"  {'seeds':<22} each seed report's experiments under its own protocol, published vs ours (python -m bench reproduce)"
+    )
+    return 0
+
+
+def command_scaling(args: argparse.Namespace) -> int:
+    from bench.grids import resolve_grid
+    from bench.scaling import classical_cells, format_scaling, measure
+
+    grid = classical_cells(resolve_grid(args.grid, data_dir=args.data_dir).narrow(datasets=args.datasets))
+    print(f"grid {grid.name}: {len(grid.cells())} classical cells, no classifiers")
+    print(format_scaling(measure(grid, workers=args.workers, data_dir=args.data_dir, dask=not args.no_dask)))
+    return 0
+
+
+def command_compare(args: argparse.Namespace) -> int:
+    from bench.report.compare import main_compare
+
+    return main_compare(args.run_a, args.run_b)
+
+
+def command_check_entry(args: argparse.Namespace) -> int:
+    from bench.contract import check_entry
+
+    checks = check_entry(args.name)
+    for check in checks:
+        print(f"{'ok  ' if check.ok else 'FAIL'} {check.name}" + (f": {check.message}" if check.message else ""))
+    failed = sum(not c.ok for c in checks)
+    print(
+        f"{args.name}: {len(checks) - failed} of {len(checks)} checks passed"
+        + ("" if failed else "; fit to be benchmarked")
+    )
+    return 1 if failed else 0
+
+
+def command_report(args: argparse.Namespace) -> int:
+    from bench.report import rebuild
+
+    for path in rebuild(args.run_dir):
+        print(path)
+    return 0
+
+
+def command_env(args: argparse.Namespace) -> int:
+    import torch
+
+    from bench.core import resolve_device, versions
+    from bench.data import find, search_path
+    from bench.registry import DATASETS
+
+    for name, version in versions().items():
+        print(f"{name:<14} {version}")
+    cuda = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "not available"
+    print(f"{'device':<14} {resolve_device('auto')} (CUDA: {cuda}; {torch.get_num_threads()} CPU threads)")
+    print(f"{'data search':<14} {', '.join(str(p) for p in search_path(args.data_dir))}")
+    for name in DATASETS.names():
+        where = "embedded" if name == "digits" else (find(name, args.data_dir) or "not found (use --download)")
+        print(f"  {name:<12} {where}")
+    return 0
