@@ -163,6 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reproduce.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
     reproduce.add_argument("--seed", type=int, default=0, help="base seed of every random draw (default: 0)")
+    reproduce.add_argument("--set", type=_setting, action="append", default=[], metavar="NAME.KEY=VALUE",
+                           help="a parameter of an entry the seed's grids run, e.g. median.tune_images=4 (repeatable)")  # fmt: skip
+    reproduce.add_argument("--executor", default="local", help="local | dask | slurm (default: local)")
+    reproduce.add_argument(
+        "--workers", type=int, default=1, help="worker processes (local) or LocalCluster workers (dask)"
+    )
+    _add_executor_options(reproduce)
     env = commands.add_parser("env", help="versions, device and where data was found")
     env.add_argument("--data-dir", help="also search this folder")
     return parser

@@ -147,40 +147,36 @@ def _settings(settings: list[tuple[str, str, Any]]) -> dict[str, dict[str, Any]]
     return out
 
 
+def _seed_narrowing(args: argparse.Namespace) -> dict[str, Any]:
+    """The grid options of ``run`` as the seed protocols take them (all but --set are rejected there)."""
+    names = ("datasets", "noises", "denoisers", "levels", "classifiers", "n_train", "n_test")
+    return {name: getattr(args, name, None) for name in names} | {"params": _settings(getattr(args, "set", []))}
+
+
 def _run_seeds(args: argparse.Namespace) -> int:
     """``run --grid seeds``: every seed protocol, the full budget on CUDA and quick elsewhere."""
     from bench.core import resolve_device
+    from bench.seeds import resolve_reports, run_experiments
 
     budget = "full" if resolve_device(args.device).type == "cuda" else "quick"
     print(
         f"grid seeds: every seed report's protocol, budget {budget} ('python -m bench reproduce all --budget ...' to choose) -> {args.out}/seeds/"
     )
-    args = argparse.Namespace(
-        report="all", budget=budget, out=args.out, data_dir=args.data_dir, device=args.device, seed=args.seed or 0
-    )
-    return command_reproduce(args)
+    return run_experiments(
+        resolve_reports("all"), budget, out_dir=args.out, data_dir=args.data_dir, device=args.device, seed=args.seed or 0,
+        executor=executor_spec(args), cache_dir=args.cache_dir, checkpoint_every=args.checkpoint_every,
+        narrowing=_seed_narrowing(args), argv=sys.argv[1:],
+    )  # fmt: skip
 
 
 def command_reproduce(args: argparse.Namespace) -> int:
-    import time
+    from bench.seeds import resolve_reports, run_experiments
 
-    from bench.seeds import resolve_reports, run_all
-
-    start = time.perf_counter()
-    results = run_all(reports=resolve_reports(args.report), budget=args.budget, data_dir=args.data_dir, device=args.device,
-                      seed=args.seed, out_dir=args.out, log=print)  # fmt: skip
-    for report, result in results.items():
-        print(
-            f"seed {report}: "
-            + (
-                f"failed: {result}"
-                if isinstance(result, str)
-                else f"{len(result)} rows -> {args.out}/seeds/{report}.csv"
-            )
-        )
-    failed = sum(isinstance(r, str) for r in results.values())
-    print(f"done in {time.perf_counter() - start:.1f} s: {len(results) - failed} ok, {failed} failed")
-    return 1 if failed else 0
+    return run_experiments(
+        resolve_reports(args.report), args.budget, out_dir=args.out, data_dir=args.data_dir, device=args.device,
+        seed=args.seed, executor=executor_spec(args), cache_dir=args.cache_dir, checkpoint_every=args.checkpoint_every,
+        narrowing=_seed_narrowing(args), argv=sys.argv[1:],
+    )  # fmt: skip
 
 
 def command_list(args: argparse.Namespace) -> int:

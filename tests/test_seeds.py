@@ -257,3 +257,15 @@ def test_other_protocols_tiny(report, real_data_dir, tmp_path):
         assert svm.published.tolist() == [84.32] and "cannot have used 500" in svm.protocol_note.iloc[0]
     else:
         assert (tmp_path / "seeds" / "002_interpolation.png").stat().st_size > 1000
+
+
+def test_run_grid_seeds_rejects_narrowing_flags_with_one_line(tmp_path, capsys):
+    assert main(["run", "--grid", "seeds", "--datasets", "mnist", "--device", "cpu", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --datasets cannot narrow the seed protocols") and err.count("\n") == 1
+    assert (
+        main(["run", "--grid", "seeds", "--set", "dncnnn.depth=3", "--device", "cpu", "--out", str(tmp_path / "o")])
+        == 2
+    )
+    assert "--set names 'dncnnn': unknown denoiser" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
