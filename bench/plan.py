@@ -28,20 +28,10 @@ from bench.grids import Cell, Grid
 from bench.registry import CLASSIFIERS, DENOISERS
 from bench.work import CellRunner, ClassifierFit, RunContext, preload, training_noise
 
-__all__ = ["Plan", "make_plan", "format_plan", "planned_steps"]
+__all__ = ["Plan", "make_plan", "format_plan", "work_of"]
 
 PROBE_BATCH = 64  # test images per probe denoise/predict batch
-PROBE_METHOD = 2  # bump when the probe changes, so kept probe results are not reused
-
-
-def planned_steps(recipe, n: int) -> int:
-    """Optimizer steps a fit of ``recipe`` on ``n`` pairs takes (without early stopping)."""
-    from models.training import MAX_VALIDATION, MIN_IMAGES_FOR_VALIDATION
-
-    n_val = min(round(recipe.val_fraction * n), MAX_VALIDATION) if n >= MIN_IMAGES_FOR_VALIDATION else 0
-    n_fit = n - n_val
-    steps_per_epoch = max(1, n_fit // min(recipe.batch_size, n_fit))  # a last short batch joins the one before
-    return int(min(recipe.epochs * steps_per_epoch, recipe.max_steps or math.inf))
+PROBE_METHOD = 3  # bump when the probe changes, so kept probe results are not reused
 
 
 @dataclass
@@ -58,11 +48,13 @@ class Work:
 def work_of(model: Any, n_train: int) -> Work:
     """The work model of ``model``'s fit on ``n_train`` images (see the module docstring)."""
     params = model.get_params()
-    if hasattr(model, "recipe") and "max_steps" in params:
-        recipe = model.recipe()
-        steps = planned_steps(recipe, n_train)
-        seen = steps * recipe.batch_size
-        return Work("max_steps", (4, 12), steps, budget=f"{steps:,} steps x {recipe.batch_size} = {seen:,} images")
+    if hasattr(model, "planned_stage_steps") and "max_steps" in params:
+        # A probe at max_steps=k runs k steps in every stage, so the real fit is worth the
+        # stages' mean planned steps (exact when their steps cost the same).
+        stages, batch = model.planned_stage_steps(n_train), model.recipe().batch_size
+        steps = "+".join(f"{s:,}" for s in stages)
+        return Work("max_steps", (4, 12), sum(stages) / len(stages),
+                    budget=f"{steps} steps x {batch} = {sum(stages) * batch:,} images")  # fmt: skip
     if "max_train" in params:  # the kernel SVM: libsvm's time grows about as n^2
         n = min(params["max_train"] or n_train, n_train)
         return Work("max_train", (250, 1000), n, power=2.0, budget=f"{n:,} training images")

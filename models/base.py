@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from bench.estimator import Denoiser, as_float_images
 from bench.registry import DENOISERS
 from models.checkpoint import Checkpoints
-from models.training import Recipe, TrainResult, autocast, to_layout, train
+from models.training import Recipe, TrainResult, autocast, planned_steps, to_layout, train
 
 __all__ = ["NeuralDenoiser", "LatentInterpolation", "register", "seeded"]
 
@@ -143,6 +143,10 @@ class NeuralDenoiser(Denoiser):
             val_fraction=self.val_fraction,
             max_steps=self.max_steps,
         )
+
+    def planned_stage_steps(self, n: int) -> list[int]:
+        """Optimizer steps of each training stage on ``n`` pairs, before early stopping (``bench plan``)."""
+        return [planned_steps(self.recipe(), n)]
 
     # -- fit / denoise ---------------------------------------------------------------------
     def fit(self, noisy: Tensor, clean: Tensor, *, seed: int = 0, noise: Any = None) -> NeuralDenoiser:

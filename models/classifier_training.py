@@ -19,7 +19,7 @@ from bench.estimator import Classifier
 from models.base import seeded
 from models.checkpoint import Checkpoints
 from models.recipe import Recipe
-from models.training import autocast, run_training
+from models.training import autocast, planned_steps, run_training
 
 __all__ = ["check_training_data", "TorchClassifier", "recalibrate_batchnorm", "EVAL_BATCH"]
 
@@ -109,6 +109,10 @@ class TorchClassifier(Classifier):
         settings = {"lr": self.lr, "epochs": self.epochs, "batch_size": self.batch_size, "patience": self.patience}
         settings |= {"val_fraction": self.val_fraction, "max_steps": self.max_steps, "note": self.name}
         return Recipe(optimizer="adam", **(settings | overrides))
+
+    def planned_stage_steps(self, n: int) -> list[int]:
+        """Optimizer steps of each training stage on ``n`` images, before early stopping (``bench plan``)."""
+        return [planned_steps(self.recipe(), n)]
 
     def fit(self, images: Tensor, labels: Tensor, *, seed: int = 0) -> TorchClassifier:
         check_training_data(images, labels, self.name)

@@ -25,7 +25,7 @@ from bench.registry import CLASSIFIERS
 from models.base import seeded
 from models.checkpoint import Checkpoints
 from models.classifier_training import EVAL_BATCH, TorchClassifier
-from models.training import autocast, run_training
+from models.training import autocast, planned_steps, run_training
 
 __all__ = ["StackedAESoftmax", "few_label_indices"]
 
@@ -152,6 +152,12 @@ class StackedAESoftmax(TorchClassifier):
             encoder = self.build(tuple(images.shape[1:]), 2).encoder.to(images.device)
             self._pretrain(encoder, images, generator, None)
         return encoder
+
+    def planned_stage_steps(self, n: int) -> list[int]:
+        """Each layer's pretraining on all ``n`` images, then the softmax on the labelled ones."""
+        pretrain = self.recipe(lr=self.pretrain_lr, epochs=self.pretrain_epochs, patience=None, val_fraction=0.0)
+        labelled = n if self.labels_per_class is None else min(n, 10 * self.labels_per_class)  # ten classes
+        return [planned_steps(pretrain, n)] * len(self.hidden) + [planned_steps(self.recipe(), labelled)]
 
     def _pretrain(
         self, encoder: nn.Module, images: Tensor, generator: torch.Generator, checkpoints: Checkpoints | None

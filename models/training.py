@@ -152,6 +152,24 @@ def split_validation(n: int, fraction: float, seed: int, device: torch.device) -
     return perm[n_val:].to(device), perm[:n_val].to(device)
 
 
+def planned_steps(recipe: Recipe, n: int) -> int:
+    """Optimizer steps ``run_training`` plans for ``recipe`` on ``n`` pairs, before early stopping.
+
+    The same rules as the engine's: ``split_validation``'s hold-out, ``_batches``' merge of a
+    last one-image batch, ``recipe.max_steps``. ``bench plan`` multiplies a probed step cost by it.
+
+    >>> planned_steps(Recipe(epochs=3, batch_size=8), 1000)  # 900 pairs after the hold-out
+    339
+    """
+    n_val = min(round(recipe.val_fraction * n), MAX_VALIDATION) if n >= MIN_IMAGES_FOR_VALIDATION else 0
+    n_fit = n - n_val
+    batch = min(recipe.batch_size, n_fit)
+    per_epoch = math.ceil(n_fit / batch)
+    if per_epoch > 1 and n_fit % batch == 1:
+        per_epoch -= 1
+    return int(min(recipe.epochs * per_epoch, recipe.max_steps or math.inf))
+
+
 def _batches(order: Tensor, batch_size: int) -> list[Tensor]:
     batches = list(order.split(batch_size))
     if len(batches) > 1 and len(batches[-1]) < 2:  # batch norm cannot train on one image

@@ -4,16 +4,20 @@ import pytest
 
 from bench.cli import main
 from bench.grids import Grid
-from bench.plan import Plan, make_plan, planned_steps, work_of
+from bench.plan import Plan, make_plan, work_of
 from bench.registry import CLASSIFIERS, DENOISERS
 from bench.work import RunContext
+from models.training import planned_steps
 
 
 def test_planned_steps_follow_the_validation_rule_and_the_step_cap():
     from models.recipe import Recipe
 
-    # 1,000 pairs: 100 held out, 900 left in batches of 8 -> 112 steps an epoch (the short last batch joins).
-    assert planned_steps(Recipe(epochs=3, batch_size=8), 1000) == 3 * 112
+    # 1,000 pairs: 100 held out, 900 left in batches of 8 -> 113 steps an epoch (the last holds 4).
+    assert planned_steps(Recipe(epochs=3, batch_size=8), 1000) == 3 * 113
+    assert (
+        planned_steps(Recipe(epochs=1, batch_size=8), 997) == 112
+    )  # 897 pairs: the last one-image batch joins the one before
     assert planned_steps(Recipe(epochs=3, batch_size=8, max_steps=50), 1000) == 50
     assert planned_steps(Recipe(epochs=2, batch_size=128, val_fraction=0.1), 50) == 2  # too few to hold any out
 
@@ -25,6 +29,9 @@ def test_work_models_name_the_knob_that_scales_each_fit():
     assert work_of(CLASSIFIERS.create("svm_rbf", max_train=500), 1000).power == 2.0
     assert work_of(DENOISERS.create("median", tune_images=64), 1000).knob == "tune_images"
     assert work_of(DENOISERS.create("identity"), 1000).knob is None
+    # Few labels: three pretraining stages on every image, then the softmax on ten images.
+    few = work_of(CLASSIFIERS.create("stacked_ae_softmax_1label", pretrain_epochs=2, epochs=5, batch_size=32), 1000)
+    assert few.real == (3 * 2 * 32 + 5 * 1) / 4 and "64+64+64+5 steps" in few.budget
 
 
 def test_makespan_schedules_longest_units_first():
