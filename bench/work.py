@@ -118,6 +118,11 @@ def run_unit(context: RunContext, unit: ClassifierFit | FitGroup, threads: int |
     runner = _RUNNERS.get(context.key)
     if runner is None:
         from bench.plugins import import_plugin
+        from models.training import tune_cpu_allocator
+
+        # A worker process is all benchmark: keep freed memory in the heap (Dask's nanny sets
+        # MALLOC_TRIM_THRESHOLD_ low, which made every batch pay page faults: 2x slower cells).
+        tune_cpu_allocator()
 
         for plugin in context.plugins:
             import_plugin(plugin)
