@@ -111,6 +111,35 @@ def _add_executor_options(run: argparse.ArgumentParser) -> None:
                      help="seconds between mid-fit checkpoints of neural fits (default: 300)")  # fmt: skip
 
 
+def _add_reproduce(commands) -> None:
+    """``reproduce SEED``: a seed report's declared experiments, published numbers beside ours."""
+    reproduce = commands.add_parser(
+        "reproduce", help="re-run a seed report's experiments: results/seeds/SEED.csv, published vs ours"
+    )
+    reproduce.add_argument("report", help="000 | 001 | 002 | 003 | 004 | all")
+    reproduce.add_argument(
+        "--budget",
+        default="quick",
+        help="tiny (seconds) | quick (minutes on a CPU) | full (the report's protocol, a GPU); default quick",
+    )
+    reproduce.add_argument(
+        "--out", default="results", help="output folder; tables go to OUT/seeds/ (default: results/)"
+    )
+    reproduce.add_argument(
+        "--data-dir",
+        help="folder with dataset files (else $BENCH_DATA_DIR, ~/.cache/denoise-bench, /usr/share/datasets)",
+    )
+    reproduce.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
+    reproduce.add_argument("--seed", type=int, default=0, help="base seed of every random draw (default: 0)")
+    reproduce.add_argument("--set", type=_setting, action="append", default=[], metavar="NAME.KEY=VALUE",
+                           help="a parameter of an entry the seed's grids run, e.g. median.tune_images=4 (repeatable)")  # fmt: skip
+    reproduce.add_argument("--executor", default="local", help="local | dask | slurm (default: local)")
+    reproduce.add_argument(
+        "--workers", type=int, default=1, help="worker processes (local) or LocalCluster workers (dask)"
+    )
+    _add_executor_options(reproduce)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m bench", description="Benchmark image denoisers and what they do for classifiers.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -145,31 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("run_b", metavar="RUN_B", help="the run folder compared with RUN_A")
     # `speed` parses its own options (bench.speed: --device, --n-images, --repeats, --threads, --quick).
     commands.add_parser("speed", help="every classical entry's and metric's images/s beside its reference, as ratios")
-    reproduce = commands.add_parser(
-        "reproduce", help="re-run a seed report's experiments: results/seeds/SEED.csv, published vs ours"
-    )
-    reproduce.add_argument("report", help="000 | 001 | 002 | 003 | 004 | all")
-    reproduce.add_argument(
-        "--budget",
-        default="quick",
-        help="tiny (seconds) | quick (minutes on a CPU) | full (the report's protocol, a GPU); default quick",
-    )
-    reproduce.add_argument(
-        "--out", default="results", help="output folder; tables go to OUT/seeds/ (default: results/)"
-    )
-    reproduce.add_argument(
-        "--data-dir",
-        help="folder with dataset files (else $BENCH_DATA_DIR, ~/.cache/denoise-bench, /usr/share/datasets)",
-    )
-    reproduce.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
-    reproduce.add_argument("--seed", type=int, default=0, help="base seed of every random draw (default: 0)")
-    reproduce.add_argument("--set", type=_setting, action="append", default=[], metavar="NAME.KEY=VALUE",
-                           help="a parameter of an entry the seed's grids run, e.g. median.tune_images=4 (repeatable)")  # fmt: skip
-    reproduce.add_argument("--executor", default="local", help="local | dask | slurm (default: local)")
-    reproduce.add_argument(
-        "--workers", type=int, default=1, help="worker processes (local) or LocalCluster workers (dask)"
-    )
-    _add_executor_options(reproduce)
+    _add_reproduce(commands)
     env = commands.add_parser("env", help="versions, device and where data was found")
     env.add_argument("--data-dir", help="also search this folder")
     return parser

@@ -57,6 +57,8 @@ from torch import Tensor, nn
 
 from bench.noise import derive_seed
 from models import checkpoint
+from models.budget import batches as _batches
+from models.budget import planned_steps, split_validation
 from models.checkpoint import Best, Checkpoints, EpochInProgress
 from models.layers import autocast, to_layout, tune_cpu_allocator
 from models.recipe import Recipe, loss_value, make_optimizer, schedule_factor
@@ -79,13 +81,6 @@ log = logging.getLogger("bench.training")
 
 #: Optimizer steps before a collapsed-looking model is acted upon.
 COLLAPSE_MIN_STEPS = 100
-#: Cap on held-out images: 2,048 pin a validation loss down well, and validating 6,000
-#: images every epoch would cost a slow CPU model more than its time budget.
-MAX_VALIDATION = 2048
-#: Below this many images nothing is held out (the fit is scored on its training pool): a
-#: handful of held-out images says nothing, and few-label training must use every label.
-MIN_IMAGES_FOR_VALIDATION = 100
-
 #: ``batch_loss(net, indices, generator) -> scalar loss``; ``generator`` is the loop's.
 BatchLoss = Callable[[nn.Module, Tensor, torch.Generator], Tensor]
 #: ``validation(indices, held_out) -> score or None``: prepares scoring on those images (the
@@ -138,45 +133,6 @@ def collapse_reason(
     return None
 
 
-def split_validation(n: int, fraction: float, seed: int, device: torch.device) -> tuple[Tensor, Tensor]:
-    """Seeded (train, validation) indices of ``range(n)``: the one validation rule.
-
-    ``round(fraction * n)`` images are held out, at most MAX_VALIDATION, and none below
-    MIN_IMAGES_FOR_VALIDATION images; holding none out, both are the whole pool.
-    """
-    n_val = min(round(fraction * n), MAX_VALIDATION) if n >= MIN_IMAGES_FOR_VALIDATION else 0
-    if n_val == 0:
-        everything = torch.arange(n, device=device)
-        return everything, everything
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(derive_seed(seed, "validation split")))
-    return perm[n_val:].to(device), perm[:n_val].to(device)
-
-
-def planned_steps(recipe: Recipe, n: int) -> int:
-    """Optimizer steps ``run_training`` plans for ``recipe`` on ``n`` pairs, before early stopping.
-
-    The same rules as the engine's: ``split_validation``'s hold-out, ``_batches``' merge of a
-    last one-image batch, ``recipe.max_steps``. ``bench plan`` multiplies a probed step cost by it.
-
-    >>> planned_steps(Recipe(epochs=3, batch_size=8), 1000)  # 900 pairs after the hold-out
-    339
-    """
-    n_val = min(round(recipe.val_fraction * n), MAX_VALIDATION) if n >= MIN_IMAGES_FOR_VALIDATION else 0
-    n_fit = n - n_val
-    batch = min(recipe.batch_size, n_fit)
-    per_epoch = math.ceil(n_fit / batch)
-    if per_epoch > 1 and n_fit % batch == 1:
-        per_epoch -= 1
-    return int(min(recipe.epochs * per_epoch, recipe.max_steps or math.inf))
-
-
-def _batches(order: Tensor, batch_size: int) -> list[Tensor]:
-    batches = list(order.split(batch_size))
-    if len(batches) > 1 and len(batches[-1]) < 2:  # batch norm cannot train on one image
-        batches[-2:] = [torch.cat(batches[-2:])]
-    return batches
-
-
 def _json_number(value: float) -> float | None:
     """The value, or None for NaN/inf (a diverged run), so histories stay valid JSON."""
     return value if math.isfinite(value) else None
@@ -212,8 +168,7 @@ class _Engine:
             f"{len(val_idx)} held-out images" if held_out else f"the {n} training images" if self.score else "none"
         )
         self.batch_size = min(recipe.batch_size, len(self.train_idx))
-        steps_per_epoch = len(_batches(self.train_idx, self.batch_size))
-        self.planned_steps = min(recipe.epochs * steps_per_epoch, recipe.max_steps or math.inf)
+        self.planned_steps = planned_steps(recipe, n)
         self.net, self.lr = net, recipe.lr
         self.optimizer = make_optimizer(recipe, _trainable(net), self.lr)
         self.step, self.epoch, self.last_epoch, self.schedule_step = 0, 0, recipe.epochs, 0

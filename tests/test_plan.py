@@ -7,7 +7,7 @@ from bench.grids import Grid
 from bench.plan import Plan, make_plan, work_of
 from bench.registry import CLASSIFIERS, DENOISERS
 from bench.work import RunContext
-from models.training import planned_steps
+from models.budget import planned_steps
 
 
 def test_planned_steps_follow_the_validation_rule_and_the_step_cap():

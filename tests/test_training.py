@@ -150,7 +150,7 @@ def test_long_fits_log_progress_and_short_ones_stay_quiet(caplog, monkeypatch):
 
 
 def test_one_validation_rule_for_every_fit():
-    from models.training import MAX_VALIDATION, split_validation
+    from models.budget import MAX_VALIDATION, split_validation
 
     cpu = torch.device("cpu")
     train_idx, val_idx = split_validation(1000, 0.1, 0, cpu)

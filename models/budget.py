@@ -1,0 +1,63 @@
+"""The budget rules of the one training engine: the validation hold-out, batches, planned steps.
+
+``models.training.run_training`` follows them, and ``bench plan`` uses ``planned_steps`` to
+turn a probed step cost into a fit's cost, so the two can never disagree.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from bench.noise import derive_seed
+from models.recipe import Recipe
+
+__all__ = ["MAX_VALIDATION", "MIN_IMAGES_FOR_VALIDATION", "split_validation", "batches", "planned_steps"]
+
+#: Cap on held-out images: 2,048 pin a validation loss down well, and validating 6,000
+#: images every epoch would cost a slow CPU model more than its time budget.
+MAX_VALIDATION = 2048
+#: Below this many images nothing is held out (the fit is scored on its training pool): a
+#: handful of held-out images says nothing, and few-label training must use every label.
+MIN_IMAGES_FOR_VALIDATION = 100
+
+
+def split_validation(n: int, fraction: float, seed: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """Seeded (train, validation) indices of ``range(n)``: the one validation rule.
+
+    ``round(fraction * n)`` images are held out, at most MAX_VALIDATION, and none below
+    MIN_IMAGES_FOR_VALIDATION images; holding none out, both are the whole pool.
+    """
+    n_val = min(round(fraction * n), MAX_VALIDATION) if n >= MIN_IMAGES_FOR_VALIDATION else 0
+    if n_val == 0:
+        everything = torch.arange(n, device=device)
+        return everything, everything
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(derive_seed(seed, "validation split")))
+    return perm[n_val:].to(device), perm[:n_val].to(device)
+
+
+def planned_steps(recipe: Recipe, n: int) -> int:
+    """Optimizer steps ``run_training`` plans for ``recipe`` on ``n`` pairs, before early stopping.
+
+    The same rules as the engine's: ``split_validation``'s hold-out, ``batches``' merge of a
+    last one-image batch, ``recipe.max_steps``. ``bench plan`` multiplies a probed step cost by it.
+
+    >>> planned_steps(Recipe(epochs=3, batch_size=8), 1000)  # 900 pairs after the hold-out
+    339
+    """
+    n_val = min(round(recipe.val_fraction * n), MAX_VALIDATION) if n >= MIN_IMAGES_FOR_VALIDATION else 0
+    n_fit = n - n_val
+    batch = min(recipe.batch_size, n_fit)
+    per_epoch = math.ceil(n_fit / batch)
+    if per_epoch > 1 and n_fit % batch == 1:
+        per_epoch -= 1
+    return int(min(recipe.epochs * per_epoch, recipe.max_steps or math.inf))
+
+
+def batches(order: Tensor, batch_size: int) -> list[Tensor]:
+    batches = list(order.split(batch_size))
+    if len(batches) > 1 and len(batches[-1]) < 2:  # batch norm cannot train on one image
+        batches[-2:] = [torch.cat(batches[-2:])]
+    return batches
