@@ -75,13 +75,14 @@ def run(
 
     options = {key: narrow.pop(key) for key in ("device", "data_dir", "seed") if key in narrow}
     grid = grid if isinstance(grid, Grid) else resolve_grid(str(grid), data_dir=options.get("data_dir"))
-    names, settings, modules = [], dict(params or {}), []
+    names, settings, modules, in_main = [], dict(params or {}), [], False
     for denoiser in denoisers or []:
         name, own, module = _register(denoiser)
         names.append(name)
         settings[name] = {**own, **settings.get(name, {})}
         modules += [module] if module else []
-    if workers > 1 and any(not isinstance(d, str) and _register(d)[2] is None for d in denoisers or []):
+        in_main |= not isinstance(denoiser, str) and module is None
+    if workers > 1 and in_main:
         raise ValueError(
             "denoisers defined in __main__ cannot reach worker processes; define them in a module or use workers=1"
         )

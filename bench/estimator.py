@@ -175,7 +175,8 @@ class Estimator:
 
     def load_fitted(self, tensors: dict[str, Tensor], state: dict[str, Any], device: Any) -> Estimator:
         """Restore a fit saved from ``fitted_tensors`` and ``fitted_state``; returns self."""
-        raise NotImplementedError(f"{self._label()} is not cacheable: it defines no load_fitted")
+        # Not a stub: an estimator without its own load_fitted has no cached fit to restore.
+        raise TypeError(f"{self._label()} is not cacheable: it defines no load_fitted")
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())

@@ -240,7 +240,7 @@ def slurm_cluster(spec: ExecutorSpec):
 class DaskExecutor(Executor):
     """Dask distributed: join ``spec.scheduler``, or start a LocalCluster or a SLURMCluster."""
 
-    def __init__(self, spec: ExecutorSpec, *, gpu: bool = False, log: Callable[[str], None] = print) -> None:
+    def __init__(self, spec: ExecutorSpec, *, gpu: bool = False) -> None:
         try:
             import dask
             from distributed import Client, LocalCluster
@@ -248,7 +248,7 @@ class DaskExecutor(Executor):
             raise ImportError("--executor dask needs Dask distributed: pip install 'denoise-bench[dist]'") from None
         # A task whose worker dies is rescheduled; after RETRIES more deaths it fails (KilledWorker).
         dask.config.set({"distributed.scheduler.allowed-failures": RETRIES})
-        self.cluster, self._futures, self._log = None, [], log
+        self.cluster, self._futures = None, []
         self.threads = spec.threads
         if spec.scheduler:
             self.client = _connect(Client, spec.scheduler)
@@ -309,4 +309,4 @@ def make_executor(spec: ExecutorSpec, *, gpu: bool = False, log: Callable[[str],
         return InProcess(spec.threads)
     if spec.name == "local":
         return LocalProcesses(spec.workers, spec.cpu_threads(), log)
-    return DaskExecutor(spec, gpu=gpu, log=log)
+    return DaskExecutor(spec, gpu=gpu)

@@ -97,7 +97,7 @@ def test_declared_hooks_have_defaults_that_mean_not_there():
         model.check_fitted()
     assert not model.cacheable and not cache.is_cacheable(model)
     assert (model.fitted_state(), model.fitted_tensors()) == (None, {})
-    with pytest.raises(NotImplementedError, match="Plain is not cacheable"):
+    with pytest.raises(TypeError, match="Plain is not cacheable"):
         model.load_fitted({}, {}, "cpu")
     assert not cache.is_cacheable(object())
 
