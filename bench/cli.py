@@ -167,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plugin_option(check)
     report = commands.add_parser("report", help="rebuild the CSVs and HTML of a run folder from its store")
     report.add_argument("run_dir", help="a folder written by 'run', e.g. results/quick")
+    report.add_argument(
+        "--readme", metavar="PATH", help="also rewrite the leaderboard excerpt block of this README from the run's CSVs"
+    )
     compare = commands.add_parser(
         "compare", help="per-cell PSNR, SSIM and accuracy differences of two run folders (B minus A)"
     )

@@ -234,9 +234,14 @@ def command_check_entry(args: argparse.Namespace) -> int:
 
 def command_report(args: argparse.Namespace) -> int:
     from bench.report import rebuild
+    from bench.report.excerpt import readme_block, readme_excerpt, update_readme
 
+    if args.readme:
+        readme_block(args.readme)  # a README without the block is refused before anything is rewritten
     for path in rebuild(args.run_dir):
         print(path)
+    if args.readme:
+        print(update_readme(args.readme, readme_excerpt(args.run_dir)))
     return 0
 
 

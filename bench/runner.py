@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import cache
-from bench.core import one_line, resolve_device, versions
+from bench.core import machine, one_line, resolve_device, versions
 from bench.data import load
 from bench.executors import ExecutorSpec, UnitFailure, make_executor
 from bench.grids import Cell, Grid
@@ -140,7 +140,12 @@ def _run_store(
             log(f"{summary.skipped} of {len(cells)} cells already in {run_dir / 'store.sqlite'}; running {len(todo)}")
         log(f"executor: {engine.description}")
         run_id = store.start_run(
-            grid=grid.name, spec=grid.to_dict(), argv=argv or [], device=context.device, versions=versions()
+            grid=grid.name,
+            spec=grid.to_dict(),
+            argv=argv or [],
+            device=context.device,
+            versions=versions(),
+            machine=machine(),
         )
         try:
             _run_units(engine, context, todo, gpu, store, run_id, summary, log)

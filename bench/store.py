@@ -63,7 +63,7 @@ def _sql_type(column: str) -> str:
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS runs (
     run_id INTEGER PRIMARY KEY AUTOINCREMENT, grid TEXT, spec TEXT, argv TEXT, device TEXT,
-    versions TEXT, started REAL, finished REAL, cells_ok INTEGER, cells_failed INTEGER
+    versions TEXT, started REAL, finished REAL, cells_ok INTEGER, cells_failed INTEGER, machine TEXT
 );
 CREATE TABLE IF NOT EXISTS cells (
     {", ".join(f"{c} {_sql_type(c)}" for c in CELL_COLUMNS if c != "key")},
@@ -135,6 +135,9 @@ class Store:
         missing = [c for c in CELL_COLUMNS if c not in have]
         if missing:
             raise sqlite3.DatabaseError(f"its cells table lacks {', '.join(missing)}")
+        # Stores written before runs kept their machine gain the column (empty for those runs).
+        if "machine" not in {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}:
+            self._db.execute("ALTER TABLE runs ADD COLUMN machine TEXT")
 
     def close(self) -> None:
         self._db.close()
@@ -155,10 +158,14 @@ class Store:
             self._db.execute("ROLLBACK")
             raise
 
-    def start_run(self, *, grid: str, spec: dict, argv: list[str], device: str, versions: dict) -> int:
+    def start_run(
+        self, *, grid: str, spec: dict, argv: list[str], device: str, versions: dict, machine: dict | None = None
+    ) -> int:
+        """Record a run's start: its grid, command line (``argv`` after ``python -m bench``), device,
+        package versions and machine (``bench.core.machine``); returns its run id."""
         cursor = self._db.execute(
-            "INSERT INTO runs (grid, spec, argv, device, versions, started) VALUES (?, ?, ?, ?, ?, ?)",
-            (grid, json.dumps(spec), json.dumps(argv), device, json.dumps(versions), time.time()),
+            "INSERT INTO runs (grid, spec, argv, device, versions, started, machine) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (grid, json.dumps(spec), json.dumps(argv), device, json.dumps(versions), time.time(), json.dumps(machine)),
         )
         return int(cursor.lastrowid)
 

@@ -13,8 +13,8 @@ import torch
 
 from bench.estimator import Denoiser
 from bench.grids import Grid
-from bench.report import diagonal
 from bench.registry import DENOISERS, Entry
+from bench.report import diagonal
 from bench.runner import run_grid
 from bench.store import Store
 

@@ -11,6 +11,7 @@
 - ``per_image.csv.gz``: one row per cell and scored test image: ``PER_IMAGE_ID_COLUMNS``,
   ``image`` (index in the test set), ``psnr``, ``ssim`` and one ``correct_<classifier>``
   column per classifier (True/False, empty where that classifier has no result).
+- ``run.json``: the commands, versions, machine and wall time of the runs (:mod:`bench.report.provenance`).
 - ``report.html``.
 """
 
@@ -24,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from bench.report.page import write_report
+from bench.report.provenance import write_provenance
 from bench.significance import rank_and_test
 from bench.store import CLASSIFIER_COLUMNS, CORRECT_PREFIX, LEADERBOARD_COLUMNS, PER_IMAGE_METRICS, Store
 
@@ -91,6 +93,7 @@ def write_outputs(store: Store, run_dir: Path) -> list[Path]:
     # mtime 0: the same store gives the same bytes
     gzip = {"method": "gzip", "compresslevel": 6, "mtime": 0}
     _write_atomic(per_image_frame(cells[cells["status"] == "ok"], per_image), written[2], compression=gzip)
+    written.append(write_provenance(store, run_dir))
     written.append(write_report(store, run_dir))  # after the CSVs: the page reads seed tables beside them
     return written
 
