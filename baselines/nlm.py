@@ -2,14 +2,22 @@
 
 The algorithm is scikit-image's fast mode (Darbon et al. 2008, as in
 ``skimage.restoration.denoise_nl_means(fast_mode=True)``), rewritten as tensor operations
-over the batch: for each shift of the search window, the squared difference of the
+over the batch: for each shift d of the search window, the squared difference of the
 (reflect-padded) images and their shifted copies, a box sum over the patch, the weight
-exp(-max(distance - 2 sigma^2, 0) / h^2) cut off beyond 5, and the weighted mean. The work
-buffers are allocated once per chunk and the loop runs in place: on a CPU, a fresh
-megabyte-sized tensor per operation cost more than the arithmetic.
+exp(-max(distance - 2 sigma^2, 0) / h^2) cut off beyond 5, and the weighted mean.
+
+What makes it fast on a CPU (each measured against the plain loop over all shifts):
+the distance of shift -d at p is that of d at p - d, so only half the shifts are computed
+(on the image grown by d, where both uses fall); the images are scaled per image by
+sqrt(log2(e) / h^2), so the weight is one ``exp2`` (a third of ``exp``'s cost) of a box sum
+with no further arithmetic; the box sum is separable and done by doubling (a side-4 box is
+four shifted adds); and every work buffer is allocated once per chunk, written with
+``out=``: on a CPU, a fresh megabyte-sized tensor per operation cost more than the arithmetic.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
@@ -24,6 +32,7 @@ __all__ = ["nl_means", "skimage_nl_means", "NLMeans"]
 
 #: Smallest filtering strength: a noiseless image (sigma estimate 0) must not divide by zero.
 _MIN_H = 1e-4
+_LOG2E = math.log2(math.e)
 #: scikit-image's DISTANCE_CUTOFF: patches further apart (in h^2 units) get weight 0.
 _CUTOFF = 5.0
 #: Elements of one work buffer per chunk (CPU: cache-sized; GPU: few launches).
@@ -65,7 +74,8 @@ def nl_means(images: Tensor, *, patch_size: int, patch_distance: int, h_scale: f
     strength = (h_scale * sigma).clamp_min(_MIN_H)
     size = patch_size + 1 - patch_size % 2
     budget = _CHUNK_ELEMENTS.get(images.device.type, _CHUNK_ELEMENTS["cpu"])
-    step = max(1, budget // (c * (h + size) * (w + size)))
+    step = max(1, budget // (c * (h + size + patch_distance) * (w + size + patch_distance)))
+    step = -(-n // -(-n // step)) if n else 1  # equal chunks: a small last one pays the per-shift overhead
     parts = [
         _nl_means_chunk(images[i : i + step], sigma[i : i + step], strength[i : i + step], size, patch_distance)
         for i in range(0, n, step)
@@ -73,50 +83,102 @@ def nl_means(images: Tensor, *, patch_size: int, patch_distance: int, h_scale: f
     return torch.cat(parts) if parts else images.clone()
 
 
+def _half_shifts(distance: int) -> list[tuple[int, int]]:
+    # One of each pair (d, -d) of non-zero shifts: dy > 0, or dy == 0 and dx > 0.
+    return [(dy, dx) for dy in range(distance + 1) for dx in range(-distance, distance + 1) if dy > 0 or dx > 0]
+
+
+class _Buffers:
+    """Flat work buffers, allocated once per chunk, handed out as contiguous views of any shape."""
+
+    def __init__(self, like: Tensor, elements: int) -> None:
+        self.like, self.elements, self.flat = like, elements, {}
+
+    def view(self, name: str, *shape: int) -> Tensor:
+        if name not in self.flat:
+            self.flat[name] = self.like.new_empty(self.elements)
+        return self.flat[name][: math.prod(shape)].view(shape)
+
+
 def _nl_means_chunk(images: Tensor, sigma: Tensor, strength: Tensor, size: int, distance: int) -> Tensor:
     n, c, h, w = images.shape
     half = size // 2
     box = 2 * half  # scikit-image's integral-image box: offsets -half+1 .. half
-    pad = half + distance + 1
-    padded = images.index_select(-2, _reflect_index(h, pad, images.device))
-    padded = padded.index_select(-1, _reflect_index(w, pad, images.device))
-    lead = 1 if box else 0
-    first = pad - half + lead  # padded index of the box's first row for image row 0
-    rows, cols = h + box - lead, w + box - lead
-    base = padded[..., first : first + rows, first : first + cols]
-    # The noise correction 2 C sigma^2 per pixel of the box, and -1 / (C h^2 s^2).
-    offset = (2 * c * box * box * sigma.square()).view(n, 1, 1)
-    scale = (-1.0 / (c * size * size * strength.square())).view(n, 1, 1)
-    diff = images.new_empty(n, c, rows, cols)
-    row_sums, distances, weights = images.new_empty(n, rows, w), images.new_empty(n, h, w), images.new_empty(n, h, w)
-    term = images.new_empty(n, c, h, w)
-    numerator, denominator = images.new_zeros(n, c, h, w), images.new_zeros(n, h, w)
-    for dy in range(-distance, distance + 1):
-        for dx in range(-distance, distance + 1):
-            shifted = padded[..., first + dy : first + dy + rows, first + dx : first + dx + cols]
-            torch.sub(base, shifted, out=diff).square_()
-            squared = diff[:, 0] if c == 1 else diff.sum(1)
-            _box_sum(squared, box, row_sums, distances)
-            distances.sub_(offset).clamp_min_(0).mul_(scale)  # minus the patch distance
-            torch.exp(distances, out=weights).masked_fill_(distances < -_CUTOFF, 0.0)
-            denominator.add_(weights)
-            value = shifted[..., half - lead : half - lead + h, half - lead : half - lead + w]
-            numerator.add_(torch.mul(value, weights[:, None], out=term))
-    return numerator.div_(denominator[:, None])
+    pad = half + distance
+    # Batch innermost (C x H x W x N): a shifted window is a run of whole rows, each row
+    # contiguous over columns and images, so every operation streams long contiguous runs
+    # (3x faster on a CPU than N x C x H x W, where each run is one short image row).
+    values = images.permute(1, 2, 3, 0).index_select(1, _reflect_index(h, pad, images.device))
+    values = values.index_select(2, _reflect_index(w, pad, images.device))
+    # In units of log2: weight = exp2(min(box sum of (2 sigma^2 - squared difference), 0)).
+    scale = (_LOG2E / (c * size * size * strength.square())).sqrt()
+    scaled = values * scale
+    noise = 2 * c * sigma.square() * scale.square()
+    buffers = _Buffers(images, c * (h + distance + box) * (w + distance + box) * n)
+    # The shift 0 has distance 0 and weight 1.
+    numerator = values[:, pad : pad + h, pad : pad + w].clone()
+    denominator = images.new_ones(1, h, w, n)
+    for dy, dx in _half_shifts(distance):
+        weights = _shift_weights(scaled, noise, (dy, dx), (h, w), box, buffers)
+        # Weights of d at p (pairs p, p + d) and of -d at p, the same pair seen from p + d.
+        for sign, (row, col) in ((1, (dy, max(dx, 0))), (-1, (0, max(-dx, 0)))):
+            weight = weights[None, row : row + h, col : col + w]
+            other = values[:, pad + sign * dy : pad + sign * dy + h, pad + sign * dx : pad + sign * dx + w]
+            numerator.addcmul_(weight, other)
+            denominator.add_(weight)
+    return numerator.div_(denominator).permute(3, 0, 1, 2).contiguous()
 
 
-def _box_sum(values: Tensor, box: int, row_sums: Tensor, out: Tensor) -> None:
-    # Sliding sums of side `box` by shifted in-place adds, rows then columns, into `out`.
-    h, w = out.shape[-2:]
+def _shift_weights(
+    scaled: Tensor, noise: Tensor, shift: tuple[int, int], image: tuple[int, int], box: int, buffers: _Buffers
+) -> Tensor:
+    """Weights (H' x W' x N) of the shift d for the pixels p of the image and of the image shifted by -d."""
+    (dy, dx), (h, w) = shift, image
+    c, n = scaled.shape[0], scaled.shape[-1]
+    rows, cols = h + dy, w + abs(dx)  # the grid of p: rows -dy .. h-1, cols min(0, -dx) ..
     if box == 0:
-        out.zero_()
-        return
-    row_sums.copy_(values[..., :w])
-    for j in range(1, box):
-        row_sums.add_(values[..., j : j + w])
-    out.copy_(row_sums[:, :h])
-    for i in range(1, box):
-        out.add_(row_sums[:, i : i + h])
+        return buffers.view("weights", rows, cols, n).fill_(1.0)  # patches of one pixel: all alike
+    pad = (scaled.shape[2] - w) // 2
+    top, left = pad - dy - box // 2 + 1, pad + min(0, -dx) - box // 2 + 1
+    extent = (rows + box - 1, cols + box - 1)
+    here = scaled[:, top : top + extent[0], left : left + extent[1]]
+    there = scaled[:, top + dy : top + dy + extent[0], left + dx : left + dx + extent[1]]
+    diff = torch.sub(here, there, out=buffers.view("diff", c, *extent, n))
+    if c == 1:
+        terms = torch.addcmul(noise, diff, diff, value=-1, out=diff)[0]
+    else:
+        terms = torch.sub(noise, diff.square_().sum(0), out=buffers.view("terms", *extent, n))
+    sums = _window_sum(_window_sum(terms, box, -2, buffers, "cols"), box, -3, buffers, "rows")
+    sums.clamp_max_(0.0)
+    return torch.nn.functional.threshold_(sums, -_CUTOFF * _LOG2E, -math.inf).exp2_()
+
+
+def _window_sum(values: Tensor, width: int, dim: int, buffers: _Buffers, name: str) -> Tensor:
+    """Sums of ``width`` consecutive entries along ``dim``, by doubling: S_2k(i) = S_k(i) + S_k(i + k).
+
+    Sums over powers of two are combined by the binary digits of ``width``; a power of two
+    needs log2(width) shifted adds and nothing else.
+    """
+    length = values.shape[dim] - width + 1
+    shape = list(values.shape)
+    power, span, done, total = values, 1, 0, None
+    while span <= width:
+        if width & span:
+            piece = power.narrow(dim, done, length)
+            if total is None and width < 2 * span:
+                return piece  # the only digit: a view, no copy
+            if total is None:
+                total = buffers.view(name + "-total", *shape[:dim], length, *shape[dim:][1:]).copy_(piece)
+            else:
+                total.add_(piece)
+            done += span
+        if 2 * span <= width:
+            shorter = power.shape[dim] - span
+            shape[dim] = shorter
+            out = buffers.view(f"{name}-{span.bit_length() % 2}", *shape)
+            power = torch.add(power.narrow(dim, 0, shorter), power.narrow(dim, span, shorter), out=out)
+        span *= 2
+    return total
 
 
 def skimage_nl_means(planes: np.ndarray, *, patch_size: int, patch_distance: int, h_scale: float) -> np.ndarray:

@@ -11,6 +11,7 @@ import scipy.ndimage as ndi
 import torch
 from skimage.restoration import denoise_tv_chambolle, denoise_wavelet, estimate_sigma
 
+import baselines.nlm as nlm_module
 from baselines.base import estimate_noise_sigma, tuning_subset
 from baselines.block_matching import BM3D
 from baselines.classical import GaussianBlur, Median
@@ -115,6 +116,7 @@ def test_gaussian_filter_equals_scipy_on_both_paths(shape):
         ((3, 1, 12, 12), 4, 2),
         ((2, 2, 9, 9), 1, 3),
         ((2, 1, 5, 6), 7, 6),
+        ((3, 1, 28, 28), 13, 3),  # a 12-pixel box: sums over 8 and 4 combined
     ],
 )
 def test_nl_means_equals_skimage_fast_mode(digits, shape, patch_size, patch_distance):
@@ -124,16 +126,19 @@ def test_nl_means_equals_skimage_fast_mode(digits, shape, patch_size, patch_dist
     ours = nl_means(noisy, patch_size=patch_size, patch_distance=patch_distance, h_scale=1.0)
     options = dict(patch_size=patch_size, patch_distance=patch_distance, h_scale=1.0)
     reference = torch.from_numpy(skimage_nl_means(noisy.double().numpy(), **options)).float()
-    # scikit-image uses a fast approximation of exp; the difference stays far below 0.1 dB.
-    assert (psnr(ours, clean) - psnr(reference, clean)).abs().max() < 0.1
+    # scikit-image uses a fast approximation of exp: measured up to 0.037 dB on these cases.
+    assert (psnr(ours, clean) - psnr(reference, clean)).abs().max() < 0.05
     assert (ours - reference).abs().max() < 0.01
 
 
-def test_nl_means_batch_members_are_independent(digits):
-    noisy = Noise("gaussian", 0.1).apply(digits[:4], seed=3)
+def test_nl_means_batch_members_are_independent(digits, monkeypatch):
+    noisy = Noise("gaussian", 0.1).apply(digits[:5], seed=3)
     together = nl_means(noisy, patch_size=3, patch_distance=3, h_scale=1.2)
-    alone = torch.cat([nl_means(noisy[i : i + 1], patch_size=3, patch_distance=3, h_scale=1.2) for i in range(4)])
+    alone = torch.cat([nl_means(noisy[i : i + 1], patch_size=3, patch_distance=3, h_scale=1.2) for i in range(5)])
     torch.testing.assert_close(together, alone, atol=1e-6, rtol=0)
+    monkeypatch.setitem(nlm_module._CHUNK_ELEMENTS, "cpu", 2 * 36 * 36)  # chunks of 2, 2 and 1 images
+    chunked = nl_means(noisy, patch_size=3, patch_distance=3, h_scale=1.2)
+    torch.testing.assert_close(chunked, together, atol=1e-6, rtol=0)
 
 
 @pytest.mark.parametrize("wavelet, levels, mode", [("db1", 1, "soft"), ("db2", 2, "hard"), ("sym4", 1, "soft")])
