@@ -28,14 +28,22 @@ def test_ssim_matches_skimage_on_real_mnist(data_dir):
     clean = load("mnist", data_dir=data_dir).test_images[:200].float() / 255
     for noise in (Noise("gaussian", 0.3), Noise("salt_pepper", 0.1)):
         noisy = noise.apply(clean, seed=0)
-        assert np.abs(metrics.ssim(noisy, clean).numpy() - skimage_ssim(noisy, clean)).max() < 1e-4
+        assert np.abs(metrics.ssim(noisy, clean).numpy() - skimage_ssim(noisy, clean)).max() < 1e-6
 
 
 def test_ssim_matches_skimage_on_colour_cifar_shaped_images():
     generator = torch.Generator().manual_seed(0)
     clean = torch.nn.functional.avg_pool2d(torch.rand(16, 3, 34, 34, generator=generator), 3, 1)  # smooth, 32x32
     noisy = Noise("gaussian", 0.1).apply(clean, seed=1)
-    assert np.abs(metrics.ssim(noisy, clean).numpy() - skimage_ssim(noisy, clean)).max() < 1e-4
+    assert np.abs(metrics.ssim(noisy, clean).numpy() - skimage_ssim(noisy, clean)).max() < 1e-6
+
+
+def test_ssim_matches_skimage_on_the_smallest_non_square_float64_and_strided_inputs():
+    generator = torch.Generator().manual_seed(2)
+    clean = torch.rand(5, 2, 23, 11, generator=generator, dtype=torch.float64)
+    noisy = (clean + 0.2 * torch.randn(clean.shape, generator=generator, dtype=torch.float64)).clamp(0, 1)
+    for pred, target in ((noisy, clean), (noisy.transpose(2, 3), clean.transpose(2, 3))):
+        assert np.abs(metrics.ssim(pred, target).numpy() - skimage_ssim(pred, target)).max() < 1e-6
 
 
 def test_ssim_is_one_for_identical_images_and_chunking_does_not_change_it():
