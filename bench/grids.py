@@ -9,6 +9,7 @@ A ``Grid`` is validated when it is built, before anything runs. Named grids (``s
     n_train = 2000          # training images each denoiser fits on
     n_test = 1000           # first N test images scored
     train_levels = "same"   # "same" | "blind" | "matrix" (every training level x every test level) | "auto"
+                            # or a list of levels, e.g. [0.2, 0.7]: fits at those levels tested at every level
     classifiers = []
     [noises]
     gaussian = [0.1, 0.3]
@@ -92,7 +93,7 @@ class Grid:
     denoisers: tuple[str, ...]
     n_train: int = 1000
     n_test: int = 500
-    train_levels: str = "same"
+    train_levels: str | tuple[float, ...] = "same"
     classifiers: tuple[str, ...] = ()
     params: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
     seed: int = 0
@@ -139,6 +140,8 @@ class Grid:
         return out
 
     def _train_levels(self, level: float, levels: tuple[float, ...], name: str) -> tuple[float | str, ...]:
+        if isinstance(self.train_levels, tuple):  # "train at 20%, test at 70%": fixed training levels
+            return self.train_levels
         if self.train_levels == "blind":
             return ("blind",)
         if self.train_levels == "auto":
@@ -247,10 +250,7 @@ def _validate(grid: Grid) -> None:
             )
         for level in levels:
             Noise(kind, level)
-    if grid.train_levels not in TRAIN_LEVEL_MODES:
-        raise ValueError(
-            f"train_levels {grid.train_levels!r} is unknown; expected one of: {', '.join(TRAIN_LEVEL_MODES)}"
-        )
+    _check_train_levels(grid)
     for field_name in ("n_train", "n_test"):
         if not isinstance(getattr(grid, field_name), int) or getattr(grid, field_name) < 1:
             raise ValueError(f"{field_name} must be a positive integer; got {getattr(grid, field_name)!r}")
@@ -262,6 +262,26 @@ def _validate(grid: Grid) -> None:
     for registry, names in ((DENOISERS, grid.denoisers), (CLASSIFIERS, grid.classifiers)):
         for name in names:
             _check_params(registry, name, dict(given.get(name, ())))
+
+
+def _check_train_levels(grid: Grid) -> None:
+    """A mode name, or a non-empty tuple of levels valid for every noise kind of the grid."""
+    levels = grid.train_levels
+    if not isinstance(levels, tuple):
+        if levels not in TRAIN_LEVEL_MODES:
+            raise ValueError(
+                f"train_levels {levels!r} is unknown; expected one of: {', '.join(TRAIN_LEVEL_MODES)} or a list of levels"
+            )
+        return
+    if not levels or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in levels):
+        raise ValueError(f"train_levels {list(levels)!r} must be a non-empty list of numbers, e.g. [0.2, 0.7]")
+    object.__setattr__(grid, "train_levels", tuple(float(v) for v in levels))  # 1 and 1.0 give one cell key
+    for kind, _ in grid.noises:
+        for level in grid.train_levels:
+            try:
+                Noise(kind, level)
+            except ValueError as err:
+                raise ValueError(f"train_levels: {err}") from None
 
 
 def _check_params(registry, name: str, params: dict[str, Any]) -> None:

@@ -45,6 +45,11 @@ class Recipe:
     max_steps : int or None
         Cap on optimizer steps (per training stage); the schedule then runs over at most this
         many steps. Unlike a wall-clock budget it gives the same numbers on every machine.
+    redraw_noise : bool
+        Draw fresh noisy inputs for every batch from the clean ones when the cell gives a
+        training noise (``models.training.train``'s ``noise``); False trains on the fixed noisy
+        pairs given, as reports do that corrupt their training set once (seed 003). Models
+        whose ``_train`` honours it say so.
     note : str
         Where the numbers come from.
     """
@@ -60,6 +65,7 @@ class Recipe:
     patience: int | None = 5
     val_fraction: float = 0.1
     max_steps: int | None = None
+    redraw_noise: bool = True
     note: str = ""
 
     def __post_init__(self) -> None:

@@ -167,12 +167,11 @@ def _check_written(frame: pd.DataFrame, lines: list[str], out, report: str) -> p
     assert detail["seed"] == report and detail["budget"] == "tiny"
     # The runner's folder: its store, leaderboard, and a report.html that shows the same table.
     run_dir = out / f"seed-{report}"
-    assert (run_dir / "store.sqlite").is_file() == (report != "003")  # seed 003 fits in process
-    if report != "003":
-        assert (run_dir / "leaderboard.csv").is_file() and detail["grids"][0]["name"] == f"seed-{report}"
-        pd.testing.assert_frame_equal(pd.read_csv(run_dir / f"seed-{report}.csv", dtype={"seed": str}), on_disk)
-        page = (run_dir / "report.html").read_text()
-        assert "Published vs ours" in page and f"seed-{report}" in page and "protocol_note" in page
+    assert (run_dir / "store.sqlite").is_file() and (run_dir / "leaderboard.csv").is_file()
+    assert {grid["name"] for grid in detail["grids"]} == {f"seed-{report}"}
+    pd.testing.assert_frame_equal(pd.read_csv(run_dir / f"seed-{report}.csv", dtype={"seed": str}), on_disk)
+    page = (run_dir / "report.html").read_text()
+    assert "Published vs ours" in page and f"seed-{report}" in page and "protocol_note" in page
     ran = on_disk[~on_disk.protocol_note.str.startswith("not run")]
     assert len(ran) and ran.ours.map(math.isfinite).all(), ran[~ran.ours.map(math.isfinite)]
     return on_disk
@@ -248,15 +247,69 @@ def test_seed004_tiny_run_denoises_with_the_report_model(seed004):
     assert not frame.protocol_note.str.startswith("not run").any()
 
 
-@pytest.mark.parametrize("report", ["002", "003"])
-def test_other_protocols_tiny(report, real_data_dir, tmp_path):
-    frame, lines = _tiny(report, real_data_dir, tmp_path)
-    table = _check_written(frame, lines, tmp_path, report)
-    if report == "003":
-        svm = table[table.experiment == "SVM rbf C=5 gamma=0.05"]
-        assert svm.published.tolist() == [84.32] and "cannot have used 500" in svm.protocol_note.iloc[0]
-    else:
-        assert (tmp_path / "seeds" / "002_interpolation.png").stat().st_size > 1000
+def test_seed002_tiny(real_data_dir, tmp_path):
+    frame, lines = _tiny("002", real_data_dir, tmp_path)
+    _check_written(frame, lines, tmp_path, "002")
+    assert (tmp_path / "seeds" / "002_interpolation.png").stat().st_size > 1000
+
+
+@pytest.fixture(scope="module")
+def seed003(real_data_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("seeds003")
+    return _tiny("003", real_data_dir, out), out
+
+
+def test_seed003_tiny_run_writes_published_vs_ours(seed003):
+    (frame, lines), out = seed003
+    table = _check_written(frame, lines, out, "003")
+    svm = table[table.experiment == "SVM rbf C=5 gamma=0.05"]
+    assert svm.published.tolist() == [84.32] and "cannot have used 500" in svm.protocol_note.iloc[0]
+    assert _published(table, "Table 1: stacked_ae_softmax_frozen, lr 0.1", "train_accuracy_pct") == [71.96]
+    faithful = table[table.experiment == "Table 1 (the report's protocol): stacked_ae_softmax_faithful, lr 0.1"]
+    assert faithful.published.tolist() == [71.96, 72.0] and faithful.protocol_note.str.contains("full-batch").all()
+    assert _published(
+        table, "Table 4: stacked_ae_softmax_frozen trained at 70% masking", "test_accuracy_pct_at_20%"
+    ) == [63.2]
+    assert not table.protocol_note.str.startswith("not run").any()
+
+
+def test_seed003_reads_its_cells_from_the_store(seed003):
+    (frame, _), out = seed003
+    cells = pd.read_csv(out / "seed-003" / "leaderboard.csv")
+    detail = json.loads((out / "seeds" / "003.json").read_text())
+    # The cost sweeps: each cost is the stored fit's MSE on its fixed training pairs, in the report's units x 392.
+    sweep = detail["dae_cost_sweeps"]["hidden 16"]
+    assert set(sweep) == {"0.1", "0.5"} and all(c["validation"] == "the 300 training images" for c in sweep.values())
+    assert all(c["cost"] == pytest.approx(392 * c["mse"]) for c in sweep.values())
+    best = frame[frame.metric == "best_lr"].ours.iloc[0]
+    assert best == float(min(sweep, key=lambda lr: sweep[lr]["mse"]))
+    # The noise matrix: one fit per training level, each tested at every level.
+    params = cells.denoiser_params.map(json.loads)
+    matrix = cells[(cells.denoiser == "dense_dae") & params.map(lambda p: p.get("hidden") == 16 and p.get("lr") == 0.1)]
+    found = {(float(r.train_level), float(r.level)): r.psnr for r in matrix.itertuples()}
+    assert set(found) >= {(0.2, 0.2), (0.2, 0.7), (0.7, 0.2), (0.7, 0.7)}, found
+    row = frame[(frame.experiment == "dense_dae trained at 70% masking") & (frame.metric == "test_psnr_db_at_20%")]
+    assert row.ours.iloc[0] == pytest.approx(found[(0.7, 0.2)], rel=1e-5)
+
+
+def test_seed003_rerun_skips_stored_cells(seed003, real_data_dir, tmp_path):
+    (frame, _), out = seed003
+    shutil.copytree(out, tmp_path, dirs_exist_ok=True)
+    lines: list[str] = []
+    again = run("003", budget="tiny", data_dir=real_data_dir, device="cpu", out_dir=tmp_path, log=lines.append)
+    assert not [line for line in lines if " ok " in line], "every cell was stored"
+    pd.testing.assert_frame_equal(again, frame)
+
+
+def test_seed003_takes_set_and_rejects_narrowing(tmp_path):
+    assert {"dense_dae", "stacked_ae_softmax_faithful"} <= PROTOCOLS.entry("003").factory.entries("tiny")
+    assert "stacked_ae_softmax_faithful" not in PROTOCOLS.entry("003").factory.entries("quick")
+    assert check_narrowing({"params": {"dense_dae": {"hidden": 8}}}, ["003"], "quick") == {"dense_dae": {"hidden": 8}}
+    with pytest.raises(ValueError, match="--noises cannot narrow the seed protocols"):
+        run_all(reports=["003"], budget="tiny", out_dir=tmp_path, narrowing={"noises": ["masking"]})
+    with pytest.raises(ValueError, match="--set names 'dncnn': no chosen seed report runs it"):
+        check_narrowing({"params": {"dncnn": {"depth": 3}}}, ["003"], "tiny")
+    assert not list(tmp_path.iterdir())
 
 
 def test_run_grid_seeds_rejects_narrowing_flags_with_one_line(tmp_path, capsys):

@@ -87,14 +87,17 @@ class Results:
             self.cells = store.cells(superseded=True).set_index("key", drop=False)
             self.classifier_rows = store.classifier_results()
 
-    def cell(self, grid: Grid, denoiser: str, *, level: float | None = None, dataset: str | None = None) -> Cell:
-        """The one cell of ``grid`` for ``denoiser`` (at ``level`` / on ``dataset`` when the grid has several)."""
+    def cell(self, grid: Grid, denoiser: str, *, level: float | None = None, dataset: str | None = None,
+             train_level: float | str | None = None) -> Cell:  # fmt: skip
+        """The one cell of ``grid`` for ``denoiser`` (at ``level`` / on ``dataset`` / trained at ``train_level``
+        when the grid has several)."""
+        where = {"level": level, "dataset": dataset, "train_level": train_level}
         found = [
             c for c in grid.cells()
-            if c.denoiser == denoiser and (level is None or c.level == level) and (dataset is None or c.dataset == dataset)
+            if c.denoiser == denoiser and all(v is None or getattr(c, k) == v for k, v in where.items())
         ]  # fmt: skip
         if len(found) != 1:
-            raise ValueError(f"grid {grid.name!r} has {len(found)} cells for {denoiser} at {level} on {dataset}")
+            raise ValueError(f"grid {grid.name!r} has {len(found)} cells for {denoiser} at {where}")
         return found[0]
 
     def row(self, cell: Cell) -> dict[str, Any]:
