@@ -95,7 +95,7 @@ def _ssim_chunk(pred: Tensor, target: Tensor) -> Tensor:
     # this size cost more than the arithmetic.
     luminance = torch.addcmul(x.new_full((), c1), mu_x, mu_y, value=2.0)  # 2 mu_x mu_y + C1
     contrast = cross.addcmul_(mu_x, mu_y, value=-2.0)  # 2 sigma_xy + C2
-    energy = mu_x.square_().addcmul_(mu_y, mu_y).add_(c1)  # mu_x^2 + mu_y^2 + C1
+    energy = torch.addcmul(x.new_full((), c1), mu_x, mu_x).addcmul_(mu_y, mu_y)  # mu_x^2 + mu_y^2 + C1
     spread = squares.sub_(energy)  # sigma_x^2 + sigma_y^2 + C2
     ratio = luminance.mul_(contrast).div_(energy.mul_(spread))
     return ratio.mean(dim=(0, 1)).reshape(n, c).mean(1)
