@@ -277,11 +277,27 @@ def noise_sigma(images: Tensor) -> Tensor:
     # Symmetric extension by 3 (the filter length - 1), full convolution, odd samples.
     padded = symmetric_pad(_planes(images.float()), 3)[..., 1:, 1:]
     magnitudes = F.conv2d(padded, kernel, stride=2).abs().flatten(1)
-    # Median of the non-zero values as numpy's nanmedian has it: zeros sort last, and the
-    # mean of the two middle values of the k that remain.
-    count = (magnitudes > 0).sum(1, keepdim=True)
-    ordered = torch.where(magnitudes > 0, magnitudes, torch.inf).sort(1).values
+    return (_nonzero_median(magnitudes) / _MAD_TO_SIGMA).view(n, c)
+
+
+def _nonzero_median(values: Tensor) -> Tensor:
+    """Median of each row's non-zero entries (>= 0), as numpy's nanmedian has it; 0 if none.
+
+    Zeros become inf, so they order last, and the median is the mean of the two middle
+    values of the k that remain. When every row has the same k (the usual case: noise
+    leaves no exact zero), ``kthvalue`` selections replace the sort at under half its
+    cost on a CPU (rows of 225); they pick the same values. Other devices keep the sort,
+    which needs no host round trip to compare the counts.
+    """
+    count = (values > 0).sum(1, keepdim=True)
+    masked = torch.where(values > 0, values, torch.inf)
+    shared = values.device.type == "cpu" and len(count) > 0 and bool((count == count[0]).all())
+    if shared and int(count[0]) > 0:
+        k = int(count[0])
+        low = masked.kthvalue((k - 1) // 2 + 1, 1, keepdim=True).values
+        high_mid = low if k % 2 else masked.kthvalue(k // 2 + 1, 1, keepdim=True).values
+        return (low + high_mid) / 2
+    ordered = masked.sort(1).values
     low = ordered.gather(1, ((count - 1) // 2).clamp_min(0))
     high_mid = ordered.gather(1, (count // 2).clamp_max(ordered.shape[1] - 1))
-    median = torch.where(count > 0, (low + high_mid) / 2, torch.zeros_like(low))
-    return (median / _MAD_TO_SIGMA).view(n, c)
+    return torch.where(count > 0, (low + high_mid) / 2, torch.zeros_like(low))

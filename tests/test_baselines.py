@@ -15,7 +15,7 @@ import baselines.nlm as nlm_module
 from baselines.base import estimate_noise_sigma, tuning_subset
 from baselines.block_matching import BM3D
 from baselines.classical import GaussianBlur, Median
-from baselines.filters import gaussian_filter, median_filter, noise_sigma, tv_chambolle
+from baselines.filters import _nonzero_median, gaussian_filter, median_filter, noise_sigma, tv_chambolle
 from baselines.nlm import nl_means, skimage_nl_means
 from baselines.wavelet import bayes_shrink
 from bench.estimator import NotFittedError
@@ -99,6 +99,15 @@ def test_torch_noise_estimate_equals_the_numpy_one(digits):
     for crop in [(28, 28), (27, 23), (5, 9)]:
         x = noisy[..., : crop[0], : crop[1]]
         np.testing.assert_allclose(noise_sigma(x).numpy(), estimate_noise_sigma(x.double().numpy()), atol=1e-6)
+
+
+@pytest.mark.parametrize("zeros", [(0, 0, 0), (1, 1, 1), (0, 3, 10)])  # shared counts (even, odd), mixed
+def test_nonzero_median_selects_what_a_sort_gives(zeros):
+    values = torch.rand(3, 10, generator=torch.Generator().manual_seed(0)) + 0.5
+    for row, count in enumerate(zeros):
+        values[row, torch.randperm(10, generator=torch.Generator().manual_seed(row))[:count]] = 0.0
+    expected = [np.median(row[row > 0]) if (row > 0).any() else 0.0 for row in values.numpy()]
+    np.testing.assert_array_equal(_nonzero_median(values).view(-1).numpy(), np.float32(expected))
 
 
 @pytest.mark.parametrize("shape", [(2, 1, 40, 30), (1, 2, 150, 140)])  # banded products, and convolutions
