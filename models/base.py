@@ -165,6 +165,8 @@ class NeuralDenoiser(Denoiser):
                 return self.build(shape)
 
         checkpoints = Checkpoints.of(self)
+        # A recipe that keeps the given noisy pairs (``redraw_noise=False``) never sees the noise model.
+        noise = noise if recipe.redraw_noise else None
         options = {"recipe": recipe, "seed": seed, "noise": noise, "deadline": deadline, "checkpoints": checkpoints}
         with seeded(seed, clean.device):  # dropout draws from the global generator
             result = self._train(make_net, noisy, clean, **options)

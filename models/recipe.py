@@ -48,8 +48,8 @@ class Recipe:
     redraw_noise : bool
         Draw fresh noisy inputs for every batch from the clean ones when the cell gives a
         training noise (``models.training.train``'s ``noise``); False trains on the fixed noisy
-        pairs given, as reports do that corrupt their training set once (seed 003). Models
-        whose ``_train`` honours it say so.
+        pairs given, as reports do that corrupt their training set once (seed 003). Every
+        ``NeuralDenoiser`` honours it.
     note : str
         Where the numbers come from.
     """

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from models.base import LatentInterpolation, NeuralDenoiser, register, seeded
 from models.training import Recipe, TrainResult, train
 
-__all__ = ["DenseAENet", "DenseDAE", "StackedDAE", "fixed_pairs_if_asked"]
+__all__ = ["DenseAENet", "DenseDAE", "StackedDAE"]
 
 
 class DenseAENet(nn.Module):
@@ -105,18 +105,6 @@ class DenseDAE(LatentInterpolation, NeuralDenoiser):
     def build(self, shape: tuple[int, int, int]) -> nn.Module:
         return dense_ae_net(shape, (self.hidden,))
 
-    def _train(self, make_net: Callable[[int], nn.Module], noisy: Tensor, clean: Tensor, **kwargs: Any) -> TrainResult:
-        return train(make_net, noisy, clean, **fixed_pairs_if_asked(kwargs))
-
-
-def fixed_pairs_if_asked(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The training options without the cell's noise when the recipe keeps the given noisy pairs.
-
-    ``Recipe.redraw_noise=False`` (the faithful recipe here): the report masks its training
-    images once, so the inputs stay the cell's fixed noisy pairs instead of being redrawn per batch.
-    """
-    return kwargs if kwargs["recipe"].redraw_noise else {**kwargs, "noise": None}
-
 
 @torch.no_grad()
 def _codes(layer: nn.Module, x: Tensor) -> Tensor:
@@ -160,7 +148,6 @@ class StackedDAE(LatentInterpolation, NeuralDenoiser):
         return dense_ae_net(shape, tuple(self.sizes))
 
     def _train(self, make_net: Callable[[int], nn.Module], noisy: Tensor, clean: Tensor, **kwargs: Any) -> TrainResult:
-        kwargs = fixed_pairs_if_asked(kwargs)
         recipe: Recipe = kwargs["recipe"]
         epochs = self.pretrain_epochs or (recipe.epochs if self.config == "faithful" else 5)
         net = make_net(kwargs["seed"])
