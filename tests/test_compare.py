@@ -119,3 +119,12 @@ def test_runs_with_no_cell_in_common_are_refused(tmp_path):
         ValueError, match=r"^runs .*a and .*b have no cell in common; cells match on dataset, noise, level, "
     ):
         main_compare(a, b)
+
+
+def test_a_consistent_rounding_error_is_not_flagged(tmp_path):
+    # a code change that moves every image by 1e-4 dB is paired-significant but not a change
+    a = _run(tmp_path / "a", [_row("a1", "nlm", PSNR)])
+    tiny = _run(tmp_path / "b", [_row("b1", "nlm", PSNR - 1e-4)])
+    small = _run(tmp_path / "c", [_row("c1", "nlm", PSNR - 0.01)])
+    assert compare_runs(a, tiny).frame.loc[0, "psnr_flag"] == ""
+    assert compare_runs(a, small).frame.loc[0, "psnr_flag"] == "worse"

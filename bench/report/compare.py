@@ -6,7 +6,9 @@ difference and a flag when it excludes 0. When both cells kept per-image results
 test images the interval is a paired one (:func:`bench.significance.paired_test`, flagged when
 distinguishable); otherwise it is ``[low_B - high_A, high_B - low_A]`` from the two rows' own
 intervals, which excludes 0 exactly when they do not overlap (accuracy has no row interval:
-without per-image results it is not flagged).
+without per-image results it is not flagged). A difference smaller than half the last digit
+the table prints (``NEGLIGIBLE``: 0.005 dB, 0.00005 SSIM) is never flagged: a code change that
+moves every image by a rounding error is consistent, hence "significant", but not a change.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ from bench.report.outputs import open_run
 from bench.significance import paired_test, same_images
 from bench.store import CORRECT_PREFIX
 
-__all__ = ["MATCH_COLUMNS", "Comparison", "compare_runs", "format_comparison", "main_compare"]
+__all__ = ["MATCH_COLUMNS", "NEGLIGIBLE", "Comparison", "compare_runs", "format_comparison", "main_compare"]
 
 MATCH_COLUMNS = ["dataset", "noise", "level", "train_level", "denoiser", "denoiser_params"]
+#: Differences below these are not flagged (half the last printed digit); accuracy has none.
+NEGLIGIBLE = {"psnr": 0.005, "ssim": 0.00005}
 
 
 @dataclass
@@ -81,7 +85,8 @@ def _difference(a: pd.Series, b: pd.Series, column: str, stored: str, arrays: tu
     else:
         low = high = np.nan
         significant = False
-    flag = ("better" if delta > 0 else "worse") if significant and pd.notna(delta) else ""
+    significant = significant and pd.notna(delta) and abs(delta) >= NEGLIGIBLE.get(column, 0.0)
+    flag = ("better" if delta > 0 else "worse") if significant else ""
     return {f"d_{column}": delta, f"{column}_low": low, f"{column}_high": high, f"{column}_flag": flag}
 
 
