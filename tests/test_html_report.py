@@ -285,6 +285,18 @@ def test_image_grids_stop_at_the_byte_budget(tmp_path):
     assert [s["name"] for s in whole["grids"][0]["strips"]] == ["clean", "noisy", EVIL, "dncnn", "median"]
 
 
+def test_the_page_gives_image_strips_only_what_its_budget_leaves(tmp_path, monkeypatch):
+    from bench.report import page
+
+    run_dir = build_store(tmp_path)
+    with Store(run_dir / "store.sqlite") as store:
+        whole = page.render_report(store)
+        monkeypatch.setattr(page, "PAGE_BUDGET", 1000)  # less than the rest of the page: no strips
+        small = page.render_report(store)
+    assert whole.count("data:image/png") - small.count("data:image/png") == 9  # the 5 + 4 strips
+    assert "2 image grids left out" in small and "left out" not in whole
+
+
 def _runs_store(path: Path, runs: list[tuple[float, float | None, list[float]]]) -> Store:
     """A store whose runs start at the given times, end (or not: killed), and wrote cells at the times listed."""
     import sqlite3

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from bench.report import plots
-from bench.report.images import image_grids
+from bench.report.images import IMAGE_BUDGET, image_grids
 from bench.report.tables import (
     accuracy_metrics,
     classifier_table,
@@ -32,6 +32,8 @@ from bench.store import Store
 __all__ = ["render_report", "write_report", "summary", "run_time"]
 
 TEMPLATES = Path(__file__).parent / "templates"
+#: Bytes a page aims at (strips may overshoot by one group of images): under 5 MB.
+PAGE_BUDGET = 4_500_000
 _FAILURE_COLUMNS = [
     ("dataset", "dataset"), ("noise", "noise"), ("level", "level"), ("train_level", "train"),
     ("denoiser", "denoiser"), ("error", "error"),
@@ -54,15 +56,20 @@ def render_report(store: Store, run_dir: str | Path | None = None) -> str:
     cells, classifiers = store.cells(), store.classifier_results()
     accuracy = accuracy_metrics(classifiers)
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, trim_blocks=True, lstrip_blocks=True)
-    return env.get_template("report.html.j2").render(
-        summary=summary(cells, store.runs()),
-        metrics=[{"id": "psnr", "label": "PSNR"}, {"id": "ssim", "label": "SSIM"}, *accuracy],
-        leaderboards=leaderboards(cells, classifiers, accuracy, store.per_image()),
-        image_grids=image_grids(store, cells),
-        figures=plots.figures(cells, classifiers),
-        classifiers=classifier_table(classifiers),
-        seeds=seed_tables(load_seed_frames(run_dir)) if run_dir is not None else [],
-    )
+    template = env.get_template("report.html.j2")
+    context = {
+        "summary": summary(cells, store.runs()),
+        "metrics": [{"id": "psnr", "label": "PSNR"}, {"id": "ssim", "label": "SSIM"}, *accuracy],
+        "leaderboards": leaderboards(cells, classifiers, accuracy, store.per_image()),
+        "figures": plots.figures(cells, classifiers),
+        "classifiers": classifier_table(classifiers),
+        "seeds": seed_tables(load_seed_frames(run_dir)) if run_dir is not None else [],
+    }
+    # Image strips get what the rest of the page leaves of PAGE_BUDGET: a large grid's tables
+    # and figures grow with its cells, and the page must stay small enough to share.
+    rest = len(template.render(image_grids={"grids": [], "left_out": 0}, **context).encode())
+    budget = min(IMAGE_BUDGET, max(0, PAGE_BUDGET - rest))
+    return template.render(image_grids=image_grids(store, cells, budget=budget), **context)
 
 
 def _when(stamp: Any) -> str:
