@@ -19,6 +19,7 @@ import pandas as pd
 
 from bench.report import plots
 from bench.report.images import IMAGE_BUDGET, image_grids
+from bench.report.provenance import run_seconds
 from bench.report.tables import (
     accuracy_metrics,
     classifier_table,
@@ -99,14 +100,8 @@ def run_time(cells: pd.DataFrame, runs: pd.DataFrame) -> tuple[str, str]:
     stored cell when its cells carry its ``run_id``, else not at all. The note reads e.g.
     ``over 3 runs (1 killed)``, ``over 2 runs (resumed)``, or ``''`` for one finished run.
     """
-    last_cell = cells.groupby("run_id")["finished"].max() if "run_id" in cells and len(cells) else pd.Series()
-    seconds, open_runs = [], []
-    for run_id, started, finished in zip(runs.get("run_id", []), runs.get("started", []), runs.get("finished", [])):
-        end = finished if pd.notna(finished) else last_cell.get(run_id)
-        if pd.isna(finished):
-            open_runs.append(run_id)
-        if pd.notna(started) and end is not None and pd.notna(end):
-            seconds.append(float(end) - float(started))
+    seconds = [s for s in run_seconds(cells, runs).values() if s is not None]
+    open_runs = [r for r, finished in zip(runs.get("run_id", []), runs.get("finished", [])) if pd.isna(finished)]
     total = _duration(sum(seconds)) if seconds else "unknown"
     latest_open = len(runs) > 0 and runs["run_id"].iloc[-1] in open_runs
     killed = len(open_runs) - latest_open  # every unfinished run before the latest was stopped

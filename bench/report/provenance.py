@@ -19,7 +19,7 @@ import pandas as pd
 
 from bench.store import Store
 
-__all__ = ["provenance", "write_provenance"]
+__all__ = ["provenance", "write_provenance", "run_seconds"]
 
 
 def _iso(seconds: float | None) -> str | None:
@@ -32,9 +32,21 @@ def _json(text: Any) -> Any:
     return json.loads(text) if isinstance(text, str) and text else None
 
 
-def _run_entry(run: pd.Series, cells: pd.DataFrame) -> dict[str, Any]:
+def run_seconds(cells: pd.DataFrame, runs: pd.DataFrame) -> dict[Any, float | None]:
+    """{run id: wall seconds}: to its end, or for a run that never finished (killed, or still
+    going) to its last stored cell; None when neither is known."""
+    has_ids = "run_id" in cells and len(cells)
+    last_cell = cells.groupby("run_id")["finished"].max() if has_ids else pd.Series(dtype=float)
+    seconds = {}
+    for run_id, started, finished in zip(runs.get("run_id", []), runs.get("started", []), runs.get("finished", [])):
+        end = finished if pd.notna(finished) else last_cell.get(run_id)
+        known = pd.notna(started) and end is not None and pd.notna(end)
+        seconds[run_id] = float(end) - float(started) if known else None
+    return seconds
+
+
+def _run_entry(run: pd.Series, cells: pd.DataFrame, seconds: float | None) -> dict[str, Any]:
     mine = cells[cells["run_id"] == run["run_id"]]
-    last = run["finished"] if pd.notna(run["finished"]) else mine["finished"].max()
     argv = _json(run["argv"]) or []
     return {
         "run_id": int(run["run_id"]),
@@ -43,7 +55,7 @@ def _run_entry(run: pd.Series, cells: pd.DataFrame) -> dict[str, Any]:
         "device": run["device"],
         "started": _iso(run["started"]),
         "finished": _iso(run["finished"]),
-        "wall_seconds": None if pd.isna(last) else round(float(last - run["started"]), 1),
+        "wall_seconds": None if seconds is None else round(seconds, 1),
         "cells_ok": int((mine["status"] == "ok").sum()),
         "cells_failed": int((mine["status"] != "ok").sum()),
         "versions": _json(run["versions"]),
@@ -53,8 +65,9 @@ def _run_entry(run: pd.Series, cells: pd.DataFrame) -> dict[str, Any]:
 
 def provenance(store: Store) -> dict[str, Any]:
     """The ``run.json`` document of a store (module docstring)."""
-    cells = store.run_cells()
-    runs = [_run_entry(run, cells) for _, run in store.runs().iterrows()]
+    cells, table = store.run_cells(), store.runs()
+    seconds = run_seconds(cells, table)
+    runs = [_run_entry(run, cells, seconds[run["run_id"]]) for _, run in table.iterrows()]
     runs = [r for r in runs if r["cells_ok"] or r["cells_failed"]]
     walls = [r["wall_seconds"] for r in runs if r["wall_seconds"] is not None]
     return {
