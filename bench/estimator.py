@@ -79,6 +79,7 @@ TRAINING_RULES: dict[str, Rule] = {
     "batch_size": POSITIVE_INT.or_none("the recipe's"),
     "lr": POSITIVE.or_none("the recipe's"),
     "max_seconds": POSITIVE.or_none("no cap"),
+    "precision": one_of("auto", "fp32", "bf16"),
 }
 
 

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from bench.estimator import Denoiser, as_float_images
+from bench.estimator import Denoiser, Rule, as_float_images, one_of
 from bench.registry import DENOISERS
 from models.checkpoint import Checkpoints
 from models.training import Recipe, TrainResult, autocast, planned_steps, to_layout, train
@@ -67,6 +67,15 @@ def _check_images(what: str, images: Tensor) -> Tensor:
     return as_float_images(images)
 
 
+def _dihedral(x: Tensor, k: int, *, undo: bool = False) -> Tensor:
+    """The ``k``-th (0-7) flip/transpose of an image batch: bit 0 flips W, bit 1 flips H,
+    bit 2 transposes (applied first); ``undo`` applies the inverse."""
+    steps = [(k & 4, lambda t: t.transpose(-2, -1)), (k & 1, lambda t: t.flip(-1)), (k & 2, lambda t: t.flip(-2))]
+    for wanted, step in reversed(steps) if undo else steps:
+        x = step(x) if wanted else x
+    return x
+
+
 class NeuralDenoiser(Denoiser):
     """Base of the neural denoisers: one training loop, pure batched ``denoise``, caching.
 
@@ -87,6 +96,13 @@ class NeuralDenoiser(Denoiser):
         Early-stopping patience in epochs (overrides the recipe).
     val_fraction : float, optional
         Held-out share of the training pairs (overrides the recipe, usually 0.1).
+    precision : {'auto', 'fp32', 'bf16'}
+        Training autocast (``models.recipe.PRECISIONS``): ``auto`` is bf16 on CUDA and float32
+        on a CPU; ``bf16`` autocasts on a CPU too.
+    ensemble : {1, 2, 4, 8}
+        Geometric self-ensemble at denoise time: the mean of the network's outputs over this
+        many flips and transposes of the input (8, the whole dihedral group, needs square
+        images), each mapped back. It costs that many forward passes and changes no weights.
     """
 
     recipes: ClassVar[dict[str, Recipe]] = {"ours": Recipe(), "faithful": Recipe()}
@@ -97,6 +113,7 @@ class NeuralDenoiser(Denoiser):
     #: The full grid trains to convergence.
     budgets: ClassVar[dict[str, dict[str, Any]]] = {"quick": {"max_steps": 200, "batch_size": 8}, "full": {}}
     accelerated: ClassVar[bool] = True  # a network: executors give its cells a GPU
+    param_rules: ClassVar[dict[str, Rule]] = {"ensemble": one_of(1, 2, 4, 8)}
 
     def __init__(
         self,
@@ -109,6 +126,8 @@ class NeuralDenoiser(Denoiser):
         max_steps: int | None = None,
         patience: int | None = None,
         val_fraction: float | None = None,
+        precision: str = "auto",
+        ensemble: int = 1,
     ) -> None:
         self.config = config
         self.epochs = epochs
@@ -118,6 +137,8 @@ class NeuralDenoiser(Denoiser):
         self.max_steps = max_steps
         self.patience = patience
         self.val_fraction = val_fraction
+        self.precision = precision
+        self.ensemble = ensemble
 
     # -- what subclasses provide -------------------------------------------------------
     @abstractmethod
@@ -142,6 +163,7 @@ class NeuralDenoiser(Denoiser):
             patience=self.patience,
             val_fraction=self.val_fraction,
             max_steps=self.max_steps,
+            precision=None if self.precision == "auto" else self.precision,
         )
 
     def planned_stage_steps(self, n: int) -> list[int]:
@@ -188,13 +210,20 @@ class NeuralDenoiser(Denoiser):
         self.check_fitted()
         x = _check_images("noisy", noisy)
         self._check_shape(x)
+        if self.ensemble == 8 and x.shape[-1] != x.shape[-2]:
+            raise ValueError(
+                f"{self.name} ensemble 8 transposes the images, so they must be square; got {x.shape[-2]}x{x.shape[-1]}"
+            )
         net = self._net_on(x.device)
         out = torch.empty_like(x)
         size = DENOISE_CHUNK.get(x.device.type, 256)
         with torch.no_grad(), autocast(x.device):
             for start in range(0, len(x), size):
-                chunk = net(to_layout(x[start : start + size]))
-                out[start : start + size] = chunk.float().clamp_(0.0, 1.0)
+                chunk = x[start : start + size]
+                total = sum(
+                    _dihedral(net(to_layout(_dihedral(chunk, k))).float(), k, undo=True) for k in range(self.ensemble)
+                )
+                out[start : start + size] = total.div_(self.ensemble).clamp_(0.0, 1.0)
         return out
 
     def _net_on(self, device: torch.device) -> nn.Module:

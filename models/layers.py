@@ -51,8 +51,8 @@ class _PatchMatmul(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        (patches,) = ctx.saved_tensors
-        return None, (patches.t() @ grad.contiguous()).t()
+        (patches,) = ctx.saved_tensors  # float32; under bf16 autocast the gradient is bf16
+        return None, (patches.t() @ grad.to(patches.dtype).contiguous()).t()
 
 
 def _patches(x: Tensor, k: int, pad: int, ones: bool) -> Tensor:
@@ -157,9 +157,11 @@ def conv_block(cin: int, cout: int, *, norm: bool = True, act: type[nn.Module] =
     return nn.Sequential(PatchConv2d(cin, cout, bias=not norm), *norm_layers, act())
 
 
-def autocast(device: torch.device):
-    """bf16 autocast on CUDA; a disabled context elsewhere (CPU trains in float32)."""
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+def autocast(device: torch.device, precision: str = "auto"):
+    """bf16 autocast on CUDA, or anywhere with ``precision='bf16'``; disabled otherwise
+    (``models.recipe.PRECISIONS``)."""
+    enabled = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
 def to_layout(x: Tensor) -> Tensor:

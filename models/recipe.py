@@ -15,11 +15,24 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["Recipe", "LOSSES", "OPTIMIZERS", "SCHEDULES", "loss_value", "make_optimizer", "schedule_factor"]
+__all__ = [
+    "Recipe",
+    "LOSSES",
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "PRECISIONS",
+    "loss_value",
+    "make_optimizer",
+    "schedule_factor",
+]
 
 LOSSES = ("mse", "half_sse", "bce", "l1")
 OPTIMIZERS = ("adam", "adamw", "sgd", "adadelta")
 SCHEDULES = ("constant", "cosine", "step")
+#: ``auto``: bf16 autocast on CUDA, float32 elsewhere; ``bf16`` also autocasts on a CPU (oneDNN's
+#: bf16 convolutions train the U-Net 1.8x faster on an AVX512-BF16 core; weights and the optimizer
+#: stay float32); ``fp32`` never autocasts.
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -45,6 +58,9 @@ class Recipe:
     max_steps : int or None
         Cap on optimizer steps (per training stage); the schedule then runs over at most this
         many steps. Unlike a wall-clock budget it gives the same numbers on every machine.
+    precision : {'auto', 'fp32', 'bf16'}
+        Autocast of the training forward passes (see ``PRECISIONS``); validation and
+        inference follow ``auto``.
     redraw_noise : bool
         Draw fresh noisy inputs for every batch from the clean ones when the cell gives a
         training noise (``models.training.train``'s ``noise``); False trains on the fixed noisy
@@ -65,6 +81,7 @@ class Recipe:
     patience: int | None = 5
     val_fraction: float = 0.1
     max_steps: int | None = None
+    precision: str = "auto"
     redraw_noise: bool = True
     note: str = ""
 
@@ -73,6 +90,7 @@ class Recipe:
             ("optimizer", self.optimizer, OPTIMIZERS),
             ("loss", self.loss, LOSSES),
             ("schedule", self.schedule, SCHEDULES),
+            ("precision", self.precision, PRECISIONS),
         ):
             if value not in allowed:
                 raise ValueError(f"recipe {name} {value!r} is unknown; expected one of: {', '.join(allowed)}")

@@ -4,7 +4,8 @@
 generator)`` over shuffled mini-batches of ``range(n)``. Data stay on their device: batches
 are index tensors (no DataLoader, no per-batch host copies) and ``generator``, the loop's own
 seeded generator on that device, draws the batch orders and whatever a batch loss draws
-(training noise, pretraining masks). bf16 autocast is used on CUDA only.
+(training noise, pretraining masks). bf16 autocast is used on CUDA, and on a CPU when a
+recipe asks for ``precision='bf16'``.
 
 One budget vocabulary: ``recipe.epochs`` and ``recipe.max_steps`` (optimizer steps, per
 stage), plus an optional wall-clock ``deadline``; stopping mid-epoch happens after the batch
@@ -298,8 +299,8 @@ def run_training(
 # -- denoisers: noisy -> clean pairs ------------------------------------------------------------
 
 
-def _denoising_loss(net: nn.Module, inputs: Tensor, target: Tensor, loss: str) -> Tensor:
-    with autocast(inputs.device):
+def _denoising_loss(net: nn.Module, inputs: Tensor, target: Tensor, loss: str, precision: str = "auto") -> Tensor:
+    with autocast(inputs.device, precision):
         out = net(to_layout(inputs))
     return loss_value(loss, out, target)
 
@@ -366,7 +367,7 @@ def train(
     def batch_loss(net: nn.Module, idx: Tensor, generator: torch.Generator) -> Tensor:
         target = clean[idx]
         inputs = noise.sample(target, generator) if noise is not None else noisy[idx]
-        return _denoising_loss(net, inputs, target, recipe.loss)
+        return _denoising_loss(net, inputs, target, recipe.loss, recipe.precision)
 
     validation = _denoising_validation(noisy, clean, noise, seed, recipe.batch_size)
     options = {"validation": validation, "reinit": build, "deadline": deadline, "stage": stage}

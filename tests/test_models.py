@@ -201,3 +201,30 @@ def test_stock_speed_reference_is_conv_ae_fmnist_written_plainly():
     x = blobs(4)[0]
     with torch.no_grad():
         torch.testing.assert_close(stock(x), ours(x), rtol=1e-4, atol=1e-5)
+
+
+def test_self_ensemble_is_equivariant_and_changes_nothing_at_one():
+    noisy, clean = blobs(16)
+    model = make("unet").fit(noisy, clean, seed=0)
+    x = noisy[:4]
+    with torch.no_grad():
+        plain = model.net_.eval()(x).clamp(0, 1)
+    assert torch.equal(model.denoise(x), plain)  # ensemble 1: the network's output as before
+    model.ensemble = 8
+    out = model.denoise(x)
+    assert not torch.allclose(out, plain, atol=1e-4)  # the other seven passes count
+    # Averaging over the whole group, correctly mapped back, makes the result equivariant:
+    # denoising a flipped or transposed batch gives the flipped or transposed result.
+    for k in range(8):
+        torch.testing.assert_close(model.denoise(base._dihedral(x, k)), base._dihedral(out, k), atol=2e-6, rtol=0)
+
+
+def test_self_ensemble_of_eight_needs_square_images_and_is_checked():
+    noisy, clean = blobs(8, side=28)
+    model = make("unet", ensemble=8).fit(noisy, clean, seed=0)
+    with pytest.raises(ValueError, match="unet ensemble 8 transposes the images, so they must be square; got 28x32"):
+        model.denoise(torch.rand(2, 1, 28, 32))
+    model.ensemble = 4  # flips only: any shape
+    assert model.denoise(torch.rand(2, 1, 28, 32)).shape == (2, 1, 28, 32)
+    with pytest.raises(ValueError, match="ensemble"):
+        make("unet", ensemble=3).check_params()

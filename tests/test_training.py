@@ -177,3 +177,25 @@ def test_the_engine_trains_only_what_requires_gradients_and_counts_steps():
     assert result.info["steps"] == 25 and result.info["stopped"] == "budget" and len(result.history) == 3
     assert torch.equal(net[0].weight, frozen)
     assert result.history[0]["val_loss"] is None  # no validation given: the training loss picks the weights
+
+
+def test_bf16_precision_autocasts_cpu_training_and_keeps_float32_weights():
+    noisy, clean = blobs(96)
+    fits = {
+        precision: DENOISERS.create(
+            "dncnn", depth=4, width=16, epochs=4, batch_size=16, lr=3e-3, precision=precision
+        ).fit(noisy, clean, seed=0)
+        for precision in ("auto", "bf16")
+    }
+    bf16 = fits["bf16"]
+    assert bf16.training_["recipe"]["precision"] == "bf16" and fits["auto"].training_["recipe"]["precision"] == "auto"
+    assert all(p.dtype == torch.float32 for p in bf16.net_.parameters())
+    # Same seed, same batches: only the autocast differs, so a precision that never reached the
+    # training step would give identical weights.
+    assert not torch.equal(bf16.denoise(noisy), fits["auto"].denoise(noisy))
+    best = {precision: fit.training_["best_val_loss"] for precision, fit in fits.items()}
+    assert best["bf16"] < 0.7 * float(F.mse_loss(noisy, clean)) and abs(best["bf16"] / best["auto"] - 1) < 0.02
+    with pytest.raises(ValueError, match="precision 'fp16' is unknown; expected one of: auto, fp32, bf16"):
+        Recipe(precision="fp16")
+    with pytest.raises(ValueError, match="precision"):
+        DENOISERS.create("unet", precision="fp16").check_params()
