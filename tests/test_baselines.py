@@ -128,7 +128,10 @@ def test_gaussian_filter_equals_scipy_on_both_paths(shape):
         ((3, 1, 28, 28), 13, 3),  # a 12-pixel box: sums over 8 and 4 combined
     ],
 )
-def test_nl_means_equals_skimage_fast_mode(digits, shape, patch_size, patch_distance):
+@pytest.mark.parametrize("path", ["compiled", "torch"])
+def test_nl_means_equals_skimage_fast_mode(digits, shape, patch_size, patch_distance, path, monkeypatch):
+    if path == "torch":  # the GPU path, run on the CPU
+        monkeypatch.setattr(nlm_module, "_fused_cpu", nlm_module._batched_torch)
     n, c, h, w = shape
     clean = digits[:n, :, :h, :w].repeat(1, c, 1, 1) * torch.linspace(0.6, 1.0, c).view(1, c, 1, 1)
     noisy = Noise("gaussian", 0.1).apply(clean, seed=2)
@@ -145,9 +148,36 @@ def test_nl_means_batch_members_are_independent(digits, monkeypatch):
     together = nl_means(noisy, patch_size=3, patch_distance=3, h_scale=1.2)
     alone = torch.cat([nl_means(noisy[i : i + 1], patch_size=3, patch_distance=3, h_scale=1.2) for i in range(5)])
     torch.testing.assert_close(together, alone, atol=1e-6, rtol=0)
-    monkeypatch.setitem(nlm_module._CHUNK_ELEMENTS, "cpu", 2 * 36 * 36)  # chunks of 2, 2 and 1 images
+    monkeypatch.setattr(nlm_module, "_CPU_CHUNK", 2)  # chunks of 2, 2 and 1 images
     chunked = nl_means(noisy, patch_size=3, patch_distance=3, h_scale=1.2)
     torch.testing.assert_close(chunked, together, atol=1e-6, rtol=0)
+    monkeypatch.setitem(nlm_module._CHUNK_ELEMENTS, "cpu", 2 * 36 * 36)  # the torch path's chunks of 2
+    monkeypatch.setattr(nlm_module, "_fused_cpu", nlm_module._batched_torch)
+    torch.testing.assert_close(
+        nl_means(noisy, patch_size=3, patch_distance=3, h_scale=1.2), together, atol=1e-6, rtol=0
+    )
+
+
+@pytest.mark.parametrize(
+    "shape, patch_size, patch_distance", [((9, 1, 28, 28), 5, 5), ((5, 3, 13, 17), 3, 4), ((4, 1, 8, 8), 1, 2)]
+)
+def test_the_compiled_cpu_path_equals_the_torch_path(shape, patch_size, patch_distance, monkeypatch):
+    # Same weights, summed in another order and with a polynomial exp2: equal to float precision,
+    # also when the chunks are spread over two threads.
+    generator = torch.Generator().manual_seed(0)
+    noisy = (torch.rand(shape, generator=generator) * 0.6 + 0.2 + 0.1 * torch.randn(shape, generator=generator)).clamp(
+        0, 1
+    )
+    options = dict(patch_size=patch_size, patch_distance=patch_distance, h_scale=1.1)
+    monkeypatch.setattr(nlm_module, "_CPU_CHUNK", 4)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        compiled = nl_means(noisy, **options)
+    finally:
+        torch.set_num_threads(threads)
+    monkeypatch.setattr(nlm_module, "_fused_cpu", nlm_module._batched_torch)
+    torch.testing.assert_close(compiled, nl_means(noisy, **options), atol=2e-6, rtol=0)
 
 
 @pytest.mark.parametrize("wavelet, levels, mode", [("db1", 1, "soft"), ("db2", 2, "hard"), ("sym4", 1, "soft")])
