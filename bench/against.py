@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from bench.grids import Grid
-from bench.significance import paired_test, same_images
+from bench.significance import full_size, paired_test, same_images
 from bench.store import Store
 
 __all__ = ["reference_spec", "check_matches", "start_from", "ranking", "format_ranking", "against_grid_name"]
@@ -80,16 +80,22 @@ def start_from(reference_dir: str | Path, run_dir: Path) -> None:
 
 
 def ranking(store: Store, denoisers: list[str]) -> pd.DataFrame:
-    """Each new row's rank among its cell's rows by mean PSNR, and its paired test against the best other one."""
+    """Each new row's rank among its cell's rows by mean PSNR, and its paired test against the best other one.
+
+    Only rows scored on the cell's full test set take part (``full_size``): a row of a slow
+    entry scored on its first few images is not ranked, and a new row of that kind gets no rank.
+    """
     cells = store.cells()
     cells = cells[cells["status"] == "ok"]
+    full = full_size(cells, GROUP)
     arrays = store.per_image()
     rows = []
-    for _, mine in cells[cells["denoiser"].isin(denoisers)].iterrows():
-        group = cells[(cells[GROUP] == mine[GROUP]).all(axis=1)]
+    for index, mine in cells[cells["denoiser"].isin(denoisers)].iterrows():
+        group = cells[full & (cells[GROUP] == mine[GROUP]).all(axis=1)]
         others = group[~group["denoiser"].isin(denoisers)].sort_values("psnr", ascending=False)
+        rank = int((group["psnr"] > mine["psnr"]).sum()) + 1 if full[index] else None
         row = {**{k: mine[k] for k in [*GROUP, "train_level", "denoiser"]}, "psnr": mine["psnr"],
-               "rank": int((group["psnr"] > mine["psnr"]).sum()) + 1, "of": len(group)}  # fmt: skip
+               "rank": rank, "of": len(group), "n_test": mine["n_test"]}  # fmt: skip
         if not others.empty:
             best = others.iloc[0]
             row |= {"best_reference": best["denoiser"], "best_reference_train_level": best["train_level"],
@@ -113,7 +119,8 @@ def format_ranking(frame: pd.DataFrame) -> str:
     """One line per new row: its rank and its lead or lag on the best reference row."""
     lines = []
     for _, r in frame.iterrows():
-        head = f"{r['dataset']} {r['noise']} {r['level']:g} {r['denoiser']} (train {r['train_level']}): PSNR {r['psnr']:.2f} dB, rank {r['rank']} of {r['of']}"
+        place = f"rank {r['rank']:.0f} of {r['of']}" if pd.notna(r["rank"]) else f"not ranked (scored on {r['n_test']} images)"
+        head = f"{r['dataset']} {r['noise']} {r['level']:g} {r['denoiser']} (train {r['train_level']}): PSNR {r['psnr']:.2f} dB, {place}"
         if isinstance(r.get("best_reference"), str):
             head += f"; best reference {r['best_reference']} {r['best_reference_psnr']:.2f} dB"
             if pd.notna(r.get("delta")):

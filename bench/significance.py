@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["PairedTest", "paired_test", "rank_and_test", "same_images", "TEST_COLUMNS", "ALPHA"]
+__all__ = ["PairedTest", "paired_test", "rank_and_test", "same_images", "full_size", "TEST_COLUMNS", "ALPHA"]
 
 ALPHA = 0.05
 #: The columns ``rank_and_test`` adds (the ``vs_runner_up_*`` ones are set on winner rows only).
@@ -91,6 +91,16 @@ def same_images(first: pd.Series, second: pd.Series) -> bool:
     return all(k in first and k in second and pd.notna(first[k]) and first[k] == second[k] for k in keys)
 
 
+def full_size(frame: pd.DataFrame, by: list[str]) -> pd.Series:
+    """Rows scored on their group's full test set: ``n_test`` equal to the group's largest.
+
+    A slow entry may score only its first ``eval_images`` test images; its mean over those
+    is not comparable with means over the whole set, so it is listed but never ranked.
+    """
+    n_test = pd.to_numeric(frame["n_test"], errors="coerce")
+    return n_test == n_test.groupby([frame[k] for k in by], sort=False, dropna=False).transform("max")
+
+
 def rank_and_test(
     frame: pd.DataFrame, arrays: Mapping[str, np.ndarray], *, by: list[str], value: str = "psnr", seed: int = 0
 ) -> pd.DataFrame:
@@ -98,12 +108,14 @@ def rank_and_test(
 
     ``frame`` needs ``key``, the ``by`` columns, ``value`` and those of ``same_images``;
     ``arrays`` maps a row's key to its per-image values of the same metric. Rows without a
-    value get no rank. The winner row carries the paired test against the runner-up, when
+    value, and rows scored on fewer test images than their group's others (``full_size``),
+    get no rank. The winner row carries the paired test against the runner-up, when
     both have per-image values of the same images; otherwise its test columns stay empty.
     Returns ``TEST_COLUMNS`` on ``frame``'s index.
     """
     out = pd.DataFrame(index=frame.index, columns=TEST_COLUMNS, dtype=object)
     scored = frame[pd.to_numeric(frame[value], errors="coerce").notna()]
+    scored = scored[full_size(scored, by)]
     for _, group in scored.groupby(by, sort=False, dropna=False):
         ordered = group.assign(_v=group[value].astype(float)).sort_values("_v", ascending=False, kind="stable")
         out.loc[ordered.index, "rank"] = range(1, len(ordered) + 1)

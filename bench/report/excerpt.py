@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.significance import full_size
+
 __all__ = ["readme_excerpt", "readme_block", "update_readme", "START", "END"]
 
 START = "<!-- leaderboard-excerpt: start (python -m bench report RUN_DIR --readme README.md writes it) -->"
@@ -68,6 +70,7 @@ def _accuracy(classifiers: pd.DataFrame, row: pd.Series, name: str | None) -> st
 
 def _best_rows(board: pd.DataFrame) -> list[pd.Series]:
     ok = board[(board["status"] == "ok") & _same_level(board)]
+    ok = ok[full_size(ok, ["dataset", "noise", "level"])]
     rows = []
     for (_, _), group in ok.groupby(["dataset", "noise"], sort=True):
         levels = sorted(group["level"].unique())
