@@ -119,7 +119,11 @@ def format_ranking(frame: pd.DataFrame) -> str:
     """One line per new row: its rank and its lead or lag on the best reference row."""
     lines = []
     for _, r in frame.iterrows():
-        place = f"rank {r['rank']:.0f} of {r['of']}" if pd.notna(r["rank"]) else f"not ranked (scored on {r['n_test']} images)"
+        place = (
+            f"rank {r['rank']:.0f} of {r['of']}"
+            if pd.notna(r["rank"])
+            else f"not ranked (scored on {r['n_test']} images)"
+        )
         head = f"{r['dataset']} {r['noise']} {r['level']:g} {r['denoiser']} (train {r['train_level']}): PSNR {r['psnr']:.2f} dB, {place}"
         if isinstance(r.get("best_reference"), str):
             head += f"; best reference {r['best_reference']} {r['best_reference_psnr']:.2f} dB"
