@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from bench.estimator import Estimator
+from bench.files import write_atomic, write_text_atomic
 
 __all__ = ["fit_key", "save_fitted", "load_fitted", "is_cacheable"]
 
@@ -47,14 +47,10 @@ def save_fitted(model: Any, stem: Path, *, extra: dict[str, Any] | None = None) 
     tensors = model.fitted_tensors()
     sidecar = {"config": model.get_params(), "state": model.fitted_state(), "extra": extra or {}, "sha256": None}
     if tensors:
-        weights = stem.with_suffix(".safetensors")
-        tmp = weights.with_suffix(".safetensors.tmp")
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp))
-        os.replace(tmp, weights)
+        arrays = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+        weights = write_atomic(stem.with_suffix(".safetensors"), lambda tmp: save_file(arrays, str(tmp)))
         sidecar["sha256"] = _sha256(weights)
-    tmp = stem.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(sidecar, sort_keys=True, default=str))
-    os.replace(tmp, stem.with_suffix(".json"))
+    write_text_atomic(stem.with_suffix(".json"), json.dumps(sidecar, sort_keys=True, default=str))
 
 
 def load_fitted(model: Any, stem: Path, device: torch.device) -> dict[str, Any] | None:

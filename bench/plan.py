@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from typing import Any
 import torch
 
 from bench.core import sync
+from bench.files import write_text_atomic
 from bench.grids import Cell, Grid
 from bench.registry import CLASSIFIERS, DENOISERS
 from bench.work import CellRunner, ClassifierFit, RunContext, preload, training_noise
@@ -236,9 +236,7 @@ class _Probes:
     def save(self) -> None:
         if self.changed:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self.found, indent=1))
-            os.replace(tmp, self.path)
+            write_text_atomic(self.path, json.dumps(self.found, indent=1))
 
 
 def duration(seconds: float) -> str:

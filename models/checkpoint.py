@@ -31,7 +31,6 @@ import glob
 import json
 import logging
 import math
-import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -39,6 +38,8 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from bench.files import write_atomic
 
 __all__ = ["Checkpoints", "Best", "EpochInProgress", "capture", "resume", "save_state", "load_state"]
 
@@ -191,9 +192,7 @@ def _apply(engine: Any, state: dict[str, Any]) -> None:
 def save_state(path: Path, state: dict[str, Any]) -> None:
     """Write ``state`` (tensors and plain values only) to ``path`` atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"format": FORMAT, **state}, tmp)
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: torch.save({"format": FORMAT, **state}, tmp))
 
 
 def load_state(path: Path, expected: str) -> dict[str, Any] | None:

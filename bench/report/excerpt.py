@@ -12,11 +12,11 @@ clean images for that dataset) gets on the noisy and on the denoised images.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
 
+from bench.files import write_text_atomic
 from bench.significance import full_size
 
 __all__ = ["readme_excerpt", "readme_block", "update_readme", "START", "END"]
@@ -122,7 +122,4 @@ def update_readme(readme: str | Path, excerpt: str) -> Path:
     """Replace the block between ``START`` and ``END`` in ``readme`` with ``excerpt``."""
     path = Path(readme)
     head, _, tail = readme_block(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(f"{head}{START}\n{excerpt}\n{END}{tail}")
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, f"{head}{START}\n{excerpt}\n{END}{tail}")

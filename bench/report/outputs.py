@@ -18,12 +18,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from bench.files import write_atomic
 from bench.report.page import write_report
 from bench.report.provenance import write_provenance
 from bench.significance import rank_and_test
@@ -36,11 +36,8 @@ PER_IMAGE_ID_COLUMNS = ["dataset", "noise", "level", "train_level", "denoiser", 
 RANK_GROUP = ["dataset", "noise", "level", "train_level"]
 
 
-def _write_atomic(frame: pd.DataFrame, path: Path, **options) -> None:
-    # Written beside the target and renamed, so a reader never sees half a file.
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    frame.to_csv(tmp, index=False, float_format="%.6g", **options)
-    os.replace(tmp, path)
+def _write_csv(frame: pd.DataFrame, path: Path, **options) -> None:
+    write_atomic(path, lambda tmp: frame.to_csv(tmp, index=False, float_format="%.6g", **options))
 
 
 def _params_text(params) -> str:
@@ -85,14 +82,14 @@ def write_outputs(store: Store, run_dir: Path) -> list[Path]:
     written = [run_dir / name for name in names]
     cells, per_image = store.cells(), store.per_image()
     board = leaderboard(cells, per_image)
-    _write_atomic(board.drop(columns=["key", "base_seed"]), written[0])
+    _write_csv(board.drop(columns=["key", "base_seed"]), written[0])
     classifiers = store.classifier_results()
     classifiers["denoiser_params"] = classifiers["key"].map(board.set_index("key")["denoiser_params"])
     columns = [c for c in CLASSIFIER_COLUMNS if c not in ("confusion", "key")] + ["denoiser_params"]
-    _write_atomic(classifiers.reindex(columns=columns), written[1])
+    _write_csv(classifiers.reindex(columns=columns), written[1])
     # mtime 0: the same store gives the same bytes
     gzip = {"method": "gzip", "compresslevel": 6, "mtime": 0}
-    _write_atomic(per_image_frame(cells[cells["status"] == "ok"], per_image), written[2], compression=gzip)
+    _write_csv(per_image_frame(cells[cells["status"] == "ok"], per_image), written[2], compression=gzip)
     written.append(write_provenance(store, run_dir))
     written.append(write_report(store, run_dir))  # after the CSVs: the page reads seed tables beside them
     return written

@@ -10,13 +10,13 @@ every value, so a denoiser named ``<script>`` is shown as text. Tables come from
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from bench.files import write_text_atomic
 from bench.report import plots
 from bench.report.images import IMAGE_BUDGET, image_grids
 from bench.report.provenance import run_seconds
@@ -43,10 +43,7 @@ _FAILURE_COLUMNS = [
 
 def write_report(store: Store, run_dir: str | Path) -> Path:
     """Write ``run_dir/report.html`` (beside it, then renamed: a reader never sees half a page)."""
-    path = Path(run_dir) / "report.html"
-    tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(render_report(store, run_dir), encoding="utf-8")
-    os.replace(tmp, path)
+    path = write_text_atomic(Path(run_dir) / "report.html", render_report(store, run_dir))
     return path
 
 

@@ -9,7 +9,6 @@ its wall time counted up to its last stored cell.
 from __future__ import annotations
 
 import json
-import os
 import shlex
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.files import write_text_atomic
 from bench.store import Store
 
 __all__ = ["provenance", "write_provenance", "run_seconds"]
@@ -80,8 +80,4 @@ def provenance(store: Store) -> dict[str, Any]:
 
 def write_provenance(store: Store, run_dir: Path) -> Path:
     """Write ``run_dir/run.json`` (atomically) and return its path."""
-    path = run_dir / "run.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(provenance(store), indent=2) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(run_dir / "run.json", json.dumps(provenance(store), indent=2) + "\n")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,6 +26,7 @@ from torch import Tensor
 
 from bench import metrics
 from bench.data import find
+from bench.files import write_text_atomic
 from bench.noise import Noise, derive_seed
 from bench.registry import Registry
 
@@ -62,13 +62,6 @@ def _finite_or_none(value: Any) -> Any:
     if isinstance(value, Tensor):
         return _finite_or_none(value.tolist())
     return value
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    # Written beside the target and renamed, so a reader never sees half a file.
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 @dataclass
@@ -153,7 +146,7 @@ class Reproduction:
         folder = Path(self.out_dir) / "seeds"
         folder.mkdir(parents=True, exist_ok=True)
         frame = self.frame()
-        _write_text_atomic(folder / f"{self.report}.csv", frame.to_csv(index=False, float_format="%.6g"))
+        write_text_atomic(folder / f"{self.report}.csv", frame.to_csv(index=False, float_format="%.6g"))
         detail = {
             "seed": self.report,
             "budget": self.budget,
@@ -161,7 +154,7 @@ class Reproduction:
             "base_seed": self.seed,
             **self.extra,
         }
-        _write_text_atomic(
+        write_text_atomic(
             folder / f"{self.report}.json", json.dumps(_finite_or_none(detail), indent=1, default=str, allow_nan=False)
         )
         return frame

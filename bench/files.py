@@ -1,0 +1,38 @@
+"""Atomic file writes: the one way every output, cache entry and checkpoint is written.
+
+A file is written beside its target (``<name>.tmp``) and renamed over it, so a reader, or
+a run killed mid-write, never sees half a file; a write that fails leaves the target as it
+was and removes its temporary file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+__all__ = ["write_atomic", "write_text_atomic"]
+
+
+def write_atomic(path: str | Path, write: Callable[[Path], object]) -> Path:
+    """Call ``write(tmp)`` on a temporary path beside ``path``, then rename it to ``path``.
+
+    >>> import tempfile
+    >>> target = Path(tempfile.mkdtemp()) / "a.txt"
+    >>> write_atomic(target, lambda tmp: tmp.write_text("x")).read_text()
+    'x'
+    """
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically (``write_atomic``)."""
+    return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
