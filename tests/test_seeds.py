@@ -322,3 +322,16 @@ def test_run_grid_seeds_rejects_narrowing_flags_with_one_line(tmp_path, capsys):
     )
     assert "--set names 'dncnnn': unknown denoiser" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_seed000_tiny_run_and_set_reaches_the_cross_validation_folds(real_data_dir, tmp_path):
+    # The five VGG-16 folds are fits of the entry too: --set vgg16.width narrows them like the grid's VGG-16.
+    lines: list[str] = []
+    launch = Launch(params={"vgg16": {"width": 0.05}})
+    frame = run(
+        "000", budget="tiny", data_dir=real_data_dir, device="cpu", out_dir=tmp_path, log=lines.append, launch=launch
+    )
+    table = _check_written(frame, lines, tmp_path, "000")
+    detail = json.loads((tmp_path / "seeds" / "000.json").read_text())
+    assert detail["vgg16_cv"]["params"]["width"] == 0.05 and len(detail["vgg16_cv"]["folds_pct"]) == 5
+    assert set(table.metric) >= {"accuracy_clean_pct", "accuracy_denoised_pct", "cv_mean_pct", "psnr_db"}

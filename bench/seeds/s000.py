@@ -139,7 +139,8 @@ def _cross_validate(repro: Reproduction, results: Results, grid: Grid, cfg, cell
     denoised = results.fitted(grid, cell).denoise(runner.test_set(cell)[1])
     labels = runner.data(DATASET)[3]
     n = len(denoised) if cfg.n_cv is None else min(cfg.n_cv, len(denoised))
-    params, _ = model_params(CLASSIFIERS, "vgg16", repro.budget, **cfg.cv)
+    # The folds are vgg16 fits too: --set vgg16.KEY=VALUE narrows them as it does the grid's.
+    params, _ = model_params(CLASSIFIERS, "vgg16", repro.budget, **{**cfg.cv, **results.launch.params.get("vgg16", {})})
     with repro.experiment(name) as exp:
         result = cross_validate("vgg16", denoised[:n], labels[:n], k=K_FOLDS, seed=repro.seed, **params)
         folds = [100 * f for f in result["folds"]]
