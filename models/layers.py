@@ -29,6 +29,7 @@ __all__ = [
     "pad_to",
     "conv_block",
     "autocast",
+    "autocasts",
     "to_layout",
     "tune_cpu_allocator",
 ]
@@ -157,11 +158,14 @@ def conv_block(cin: int, cout: int, *, norm: bool = True, act: type[nn.Module] =
     return nn.Sequential(PatchConv2d(cin, cout, bias=not norm), *norm_layers, act())
 
 
+def autocasts(device: torch.device, precision: str = "auto") -> bool:
+    """Whether ``precision`` (``models.recipe.PRECISIONS``) autocasts to bf16 on ``device``."""
+    return precision == "bf16" or (precision == "auto" and device.type == "cuda")
+
+
 def autocast(device: torch.device, precision: str = "auto"):
-    """bf16 autocast on CUDA, or anywhere with ``precision='bf16'``; disabled otherwise
-    (``models.recipe.PRECISIONS``)."""
-    enabled = precision == "bf16" or (precision == "auto" and device.type == "cuda")
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
+    """bf16 autocast on CUDA, or anywhere with ``precision='bf16'``; disabled otherwise."""
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocasts(device, precision))
 
 
 def to_layout(x: Tensor) -> Tensor:

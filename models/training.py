@@ -61,7 +61,7 @@ from models import checkpoint
 from models.budget import batches as _batches
 from models.budget import planned_steps, split_validation
 from models.checkpoint import Best, Checkpoints, EpochInProgress
-from models.layers import autocast, to_layout, tune_cpu_allocator
+from models.layers import autocast, autocasts, to_layout, tune_cpu_allocator
 from models.recipe import Recipe, loss_value, make_optimizer, schedule_factor
 
 __all__ = [
@@ -263,7 +263,7 @@ class _Engine:
             self.net.load_state_dict(self.best.state)
         self.info.update(best_epoch=self.best.epoch, steps=self.step, device=str(self.device))
         self.info.update(best_val_loss=self.best.loss if self.best.state is not None else None)
-        self.info.update(seconds=time.monotonic() - self.start, mixed_precision=self.device.type == "cuda")
+        self.info.update(seconds=time.monotonic() - self.start, mixed_precision=autocasts(self.device, self.recipe.precision))
         if path is not None:  # the finished stage: a rerun of the fit skips it
             checkpoint.save_state(path, checkpoint.capture(self, done=True))
         return self.result()

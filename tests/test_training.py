@@ -189,6 +189,7 @@ def test_bf16_precision_autocasts_cpu_training_and_keeps_float32_weights():
     }
     bf16 = fits["bf16"]
     assert bf16.training_["recipe"]["precision"] == "bf16" and fits["auto"].training_["recipe"]["precision"] == "auto"
+    assert bf16.training_["mixed_precision"] and not fits["auto"].training_["mixed_precision"]  # on this CPU
     assert all(p.dtype == torch.float32 for p in bf16.net_.parameters())
     # Same seed, same batches: only the autocast differs, so a precision that never reached the
     # training step would give identical weights.
