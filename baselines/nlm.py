@@ -8,8 +8,10 @@ exp(-max(distance - 2 sigma^2, 0) / h^2) cut off beyond 5, and the weighted mean
 
 Two paths compute the same weights. On a CPU, ``baselines.nlm_cpu`` fuses each shift's
 work into one compiled pass (numba) that stays in the first-level cache; on a GPU (and in the
-tests, on a CPU too) ``_batched_torch`` runs it as tensor operations. What makes the torch
-path fast (4x a plain in-place loop over all shifts, one CPU thread, 28x28 images): the distance of shift -d at p is that of d at p - d, so only half the
+tests, on a CPU too) ``_batched_torch`` runs it as tensor operations.
+
+What makes the torch path fast (4x a plain in-place loop over all shifts, one CPU thread,
+28x28 images): the distance of shift -d at p is that of d at p - d, so only half the
 shifts are computed (on the image grown by d, where both uses fall); the images are scaled
 per image by sqrt(log2(e) / h^2), so the weight is one ``exp2`` (a third of ``exp``'s
 cost) of a box sum with no further arithmetic; the box sum is separable and done by
