@@ -263,7 +263,9 @@ class _Engine:
             self.net.load_state_dict(self.best.state)
         self.info.update(best_epoch=self.best.epoch, steps=self.step, device=str(self.device))
         self.info.update(best_val_loss=self.best.loss if self.best.state is not None else None)
-        self.info.update(seconds=time.monotonic() - self.start, mixed_precision=autocasts(self.device, self.recipe.precision))
+        self.info.update(
+            seconds=time.monotonic() - self.start, mixed_precision=autocasts(self.device, self.recipe.precision)
+        )
         if path is not None:  # the finished stage: a rerun of the fit skips it
             checkpoint.save_state(path, checkpoint.capture(self, done=True))
         return self.result()
