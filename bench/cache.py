@@ -53,6 +53,12 @@ def save_fitted(model: Any, stem: Path, *, extra: dict[str, Any] | None = None) 
     write_text_atomic(stem.with_suffix(".json"), json.dumps(sidecar, sort_keys=True, default=str))
 
 
+def _fit_params(model: Any, params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` without the model's inference-only ones, as JSON would give them back."""
+    inference = getattr(model, "inference_params", ())
+    return json.loads(json.dumps({k: v for k, v in params.items() if k not in inference}, default=str))
+
+
 def load_fitted(model: Any, stem: Path, device: torch.device) -> dict[str, Any] | None:
     """Load a cached fit into ``model``; returns the sidecar's ``extra`` or None if absent/stale."""
     from safetensors.torch import load_file
@@ -61,7 +67,7 @@ def load_fitted(model: Any, stem: Path, device: torch.device) -> dict[str, Any] 
     if not sidecar_path.is_file():
         return None
     sidecar = json.loads(sidecar_path.read_text())
-    if sidecar.get("config") != json.loads(json.dumps(model.get_params(), default=str)):
+    if _fit_params(model, sidecar.get("config") or {}) != _fit_params(model, model.get_params()):
         return None
     tensors = {}
     if sidecar.get("sha256"):

@@ -101,6 +101,9 @@ class Estimator:
     accelerated: ClassVar[bool] = False
     #: Score only the first ``eval_images`` test images of a cell (slow methods); None: all.
     eval_images: int | None = None
+    #: Parameters that change how a fitted model is used, not the fit: they stay out of the
+    #: fit's cache key and of the cached fit's check, so cells that differ only in them share a fit.
+    inference_params: ClassVar[tuple[str, ...]] = ("eval_images",)
     #: Per-epoch training record (dicts with ``epoch``, ``train_loss``, ``val_loss``, ...) set
     #: by ``fit`` of models that train in epochs; None for the others.
     history_: list[dict[str, Any]] | None = None

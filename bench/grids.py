@@ -72,6 +72,9 @@ class Cell:
         spec = self.spec()
         for test_only in ("level", "n_test", "classifiers"):
             spec.pop(test_only)
+        factory = DENOISERS.entry(self.denoiser).factory if self.denoiser in DENOISERS else None
+        inference = getattr(factory, "inference_params", ())
+        spec["params"] = {k: v for k, v in spec["params"].items() if k not in inference}
         return spec
 
     @property

@@ -214,9 +214,12 @@ class CellRunner:
     def fitted(self, cell: Cell) -> tuple[Any, float]:
         """The cell's fitted denoiser and its fit seconds; from memory, the disk cache, or a fresh fit."""
         key = cache.fit_key(cell.fit_spec)
-        if key in self._fits:
-            return self._fits[key]
         model = DENOISERS.create(cell.denoiser, **dict(cell.params))
+        if key in self._fits:  # fitted for a cell that may differ in inference-only parameters
+            fitted, fit_seconds = self._fits[key]
+            own = model.get_params()
+            fitted.set_params(**{name: own[name] for name in model.inference_params if name in own})
+            return fitted, fit_seconds
         stem = self.cache_dir / key
         extra = cache.load_fitted(model, stem, self.device) if cache.is_cacheable(model) else None
         if extra is not None:

@@ -114,6 +114,7 @@ class NeuralDenoiser(Denoiser):
     budgets: ClassVar[dict[str, dict[str, Any]]] = {"quick": {"max_steps": 200, "batch_size": 8}, "full": {}}
     accelerated: ClassVar[bool] = True  # a network: executors give its cells a GPU
     param_rules: ClassVar[dict[str, Rule]] = {"ensemble": one_of(1, 2, 4, 8)}
+    inference_params: ClassVar[tuple[str, ...]] = (*Denoiser.inference_params, "ensemble")
 
     def __init__(
         self,

@@ -166,6 +166,30 @@ def test_a_rerun_loads_the_cached_fit_instead_of_training(tmp_path, monkeypatch)
     assert sorted(board.n_test) == [50, 100] and board.fit_seconds.nunique() == 1
 
 
+def test_an_inference_only_parameter_reuses_the_fit_and_still_applies(tmp_path, monkeypatch):
+    # The self-ensemble does not enter training: a run with it loads the cached fit, and its
+    # row differs from the plain one because the ensemble was applied.
+    from models import base, training
+
+    params = DENOISERS.entry("unet").test_params
+    grid = dict(denoisers=["unet"], noises={"gaussian": [0.2]})
+    run_grid(tiny_grid(**grid, params={"unet": params}), out_dir=tmp_path, log=lambda line: None)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("an ensemble size must not refit the network")
+
+    monkeypatch.setattr(base, "train", no_training)
+    monkeypatch.setattr(training, "train", no_training)
+    summary = run_grid(
+        tiny_grid(**grid, params={"unet": {**params, "ensemble": 8}}), out_dir=tmp_path, log=lambda line: None
+    )
+    assert (summary.ok, summary.failed) == (1, 0)
+    board = pd.read_csv(tmp_path / "t" / "leaderboard.csv")
+    ensembles = board.denoiser_params.map(lambda p: json.loads(p).get("ensemble", 1))
+    assert sorted(ensembles) == [1, 8] and board.fit_seconds.nunique() == 1 and board.psnr.nunique() == 2
+    assert len(list((tmp_path / "t" / "cache").glob("*.safetensors"))) == 1
+
+
 def test_a_denoiser_run_with_other_parameters_is_its_own_row(tmp_path):
     grid = dict(denoisers=["median"], noises={"salt_pepper": [0.1]})
     run_grid(tiny_grid(**grid), out_dir=tmp_path, log=lambda line: None)
