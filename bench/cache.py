@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from bench.estimator import Estimator
+from bench.estimator import Estimator, fit_params
 from bench.files import write_atomic, write_text_atomic
 
 __all__ = ["fit_key", "save_fitted", "load_fitted", "is_cacheable"]
@@ -55,8 +55,7 @@ def save_fitted(model: Any, stem: Path, *, extra: dict[str, Any] | None = None) 
 
 def _fit_params(model: Any, params: dict[str, Any]) -> dict[str, Any]:
     """``params`` without the model's inference-only ones, as JSON would give them back."""
-    inference = getattr(model, "inference_params", ())
-    return json.loads(json.dumps({k: v for k, v in params.items() if k not in inference}, default=str))
+    return json.loads(json.dumps(fit_params(model, params), default=str))
 
 
 def load_fitted(model: Any, stem: Path, device: torch.device) -> dict[str, Any] | None:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import __version__
+from bench.estimator import fit_params
 from bench.noise import Noise
 from bench.registry import CLASSIFIERS, DATASETS, DENOISERS, NOISES
 
@@ -73,8 +74,7 @@ class Cell:
         for test_only in ("level", "n_test", "classifiers"):
             spec.pop(test_only)
         factory = DENOISERS.entry(self.denoiser).factory if self.denoiser in DENOISERS else None
-        inference = getattr(factory, "inference_params", ())
-        spec["params"] = {k: v for k, v in spec["params"].items() if k not in inference}
+        spec["params"] = fit_params(factory, spec["params"])
         return spec
 
     @property
