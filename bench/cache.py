@@ -66,7 +66,10 @@ def load_fitted(model: Any, stem: Path, device: torch.device) -> dict[str, Any] 
     if not sidecar_path.is_file():
         return None
     sidecar = json.loads(sidecar_path.read_text())
-    if _fit_params(model, sidecar.get("config") or {}) != _fit_params(model, model.get_params()):
+    # A parameter added since the fit was cached is recorded at its default: adding one keeps
+    # the old behaviour at its default, so a fit made before it existed still matches.
+    recorded = type(model).default_params() | (sidecar.get("config") or {})
+    if _fit_params(model, recorded) != _fit_params(model, model.get_params()):
         return None
     tensors = {}
     if sidecar.get("sha256"):

@@ -25,7 +25,7 @@ from torch import Tensor
 
 __all__ = [
     "Estimator", "Denoiser", "Classifier", "NotFittedError", "Rule", "one_of",
-    "POSITIVE", "NON_NEGATIVE", "POSITIVE_INT", "ODD_POSITIVE_INT", "TRAINING_RULES", "as_float_images", "fit_params",
+    "POSITIVE", "NON_NEGATIVE", "NON_NEGATIVE_INT", "POSITIVE_INT", "ODD_POSITIVE_INT", "TRAINING_RULES", "as_float_images", "fit_params",
 ]  # fmt: skip
 
 
@@ -71,6 +71,7 @@ POSITIVE_INT = Rule(lambda v: _is_int(v) and v >= 1, "an integer >= 1")
 ODD_POSITIVE_INT = Rule(lambda v: _is_int(v) and v >= 1 and v % 2 == 1, "an odd integer >= 1")
 POSITIVE = Rule(lambda v: _is_number(v) and v > 0, "a finite number > 0")
 NON_NEGATIVE = Rule(lambda v: _is_number(v) and v >= 0, "a finite number >= 0")
+NON_NEGATIVE_INT = Rule(lambda v: _is_int(v) and v >= 0, "an integer >= 0")
 
 
 def one_of(*values: Any) -> Rule:
@@ -129,6 +130,18 @@ class Estimator:
                     if parameter.kind is parameter.KEYWORD_ONLY:
                         params[key] = getattr(self, key)
         return params
+
+    @classmethod
+    def default_params(cls) -> dict[str, Any]:
+        """The constructor defaults of the parameters ``get_params`` lists (a subclass's own
+        default wins over its base's)."""
+        defaults: dict[str, Any] = {}
+        for klass in reversed(cls.__mro__):
+            if "__init__" in vars(klass) and issubclass(klass, Estimator):
+                for key, parameter in inspect.signature(klass.__init__).parameters.items():
+                    if parameter.kind is parameter.KEYWORD_ONLY and parameter.default is not parameter.empty:
+                        defaults[key] = parameter.default
+        return defaults
 
     def set_params(self, **params: Any) -> Estimator:
         valid = self.get_params()

@@ -2,7 +2,8 @@
 
 Everything stays on the images' device: batches are index slices of tensors already there
 (``models.training.run_training``), cross-entropy, Adam at a constant rate, early stopping
-on the engine's validation split, bf16 autocast on CUDA only, and batch-norm statistics
+on the engine's validation split, optional random shifts of the training batches, bf16
+autocast on CUDA (and on a CPU with ``precision='bf16'``), and batch-norm statistics
 recomputed after training.
 """
 
@@ -15,10 +16,11 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from bench.estimator import Classifier
+from bench.estimator import NON_NEGATIVE_INT, Classifier, one_of
+from models.augment import random_shift
 from models.base import seeded
 from models.checkpoint import Checkpoints
-from models.recipe import Recipe
+from models.recipe import SCHEDULES, Recipe
 from models.training import autocast, planned_steps, run_training
 
 __all__ = ["check_training_data", "TorchClassifier", "recalibrate_batchnorm", "EVAL_BATCH"]
@@ -66,9 +68,18 @@ class TorchClassifier(Classifier):
         100 images, where the training loss picks the weights to keep).
     patience : int
         Epochs without a better validation loss before stopping (none without a validation split).
+    schedule : {'constant', 'cosine', 'step'}
+        Learning-rate schedule over the planned steps (``models.recipe.Recipe``).
+    shift : int
+        Each training image is moved by a random offset of up to this many pixels along each
+        axis, drawn afresh every batch (0: no augmentation). Validation and test images are not.
+    precision : {'auto', 'fp32', 'bf16'}
+        Training autocast: ``auto`` is bf16 on CUDA and float32 on a CPU; ``bf16`` autocasts
+        on a CPU too (weights and optimizer state stay float32).
     """
 
     accelerated: ClassVar[bool] = True  # a network: executors give its fits a GPU
+    param_rules: ClassVar[dict[str, Any]] = {"schedule": one_of(*SCHEDULES), "shift": NON_NEGATIVE_INT}
 
     def __init__(
         self,
@@ -80,6 +91,9 @@ class TorchClassifier(Classifier):
         max_seconds: float | None = None,
         val_fraction: float = 0.1,
         patience: int = 3,
+        schedule: str = "constant",
+        shift: int = 0,
+        precision: str = "auto",
     ) -> None:
         self.epochs = epochs
         self.batch_size = batch_size
@@ -88,6 +102,9 @@ class TorchClassifier(Classifier):
         self.max_seconds = max_seconds
         self.val_fraction = val_fraction
         self.patience = patience
+        self.schedule = schedule
+        self.shift = shift
+        self.precision = precision
 
     @abstractmethod
     def build(self, input_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
@@ -105,8 +122,9 @@ class TorchClassifier(Classifier):
         return None
 
     def recipe(self, **overrides: Any) -> Recipe:
-        """The supervised training recipe (Adam, constant rate) from the constructor parameters."""
+        """The supervised training recipe (Adam) from the constructor parameters."""
         settings = {"lr": self.lr, "epochs": self.epochs, "batch_size": self.batch_size, "patience": self.patience}
+        settings |= {"schedule": self.schedule, "precision": self.precision}
         settings |= {"val_fraction": self.val_fraction, "max_steps": self.max_steps, "note": self.name}
         return Recipe(optimizer="adam", **(settings | overrides))
 
@@ -128,8 +146,9 @@ class TorchClassifier(Classifier):
             pool = torch.arange(len(images), device=device) if labelled is None else labelled.to(device)
 
             def batch_loss(net: nn.Module, idx: Tensor, generator: torch.Generator) -> Tensor:
-                with autocast(device):
-                    logits = net(images[pool[idx]])
+                batch = random_shift(images[pool[idx]], self.shift, generator)
+                with autocast(device, recipe.precision):
+                    logits = net(batch)
                 return nn.functional.cross_entropy(logits.float(), labels[pool[idx]])
 
             def validation(val_idx: Tensor, held_out: bool):

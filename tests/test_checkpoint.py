@@ -78,9 +78,9 @@ FITS = {
         ),
         lambda: (*squares(120), {}),
     ),
-    # classifier with batch norm, no held-out split (40 images)
+    # classifier with batch norm, random shifts from the loop's generator, cosine, no held-out split (40 images)
     "vgg16_tiny": (
-        lambda: CLASSIFIERS.create("vgg16", width=0.0625, epochs=3, batch_size=16),
+        lambda: CLASSIFIERS.create("vgg16", width=0.0625, epochs=3, batch_size=16, shift=2, schedule="cosine"),
         lambda: (*squares(40), {}),
     ),
 }

@@ -9,6 +9,7 @@ from baselines.svm import SVMRBF
 from bench import cache
 from bench.estimator import NotFittedError
 from bench.registry import CLASSIFIERS
+from models.augment import random_shift
 from models.classifiers import alexnet_net, cnn_small_net, cross_validate, resnet18_net, vgg16_net
 from models.stacked_classifier import StackedAESoftmax, few_label_indices
 
@@ -134,6 +135,36 @@ def test_full_width_architectures_fit_small_images(builder, shape):
 def test_wrong_input_shape_names_the_expected_one(fitted):
     with pytest.raises(ValueError, match="cnn_small: expected images of shape N x 1 x 28 x 28"):
         fitted["cnn_small"].predict(torch.rand(2, 3, 32, 32))
+
+
+def test_random_shift_moves_each_image_within_the_bound_and_fills_zeros():
+    images = torch.arange(1, 64 * 2 * 6 * 7 + 1, dtype=torch.float32).reshape(64, 2, 6, 7)
+    shifted = random_shift(images, 2, torch.Generator().manual_seed(3))
+    assert torch.equal(shifted, random_shift(images, 2, torch.Generator().manual_seed(3)))
+    assert random_shift(images, 0, torch.Generator()) is images
+    padded = torch.nn.functional.pad(images, (2, 2, 2, 2))
+    offsets = set()
+    for n in range(len(images)):  # the one offset whose crop of the padded image is the output
+        found = [(dy, dx) for dy in range(5) for dx in range(5) if torch.equal(padded[n, :, dy : dy + 6, dx : dx + 7], shifted[n])]
+        assert len(found) == 1, f"image {n} is not a shift of its input by at most 2 pixels"
+        offsets.add(found[0])
+    assert len(offsets) > 15, "each image draws its own offset"
+
+
+def test_schedule_shift_and_precision_reach_the_fit(task):
+    images, labels = task
+    plain = make("cnn_small").fit(images, labels, seed=0)
+    assert make("cnn_small", schedule="cosine", precision="bf16").recipe().schedule == "cosine"
+    assert make("cnn_small", precision="bf16").recipe().precision == "bf16"
+    for options in ({"shift": 2}, {"schedule": "cosine"}, {"precision": "bf16"}):
+        model = make("cnn_small", **options).fit(images, labels, seed=0)
+        assert (model.predict(images) == labels).float().mean() > 0.9, options
+        weights, reference = model.fitted_tensors(), plain.fitted_tensors()
+        assert any(not torch.equal(weights[k], reference[k]) for k in weights), f"{options} changed nothing"
+        assert all(v.dtype != torch.bfloat16 for v in weights.values())
+    for bad, expected in (({"shift": -1}, "an integer >= 0"), ({"schedule": "linear"}, "one of")):
+        with pytest.raises(ValueError, match=expected):
+            make("cnn_small", **bad).check_params()
 
 
 def test_bad_arguments_raise_one_line_errors(task):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -120,6 +122,32 @@ def test_a_cacheable_fit_round_trips_through_the_cache(tmp_path):
     assert cache.load_fitted(again, tmp_path / "fit", torch.device("cpu")) == {"fit_seconds": 1.5}
     assert torch.equal(again.denoise(noisy), model.denoise(noisy))
     assert not (tmp_path / "fit.safetensors").exists()  # no tensors: the sidecar holds the fit
+
+
+def test_a_fit_cached_before_a_parameter_existed_matches_only_at_its_default(tmp_path):
+    clean = torch.rand(6, 1, 10, 10, generator=torch.Generator().manual_seed(0))
+    model = DENOISERS.create("median", tune_images=6).fit(clean, clean)
+    cache.save_fitted(model, tmp_path / "fit", extra={"fit_seconds": 1.5})
+    sidecar = tmp_path / "fit.json"
+    record = json.loads(sidecar.read_text())
+    record["config"].pop("tune_images")  # as if written before tune_images existed
+    sidecar.write_text(json.dumps(record))
+    defaults = type(model).default_params()
+    assert defaults["tune_images"] != 6
+    assert cache.load_fitted(DENOISERS.create("median"), tmp_path / "fit", torch.device("cpu")) is not None
+    assert cache.load_fitted(DENOISERS.create("median", tune_images=6), tmp_path / "fit", torch.device("cpu")) is None
+
+
+def test_default_params_are_the_constructor_defaults_with_subclasses_winning():
+    class Base(Estimator):
+        def __init__(self, *, size: int = 3, label: str = "x") -> None:
+            self.size, self.label = size, label
+
+    class Child(Base):
+        def __init__(self, *, size: int = 5, **common) -> None:
+            super().__init__(size=size, **common)
+
+    assert Child.default_params() == {"size": 5, "label": "x"} == Child().get_params()
 
 
 def test_estimator_itself_declares_every_hook_the_harness_reads():
