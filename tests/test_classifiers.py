@@ -145,7 +145,12 @@ def test_random_shift_moves_each_image_within_the_bound_and_fills_zeros():
     padded = torch.nn.functional.pad(images, (2, 2, 2, 2))
     offsets = set()
     for n in range(len(images)):  # the one offset whose crop of the padded image is the output
-        found = [(dy, dx) for dy in range(5) for dx in range(5) if torch.equal(padded[n, :, dy : dy + 6, dx : dx + 7], shifted[n])]
+        found = [
+            (dy, dx)
+            for dy in range(5)
+            for dx in range(5)
+            if torch.equal(padded[n, :, dy : dy + 6, dx : dx + 7], shifted[n])
+        ]
         assert len(found) == 1, f"image {n} is not a shift of its input by at most 2 pixels"
         offsets.add(found[0])
     assert len(offsets) > 15, "each image draws its own offset"
