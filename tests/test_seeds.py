@@ -335,3 +335,5 @@ def test_seed000_tiny_run_and_set_reaches_the_cross_validation_folds(real_data_d
     detail = json.loads((tmp_path / "seeds" / "000.json").read_text())
     assert detail["vgg16_cv"]["params"]["width"] == 0.05 and len(detail["vgg16_cv"]["folds_pct"]) == 5
     assert set(table.metric) >= {"accuracy_clean_pct", "accuracy_denoised_pct", "cv_mean_pct", "psnr_db"}
+    vgg = table[(table.experiment == "vgg16_ae -> vgg16") & (table.metric == "accuracy_denoised_pct")]
+    assert vgg.protocol_note.str.endswith("classifies; --set vgg16.width=0.05").all(), "the row says what --set changed"

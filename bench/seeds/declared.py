@@ -80,6 +80,11 @@ class Results:
         self._reload()
         return grid
 
+    def set_note(self, name: str) -> str:
+        """'; --set NAME.KEY=VALUE ...' for the ``--set`` parameters of entry ``name`` ('' for none), for a row's note."""
+        values = self.launch.params.get(name, {})
+        return f"; --set {' '.join(f'{name}.{k}={v}' for k, v in sorted(values.items()))}" if values else ""
+
     def _reload(self) -> None:
         from bench.store import Store
 

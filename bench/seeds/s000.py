@@ -115,8 +115,9 @@ def _pair(repro: Reproduction, results: Results, grid: Grid, cfg, ae: str, clf: 
         cell = results.cell(grid, ae)
         row = results.row(cell)
         accuracy = percent_of(results.accuracy(cell, clf), "accuracy_denoised")
-        recipe = f"{_config(repro.budget)} recipe{fit_note(repro.budget, cfg.n_train, cfg.fit)}{collapse_warning(row)}"
-        note = f"{ae} ({recipe}) denoises impulse 0.25; {clf} trained on clean images classifies"
+        config = dict(cell.params).get("config", _config(repro.budget))
+        recipe = f"{config} recipe{fit_note(repro.budget, cfg.n_train, cfg.fit)}{results.set_note(ae)}{collapse_warning(row)}"
+        note = f"{ae} ({recipe}) denoises impulse 0.25; {clf} trained on clean images classifies{results.set_note(clf)}"
         exp.add("accuracy_denoised_pct", published, accuracy, n_test=row["n_test"], note=f"Table 2; {note}")
         if clf == "alexnet":
             exp.add("accuracy_denoised_pct", ALEXNET_FIG21, accuracy, n_test=row["n_test"],
