@@ -22,6 +22,8 @@ from models.classifier_training import TorchClassifier
 __all__ = ["ConvNetClassifier", "CNNSmall", "VGG16", "AlexNet", "ResNet18", "cross_validate"]
 
 Shape = tuple[int, int, int]
+#: ``fit(fold, images, labels, seed) -> fitted classifier``: how ``cross_validate`` gets a fold's model.
+FoldFit = Callable[[int, Tensor, Tensor, int], Any]
 
 
 def _scaled(channels: int, width: float) -> int:
@@ -255,12 +257,13 @@ class ResNet18(ConvNetClassifier):
 
 
 def cross_validate(
-    name: str, images: Tensor, labels: Tensor, *, k: int = 5, seed: int = 0, **params: Any
+    name: str, images: Tensor, labels: Tensor, *, k: int = 5, seed: int = 0, fit: FoldFit | None = None, **params: Any
 ) -> dict[str, Any]:
     """k-fold accuracy of the registered classifier ``name`` (seed 000 used k=5).
 
     Folds are a seeded random partition; fold ``i`` trains a fresh ``CLASSIFIERS.create(name,
-    **params)`` on the other folds with seed ``derive_seed(seed, name, i)``.
+    **params)`` on the other folds with seed ``derive_seed(seed, name, i)``. ``fit(i, images,
+    labels, seed)``, if given, makes that fitted model instead (a caller that caches the folds).
 
     Returns
     -------
@@ -274,7 +277,11 @@ def cross_validate(
     for i, held_out in enumerate(order.tensor_split(k)):
         keep = torch.ones(len(images), dtype=torch.bool, device=images.device)
         keep[held_out] = False
-        model = CLASSIFIERS.create(name, **params).fit(images[keep], labels[keep], seed=derive_seed(seed, name, i))
+        fold_seed = derive_seed(seed, name, i)
+        if fit is None:
+            model = CLASSIFIERS.create(name, **params).fit(images[keep], labels[keep], seed=fold_seed)
+        else:
+            model = fit(i, images[keep], labels[keep], fold_seed)
         folds.append(float((model.predict(images[held_out]) == labels[held_out].to(images.device)).float().mean()))
     mean = sum(folds) / k
     return {"mean": mean, "std": math.sqrt(sum((f - mean) ** 2 for f in folds) / k), "folds": folds}

@@ -324,16 +324,25 @@ def test_run_grid_seeds_rejects_narrowing_flags_with_one_line(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
-def test_seed000_tiny_run_and_set_reaches_the_cross_validation_folds(real_data_dir, tmp_path):
+def test_seed000_tiny_run_and_set_reaches_the_cross_validation_folds(real_data_dir, tmp_path, monkeypatch):
     # The five VGG-16 folds are fits of the entry too: --set vgg16.width narrows them like the grid's VGG-16.
     lines: list[str] = []
     launch = Launch(params={"vgg16": {"width": 0.05}})
-    frame = run(
-        "000", budget="tiny", data_dir=real_data_dir, device="cpu", out_dir=tmp_path, log=lines.append, launch=launch
-    )
+    options = {"budget": "tiny", "data_dir": real_data_dir, "device": "cpu", "out_dir": tmp_path, "launch": launch}
+    frame = run("000", log=lines.append, **options)
     table = _check_written(frame, lines, tmp_path, "000")
     detail = json.loads((tmp_path / "seeds" / "000.json").read_text())
     assert detail["vgg16_cv"]["params"]["width"] == 0.05 and len(detail["vgg16_cv"]["folds_pct"]) == 5
+    # The folds go through the fit cache (3 grid classifiers + 5 folds), so a rerun fits nothing.
+    assert len(list((tmp_path / "seed-000" / "cache").glob("classifier-*.json"))) == 8
+    from models.classifier_training import TorchClassifier
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("a rerun must take every fit from the cache")
+
+    monkeypatch.setattr(TorchClassifier, "fit", no_fit)
+    run("000", log=lambda line: None, **options)
+    assert json.loads((tmp_path / "seeds" / "000.json").read_text())["vgg16_cv"] == detail["vgg16_cv"]
     assert set(table.metric) >= {"accuracy_clean_pct", "accuracy_denoised_pct", "cv_mean_pct", "psnr_db"}
     vgg = table[(table.experiment == "vgg16_ae -> vgg16") & (table.metric == "accuracy_denoised_pct")]
     assert vgg.protocol_note.str.endswith("classifies; --set vgg16.width=0.05").all(), "the row says what --set changed"

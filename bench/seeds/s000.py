@@ -142,8 +142,14 @@ def _cross_validate(repro: Reproduction, results: Results, grid: Grid, cfg, cell
     n = len(denoised) if cfg.n_cv is None else min(cfg.n_cv, len(denoised))
     # The folds are vgg16 fits too: --set vgg16.KEY=VALUE narrows them as it does the grid's.
     params, _ = model_params(CLASSIFIERS, "vgg16", repro.budget, **{**cfg.cv, **results.launch.params.get("vgg16", {})})
+    source = f"{DATASET}: the first {n} test images of cell {cell.key} denoised"
+
+    def fit_fold(fold: int, images, labels, seed: int):  # through the fit cache: a rerun reuses, a kill resumes
+        where = f"{source}, fold {fold + 1} of {K_FOLDS}"
+        return runner.classifiers.model(where, "vgg16", tuple(sorted(params.items())), images, labels, seed)
+
     with repro.experiment(name) as exp:
-        result = cross_validate("vgg16", denoised[:n], labels[:n], k=K_FOLDS, seed=repro.seed, **params)
+        result = cross_validate("vgg16", denoised[:n], labels[:n], k=K_FOLDS, seed=repro.seed, fit=fit_fold, **params)
         folds = [100 * f for f in result["folds"]]
         repro.extra["vgg16_cv"] = {"folds_pct": folds, "n_images": n, "params": params}
         note = f"{K_FOLDS}-fold CV over the first {n} vgg16_ae-denoised test images (the report CVs its saved denoised images)"
