@@ -7,11 +7,11 @@ every cell is ok and 1 when some failed.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from typing import Any
 
 from bench import commands
+from bench.core import show_training_progress
 from bench.commands import _settings  # noqa: F401 - --set's parsing, tested beside _setting
 
 try:
@@ -191,16 +191,6 @@ _COMMANDS = {
 }  # fmt: skip
 
 
-def _show_training_progress() -> None:
-    """Long fits log an epoch line every half minute (models.training.Progress): print them."""
-    logger = logging.getLogger("bench.training")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(logging.Formatter("  %(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["speed"]:
@@ -208,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return speed_main(argv[1:])
     args = build_parser().parse_args(argv)
-    _show_training_progress()
+    show_training_progress()
     try:
         if hasattr(args, "plugin"):
             from bench.plugins import load_plugins

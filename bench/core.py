@@ -3,6 +3,7 @@ machine, sync."""
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import sys
@@ -92,3 +93,19 @@ def sync(device: torch.device) -> None:
     """Wait for queued CUDA work, so a timer measures the work and not its launch."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def show_training_progress(prefix: str = "") -> None:
+    """Print the long fits' lines (``models.training.Progress`` epochs, checkpoint resumes) on
+    stdout, each after ``prefix``: the CLI does it, and each of its local workers with its name."""
+    logger = logging.getLogger("bench.training")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter(f"  {prefix}%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
+def shows_training_progress() -> bool:
+    """Whether :func:`show_training_progress` is in effect in this process."""
+    return bool(logging.getLogger("bench.training").handlers)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import wait
 from typing import Any
 
-from bench.core import one_line
+from bench.core import one_line, show_training_progress, shows_training_progress
 from bench.work import RunContext, run_unit
 
 __all__ = ["ExecutorSpec", "UnitFailure", "Executor", "make_executor", "slurm_cluster", "EXECUTORS", "RETRIES"]
@@ -122,10 +122,15 @@ class InProcess(Executor):
                 yield unit, UnitFailure(one_line(err))
 
 
-def _worker_main(conn, env: dict[str, str], threads: int) -> None:
-    """A local worker: run the units the driver sends until it sends None (or goes away)."""
+def _worker_main(conn, env: dict[str, str], threads: int, progress: str | None = None) -> None:
+    """A local worker: run the units the driver sends until it sends None (or goes away).
+
+    ``progress``: the prefix of its fits' progress lines (None: silent, as the driver is).
+    """
     os.environ.update(env)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
+    if progress is not None:  # a spawned process starts without the driver's logging
+        show_training_progress(progress)
     import torch
 
     from models.training import tune_cpu_allocator
@@ -149,7 +154,8 @@ class _Worker:
     def __init__(self, mp, index: int, threads: int, gpus: int) -> None:
         env = {"CUDA_VISIBLE_DEVICES": str(index % gpus)} if gpus > 1 else {}
         self.conn, child = mp.Pipe()
-        self.process = mp.Process(target=_worker_main, args=(child, env, threads), daemon=True)
+        progress = f"worker {index}: " if shows_training_progress() else None
+        self.process = mp.Process(target=_worker_main, args=(child, env, threads, progress), daemon=True)
         self.process.start()
         child.close()
         self.index, self.unit = index, None

@@ -4,6 +4,7 @@ Dask clusters here listen on loopback only.
 """
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -83,22 +84,26 @@ def _wait_for(condition, timeout: float = 120.0) -> None:
         time.sleep(0.2)
 
 
-def test_a_killed_worker_costs_only_a_retry(tmp_path):
+def test_a_killed_worker_costs_only_a_retry_and_its_fit_resumes(tmp_path):
     psutil = pytest.importorskip("psutil")
-    proc = _cli(*SLOW, "--workers", "2", "--out", str(tmp_path))
-    store = tmp_path / "smoke" / "store.sqlite"
+    proc = _cli(*SLOW, "--workers", "2", "--checkpoint-every", "0.5", "--out", str(tmp_path))
+    store, cache = tmp_path / "smoke" / "store.sqlite", tmp_path / "smoke" / "cache"
     driver = psutil.Process(proc.pid)
 
     def workers():  # not multiprocessing's resource tracker
         return [p for p in driver.children() if "spawn_main" in " ".join(p.cmdline())]
 
-    # Kill a worker once the first cell is stored: the other cells are in flight or queued.
-    _wait_for(lambda: len(_stored(store)) >= 1 and len(workers()) == 2)
-    victim = max(workers(), key=lambda p: p.cpu_times().user)
-    os.kill(victim.pid, signal.SIGKILL)
+    # Kill both workers once a cell is stored and a fit in flight has checkpointed.
+    _wait_for(lambda: len(_stored(store)) >= 1 and len(workers()) == 2 and any(cache.glob("*.ckpt.*.pt")))
+    victims = workers()
+    for victim in victims:
+        os.kill(victim.pid, signal.SIGKILL)
     output, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, output
-    assert f"(pid {victim.pid}) died (killed by SIGKILL)" in output and "retrying it" in output
+    assert all(f"(pid {victim.pid}) died (killed by SIGKILL)" in output for victim in victims), output
+    assert "retrying it" in output
+    # A spawned worker prints its fits' lines as the driver does: here, the retried fit's resume.
+    assert re.search(r"worker \d: \w+: resuming from checkpoint .* at step \d+", output), output
     keys = _stored(store)
     assert len(keys) == len(set(keys)) == 4
 
