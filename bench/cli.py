@@ -11,8 +11,8 @@ import sys
 from typing import Any
 
 from bench import commands
-from bench.core import show_training_progress
 from bench.commands import _settings  # noqa: F401 - --set's parsing, tested beside _setting
+from bench.core import show_training_progress
 
 try:
     import tomllib
