@@ -88,6 +88,8 @@ class Executor(ABC):
     """Computes units of work; a context manager that releases its workers on exit."""
 
     description = ""
+    #: Whether units run side by side; in-process ones run one after another.
+    parallel = True
 
     @abstractmethod
     def map(self, context: RunContext, units: Sequence[Any]) -> Iterator[tuple[Any, Any]]: ...
@@ -106,6 +108,7 @@ class InProcess(Executor):
     """``--workers 1``: every unit in this process, in order (the GPU default)."""
 
     description = "in this process"
+    parallel = False
 
     def __init__(self, threads: int | None = None) -> None:
         self.threads = threads

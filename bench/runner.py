@@ -3,7 +3,8 @@
 The driver (this module) is the store's only writer: it commits each cell as its row comes
 back, whichever executor computed it, so a run killed at any moment (even ``kill -9``) keeps
 every finished cell and a rerun skips them. Classifiers are fitted first, one unit each, into
-the shared fit cache; then every fit group (cells sharing a fitted denoiser) is one unit. A cell
+the shared fit cache (on a parallel executor, with the denoisers' fits beside them); then every
+fit group (cells sharing a fitted denoiser) is one unit. A cell
 that raises becomes a ``failed`` row; a unit whose worker died too often fails its cells with
 the reason; the run goes on either way. The worker side lives in ``bench.work``.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bench import cache
@@ -21,8 +22,9 @@ from bench.core import machine, one_line, resolve_device, versions
 from bench.data import load
 from bench.executors import ExecutorSpec, UnitFailure, make_executor
 from bench.grids import Cell, Grid
+from bench.registry import DENOISERS
 from bench.store import Store
-from bench.work import ClassifierFit, FitGroup, RunContext, failed_row, needs_gpu, preload
+from bench.work import ClassifierFit, DenoiserFit, FitGroup, RunContext, failed_row, needs_gpu, preload
 
 __all__ = ["run_grid", "RunSummary", "plan_units"]
 
@@ -54,6 +56,11 @@ def plan_units(cells: list[Cell], *, gpu: bool = False) -> tuple[list[Classifier
             )
     fit_groups = [FitGroup(tuple(group), gpu and needs_gpu(group[0].denoiser)) for group in groups.values()]
     return list(fits.values()), fit_groups
+
+
+def _cached_fit(cell: Cell) -> bool:
+    """Whether the cell's denoiser goes through the fit cache (so a fit made ahead is reused)."""
+    return cache.is_cacheable(DENOISERS.create(cell.denoiser, **dict(cell.params)))
 
 
 def _progress(total: int):
@@ -157,17 +164,25 @@ def _run_store(
 
 
 def _run_units(engine, context, todo, gpu, store, run_id, summary, log) -> None:
-    """Classifier fits first (their failures are passed on, not refitted per cell), then fit groups."""
+    """Classifier fits first (their failures are passed on, not refitted per cell), then fit groups.
+
+    Side by side (a parallel executor), the denoisers' fits join the classifier fits, so that no
+    worker idles while a long classifier trains; the groups then load them from the fit cache.
+    """
     fits, groups = plan_units(todo, gpu=gpu)
-    errors = {}
-    for unit, result in engine.map(context, fits):
+    side_by_side = fits and engine.parallel
+    ahead = [DenoiserFit(g.cells[0], g.gpu) for g in groups if _cached_fit(g.cells[0])] if side_by_side else []
+    errors, fit_errors = {}, {}
+    for unit, result in engine.map(context, [*fits, *ahead]):
         if isinstance(result, UnitFailure):
-            errors[(unit.dataset, unit.classifier, unit.params)] = result.reason
+            if isinstance(unit, DenoiserFit):
+                fit_errors[unit.cell] = result.reason
+            else:
+                errors[(unit.dataset, unit.classifier, unit.params)] = result.reason
             log(f"  failed {unit.label}: {result.reason}")
         elif result["seconds"] > 1:
             log(f"  fitted {unit.label} in {result['seconds']:.1f} s")
-    if errors:
-        groups = [FitGroup(g.cells, g.gpu, tuple(errors.items())) for g in groups]
+    groups = [replace(g, classifier_errors=tuple(errors.items()), fit_error=fit_errors.get(g.cells[0])) for g in groups]
     finished = 0
     with _progress(len(todo)) as bar:
         for unit, result in engine.map(context, groups):

@@ -32,7 +32,8 @@ from bench.grids import Cell
 from bench.noise import Noise, TrainingNoise, derive_seed
 from bench.registry import CLASSIFIERS, DENOISERS
 
-__all__ = ["RunContext", "ClassifierFit", "FitGroup", "CellRunner", "run_unit", "preload", "failed_row", "needs_gpu"]
+__all__ = ["RunContext", "ClassifierFit", "DenoiserFit", "FitGroup", "CellRunner", "run_unit", "preload",
+           "failed_row", "needs_gpu"]  # fmt: skip
 
 N_SAMPLES = 8  # test images kept per cell for the report's image grids
 
@@ -79,6 +80,25 @@ class ClassifierFit:
 
 
 @dataclass(frozen=True)
+class DenoiserFit:
+    """Fit the denoiser of a fit group into the shared cache ahead of its cells, so that a
+    parallel run fits denoisers beside the classifiers instead of waiting for them."""
+
+    cell: Cell
+    gpu: bool = False
+
+    @property
+    def label(self) -> str:
+        cell = self.cell
+        return f"denoiser {cell.denoiser} for {cell.dataset} {cell.noise} (train {cell.train_level})"
+
+    def run(self, runner: CellRunner) -> dict[str, Any]:
+        start = time.perf_counter()
+        runner.fitted(self.cell)
+        return {"seconds": time.perf_counter() - start}
+
+
+@dataclass(frozen=True)
 class FitGroup:
     """Cells that share one fitted denoiser: fitted (or loaded) once, then each cell scored."""
 
@@ -86,6 +106,8 @@ class FitGroup:
     gpu: bool = False
     #: classifier fits that already failed in the run: (dataset, name, params) -> reason
     classifier_errors: tuple[tuple[tuple, str], ...] = ()
+    #: why the denoiser's fit ahead of the cells failed (None: it did not, or did not run)
+    fit_error: str | None = None
 
     @property
     def label(self) -> str:
@@ -94,6 +116,11 @@ class FitGroup:
         return first.label + more
 
     def run(self, runner: CellRunner) -> list[tuple[dict, list[dict], dict | None]]:
+        if self.fit_error is not None:  # not fitted again: it would fail the same way
+            return [
+                (failed_row(cell, f"its fit failed: {self.fit_error}", str(runner.device)), [], None)
+                for cell in self.cells
+            ]
         runner.classifiers.errors = dict(self.classifier_errors)
         return [runner.run_one(cell) for cell in self.cells]
 
@@ -107,7 +134,7 @@ def needs_gpu(name: str) -> bool:
 _RUNNERS: dict[str, CellRunner] = {}
 
 
-def run_unit(context: RunContext, unit: ClassifierFit | FitGroup, threads: int | None = None) -> Any:
+def run_unit(context: RunContext, unit: ClassifierFit | DenoiserFit | FitGroup, threads: int | None = None) -> Any:
     """Worker entry point: the unit's result, with this process's runner for the context.
 
     ``threads`` sets torch's CPU threads first (CPU results depend on it: oneDNN splits its

@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 import torch
 
+from bench import runner
 from bench.estimator import Denoiser
+from bench.executors import InProcess
 from bench.grids import Grid
 from bench.registry import DENOISERS, Entry
 from bench.report import diagonal
@@ -45,6 +47,69 @@ class Broken(Denoiser):
 def broken(monkeypatch):
     DENOISERS.names()
     monkeypatch.setitem(DENOISERS._entries, "broken", Entry("broken", Broken, "tests", "always fails"))
+
+
+class FailsOnSaltPepper(Denoiser):
+    """A cacheable denoiser whose salt-and-pepper fit raises; counts its fits."""
+
+    fits: list[str] = []
+
+    def fit(self, noisy, clean, *, seed=0, noise=None):
+        FailsOnSaltPepper.fits.append(noise.kind)
+        if noise.kind == "salt_pepper":
+            raise RuntimeError("kaboom")
+        self.fitted_ = True
+        return self
+
+    def denoise(self, noisy):
+        return noisy.clone()
+
+    def fitted_state(self):
+        return {}
+
+    def load_fitted(self, tensors, state, device):
+        self.fitted_ = True
+        return self
+
+
+class ParallelRecorder(InProcess):
+    """Runs in this process but says it is parallel; records the unit kinds of each map."""
+
+    parallel = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maps: list[list[str]] = []
+
+    def map(self, context, units):
+        self.maps.append([type(unit).__name__ for unit in units])
+        yield from super().map(context, units)
+
+
+def test_a_parallel_run_fits_the_denoisers_beside_the_classifiers(tmp_path, monkeypatch):
+    DENOISERS.names()
+    monkeypatch.setitem(DENOISERS._entries, "fails", Entry("fails", FailsOnSaltPepper, "tests", "fails on salt_pepper"))
+    monkeypatch.setattr(FailsOnSaltPepper, "fits", [])
+    grid = tiny_grid(denoisers=["fails", "median"], classifiers=["svm_rbf"])
+    engine = ParallelRecorder()
+    monkeypatch.setattr(runner, "make_executor", lambda spec, **options: engine)
+    summary = run_grid(grid, out_dir=tmp_path / "parallel", log=lambda line: None)
+    assert engine.maps == [["ClassifierFit", *["DenoiserFit"] * 4], ["FitGroup"] * 4]
+    assert (summary.ok, summary.failed) == (3, 1)
+    assert sorted(FailsOnSaltPepper.fits) == ["gaussian", "salt_pepper"], "a fit that failed ahead is not redone"
+    board = pd.read_csv(tmp_path / "parallel" / "t" / "leaderboard.csv").set_index(["denoiser", "noise"])
+    assert board.loc[("fails", "salt_pepper"), "error"] == "its fit failed: RuntimeError: kaboom"
+    assert board.loc[("fails", "gaussian"), "status"] == "ok"
+    monkeypatch.undo()  # the same grid in process: the same numbers
+    run_grid(grid.narrow(denoisers=["median"]), out_dir=tmp_path / "serial", log=lambda line: None)
+    serial = pd.read_csv(tmp_path / "serial" / "t" / "leaderboard.csv").set_index(["denoiser", "noise"])
+    pd.testing.assert_frame_equal(board.loc[["median"], ["psnr", "ssim"]], serial.loc[["median"], ["psnr", "ssim"]])
+    accuracy = [
+        pd.read_csv(tmp_path / run / "t" / "classifiers.csv").query("denoiser == 'median'").set_index("noise")
+        for run in ("parallel", "serial")
+    ]
+    columns = ["accuracy_clean", "accuracy_noisy", "accuracy_denoised"]
+    pd.testing.assert_frame_equal(accuracy[0][columns], accuracy[1][columns])
 
 
 def test_run_writes_a_leaderboard_with_plausible_numbers(tmp_path):
