@@ -18,6 +18,7 @@ import multiprocessing
 import os
 import re
 import signal
+import sys
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -125,13 +126,27 @@ class InProcess(Executor):
                 yield unit, UnitFailure(one_line(err))
 
 
-def _worker_main(conn, env: dict[str, str], threads: int, progress: str | None = None) -> None:
+def _die_with(parent: int) -> None:
+    """End this process when the driver ``parent`` dies, however it dies (kill -9 too): a worker
+    left running would go on with a fit nobody collects, beside the rerun that resumes it."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before the line above took effect
+        os._exit(1)
+
+
+def _worker_main(conn, env: dict[str, str], threads: int, progress: str | None = None, parent: int = 0) -> None:
     """A local worker: run the units the driver sends until it sends None (or goes away).
 
-    ``progress``: the prefix of its fits' progress lines (None: silent, as the driver is).
+    ``progress``: the prefix of its fits' progress lines (None: silent, as the driver is);
+    ``parent``: the driver's pid.
     """
     os.environ.update(env)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
+    _die_with(parent)
     if progress is not None:  # a spawned process starts without the driver's logging
         show_training_progress(progress)
     import torch
@@ -148,9 +163,13 @@ def _worker_main(conn, env: dict[str, str], threads: int, progress: str | None =
         if message is None:
             return
         try:
-            conn.send((True, run_unit(*message)))
+            reply = (True, run_unit(*message))
         except Exception as err:
-            conn.send((False, one_line(err)))
+            reply = (False, one_line(err))
+        try:
+            conn.send(reply)
+        except OSError:  # the driver is gone: nobody to tell
+            return
 
 
 class _Worker:
@@ -158,7 +177,8 @@ class _Worker:
         env = {"CUDA_VISIBLE_DEVICES": str(index % gpus)} if gpus > 1 else {}
         self.conn, child = mp.Pipe()
         progress = f"worker {index}: " if shows_training_progress() else None
-        self.process = mp.Process(target=_worker_main, args=(child, env, threads, progress), daemon=True)
+        args = (child, env, threads, progress, os.getpid())
+        self.process = mp.Process(target=_worker_main, args=args, daemon=True)
         self.process.start()
         child.close()
         self.index, self.unit = index, None

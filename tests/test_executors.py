@@ -108,6 +108,27 @@ def test_a_killed_worker_costs_only_a_retry_and_its_fit_resumes(tmp_path):
     assert len(keys) == len(set(keys)) == 4
 
 
+def test_the_workers_die_with_a_driver_killed_by_sigkill(tmp_path):
+    psutil = pytest.importorskip("psutil")
+    endless = [*(arg.replace("=400", "=1000000") for arg in SLOW), "--set", "conv_ae_fmnist.patience=1000000"]
+    proc = _cli(*endless, "--workers", "2", "--checkpoint-every", "0.5", "--out", str(tmp_path))
+    driver = psutil.Process(proc.pid)
+
+    def workers():
+        return [p for p in driver.children() if "spawn_main" in " ".join(p.cmdline())]
+
+    # Kill the driver while a worker is inside a fit far longer than the test: it must not go on.
+    _wait_for(lambda: len(workers()) == 2 and any((tmp_path / "smoke" / "cache").glob("*.ckpt.*.pt")))
+    spawned = workers()
+    proc.kill()
+    proc.wait(timeout=60)
+    _, alive = psutil.wait_procs(spawned, timeout=10)
+    for process in alive:  # the test's own clean-up, then its verdict
+        process.kill()
+    proc.communicate(timeout=60)
+    assert not alive, f"workers outlived their driver: {alive}"
+
+
 def test_driver_killed_mid_run_under_dask_redoes_only_what_was_in_flight(tmp_path):
     pytest.importorskip("distributed")
     args = [*SLOW, "--executor", "dask", "--workers", "2", "--out", str(tmp_path)]
