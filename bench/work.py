@@ -90,7 +90,7 @@ class DenoiserFit:
     @property
     def label(self) -> str:
         cell = self.cell
-        return f"denoiser {cell.denoiser} for {cell.dataset} {cell.noise} (train {cell.train_level})"
+        return f"denoiser {cell.denoiser} for {cell.dataset} {cell.noise}, training level {cell.train_level}"
 
     def run(self, runner: CellRunner) -> dict[str, Any]:
         start = time.perf_counter()
