@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from bench.grids import Cell, Grid, load_grid_file, named_grid, resolve_grid
@@ -133,3 +135,9 @@ def test_quick_grid_keeps_entries_without_budgets_and_leaves_out_those_without_a
     quick = named_grid("quick").denoisers
     assert {"identity", "median", "tv_chambolle", "wavelet"} <= set(quick)  # no budgets: run everywhere
     assert DENOISERS.entry("vgg16_ae").budgets == {"full": {}} and "vgg16_ae" not in quick
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).resolve().parents[1].glob("grids/*.toml")), ids=lambda p: p.stem)
+def test_the_shipped_grid_files_load_and_name_themselves(path):
+    grid = load_grid_file(path)  # validates entries, noises and every parameter against its rule
+    assert grid.name == path.stem and grid.cells()
