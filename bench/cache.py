@@ -19,7 +19,7 @@ import torch
 from bench.estimator import Estimator, fit_params
 from bench.files import write_atomic, write_text_atomic
 
-__all__ = ["fit_key", "save_fitted", "load_fitted", "is_cacheable"]
+__all__ = ["fit_key", "save_fitted", "load_fitted", "is_cacheable", "seconds_before"]
 
 
 def fit_key(spec: dict[str, Any]) -> str:
@@ -79,3 +79,12 @@ def load_fitted(model: Any, stem: Path, device: torch.device) -> dict[str, Any] 
         tensors = load_file(str(weights), device=str(device))
     model.load_fitted(tensors, sidecar["state"], device)
     return sidecar.get("extra", {})
+
+
+def seconds_before(model: Any) -> float:
+    """Training seconds that a fit resuming from ``model.checkpoint_path`` has already run (0
+    without checkpoints): added to the resumed process's own time, a fit's seconds are its whole."""
+    from models.checkpoint import Checkpoints
+
+    checkpoints = Checkpoints.of(model)
+    return 0.0 if checkpoints is None else checkpoints.seconds_trained()

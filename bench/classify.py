@@ -64,7 +64,7 @@ class ClassifierPool:
                 model.checkpoint_path = stem.with_suffix(".ckpt")  # a killed fit resumes from here
                 if self.checkpoint_every is not None:
                     model.checkpoint_every = self.checkpoint_every
-                start = time.perf_counter()
+                start = time.perf_counter() - cache.seconds_before(model)
                 model.fit(images, labels, seed=seed)
                 if cache.is_cacheable(model):
                     cache.save_fitted(model, stem, extra={"fit_seconds": time.perf_counter() - start})

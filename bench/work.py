@@ -258,7 +258,7 @@ class CellRunner:
             if self.context.checkpoint_every is not None:
                 model.checkpoint_every = self.context.checkpoint_every
             sync(self.device)
-            start = time.perf_counter()
+            start = time.perf_counter() - cache.seconds_before(model)
             model.fit(noisy, clean, seed=fit_seed, noise=training_noise(cell))
             sync(self.device)
             fit_seconds = time.perf_counter() - start

@@ -32,6 +32,7 @@ import json
 import logging
 import math
 import re
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,8 +89,22 @@ class Checkpoints:
 
     def clear(self) -> None:
         """Delete every checkpoint file of this stem (after the fit has succeeded)."""
-        for file in self.stem.parent.glob(glob.escape(self.stem.name) + ".*.pt*"):
+        for file in self.files():
             file.unlink(missing_ok=True)
+
+    def files(self) -> list[Path]:
+        return list(self.stem.parent.glob(glob.escape(self.stem.name) + ".*.pt*"))
+
+    def seconds_trained(self) -> float:
+        """The training seconds the stages' checkpoints hold: what a fit resuming from them has
+        already run (0 without any; an unreadable file counts 0, as it will be ignored)."""
+        total = 0.0
+        for file in self.files():
+            try:
+                total += float(torch.load(file, map_location="cpu", weights_only=True).get("elapsed", 0.0))
+            except Exception:  # a damaged file: the fit will warn and start that stage over
+                pass
+        return total
 
 
 @dataclass
@@ -144,6 +159,7 @@ def capture(engine: Any, *, done: bool) -> dict[str, Any]:
         "history": engine.history,
         "info": engine.info,
         "epoch_in_progress": None if now is None else dict(vars(now)),
+        "elapsed": time.monotonic() - engine.start,  # seconds trained in this stage, across resumes
     }
 
 
@@ -183,6 +199,7 @@ def _apply(engine: Any, state: dict[str, Any]) -> None:
     for name, value in scalars.items():
         setattr(engine, name, value)
     engine.history, engine.info = history, info
+    engine.start = time.monotonic() - float(state.get("elapsed", 0.0))  # info["seconds"] spans the resumes
     if now is not None:
         device = engine.device
         now = EpochInProgress(now["order"].to(device), int(now["position"]), now["total"].to(device), int(now["seen"]))

@@ -22,6 +22,7 @@ import test_training
 import torch
 import torch.nn.functional as F
 
+from bench import cache
 from bench.noise import TrainingNoise
 from bench.registry import CLASSIFIERS, DENOISERS
 from models import training
@@ -176,6 +177,24 @@ def test_the_resume_line_names_the_step(tmp_path, monkeypatch, caplog):
     lines = [r.getMessage() for r in caplog.records if "checkpoint" in r.getMessage()]
     assert len(lines) == 1 and lines[0].endswith("at step 6 (epoch 1)"), lines
     assert str(stem) in lines[0]
+
+
+def test_a_resumed_fit_counts_the_seconds_trained_before_it(tmp_path, monkeypatch):
+    stem = tmp_path / "fit.ckpt"
+    with monkeypatch.context() as patch:
+        interrupt_after(patch, 8)
+        with pytest.raises(_Killed):
+            fitted("conv_ae_noise", stem, every_steps=3)
+    path = tmp_path / "fit.ckpt.fit.pt"
+    state = torch.load(path, weights_only=True)
+    assert 0 < state["elapsed"] < 600
+    torch.save(state | {"elapsed": 1000.0}, path)  # as if the killed process had trained 1,000 s
+    model = FITS["conv_ae_noise"][0]()
+    model.checkpoint_path = stem
+    assert cache.seconds_before(model) == 1000.0  # what the harness adds to the resumed process's time
+    resumed = fitted("conv_ae_noise", stem)
+    assert 1000.0 <= resumed.training_["seconds"] < 1600.0
+    assert cache.seconds_before(model) == 0.0  # the finished fit removed its checkpoints
 
 
 def test_a_checkpoint_holds_weights_optimizer_rng_and_progress_without_pickled_objects(tmp_path, monkeypatch):
