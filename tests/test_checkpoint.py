@@ -126,6 +126,16 @@ def interrupt_after(monkeypatch, steps: int) -> None:
     monkeypatch.setattr(training, "_step", dying_step)
 
 
+def killed_fit(monkeypatch, tmp_path: Path, steps: int, name: str = "conv_ae_noise", every_steps: int = 3) -> Path:
+    """Fit ``name`` until it dies right after its ``steps``-th optimizer step; returns the checkpoints' stem."""
+    stem = tmp_path / "fit.ckpt"
+    with monkeypatch.context() as patch:
+        interrupt_after(patch, steps)
+        with pytest.raises(_Killed):
+            fitted(name, stem, every_steps)
+    return stem
+
+
 @pytest.fixture(scope="module")
 def references():
     return {}
@@ -153,11 +163,7 @@ def reference(references, name):
 )
 def test_an_interrupted_fit_resumes_bit_identically(name, kill_at, every, tmp_path, monkeypatch, references, caplog):
     expected = reference(references, name)
-    stem = tmp_path / "fit.ckpt"
-    with monkeypatch.context() as patch:
-        interrupt_after(patch, kill_at)
-        with pytest.raises(_Killed):
-            fitted(name, stem, every)
+    stem = killed_fit(monkeypatch, tmp_path, kill_at, name, every)
     assert list(tmp_path.glob("fit.ckpt.*.pt")), "the interrupted fit left its checkpoints"
     with caplog.at_level(logging.INFO, logger="bench.training"):
         resumed = fitted(name, stem, every)
@@ -167,11 +173,7 @@ def test_an_interrupted_fit_resumes_bit_identically(name, kill_at, every, tmp_pa
 
 
 def test_the_resume_line_names_the_step(tmp_path, monkeypatch, caplog):
-    stem = tmp_path / "fit.ckpt"
-    with monkeypatch.context() as patch:
-        interrupt_after(patch, 8)
-        with pytest.raises(_Killed):
-            fitted("conv_ae_noise", stem, every_steps=3)
+    stem = killed_fit(monkeypatch, tmp_path, 8)
     with caplog.at_level(logging.INFO, logger="bench.training"):
         fitted("conv_ae_noise", stem)
     lines = [r.getMessage() for r in caplog.records if "checkpoint" in r.getMessage()]
@@ -180,11 +182,7 @@ def test_the_resume_line_names_the_step(tmp_path, monkeypatch, caplog):
 
 
 def test_a_resumed_fit_counts_the_seconds_trained_before_it(tmp_path, monkeypatch):
-    stem = tmp_path / "fit.ckpt"
-    with monkeypatch.context() as patch:
-        interrupt_after(patch, 8)
-        with pytest.raises(_Killed):
-            fitted("conv_ae_noise", stem, every_steps=3)
+    stem = killed_fit(monkeypatch, tmp_path, 8)
     path = tmp_path / "fit.ckpt.fit.pt"
     state = torch.load(path, weights_only=True)
     assert 0 < state["elapsed"] < 600
@@ -198,11 +196,7 @@ def test_a_resumed_fit_counts_the_seconds_trained_before_it(tmp_path, monkeypatc
 
 
 def test_a_checkpoint_holds_weights_optimizer_rng_and_progress_without_pickled_objects(tmp_path, monkeypatch):
-    stem = tmp_path / "fit.ckpt"
-    with monkeypatch.context() as patch:
-        interrupt_after(patch, 4)
-        with pytest.raises(_Killed):
-            fitted("conv_ae_noise", stem, every_steps=3)
+    killed_fit(monkeypatch, tmp_path, 4)
     state = torch.load(tmp_path / "fit.ckpt.fit.pt", weights_only=True)
     assert {"net", "optimizer", "rng", "scalars", "best", "history", "info", "epoch_in_progress"} <= state.keys()
     assert state["scalars"]["step"] == 3 and state["epoch_in_progress"]["position"] == 3
@@ -219,11 +213,7 @@ def test_a_checkpoint_holds_weights_optimizer_rng_and_progress_without_pickled_o
     ids=["garbage", "truncated", "another-fit"],
 )
 def test_a_damaged_checkpoint_is_ignored_with_one_warning(damage, tmp_path, monkeypatch, references, caplog):
-    stem = tmp_path / "fit.ckpt"
-    with monkeypatch.context() as patch:
-        interrupt_after(patch, 11)
-        with pytest.raises(_Killed):
-            fitted("conv_ae_noise", stem)
+    stem = killed_fit(monkeypatch, tmp_path, 11)
     damage(tmp_path / "fit.ckpt.fit.pt")
     with caplog.at_level(logging.INFO, logger="bench.training"):
         again = fitted("conv_ae_noise", stem)
@@ -235,11 +225,7 @@ def test_a_damaged_checkpoint_is_ignored_with_one_warning(damage, tmp_path, monk
 
 
 def test_a_checkpoint_of_a_damaged_shape_is_ignored(tmp_path, monkeypatch, references, caplog):
-    stem = tmp_path / "fit.ckpt"
-    with monkeypatch.context() as patch:
-        interrupt_after(patch, 11)
-        with pytest.raises(_Killed):
-            fitted("conv_ae_noise", stem)
+    stem = killed_fit(monkeypatch, tmp_path, 11)
     path = tmp_path / "fit.ckpt.fit.pt"
     state = torch.load(path, weights_only=True)
     state["net"]["enc1.weight"] = torch.zeros(1)
