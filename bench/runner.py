@@ -60,7 +60,10 @@ def plan_units(cells: list[Cell], *, gpu: bool = False) -> tuple[list[Classifier
 
 def _cached_fit(cell: Cell) -> bool:
     """Whether the cell's denoiser goes through the fit cache (so a fit made ahead is reused)."""
-    return cache.is_cacheable(DENOISERS.create(cell.denoiser, **dict(cell.params)))
+    try:
+        return cache.is_cacheable(DENOISERS.create(cell.denoiser, **dict(cell.params)))
+    except Exception:  # not here: its group builds it, and fails its cells with the reason
+        return False
 
 
 def _progress(total: int):
