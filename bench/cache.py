@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from bench.core import sync
 from bench.estimator import Estimator, fit_params
 from bench.files import write_atomic, write_text_atomic
 
-__all__ = ["fit_key", "save_fitted", "load_fitted", "is_cacheable", "seconds_before"]
+__all__ = ["fit_key", "save_fitted", "load_fitted", "is_cacheable", "seconds_before", "fit_or_load"]
 
 
 def fit_key(spec: dict[str, Any]) -> str:
@@ -88,3 +91,36 @@ def seconds_before(model: Any) -> float:
 
     checkpoints = Checkpoints.of(model)
     return 0.0 if checkpoints is None else checkpoints.seconds_trained()
+
+
+def fit_or_load(
+    model: Any,
+    stem: Path,
+    fit: Callable[..., Any],
+    *,
+    device: torch.device,
+    prepare: Callable[[], tuple] = tuple,
+    checkpoint_every: float | None = None,
+) -> float:
+    """Load ``model``'s fit cached at ``stem``, or run ``fit(*prepare())`` and cache it; returns
+    the fit's seconds, which leave out ``prepare`` (making the training data is not fitting).
+
+    A fresh fit checkpoints beside the cache (``stem.ckpt``), so a killed one resumes there, and
+    its seconds include those its checkpoints had already trained.
+    """
+    cacheable = is_cacheable(model)
+    extra = load_fitted(model, stem, device) if cacheable else None
+    if extra is not None:
+        return float(extra.get("fit_seconds", 0.0))
+    model.checkpoint_path = stem.with_suffix(".ckpt")
+    if checkpoint_every is not None:
+        model.checkpoint_every = checkpoint_every
+    inputs = prepare()
+    sync(device)
+    start = time.perf_counter() - seconds_before(model)
+    fit(*inputs)
+    sync(device)
+    seconds = time.perf_counter() - start
+    if cacheable:
+        save_fitted(model, stem, extra={"fit_seconds": seconds})
+    return seconds

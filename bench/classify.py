@@ -3,7 +3,6 @@ then scored on the clean, noisy and denoised test images of every cell."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,14 +59,13 @@ class ClassifierPool:
                 "seed": seed,
             }
             stem = self.cache_dir / f"classifier-{cache.fit_key(spec)}"
-            if not cache.is_cacheable(model) or cache.load_fitted(model, stem, self.device) is None:
-                model.checkpoint_path = stem.with_suffix(".ckpt")  # a killed fit resumes from here
-                if self.checkpoint_every is not None:
-                    model.checkpoint_every = self.checkpoint_every
-                start = time.perf_counter() - cache.seconds_before(model)
-                model.fit(images, labels, seed=seed)
-                if cache.is_cacheable(model):
-                    cache.save_fitted(model, stem, extra={"fit_seconds": time.perf_counter() - start})
+            cache.fit_or_load(
+                model,
+                stem,
+                lambda: model.fit(images, labels, seed=seed),
+                device=self.device,
+                checkpoint_every=self.checkpoint_every,
+            )
             self._models[key] = model
         return self._models[key]
 

@@ -247,23 +247,15 @@ class CellRunner:
             own = model.get_params()
             fitted.set_params(**{name: own[name] for name in model.inference_params if name in own})
             return fitted, fit_seconds
-        stem = self.cache_dir / key
-        extra = cache.load_fitted(model, stem, self.device) if cache.is_cacheable(model) else None
-        if extra is not None:
-            fit_seconds = float(extra.get("fit_seconds", 0.0))
-        else:
-            noisy, clean = self.training_pairs(cell)
-            fit_seed = derive_seed(cell.seed, "fit", cell.dataset, cell.noise, cell.train_level, cell.denoiser)
-            model.checkpoint_path = stem.with_suffix(".ckpt")
-            if self.context.checkpoint_every is not None:
-                model.checkpoint_every = self.context.checkpoint_every
-            sync(self.device)
-            start = time.perf_counter() - cache.seconds_before(model)
-            model.fit(noisy, clean, seed=fit_seed, noise=training_noise(cell))
-            sync(self.device)
-            fit_seconds = time.perf_counter() - start
-            if cache.is_cacheable(model):
-                cache.save_fitted(model, stem, extra={"fit_seconds": fit_seconds})
+        fit_seed = derive_seed(cell.seed, "fit", cell.dataset, cell.noise, cell.train_level, cell.denoiser)
+        fit_seconds = cache.fit_or_load(
+            model,
+            self.cache_dir / key,
+            lambda noisy, clean: model.fit(noisy, clean, seed=fit_seed, noise=training_noise(cell)),
+            prepare=lambda: self.training_pairs(cell),
+            device=self.device,
+            checkpoint_every=self.context.checkpoint_every,
+        )
         self._fits = {key: (model, fit_seconds)}  # keep one: a group's next levels reuse it
         return model, fit_seconds
 
