@@ -83,7 +83,12 @@ class Cell:
 
 
 def _freeze(params: dict[str, dict[str, Any]]) -> tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]:
-    return tuple(sorted((name, tuple(sorted(p.items()))) for name, p in params.items()))
+    return tuple(sorted((name, tuple(sorted((k, _hashable(v)) for k, v in p.items()))) for name, p in params.items()))
+
+
+def _hashable(value: Any) -> Any:
+    """A list (from TOML or --set) as a tuple, so that cells holding it stay hashable; JSON writes both alike."""
+    return tuple(_hashable(v) for v in value) if isinstance(value, list | tuple) else value
 
 
 @dataclass(frozen=True)
