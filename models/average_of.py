@@ -70,6 +70,9 @@ class AverageOf(Denoiser):
 
     #: Its default members are networks; a run gives its group a GPU where there is one.
     accelerated = True
+    #: Not in the quick grid (its members train in full). In the full grid its first member is
+    #: that grid's own unet, whose fit it shares, so it adds one wider U-Net per fit group.
+    budgets = {"full": {"members": ("unet", "unet:width=48")}}
 
     def __init__(self, *, members: tuple[str, ...] = ("unet:precision=bf16", "unet:width=48,precision=bf16")) -> None:
         self.members = members

@@ -64,3 +64,14 @@ def test_outside_a_run_fit_trains_each_member_on_the_same_pairs():
     median = DENOISERS.create("median").fit(noisy, clean, seed=3)
     expected = ((median.denoise(noisy) + blur.denoise(noisy)) / 2).clamp(0, 1)
     assert torch.allclose(mean.denoise(noisy), expected, atol=1e-6)
+
+
+def test_the_full_grid_averages_its_own_unet_with_a_wider_one_and_the_quick_grid_leaves_it_out():
+    from bench.grids import named_grid
+
+    assert "average_of" not in named_grid("quick").denoisers
+    full = named_grid("full")
+    unet = next(c for c in full.cells() if c.denoiser == "unet")
+    mean = next(c for c in full.cells() if c.denoiser == "average_of" and c.dataset == unet.dataset)
+    name, params = parse_member(dict(mean.params)["members"][0])
+    assert (name, params) == ("unet", dict(unet.params))  # the same fit key: the full grid fits it once
