@@ -217,11 +217,26 @@ class Denoiser(Estimator, ABC):
 
     kind = "denoiser"
 
+    #: False for an entry whose members are its whole fit (``average_of``): a run fits the
+    #: members and has nothing of the entry's own to train or cache.
+    own_fit: ClassVar[bool] = True
+
     @abstractmethod
     def fit(self, noisy: Tensor, clean: Tensor, *, seed: int = 0, noise: Any = None) -> Denoiser: ...
 
     @abstractmethod
     def denoise(self, noisy: Tensor) -> Tensor: ...
+
+    def member_specs(self) -> list[tuple[str, dict[str, Any]]]:
+        """Other entries this one is built from, each (name, params): a run fits or loads each
+        as its own cell and passes them to ``use_fitted`` before this entry's own fit."""
+        return []
+
+    def use_fitted(self, models: list[Denoiser]) -> Denoiser:
+        """Take the fitted members, in the order of ``member_specs``; returns self."""
+        if models:
+            raise ValueError(f"{self._label()} has no members; got {len(models)} fitted models")
+        return self
 
 
 class Classifier(Estimator, ABC):

@@ -247,23 +247,24 @@ class CellRunner:
             own = model.get_params()
             fitted.set_params(**{name: own[name] for name in model.inference_params if name in own})
             return fitted, fit_seconds
-        if hasattr(model, "member_specs"):  # a mean of entries: each fitted, or loaded, as its own cell
-            members = [
-                self.fitted(replace(cell, denoiser=name, params=tuple(sorted(params.items()))))
-                for name, params in model.member_specs()
-            ]
-            model.use_fitted([member for member, _ in members])
-            self._fits = {key: (model, sum(seconds for _, seconds in members))}
-            return self._fits[key]
-        fit_seed = derive_seed(cell.seed, "fit", cell.dataset, cell.noise, cell.train_level, cell.denoiser)
-        fit_seconds = cache.fit_or_load(
-            model,
-            self.cache_dir / key,
-            lambda noisy, clean: model.fit(noisy, clean, seed=fit_seed, noise=training_noise(cell)),
-            prepare=lambda: self.training_pairs(cell),
-            device=self.device,
-            checkpoint_every=self.context.checkpoint_every,
-        )
+        # Entries built from others (average_of's members, a network's warm_start): each member
+        # is fitted, or loaded, as its own cell first, and its fit seconds count towards this one's.
+        members = [
+            self.fitted(replace(cell, denoiser=name, params=tuple(sorted(params.items()))))
+            for name, params in model.member_specs()
+        ]
+        model.use_fitted([member for member, _ in members])
+        fit_seconds = sum(seconds for _, seconds in members)
+        if model.own_fit:
+            fit_seed = derive_seed(cell.seed, "fit", cell.dataset, cell.noise, cell.train_level, cell.denoiser)
+            fit_seconds += cache.fit_or_load(
+                model,
+                self.cache_dir / key,
+                lambda noisy, clean: model.fit(noisy, clean, seed=fit_seed, noise=training_noise(cell)),
+                prepare=lambda: self.training_pairs(cell),
+                device=self.device,
+                checkpoint_every=self.context.checkpoint_every,
+            )
         self._fits = {key: (model, fit_seconds)}  # keep one: a group's next levels reuse it
         return model, fit_seconds
 

@@ -3,13 +3,11 @@
 Averaging networks that were trained apart cancels part of their errors: on Fashion-MNIST
 gaussian 0.1, two U-Nets of widths 32 and 48 score higher together than either alone. Each
 member is named like a grid entry with its parameters, ``"unet:width=48,precision=bf16"``
-(values read as in ``--set``), and is fitted exactly as that entry would be: in a run, through
-its own cell's fit cache and seed, so a grid that also holds the member shares its fit.
+(``models.members``), and a run fits it exactly as that entry would be: as its own cell.
 """
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import torch
@@ -17,37 +15,17 @@ from torch import Tensor
 
 from bench.estimator import Denoiser, Rule
 from bench.registry import DENOISERS
+from models.members import is_member, parse_member
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
-
-__all__ = ["AverageOf", "parse_member"]
-
-
-def parse_member(spec: str) -> tuple[str, dict[str, Any]]:
-    """``"name:key=value,key=value"`` -> (name, params); each value is read as TOML, a bare word as a string."""
-    name, _, settings = str(spec).partition(":")
-    params: dict[str, Any] = {}
-    for setting in filter(None, (part.strip() for part in settings.split(","))):
-        key, sep, raw = setting.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"average_of member {spec!r}: expected NAME:KEY=VALUE,...; got {setting!r}")
-        try:
-            params[key.strip()] = tomllib.loads(f"v = {raw.strip()}")["v"]
-        except tomllib.TOMLDecodeError:
-            params[key.strip()] = raw.strip()
-    return name.strip(), params
+__all__ = ["AverageOf"]
 
 
 def _members_valid(members: Any) -> bool:
-    if not isinstance(members, list | tuple) or len(members) < 2:
-        return False
-    try:
-        return all(parse_member(m)[0] in DENOISERS.names() and parse_member(m)[0] != "average_of" for m in members)
-    except ValueError:
-        return False
+    return (
+        isinstance(members, list | tuple)
+        and len(members) >= 2
+        and all(is_member(m, excluding="average_of") for m in members)
+    )
 
 
 @DENOISERS.register(
@@ -68,6 +46,8 @@ class AverageOf(Denoiser):
     name = "average_of"
     param_rules = {"members": Rule(_members_valid, "a list of two or more registered denoisers, 'name:key=value,...'")}
 
+    #: The members are the whole fit: nothing of its own to train or cache.
+    own_fit = False
     #: Its default members are networks; a run gives its group a GPU where there is one.
     accelerated = True
     #: Not in the quick grid (its members train in full). In the full grid its first member is

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from bench.estimator import Denoiser, Rule, as_float_images, one_of
+from bench.estimator import NON_NEGATIVE_INT, POSITIVE_INT, Denoiser, Rule, as_float_images, one_of
 from bench.registry import DENOISERS
 from models.checkpoint import Checkpoints
 from models.training import Recipe, TrainResult, autocast, planned_steps, to_layout, train
@@ -35,6 +35,10 @@ __all__ = ["NeuralDenoiser", "LatentInterpolation", "register", "seeded"]
 #: Images per forward pass in ``denoise``: on CPU small chunks keep activations in cache
 #: (conv_ae_fmnist: 2,600 img/s per core at 32-64, 1,700 at 512); GPUs want large ones.
 DENOISE_CHUNK = {"cpu": 64, "cuda": 1024}
+
+#: A warm restart's peak learning rate, as a share of the recipe's: a restart at the full rate
+#: throws away much of what the first cycle's annealing gained before it can gain more.
+RESTART_LR = 0.25
 
 
 def register(name: str, *, source: str, description: str, test_params: dict[str, Any] | None = None) -> Callable:
@@ -103,6 +107,14 @@ class NeuralDenoiser(Denoiser):
         Geometric self-ensemble at denoise time: the mean of the network's outputs over this
         many flips and transposes of the input (8, the whole dihedral group, needs square
         images), each mapped back. It costs that many forward passes and changes no weights.
+    restarts : int
+        Warm restarts after the first training cycle. Each starts from the fitted weights of
+        this entry with one restart fewer (a member, fitted as its own cell in a run, so a grid
+        that holds it shares its fit) and runs ``restart_epochs`` more epochs of the recipe
+        with a fresh optimizer and schedule, peaking at ``RESTART_LR`` times its rate. The
+        seed is the member's, so both hold out the same validation images.
+    restart_epochs : int
+        Epochs of each warm restart.
     """
 
     recipes: ClassVar[dict[str, Recipe]] = {"ours": Recipe(), "faithful": Recipe()}
@@ -113,7 +125,9 @@ class NeuralDenoiser(Denoiser):
     #: The full grid trains to convergence.
     budgets: ClassVar[dict[str, dict[str, Any]]] = {"quick": {"max_steps": 200, "batch_size": 8}, "full": {}}
     accelerated: ClassVar[bool] = True  # a network: executors give its cells a GPU
-    param_rules: ClassVar[dict[str, Rule]] = {"ensemble": one_of(1, 2, 4, 8)}
+    param_rules: ClassVar[dict[str, Rule]] = {
+        "ensemble": one_of(1, 2, 4, 8), "restarts": NON_NEGATIVE_INT, "restart_epochs": POSITIVE_INT,
+    }  # fmt: skip
     inference_params: ClassVar[tuple[str, ...]] = (*Denoiser.inference_params, "ensemble")
 
     def __init__(
@@ -129,6 +143,8 @@ class NeuralDenoiser(Denoiser):
         val_fraction: float | None = None,
         precision: str = "auto",
         ensemble: int = 1,
+        restarts: int = 0,
+        restart_epochs: int = 8,
     ) -> None:
         self.config = config
         self.epochs = epochs
@@ -140,6 +156,8 @@ class NeuralDenoiser(Denoiser):
         self.val_fraction = val_fraction
         self.precision = precision
         self.ensemble = ensemble
+        self.restarts = restarts
+        self.restart_epochs = restart_epochs
 
     # -- what subclasses provide -------------------------------------------------------
     @abstractmethod
@@ -157,7 +175,7 @@ class NeuralDenoiser(Denoiser):
             raise ValueError(
                 f"{self.name} config {self.config!r} is unknown; expected one of: {', '.join(sorted(self.recipes))}"
             )
-        return self.recipes[self.config].updated(
+        recipe = self.recipes[self.config].updated(
             epochs=self.epochs,
             batch_size=self.batch_size,
             lr=self.lr,
@@ -166,10 +184,38 @@ class NeuralDenoiser(Denoiser):
             max_steps=self.max_steps,
             precision=None if self.precision == "auto" else self.precision,
         )
+        return recipe.updated(epochs=self.restart_epochs, lr=recipe.lr * RESTART_LR) if self.restarts else recipe
 
     def planned_stage_steps(self, n: int) -> list[int]:
         """Optimizer steps of each training stage on ``n`` pairs, before early stopping (``bench plan``)."""
-        return [planned_steps(self.recipe(), n)]
+        before = [step for member in self._members() for step in member.planned_stage_steps(n)]
+        return [*before, planned_steps(self.recipe(), n)]
+
+    # -- warm restarts -------------------------------------------------------------------
+    def member_specs(self) -> list[tuple[str, dict[str, Any]]]:
+        """With ``restarts``: this entry with one restart fewer, whose fit this one starts from.
+
+        Its parameters are those of this instance that differ from the defaults, so that the
+        member of ``unet:width=48,restarts=1`` is the cell ``unet:width=48`` of a grid.
+        """
+        if not self.restarts:
+            return []
+        defaults = type(self).default_params()
+        params = {k: v for k, v in self.get_params().items() if k not in defaults or v != defaults[k]}
+        params["restarts"] = self.restarts - 1
+        if not params["restarts"]:
+            params = {k: v for k, v in params.items() if k not in ("restarts", "restart_epochs")}
+        return [(self.name, params)]
+
+    def _members(self) -> list[NeuralDenoiser]:
+        return [DENOISERS.create(name, **params) for name, params in self.member_specs()]
+
+    def use_fitted(self, models: list[Denoiser]) -> NeuralDenoiser:
+        """Take the fitted member a warm restart starts from (a run fits it as its own cell)."""
+        if len(models) != len(self.member_specs()):
+            raise ValueError(f"{self.name} has {len(self.member_specs())} members; got {len(models)} fitted models")
+        self._start = models[0] if models else None
+        return self
 
     # -- fit / denoise ---------------------------------------------------------------------
     def fit(self, noisy: Tensor, clean: Tensor, *, seed: int = 0, noise: Any = None) -> NeuralDenoiser:
@@ -183,9 +229,24 @@ class NeuralDenoiser(Denoiser):
         recipe = self.recipe()
         deadline = None if self.max_seconds is None else time.monotonic() + float(self.max_seconds)
 
+        if self.restarts and type(self)._train is not NeuralDenoiser._train:
+            raise ValueError(
+                f"{self.name} trains in stages of its own, so it takes no restarts; got restarts={self.restarts}"
+            )
+        start = getattr(self, "_start", None)
+        if self.restarts and start is None:  # outside a run: fit the member here, on the same pairs and seed
+            start = self._members()[0].fit(noisy, clean, seed=seed, noise=noise)
+
         def make_net(net_seed: int) -> nn.Module:
             with seeded(net_seed, clean.device):
-                return self.build(shape)
+                net = self.build(shape)
+            if start is not None:
+                try:
+                    net.load_state_dict(start.net_.state_dict())
+                except RuntimeError as error:
+                    first = str(error).strip().splitlines()[0]
+                    raise ValueError(f"{self.name} restarts from {start!r}, whose network differs: {first}") from None
+            return net
 
         checkpoints = Checkpoints.of(self)
         # A recipe that keeps the given noisy pairs (``redraw_noise=False``) never sees the noise model.
@@ -193,7 +254,19 @@ class NeuralDenoiser(Denoiser):
         options = {"recipe": recipe, "seed": seed, "noise": noise, "deadline": deadline, "checkpoints": checkpoints}
         with seeded(seed, clean.device):  # dropout draws from the global generator
             result = self._train(make_net, noisy, clean, **options)
-        self.net_, self.history_, self.training_, self.shape_ = result.net, result.history, result.info, list(shape)
+        history, info = result.history, result.info
+        if start is not None:  # the learning curve runs on from the member's epochs
+            done = start.history_[-1]["epoch"] if start.history_ else 0
+            history = [*(start.history_ or []), *({**h, "epoch": h["epoch"] + done} for h in history)]
+            info = {**info, "restarted_from": start.training_}
+            # Same seed, same held-out images and noise: the scores compare, and a restart
+            # that never beats its start gives the start back rather than something worse.
+            before, after = start.training_.get("best_val_loss"), info.get("best_val_loss")
+            if before is not None and after is not None and before <= after:
+                result.net.load_state_dict(start.net_.state_dict())
+                info["kept"] = "the start's weights: no restart epoch scored better on validation"
+        self.net_, self.history_, self.training_, self.shape_ = result.net, history, info, list(shape)
+        self._start = None
         if checkpoints is not None:
             checkpoints.clear()
         return self

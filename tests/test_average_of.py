@@ -4,7 +4,7 @@ import torch
 from bench.grids import Grid
 from bench.registry import DENOISERS
 from bench.work import RunContext, preload
-from models.average_of import parse_member
+from models.members import parse_member
 
 DNCNN = "dncnn:epochs=1,depth=3,width=8,batch_size=16,max_steps=4"
 
