@@ -37,7 +37,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["Cell", "Grid", "named_grid", "load_grid_file", "resolve_grid", "TRAIN_LEVEL_MODES"]
+__all__ = ["Cell", "Grid", "frozen_params", "named_grid", "load_grid_file", "resolve_grid", "TRAIN_LEVEL_MODES"]
 
 TRAIN_LEVEL_MODES = ("same", "blind", "matrix", "auto")
 
@@ -83,7 +83,12 @@ class Cell:
 
 
 def _freeze(params: dict[str, dict[str, Any]]) -> tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]:
-    return tuple(sorted((name, tuple(sorted((k, _hashable(v)) for k, v in p.items()))) for name, p in params.items()))
+    return tuple(sorted((name, frozen_params(p)) for name, p in params.items()))
+
+
+def frozen_params(params: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """One entry's parameters as a cell holds them: sorted (key, value) pairs, lists as tuples."""
+    return tuple(sorted((k, _hashable(v)) for k, v in params.items()))
 
 
 def _hashable(value: Any) -> Any:

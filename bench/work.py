@@ -28,7 +28,7 @@ from bench.classify import ClassifierPool
 from bench.core import one_line, resolve_device, sync, versions
 from bench.data import load
 from bench.estimator import as_float_images
-from bench.grids import Cell
+from bench.grids import Cell, frozen_params
 from bench.noise import Noise, TrainingNoise, derive_seed
 from bench.registry import CLASSIFIERS, DENOISERS
 
@@ -250,7 +250,7 @@ class CellRunner:
         # Entries built from others (average_of's members, a network's warm_start): each member
         # is fitted, or loaded, as its own cell first, and its fit seconds count towards this one's.
         members = [
-            self.fitted(replace(cell, denoiser=name, params=tuple(sorted(params.items()))))
+            self.fitted(replace(cell, denoiser=name, params=frozen_params(params)))
             for name, params in model.member_specs()
         ]
         model.use_fitted([member for member, _ in members])
