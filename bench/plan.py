@@ -16,7 +16,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +24,14 @@ import torch
 
 from bench.core import sync
 from bench.files import write_text_atomic
-from bench.grids import Cell, Grid
+from bench.grids import Cell, Grid, frozen_params
 from bench.registry import CLASSIFIERS, DENOISERS
 from bench.work import CellRunner, ClassifierFit, RunContext, preload, training_noise
 
 __all__ = ["Plan", "make_plan", "format_plan", "work_of"]
 
 PROBE_BATCH = 64  # test images per probe denoise/predict batch
-PROBE_METHOD = 3  # bump when the probe changes, so kept probe results are not reused
+PROBE_METHOD = 4  # bump when the probe changes, so kept probe results are not reused
 
 
 @dataclass
@@ -146,6 +146,16 @@ def _probe_denoiser(runner: CellRunner, cell: Cell, classifier_predict: float) -
     clean, noisy = runner.test_set(cell)
     pairs = runner.training_pairs(cell)
     template = DENOISERS.create(cell.denoiser, **dict(cell.params))
+    if not template.own_fit:  # average_of: its members' fits and denoise passes (a whole fit would take hours)
+        members = [
+            _probe_denoiser(runner, replace(cell, denoiser=name, params=frozen_params(params)), 0.0)[0]
+            for name, params in template.member_specs()
+        ]
+        cost = EntryCost("denoiser", cell.denoiser, budget=" + ".join(m.budget for m in members),
+                         fit_seconds=sum(m.fit_seconds for m in members))  # fmt: skip
+        n_eval = min(len(clean), template.eval_images or len(clean))
+        cost.cell_seconds = sum(m.cell_seconds for m in members) + classifier_predict * n_eval / max(len(clean), 1)
+        return cost, 0.0
     work = work_of(template, len(pairs[0]))
     make = lambda **knob: DENOISERS.create(cell.denoiser, **{**dict(cell.params), **knob})  # noqa: E731
     fit, model = _probe_fit(make, lambda m: m.fit(*pairs, seed=0, noise=training_noise(cell)), work, runner.device)

@@ -109,3 +109,19 @@ def test_a_users_epochs_replace_the_budgets_step_cap_and_the_row_says_so():
         denoisers=["conv_ae_fmnist"], params={"conv_ae_fmnist": {"epochs": 4, "max_steps": 50}}
     )
     assert both.denoiser_params("conv_ae_fmnist")["max_steps"] == 50
+
+
+def test_an_average_is_planned_as_its_members_and_never_fitted_whole(tmp_path, monkeypatch):
+    from models.average_of import AverageOf
+
+    monkeypatch.setattr(AverageOf, "fit", lambda *a, **k: pytest.fail("the plan fitted the whole average"))
+    dncnn = {"depth": 3, "width": 8, "batch_size": 8, "max_steps": 400}
+    grid = Grid.build(name="p", datasets=["digits"], noises={"gaussian": [0.1]}, n_train=100, n_test=50,
+                      denoisers=["dncnn", "average_of"], params={"dncnn": dncnn,
+                      "average_of": {"members": ["median", "dncnn:depth=3,width=8,batch_size=8,max_steps=400"]}})  # fmt: skip
+    context = RunContext(base_seed=0, n_train=100, n_test=50, cache_dir=str(tmp_path / "cache"), device="cpu")
+    costs = {cost.name: cost for cost in make_plan(grid, context=context, workers=1, threads=1).entries}
+    mean, member = costs["average_of"], costs["dncnn"]
+    # Each member probed as its own entry: the median's tuning, then the network's steps.
+    assert mean.budget == f"tuned on 100 images + {member.budget}"
+    assert mean.fit_seconds > 0 and mean.cell_seconds > 0
