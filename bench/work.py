@@ -249,13 +249,13 @@ class CellRunner:
             return fitted, fit_seconds
         # Entries built from others (average_of's members, a network's warm_start): each member
         # is fitted, or loaded, as its own cell first, and its fit seconds count towards this one's.
-        members = [
-            self.fitted(replace(cell, denoiser=name, params=frozen_params(params)))
-            for name, params in model.member_specs()
-        ]
-        model.use_fitted([member for member, _ in members])
+        # (A plugin's denoiser need not subclass Denoiser, so both hooks are optional.)
+        specs = model.member_specs() if hasattr(model, "member_specs") else []
+        members = [self.fitted(replace(cell, denoiser=name, params=frozen_params(params))) for name, params in specs]
+        if members:
+            model.use_fitted([member for member, _ in members])
         fit_seconds = sum(seconds for _, seconds in members)
-        if model.own_fit:
+        if getattr(model, "own_fit", True):
             fit_seed = derive_seed(cell.seed, "fit", cell.dataset, cell.noise, cell.train_level, cell.denoiser)
             fit_seconds += cache.fit_or_load(
                 model,
