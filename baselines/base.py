@@ -181,7 +181,7 @@ class ClassicalDenoiser(Denoiser):
         return self
 
     def load_fitted(self, tensors: dict[str, Tensor], state: dict[str, Any], device: Any) -> ClassicalDenoiser:
-        """The ``bench.cache`` hook: classical denoisers have no tensors, only ``state``."""
+        """The ``bench.execution.fits`` hook: classical denoisers have no tensors, only ``state``."""
         return self.load_fitted_state(state)
 
 

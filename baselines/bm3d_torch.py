@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from baselines.base import TunedDenoiser, check_images, check_positive
-from baselines.block_matching import OPPONENT
+from baselines.bm3d_package import OPPONENT
 from baselines.filters import noise_sigma, symmetric_pad
 from bench.estimator import POSITIVE
 from bench.registry import DENOISERS

@@ -12,7 +12,7 @@ from typing import Any
 
 from bench import commands
 from bench.commands import _settings  # noqa: F401 - --set's parsing, tested beside _setting
-from bench.core import show_training_progress
+from bench.logs import show_training_progress
 
 try:
     import tomllib
@@ -175,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compare.add_argument("run_a", metavar="RUN_A", help="a folder written by 'run', e.g. results/quick")
     compare.add_argument("run_b", metavar="RUN_B", help="the run folder compared with RUN_A")
-    # `speed` parses its own options (bench.speed: --device, --n-images, --repeats, --threads, --quick).
+    # `speed` parses its own options (bench.cost.speed: --device, --n-images, --repeats, --threads, --quick).
     commands.add_parser("speed", help="every classical entry's and metric's images/s beside its reference, as ratios")
     _add_reproduce(commands)
     env = commands.add_parser("env", help="versions, device and where data was found")
@@ -194,14 +194,14 @@ _COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["speed"]:
-        from bench.speed import main as speed_main
+        from bench.cost.speed import main as speed_main
 
         return speed_main(argv[1:])
     args = build_parser().parse_args(argv)
     show_training_progress()
     try:
         if hasattr(args, "plugin"):
-            from bench.plugins import load_plugins
+            from bench.registry import load_plugins
 
             args.plugin = load_plugins(args.plugin)  # before any grid is built or name looked up
         return _COMMANDS[args.command](args)

@@ -28,7 +28,7 @@ __all__ = [
 
 def executor_spec(args: argparse.Namespace):
     """The ``ExecutorSpec`` the options ask for (ValueError on bad values)."""
-    from bench.executors import ExecutorSpec
+    from bench.execution.executors import ExecutorSpec
 
     return ExecutorSpec(
         name=args.executor, workers=args.workers, threads=getattr(args, "threads", None),
@@ -53,16 +53,16 @@ def _grid_from_args(args: argparse.Namespace):
 
 
 def command_run(args: argparse.Namespace) -> int:
-    from bench.runner import run_grid
+    from bench.execution.runner import run_grid
 
     if args.grid == "seeds":
         return _run_seeds(args)
-    from models.training import tune_cpu_allocator
+    from bench.device import tune_cpu_allocator
 
     grid = _grid_from_args(args)
     spec = executor_spec(args)
     if args.against:
-        from bench.against import against_grid_name, check_matches, reference_spec
+        from bench.report.against import against_grid_name, check_matches, reference_spec
 
         check_matches(grid, reference_spec(args.against), args.against)
         grid = replace(grid, name=against_grid_name(grid))
@@ -89,8 +89,8 @@ def command_run(args: argparse.Namespace) -> int:
 
 
 def _rank_against(run_dir: Path, denoisers) -> None:
-    from bench.against import format_ranking, ranking
-    from bench.store import Store
+    from bench.report.against import format_ranking, ranking
+    from bench.execution.store import Store
 
     with Store(run_dir / "store.sqlite") as store:
         frame = ranking(store, list(denoisers))
@@ -100,9 +100,9 @@ def _rank_against(run_dir: Path, denoisers) -> None:
 
 
 def _plan(args: argparse.Namespace, grid, spec):
-    from bench.plan import make_plan
-    from bench.store import Store
-    from bench.work import RunContext
+    from bench.cost.plan import make_plan
+    from bench.execution.store import Store
+    from bench.execution.worker import RunContext
 
     run_dir = Path(args.out) / grid.name
     store_path = run_dir / "store.sqlite"
@@ -119,7 +119,7 @@ def _plan(args: argparse.Namespace, grid, spec):
 
 def _estimate_line(grid, spec):
     """The plan's one-line estimate, for ``run`` to print once its executor is up."""
-    from bench.plan import make_plan, summary_line
+    from bench.cost.plan import make_plan, summary_line
 
     def estimate(context, done) -> str:
         return summary_line(
@@ -130,7 +130,7 @@ def _estimate_line(grid, spec):
 
 
 def command_plan(args: argparse.Namespace) -> int:
-    from bench.plan import format_plan
+    from bench.cost.plan import format_plan
 
     if args.grid == "seeds":
         raise ValueError("plan takes a grid of cells; the seed protocols ('--grid seeds') have no plan")
@@ -155,7 +155,7 @@ def _seed_narrowing(args: argparse.Namespace) -> dict[str, Any]:
 
 def _run_seeds(args: argparse.Namespace) -> int:
     """``run --grid seeds``: every seed protocol, the full budget on CUDA and quick elsewhere."""
-    from bench.core import resolve_device
+    from bench.device import resolve_device
     from bench.seeds import resolve_reports, run_experiments
 
     budget = "full" if resolve_device(args.device).type == "cuda" else "quick"
@@ -180,7 +180,7 @@ def command_reproduce(args: argparse.Namespace) -> int:
 
 
 def command_list(args: argparse.Namespace) -> int:
-    from bench.named_grids import NAMED_GRIDS
+    from bench.grids.named import NAMED_GRIDS
     from bench.registry import CLASSIFIERS, DATASETS, DENOISERS, NOISES
 
     for title, registry in (
@@ -204,7 +204,7 @@ def command_list(args: argparse.Namespace) -> int:
 
 def command_scaling(args: argparse.Namespace) -> int:
     from bench.grids import resolve_grid
-    from bench.scaling import classical_cells, format_scaling, measure
+    from bench.cost.scaling import classical_cells, format_scaling, measure
 
     grid = classical_cells(resolve_grid(args.grid, data_dir=args.data_dir).narrow(datasets=args.datasets))
     print(f"grid {grid.name}: {len(grid.cells())} classical cells, no classifiers")
@@ -248,7 +248,9 @@ def command_report(args: argparse.Namespace) -> int:
 def command_env(args: argparse.Namespace) -> int:
     import torch
 
-    from bench.core import resolve_device, versions
+    from bench.device import resolve_device
+
+    from bench.machine import versions
     from bench.data import find, search_path
     from bench.registry import DATASETS
 

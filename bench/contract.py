@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from bench.core import one_line
+from bench.errors import one_line
 from bench.estimator import NotFittedError
 from bench.noise import Noise, TrainingNoise
 from bench.registry import CLASSIFIERS, DENOISERS, Registry

@@ -182,7 +182,7 @@ class Estimator:
         """Learned parameter count (0 for classical methods)."""
         return 0
 
-    # -- fit cache (bench.cache) ---------------------------------------------------------
+    # -- fit cache (bench.execution.fits) ---------------------------------------------------------
     @property
     def cacheable(self) -> bool:
         """Whether the class defines both ``fitted_state`` and ``load_fitted``, so a fit can be saved."""
@@ -201,6 +201,11 @@ class Estimator:
         """Restore a fit saved from ``fitted_tensors`` and ``fitted_state``; returns self."""
         # Not a stub: an estimator without its own load_fitted has no cached fit to restore.
         raise TypeError(f"{self._label()} is not cacheable: it defines no load_fitted")
+
+    def seconds_trained(self) -> float:
+        """Training seconds that the mid-fit checkpoints at ``checkpoint_path`` already hold (0
+        without any): a fit resuming from them adds its own, so its seconds are its whole."""
+        return 0.0
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())

@@ -7,6 +7,12 @@ An entry is registered next to its code with a decorator::
 
 The denoiser and classifier registries import ``baselines`` and ``models`` the first
 time they are asked for names, so callers never import those packages themselves.
+
+Users' own entries arrive as plugins: an ordinary Python module that registers entries on import
+(``@DENOISERS.register``); its entries are then validated, contract-tested, cached and reported
+like ours. ``--plugin`` takes a module name (``mypkg.denoisers``) or a file (``mine.py``); an
+installed package can declare one in the ``denoise_bench.plugins`` entry-point group, and
+``bench list`` shows it.
 """
 
 from __future__ import annotations
@@ -14,11 +20,21 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.util
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
-__all__ = ["Entry", "Registry", "DENOISERS", "CLASSIFIERS", "DATASETS", "NOISES"]
+from bench.errors import one_line
+
+__all__ = [
+    "Entry", "Registry", "DENOISERS", "CLASSIFIERS", "DATASETS", "NOISES",
+    "load_plugins", "import_plugin", "load_entry_points", "ENTRY_POINT_GROUP",
+]  # fmt: skip
+
+ENTRY_POINT_GROUP = "denoise_bench.plugins"
 
 
 @dataclass(frozen=True)
@@ -104,8 +120,6 @@ class Registry:
             for module in self._autoload:
                 importlib.import_module(module)
             if self.kind in ("denoiser", "classifier"):
-                from bench.plugins import load_entry_points
-
                 load_entry_points()  # installed packages' entries, after ours
 
     def names(self) -> list[str]:
@@ -158,3 +172,57 @@ DENOISERS = Registry("denoiser", autoload=("baselines", "models"))
 CLASSIFIERS = Registry("classifier", autoload=("baselines", "models"))
 DATASETS = Registry("dataset", autoload=("bench.data",))
 NOISES = Registry("noise", autoload=("bench.noise",))
+
+
+
+def import_plugin(plugin: str) -> None:
+    """Import a module by name, or a ``.py`` file by path (its entries register on import).
+
+    A file imports under its stem as module name, once per process, so that a run's worker
+    processes (which import it again) and the driver see the same entries.
+    """
+    if not plugin.endswith(".py"):
+        importlib.import_module(plugin)
+        return
+    path = Path(plugin)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file {plugin}")
+    name = path.stem
+    if getattr(sys.modules.get(name), "__file__", None) == str(path.resolve()):
+        return
+    spec = importlib.util.spec_from_file_location(name, path.resolve())
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+
+
+def load_plugins(plugins: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """Import each plugin; files are returned as absolute paths (for worker processes).
+
+    A plugin that fails to import, or registers a name that exists, raises ValueError naming it.
+    """
+    DENOISERS.names()  # our own entries first, so that a clash is the plugin's
+    loaded = []
+    for plugin in plugins:
+        target = str(Path(plugin).resolve()) if plugin.endswith(".py") else plugin
+        try:
+            import_plugin(target)
+        except Exception as err:
+            raise ValueError(f"plugin {plugin!r} could not be loaded: {one_line(err)}") from None
+        loaded.append(target)
+    return tuple(loaded)
+
+
+def load_entry_points() -> None:
+    """Import every installed ``denoise_bench.plugins`` entry point (the registries call this once)."""
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            point.load()
+        except Exception as err:
+            raise ValueError(
+                f"plugin {point.name!r} ({point.value}, an installed entry point) could not be loaded: {one_line(err)}"
+            ) from None

@@ -3,7 +3,7 @@
 Averaging networks that were trained apart cancels part of their errors: on Fashion-MNIST
 gaussian 0.1, two U-Nets of widths 32 and 48 score higher together than either alone. Each
 member is named like a grid entry with its parameters, ``"unet:width=48,precision=bf16"``
-(``models.members``), and a run fits it exactly as that entry would be: as its own cell.
+(``bench.params``), and a run fits it exactly as that entry would be: as its own cell.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from torch import Tensor
 
 from bench.estimator import Denoiser, Rule
 from bench.registry import DENOISERS
-from models.members import is_member, parse_member
+from bench.params import is_member, parse_member
 
 __all__ = ["AverageOf"]
 

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from bench.noise import derive_seed
 from bench.registry import CLASSIFIERS
-from models.classifier_training import TorchClassifier
+from models.torch_classifier import TorchClassifier
 
 __all__ = ["ConvNetClassifier", "CNNSmall", "VGG16", "AlexNet", "ResNet18", "cross_validate"]
 
@@ -177,7 +177,7 @@ class ConvNetClassifier(TorchClassifier):
     width : float
         Channel and hidden-unit multiplier; 1.0 is the published architecture.
     epochs, batch_size, lr, max_seconds, val_fraction, patience
-        Training settings, see ``models.classifier_training.TorchClassifier``.
+        Training settings, see ``models.torch_classifier.TorchClassifier``.
     """
 
     builder: Callable[[Shape, int, float], nn.Module]

@@ -25,11 +25,11 @@ from torch import Tensor, nn
 
 from bench.noise import Noise, derive_seed
 from bench.registry import CLASSIFIERS
-from models.base import seeded
-from models.checkpoint import Checkpoints
-from models.classifier_training import EVAL_BATCH, TorchClassifier, check_training_data
-from models.recipe import Recipe, loss_value
-from models.training import autocast, planned_steps, run_training
+from models.neural_denoiser import seeded
+from models.engine.checkpoint import Checkpoints
+from models.torch_classifier import EVAL_BATCH, TorchClassifier, check_training_data
+from models.engine.recipe import Recipe, loss_value
+from models.engine.training import autocast, planned_steps, run_training
 
 __all__ = ["StackedAESoftmax", "few_label_indices"]
 

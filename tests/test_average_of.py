@@ -3,8 +3,8 @@ import torch
 
 from bench.grids import Grid
 from bench.registry import DENOISERS
-from bench.work import RunContext, preload
-from models.members import parse_member
+from bench.execution.worker import RunContext, preload
+from bench.params import parse_member
 
 DNCNN = "dncnn:epochs=1,depth=3,width=8,batch_size=16,max_steps=4"
 

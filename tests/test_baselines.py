@@ -13,7 +13,7 @@ from skimage.restoration import denoise_tv_chambolle, denoise_wavelet, estimate_
 
 import baselines.nlm as nlm_module
 from baselines.base import estimate_noise_sigma, tuning_subset
-from baselines.block_matching import BM3D
+from baselines.bm3d_package import BM3D
 from baselines.classical import GaussianBlur, Median
 from baselines.filters import _nonzero_median, gaussian_filter, median_filter, noise_sigma, tv_chambolle
 from baselines.nlm import nl_means, skimage_nl_means
@@ -262,7 +262,7 @@ def test_fitted_state_round_trip_reproduces_the_output(name, gaussian_pairs):
     state = json.loads(json.dumps(model.fitted_state()))
     restored = small(name).load_fitted_state(state)
     assert torch.equal(restored.denoise(test_noisy), model.denoise(test_noisy))
-    cached = small(name).load_fitted({}, state, "cpu")  # the bench.cache hook
+    cached = small(name).load_fitted({}, state, "cpu")  # the bench.execution.fits hook
     assert cached.best_params_ == model.best_params_
 
 

@@ -22,12 +22,12 @@ import test_training
 import torch
 import torch.nn.functional as F
 
-from bench import cache
+from bench.execution import fits as fit_cache
 from bench.noise import TrainingNoise
 from bench.registry import CLASSIFIERS, DENOISERS
-from models import training
-from models.checkpoint import Checkpoints
-from models.recipe import Recipe
+from models.engine import training
+from models.engine.checkpoint import Checkpoints
+from models.engine.recipe import Recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -189,10 +189,10 @@ def test_a_resumed_fit_counts_the_seconds_trained_before_it(tmp_path, monkeypatc
     torch.save(state | {"elapsed": 1000.0}, path)  # as if the killed process had trained 1,000 s
     model = FITS["conv_ae_noise"][0]()
     model.checkpoint_path = stem
-    assert cache.seconds_before(model) == 1000.0  # what the harness adds to the resumed process's time
+    assert fit_cache.seconds_before(model) == 1000.0  # what the harness adds to the resumed process's time
     resumed = fitted("conv_ae_noise", stem)
     assert 1000.0 <= resumed.training_["seconds"] < 1600.0
-    assert cache.seconds_before(model) == 0.0  # the finished fit removed its checkpoints
+    assert fit_cache.seconds_before(model) == 0.0  # the finished fit removed its checkpoints
 
 
 def test_a_checkpoint_holds_weights_optimizer_rng_and_progress_without_pickled_objects(tmp_path, monkeypatch):

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from baselines.svm import SVMRBF
-from bench import cache
+from bench.execution import fits as fit_cache
 from bench.estimator import NotFittedError
 from bench.registry import CLASSIFIERS
-from models.augment import random_shift
+from models.engine.augment import random_shift
 from models.classifiers import alexnet_net, cnn_small_net, cross_validate, resnet18_net, vgg16_net
 from models.stacked_classifier import StackedAESoftmax, few_label_indices
 
@@ -101,10 +101,10 @@ def test_same_seed_same_fit(name, task, fitted):
 @pytest.mark.parametrize("name", NAMES)
 def test_cache_round_trip_predicts_identically_without_fitting(name, task, fitted, tmp_path):
     images, _ = task
-    cache.save_fitted(fitted[name], tmp_path / name)
+    fit_cache.save_fitted(fitted[name], tmp_path / name)
     fresh = make(name)
     fresh.fit = None  # loading must not train
-    assert cache.load_fitted(fresh, tmp_path / name, torch.device("cpu")) is not None
+    assert fit_cache.load_fitted(fresh, tmp_path / name, torch.device("cpu")) is not None
     assert torch.equal(fresh.predict(images), fitted[name].predict(images))
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bench.report.compare import compare_runs, format_comparison, main_compare
-from bench.store import Store
+from bench.execution.store import Store
 
 RNG = np.random.default_rng(0)
 PSNR = RNG.normal(24.0, 2.0, 300).astype(np.float32)

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from bench import cache
+from bench.execution import fits as fit_cache
 from bench.estimator import POSITIVE_INT, Denoiser, Estimator, NotFittedError, Rule
 from bench.registry import CLASSIFIERS, DENOISERS
 
@@ -97,11 +97,11 @@ def test_declared_hooks_have_defaults_that_mean_not_there():
     assert model.get_params() == {"size": 3, "label": "x"}  # hooks are not parameters: keys stay
     with pytest.raises(NotFittedError):  # a declared history_ is not learned state
         model.check_fitted()
-    assert not model.cacheable and not cache.is_cacheable(model)
+    assert not model.cacheable and not fit_cache.is_cacheable(model)
     assert (model.fitted_state(), model.fitted_tensors()) == (None, {})
     with pytest.raises(TypeError, match="Plain is not cacheable"):
         model.load_fitted({}, {}, "cpu")
-    assert not cache.is_cacheable(object())
+    assert not fit_cache.is_cacheable(object())
 
 
 def test_declared_hooks_are_what_entries_set():
@@ -109,17 +109,17 @@ def test_declared_hooks_are_what_entries_set():
     assert "quick" in DENOISERS.entry("nlm").budgets and DENOISERS.entry("median").budgets == {}
     assert "quick" in CLASSIFIERS.entry("stacked_ae_softmax_1label").budgets  # a factory function's own
     for name in ("median", "identity", "dncnn"):
-        assert DENOISERS.create(name).cacheable and cache.is_cacheable(DENOISERS.create(name))
-    assert cache.is_cacheable(CLASSIFIERS.create("svm_rbf"))
+        assert DENOISERS.create(name).cacheable and fit_cache.is_cacheable(DENOISERS.create(name))
+    assert fit_cache.is_cacheable(CLASSIFIERS.create("svm_rbf"))
 
 
 def test_a_cacheable_fit_round_trips_through_the_cache(tmp_path):
     clean = torch.rand(6, 1, 10, 10, generator=torch.Generator().manual_seed(0))
     noisy = (clean + 0.2 * torch.randn(6, 1, 10, 10, generator=torch.Generator().manual_seed(1))).clamp(0, 1)
     model = DENOISERS.create("median", tune_images=6).fit(noisy, clean)
-    cache.save_fitted(model, tmp_path / "fit", extra={"fit_seconds": 1.5})
+    fit_cache.save_fitted(model, tmp_path / "fit", extra={"fit_seconds": 1.5})
     again = DENOISERS.create("median", tune_images=6)
-    assert cache.load_fitted(again, tmp_path / "fit", torch.device("cpu")) == {"fit_seconds": 1.5}
+    assert fit_cache.load_fitted(again, tmp_path / "fit", torch.device("cpu")) == {"fit_seconds": 1.5}
     assert torch.equal(again.denoise(noisy), model.denoise(noisy))
     assert not (tmp_path / "fit.safetensors").exists()  # no tensors: the sidecar holds the fit
 
@@ -127,15 +127,15 @@ def test_a_cacheable_fit_round_trips_through_the_cache(tmp_path):
 def test_a_fit_cached_before_a_parameter_existed_matches_only_at_its_default(tmp_path):
     clean = torch.rand(6, 1, 10, 10, generator=torch.Generator().manual_seed(0))
     model = DENOISERS.create("median", tune_images=6).fit(clean, clean)
-    cache.save_fitted(model, tmp_path / "fit", extra={"fit_seconds": 1.5})
+    fit_cache.save_fitted(model, tmp_path / "fit", extra={"fit_seconds": 1.5})
     sidecar = tmp_path / "fit.json"
     record = json.loads(sidecar.read_text())
     record["config"].pop("tune_images")  # as if written before tune_images existed
     sidecar.write_text(json.dumps(record))
     defaults = type(model).default_params()
     assert defaults["tune_images"] != 6
-    assert cache.load_fitted(DENOISERS.create("median"), tmp_path / "fit", torch.device("cpu")) is not None
-    assert cache.load_fitted(DENOISERS.create("median", tune_images=6), tmp_path / "fit", torch.device("cpu")) is None
+    assert fit_cache.load_fitted(DENOISERS.create("median"), tmp_path / "fit", torch.device("cpu")) is not None
+    assert fit_cache.load_fitted(DENOISERS.create("median", tune_images=6), tmp_path / "fit", torch.device("cpu")) is None
 
 
 def test_default_params_are_the_constructor_defaults_with_subclasses_winning():

@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 
 from bench.cli import main
-from bench.executors import ExecutorSpec, slurm_cluster
+from bench.execution.executors import ExecutorSpec, slurm_cluster
 from bench.grids import named_grid
-from bench.runner import run_grid
+from bench.execution.runner import run_grid
 
 ROOT = Path(__file__).resolve().parents[1]
 SCORES = ["psnr", "psnr_ci_low", "psnr_ci_high", "ssim", "mse", "psnr_noisy", "status"]
@@ -183,7 +183,7 @@ def test_slurm_job_script_asks_for_the_partition_time_and_gpus():
 def test_a_worker_without_the_data_fails_its_cells_naming_the_worker_and_the_path(tmp_path, monkeypatch):
     import socket
 
-    from bench.work import FitGroup, RunContext, run_unit
+    from bench.execution.worker import FitGroup, RunContext, run_unit
 
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.delenv("BENCH_DATA_DIR", raising=False)
@@ -197,7 +197,7 @@ def test_a_worker_without_the_data_fails_its_cells_naming_the_worker_and_the_pat
 
 
 def test_scaling_times_only_the_classical_cells_and_reports_ratios():
-    from bench.scaling import Timing, classical_cells, format_scaling
+    from bench.cost.scaling import Timing, classical_cells, format_scaling
 
     grid = classical_cells(named_grid("smoke"))
     assert "conv_ae_fmnist" not in grid.denoisers and "median" in grid.denoisers and grid.classifiers == ()

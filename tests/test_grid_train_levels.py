@@ -2,7 +2,7 @@
 
 import pytest
 
-from bench.cache import fit_key
+from bench.execution.fits import fit_key
 from bench.grids import Grid, load_grid_file
 
 

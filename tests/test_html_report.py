@@ -12,7 +12,7 @@ import pytest
 
 from bench.cli import main
 from bench.report import image_grids, render_report, seed_tables, write_outputs
-from bench.store import Store
+from bench.execution.store import Store
 
 EVIL = "<script>alert(1)</script>"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -6,11 +6,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench import cache
+from bench.execution import fits as fit_cache
 from bench.estimator import NotFittedError
 from bench.registry import DENOISERS
-from models import base, training
-from models.layers import PatchConv2d, UpConv2d
+from models import neural_denoiser as base
+from models.engine import training
+from models.engine.layers import PatchConv2d, UpConv2d
 
 # Every registered network (average_of, also in models/, trains none of its own).
 NEURAL = [
@@ -123,7 +124,7 @@ def test_stacked_dae_records_greedy_pretraining():
 def test_cached_fit_round_trip_does_not_train(name, tmp_path, monkeypatch):
     noisy, clean = blobs(16)
     model = make(name).fit(noisy, clean, seed=1)
-    cache.save_fitted(model, tmp_path / "cell")
+    fit_cache.save_fitted(model, tmp_path / "cell")
     assert (tmp_path / "cell.safetensors").is_file() and (tmp_path / "cell.json").is_file()
 
     def no_training(*args, **kwargs):
@@ -133,7 +134,7 @@ def test_cached_fit_round_trip_does_not_train(name, tmp_path, monkeypatch):
     monkeypatch.setattr(training, "train", no_training)
     monkeypatch.setattr(training, "run_training", no_training)
     again = make(name)
-    assert cache.load_fitted(again, tmp_path / "cell", torch.device("cpu")) is not None
+    assert fit_cache.load_fitted(again, tmp_path / "cell", torch.device("cpu")) is not None
     assert type(again) is type(model) and again.get_params() == model.get_params()
     assert torch.equal(again.denoise(noisy), model.denoise(noisy))
     assert again.history_ == model.history_
@@ -141,10 +142,10 @@ def test_cached_fit_round_trip_does_not_train(name, tmp_path, monkeypatch):
 
 def test_fit_cache_refuses_a_changed_file(tmp_path):
     model = make("dense_dae").fit(*blobs(8))
-    cache.save_fitted(model, tmp_path / "m")
+    fit_cache.save_fitted(model, tmp_path / "m")
     weights = tmp_path / "m.safetensors"
     weights.write_bytes(weights.read_bytes()[:-4] + b"\0\0\0\0")
-    assert cache.load_fitted(make("dense_dae"), tmp_path / "m", torch.device("cpu")) is None
+    assert fit_cache.load_fitted(make("dense_dae"), tmp_path / "m", torch.device("cpu")) is None
 
 
 def test_load_fitted_rejects_weights_of_another_architecture():
@@ -198,9 +199,9 @@ def test_deep_seed000_autoencoders_learn_instead_of_collapsing(name, real_data_d
 
 
 def test_stock_speed_reference_is_conv_ae_fmnist_written_plainly():
-    # models.speed reports conv_ae_fmnist's speed as a ratio to StockConvAE: it must be the same work.
+    # bench.cost.neural_speed reports conv_ae_fmnist's speed as a ratio to StockConvAE: it must be the same work.
     from models.seed001 import ConvAEFashionMNISTNet
-    from models.speed import StockConvAE
+    from bench.cost.neural_speed import StockConvAE
 
     ours, stock = ConvAEFashionMNISTNet(1), StockConvAE()
     stock.load_state_dict(ours.state_dict())

@@ -4,14 +4,14 @@ import pytest
 
 from bench.cli import main
 from bench.grids import Grid
-from bench.plan import Plan, make_plan, work_of
+from bench.cost.plan import Plan, make_plan, work_of
 from bench.registry import CLASSIFIERS, DENOISERS
-from bench.work import RunContext
-from models.budget import planned_steps
+from bench.execution.worker import RunContext
+from models.engine.split import planned_steps
 
 
 def test_planned_steps_follow_the_validation_rule_and_the_step_cap():
-    from models.recipe import Recipe
+    from models.engine.recipe import Recipe
 
     # 1,000 pairs: 100 held out, 900 left in batches of 8 -> 113 steps an epoch (the last holds 4).
     assert planned_steps(Recipe(epochs=3, batch_size=8), 1000) == 3 * 113
@@ -92,7 +92,7 @@ def test_auto_training_levels_fit_networks_blind_plus_the_middle_level_and_tune_
     assert {c for c in cells if c[0] == "dncnn"} == {("dncnn", v, "blind") for v in (0.1, 0.2, 0.3)} | {
         ("dncnn", 0.2, 0.2)
     }
-    from bench.runner import plan_units
+    from bench.execution.runner import plan_units
 
     _, groups = plan_units(grid.cells())
     assert sorted(len(g.cells) for g in groups) == [1, 1, 1, 1, 3]  # median x3, dncnn at 0.2, dncnn blind (3 levels)

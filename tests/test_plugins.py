@@ -102,7 +102,7 @@ def test_check_entry_reports_a_failing_check(tmp_path, capsys):
 @pytest.fixture(scope="module")
 def reference_run(tmp_path_factory) -> Path:
     from bench.grids import named_grid
-    from bench.runner import run_grid
+    from bench.execution.runner import run_grid
 
     out = tmp_path_factory.mktemp("reference")
     grid = named_grid("smoke").narrow(denoisers=["identity", "median", "gaussian_blur"], classifiers=[])
@@ -113,7 +113,7 @@ def reference_run(tmp_path_factory) -> Path:
 def test_against_ranks_the_new_rows_among_the_reference_without_rerunning_it(
     plugin_dir, reference_run, monkeypatch, capsys
 ):
-    from bench.store import Store
+    from bench.execution.store import Store
 
     monkeypatch.chdir(plugin_dir)
     args = ["run", "--grid", "smoke", "--denoisers", "box3", "--classifiers", "none", "--plugin", "box3.py",

@@ -13,12 +13,12 @@ import torch
 
 from bench import runner
 from bench.estimator import Denoiser
-from bench.executors import InProcess
+from bench.execution.executors import InProcess
 from bench.grids import Grid
 from bench.registry import DENOISERS, Entry
 from bench.report import diagonal
-from bench.runner import run_grid
-from bench.store import Store
+from bench.execution.runner import run_grid
+from bench.execution.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMING = ["fit_seconds", "images_per_second"]
@@ -215,7 +215,8 @@ def test_slow_denoisers_score_a_recorded_subsample(tmp_path, monkeypatch):
 
 
 def test_a_rerun_loads_the_cached_fit_instead_of_training(tmp_path, monkeypatch):
-    from models import base, training
+    from models import neural_denoiser as base
+    from models.engine import training
 
     grid = dict(denoisers=["dncnn"], noises={"gaussian": [0.2]}, params={"dncnn": DENOISERS.entry("dncnn").test_params})
     run_grid(tiny_grid(**grid), out_dir=tmp_path, log=lambda line: None)
@@ -234,7 +235,8 @@ def test_a_rerun_loads_the_cached_fit_instead_of_training(tmp_path, monkeypatch)
 def test_an_inference_only_parameter_reuses_the_fit_and_still_applies(tmp_path, monkeypatch):
     # The self-ensemble does not enter training: a run with it loads the cached fit, and its
     # row differs from the plain one because the ensemble was applied.
-    from models import base, training
+    from models import neural_denoiser as base
+    from models.engine import training
 
     params = DENOISERS.entry("unet").test_params
     grid = dict(denoisers=["unet"], noises={"gaussian": [0.2]})

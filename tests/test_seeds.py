@@ -335,7 +335,7 @@ def test_seed000_tiny_run_and_set_reaches_the_cross_validation_folds(real_data_d
     assert detail["vgg16_cv"]["params"]["width"] == 0.05 and len(detail["vgg16_cv"]["folds_pct"]) == 5
     # The folds go through the fit cache (3 grid classifiers + 5 folds), so a rerun fits nothing.
     assert len(list((tmp_path / "seed-000" / "cache").glob("classifier-*.json"))) == 8
-    from models.classifier_training import TorchClassifier
+    from models.torch_classifier import TorchClassifier
 
     def no_fit(*args, **kwargs):
         raise AssertionError("a rerun must take every fit from the cache")

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.significance import paired_test, rank_and_test
+from bench.report.significance import paired_test, rank_and_test
 
 RNG = np.random.default_rng(0)
 BASE = RNG.normal(25.0, 3.0, 500)

@@ -10,7 +10,7 @@ import pytest
 
 from bench.cli import main
 from bench.report import write_outputs
-from bench.store import Store
+from bench.execution.store import Store
 
 
 def _cell(key: str, *, status: str = "ok", params: dict | None = None, run_id: int | None = None, **changes) -> dict:
@@ -188,7 +188,7 @@ def test_leaderboard_tests_the_winner_against_the_runner_up(tmp_path, other, dis
 def test_a_run_keeps_per_image_results_that_average_to_its_leaderboard(tmp_path):
     from bench.grids import Grid
     from bench.registry import CLASSIFIERS
-    from bench.runner import run_grid
+    from bench.execution.runner import run_grid
 
     grid = Grid.build(name="t", datasets=["digits"], noises={"gaussian": [0.2]}, denoisers=["identity", "median"],
                       classifiers=["svm_rbf"], params={"svm_rbf": CLASSIFIERS.entry("svm_rbf").test_params},

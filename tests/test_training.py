@@ -7,8 +7,8 @@ from torch import nn
 
 from bench.noise import TrainingNoise
 from bench.registry import DENOISERS
-from models.base import NeuralDenoiser
-from models.training import Recipe, collapse_reason, train
+from models.neural_denoiser import NeuralDenoiser
+from models.engine.training import Recipe, collapse_reason, train
 
 
 def blobs(n=64, seed=0, sigma=0.2):
@@ -136,7 +136,7 @@ def test_configs_choose_the_recipe_and_constructor_overrides_win():
 
 
 def test_long_fits_log_progress_and_short_ones_stay_quiet(caplog, monkeypatch):
-    from models.training import Progress
+    from models.engine.training import Progress
 
     noisy, clean = blobs(24)
     with caplog.at_level("INFO", logger="bench.training"):
@@ -150,7 +150,7 @@ def test_long_fits_log_progress_and_short_ones_stay_quiet(caplog, monkeypatch):
 
 
 def test_one_validation_rule_for_every_fit():
-    from models.budget import MAX_VALIDATION, split_validation
+    from models.engine.split import MAX_VALIDATION, split_validation
 
     cpu = torch.device("cpu")
     train_idx, val_idx = split_validation(1000, 0.1, 0, cpu)
@@ -163,7 +163,7 @@ def test_one_validation_rule_for_every_fit():
 
 
 def test_the_engine_trains_only_what_requires_gradients_and_counts_steps():
-    from models.training import run_training
+    from models.engine.training import run_training
 
     net = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 1))
     net[0].requires_grad_(False)

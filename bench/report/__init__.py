@@ -1,4 +1,4 @@
-"""Outputs of a run folder, rebuilt from its store (``bench.store.Store``).
+"""Outputs of a run folder, rebuilt from its store (``bench.execution.store.Store``).
 
 - :mod:`bench.report.outputs`: ``write_outputs`` and ``rebuild`` (leaderboard.csv with each
   group's rank and winner-vs-runner-up test, classifiers.csv, per_image.csv.gz, then report.html).

@@ -3,7 +3,7 @@
 Cells are matched on ``MATCH_COLUMNS``. For each matched cell: PSNR, SSIM and each
 classifier's accuracy on the denoised images, as B minus A, with a 95% interval of the
 difference and a flag when it excludes 0. When both cells kept per-image results of the same
-test images the interval is a paired one (:func:`bench.significance.paired_test`, flagged when
+test images the interval is a paired one (:func:`bench.report.significance.paired_test`, flagged when
 distinguishable); otherwise it is ``[low_B - high_A, high_B - low_A]`` from the two rows' own
 intervals, which excludes 0 exactly when they do not overlap (accuracy has no row interval:
 without per-image results it is not flagged). A difference smaller than half the last digit
@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from bench.report.outputs import open_run
-from bench.significance import paired_test, same_images
-from bench.store import CORRECT_PREFIX
+from bench.report.significance import paired_test, same_images
+from bench.execution.store import CORRECT_PREFIX
 
 __all__ = ["MATCH_COLUMNS", "NEGLIGIBLE", "Comparison", "compare_runs", "format_comparison", "main_compare"]
 

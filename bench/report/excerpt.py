@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.files import write_text_atomic
-from bench.significance import full_size
+from bench.report.significance import full_size
 
 __all__ = ["readme_excerpt", "readme_block", "update_readme", "START", "END"]
 

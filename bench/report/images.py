@@ -39,7 +39,7 @@ IMAGE_BUDGET = 2_500_000  # bytes of image strips per page: keeps the quick grid
 def image_grids(store, cells: pd.DataFrame, *, budget: int = IMAGE_BUDGET) -> dict[str, Any]:
     """Per (dataset, noise, level): strips of the stored test images, clean, noisy, then each entry.
 
-    ``store`` is a :class:`bench.store.Store`; cells without samples are left out. Once the
+    ``store`` is a :class:`bench.execution.store.Store`; cells without samples are left out. Once the
     strips pass ``budget`` bytes the remaining groups are counted in ``left_out``, not drawn
     (a full grid would otherwise make a page of tens of megabytes).
     Returns ``{"grids": [{dataset, noise, level, height, strips: [{name, uri}]}], "left_out": n}``.

@@ -6,7 +6,7 @@
   ``vs_runner_up`` (that row's denoiser), ``vs_runner_up_delta`` (mean per-image PSNR
   difference, dB), ``vs_runner_up_ci_low/high`` (its 95% bootstrap interval),
   ``vs_runner_up_p`` (Wilcoxon signed-rank) and ``distinguishable`` (see
-  :mod:`bench.significance`). Empty where there is no runner-up or no per-image data.
+  :mod:`bench.report.significance`). Empty where there is no runner-up or no per-image data.
 - ``classifiers.csv``: one row per cell and classifier.
 - ``per_image.csv.gz``: one row per cell and scored test image: ``PER_IMAGE_ID_COLUMNS``,
   ``image`` (index in the test set), ``psnr``, ``ssim`` and one ``correct_<classifier>``
@@ -26,8 +26,8 @@ import pandas as pd
 from bench.files import write_atomic
 from bench.report.page import write_report
 from bench.report.provenance import write_provenance
-from bench.significance import rank_and_test
-from bench.store import CLASSIFIER_COLUMNS, CORRECT_PREFIX, LEADERBOARD_COLUMNS, PER_IMAGE_METRICS, Store
+from bench.report.significance import rank_and_test
+from bench.execution.store import CLASSIFIER_COLUMNS, CORRECT_PREFIX, LEADERBOARD_COLUMNS, PER_IMAGE_METRICS, Store
 
 __all__ = ["write_outputs", "rebuild", "open_run", "leaderboard", "per_image_frame", "PER_IMAGE_ID_COLUMNS"]
 

@@ -28,7 +28,7 @@ from bench.report.tables import (
     rows_table,
     seed_tables,
 )  # fmt: skip
-from bench.store import Store
+from bench.execution.store import Store
 
 __all__ = ["render_report", "write_report", "summary", "run_time"]
 

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from bench.files import write_text_atomic
-from bench.store import Store
+from bench.execution.store import Store
 
 __all__ = ["provenance", "write_provenance", "run_seconds"]
 

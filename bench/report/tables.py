@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from bench.report.select import diagonal
-from bench.significance import rank_and_test
-from bench.store import CORRECT_PREFIX
+from bench.report.significance import rank_and_test
+from bench.execution.store import CORRECT_PREFIX
 
 __all__ = ["leaderboards", "classifier_table", "accuracy_metrics", "rows_table", "load_seed_frames", "seed_tables"]
 
@@ -109,7 +109,7 @@ def _mark_tested(entries: list[tuple[str | None, dict]], verdict: dict) -> None:
 
 
 def _verdicts(board: pd.DataFrame, classifiers: pd.DataFrame, metrics: list[dict], per_image: dict) -> dict:
-    """{(dataset, noise, level, metric id): the column winner's test} (see bench.significance)."""
+    """{(dataset, noise, level, metric id): the column winner's test} (see bench.report.significance)."""
     accuracy = classifiers.groupby(["key", "classifier"])["accuracy_denoised"].mean()
     columns = {"psnr": ("psnr", "psnr"), "ssim": ("ssim", "ssim")}
     for metric in metrics:

@@ -97,7 +97,7 @@ def _check_data(reports: list[str], data_dir: Any) -> None:
 def run(report: str, *, budget: str = "quick", data_dir: Any = None, device: str = "auto", seed: int = 0,
         out_dir: str | Path = "results", log: Callable[[str], None] = print, launch: Launch | None = None) -> pd.DataFrame:  # fmt: skip
     """Run the protocol of one seed report; returns its "published vs ours" table."""
-    from bench.core import resolve_device
+    from bench.device import resolve_device
 
     if report == "all":
         raise ValueError("run() takes one seed report; use run_all() for 'all'")
@@ -121,10 +121,10 @@ def run_all(*, budget: str = "quick", data_dir: Any = None, device: str = "auto"
     """Run several protocols (default: all); a protocol that fails becomes its one-line error.
 
     Bad input (budget, report ids, narrowing flags, missing data) raises before any protocol runs.
-    ``executor`` (a ``bench.executors.ExecutorSpec``), ``cache_dir`` and ``checkpoint_every`` go to
+    ``executor`` (a ``bench.execution.executors.ExecutorSpec``), ``cache_dir`` and ``checkpoint_every`` go to
     the runner; ``narrowing`` holds ``run``'s grid options (see :func:`check_narrowing`).
     """
-    from bench.core import one_line
+    from bench.errors import one_line
 
     reports = reports or PROTOCOLS.names()
     for report in reports:

@@ -5,7 +5,7 @@ named ``seed-SEED``, so its cells share one run folder, store, fit cache and rep
 and a table step that reads the stored cells back through :class:`Results` and writes its
 "published vs ours" rows with :class:`~bench.seeds.common.Reproduction`. What no cell can
 express (a calibration, a latent interpolation, a cross-validation) uses the cached fits
-through the runner's own :class:`~bench.work.CellRunner`: the same data, noise and seeds.
+through the runner's own :class:`~bench.execution.worker.CellRunner`: the same data, noise and seeds.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ class Results:
 
     def run(self, grid: Grid) -> Grid:
         """Run ``grid`` (with the ``--set`` parameters of its entries) and reread the store."""
-        from bench.runner import run_grid
+        from bench.execution.runner import run_grid
 
         entries = set(grid.denoisers) | set(grid.classifiers)
         params = {name: values for name, values in self.launch.params.items() if name in entries}
@@ -86,7 +86,7 @@ class Results:
         return f"; --set {' '.join(f'{name}.{k}={v}' for k, v in sorted(values.items()))}" if values else ""
 
     def _reload(self) -> None:
-        from bench.store import Store
+        from bench.execution.store import Store
 
         with Store(self.run_dir / "store.sqlite") as store:
             self.cells = store.cells(superseded=True).set_index("key", drop=False)
@@ -133,7 +133,7 @@ class Results:
 
     def runner(self, grid: Grid):
         """A ``CellRunner`` with the run's context: the grid's data, noise and cached fits."""
-        from bench.work import RunContext, preload
+        from bench.execution.worker import RunContext, preload
 
         # The context run_grid built: in process, the runner that ran the grid (its data loaded).
         context = RunContext(

@@ -4,7 +4,7 @@
 prints, per entry, our ``denoise`` and the library a user would otherwise call (scipy.ndimage
 on the same batch, scikit-image's per-image loop, the bm3d package) on a fixed, seeded batch
 of 28x28 images; the ratio of their images/s is the speed-up (``python -m bench speed``
-prints the same comparisons as one table). Parameters are fixed (``bench.speed.FIXED``) so
+prints the same comparisons as one table). Parameters are fixed (``bench.cost.speed.FIXED``) so
 that only ``denoise`` is timed. Slow calls get one timed round instead of calibration.
 """
 
@@ -14,7 +14,7 @@ import torch
 
 from bench.noise import Noise
 from bench.registry import DENOISERS
-from bench.speed import FIXED, _references
+from bench.cost.speed import FIXED, _references
 
 N_IMAGES = 256
 #: Seconds-per-call entries and references: one round each.

@@ -1,7 +1,7 @@
 """The torch classifiers' shared base class: a network trained by the one training engine.
 
 Everything stays on the images' device: batches are index slices of tensors already there
-(``models.training.run_training``), cross-entropy, Adam at a constant rate, early stopping
+(``models.engine.training.run_training``), cross-entropy, Adam at a constant rate, early stopping
 on the engine's validation split, optional random shifts of the training batches, bf16
 autocast on CUDA (and on a CPU with ``precision='bf16'``), and batch-norm statistics
 recomputed after training.
@@ -17,11 +17,11 @@ import torch
 from torch import Tensor, nn
 
 from bench.estimator import NON_NEGATIVE_INT, Classifier, one_of
-from models.augment import random_shift
-from models.base import seeded
-from models.checkpoint import Checkpoints
-from models.recipe import SCHEDULES, Recipe
-from models.training import autocast, planned_steps, run_training
+from models.engine.augment import random_shift
+from models.neural_denoiser import seeded
+from models.engine.checkpoint import Checkpoints, seconds_trained
+from models.engine.recipe import SCHEDULES, Recipe
+from models.engine.training import autocast, planned_steps, run_training
 
 __all__ = ["check_training_data", "TorchClassifier", "recalibrate_batchnorm", "EVAL_BATCH"]
 
@@ -52,7 +52,7 @@ class TorchClassifier(Classifier):
     architecture settings as keyword-only constructor parameters; ``_prepare`` may pretrain
     parts of the network (freezing some: only parameters that require gradients train) and
     choose the labelled images. With ``checkpoint_path`` set (a plain attribute, see
-    ``models.checkpoint``), every stage writes mid-fit checkpoints and a rerun resumes.
+    ``models.engine.checkpoint``), every stage writes mid-fit checkpoints and a rerun resumes.
 
     Parameters
     ----------
@@ -69,7 +69,7 @@ class TorchClassifier(Classifier):
     patience : int
         Epochs without a better validation loss before stopping (none without a validation split).
     schedule : {'constant', 'cosine', 'step'}
-        Learning-rate schedule over the planned steps (``models.recipe.Recipe``).
+        Learning-rate schedule over the planned steps (``models.engine.recipe.Recipe``).
     shift : int
         Each training image is moved by a random offset of up to this many pixels along each
         axis, drawn afresh every batch (0: no augmentation). Validation and test images are not.
@@ -186,6 +186,8 @@ class TorchClassifier(Classifier):
     def predict_proba(self, images: Tensor) -> Tensor:
         """Class probabilities, N x n_classes, float32."""
         return self._checked_logits(images).softmax(1)
+
+    seconds_trained = seconds_trained  # the Estimator hook, read from this model's checkpoints
 
     def n_parameters(self) -> int:
         self.check_fitted()

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from bench.core import sync
+from bench.device import sync
 from bench.estimator import Estimator, fit_params
 from bench.files import write_atomic, write_text_atomic
 
@@ -87,10 +87,7 @@ def load_fitted(model: Any, stem: Path, device: torch.device) -> dict[str, Any] 
 def seconds_before(model: Any) -> float:
     """Training seconds that a fit resuming from ``model.checkpoint_path`` has already run (0
     without checkpoints): added to the resumed process's own time, a fit's seconds are its whole."""
-    from models.checkpoint import Checkpoints
-
-    checkpoints = Checkpoints.of(model)
-    return 0.0 if checkpoints is None else checkpoints.seconds_trained()
+    return model.seconds_trained() if isinstance(model, Estimator) else 0.0
 
 
 def fit_or_load(

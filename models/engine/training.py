@@ -26,7 +26,7 @@ fresh initialisation (another seed) at 0.3x the learning rate with a full epoch 
 every acted-on detection is recorded in ``info["collapse"]``, and ``info["collapsed"]``
 holds the last epoch's diagnosis (None when the outputs look alive).
 
-Checkpoints (``models.checkpoint``): given ``checkpoints``, the engine writes its whole state
+Checkpoints (``models.engine.checkpoint``): given ``checkpoints``, the engine writes its whole state
 every ``every_seconds`` (or ``every_steps``) and at the end of the stage, and a rerun resumes
 from it, bit-identically on the CPU for step and epoch budgets.
 
@@ -35,7 +35,7 @@ epoch / inference images/s in chunks of 64): a plain channels-first port 155 s /
 channels-last 148 s / 2,040; ours 77 s / 3,300, and 61 s with ``tune_cpu_allocator``.
 The time went to oneDNN's weight gradient of the 1-channel first convolution (~2 GFLOPS),
 the 64->1 last convolution and nearest upsampling at 28x28, ReLU passes over 28x28x64
-tensors and page faults on the 25 MB activations. ``models/layers.py`` rewrites the layers
+tensors and page faults on the 25 MB activations. ``models/engine/layers.py`` rewrites the layers
 exactly (same parameters), denoisers keep networks and batches channels-last, and
 ``tune_cpu_allocator`` (opt-in, process-wide) stops the page faults. Threads: two
 OpenMP threads win only on an otherwise idle machine; with any other load on a 2-core box
@@ -57,12 +57,12 @@ import torch
 from torch import Tensor, nn
 
 from bench.noise import derive_seed
-from models import checkpoint
-from models.budget import batches as _batches
-from models.budget import planned_steps, split_validation
-from models.checkpoint import Best, Checkpoints, EpochInProgress
-from models.layers import autocast, autocasts, to_layout, tune_cpu_allocator
-from models.recipe import Recipe, loss_value, make_optimizer, schedule_factor
+from models.engine import checkpoint
+from models.engine.split import batches as _batches
+from models.engine.split import planned_steps, split_validation
+from models.engine.checkpoint import Best, Checkpoints, EpochInProgress
+from models.engine.layers import autocast, autocasts, to_layout
+from models.engine.recipe import Recipe, loss_value, make_optimizer, schedule_factor
 
 __all__ = [
     "Recipe",
@@ -74,7 +74,6 @@ __all__ = [
     "collapse_reason",
     "autocast",
     "to_layout",
-    "tune_cpu_allocator",
     "Progress",
 ]
 

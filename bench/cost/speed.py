@@ -98,7 +98,7 @@ def _references() -> dict[str, tuple[str, Callable[[np.ndarray], object] | None,
     try:
         import bm3d  # noqa: F401  (the optional package; absent: no reference column)
 
-        from baselines.block_matching import bm3d_denoise
+        from baselines.bm3d_package import bm3d_denoise
 
         refs["bm3d_torch"] = ("bm3d package", lambda x: bm3d_denoise(x.astype(np.float64), sigma_scale=1.0), 4)
     except ImportError:
@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     # The allocator setting every run uses (bench.commands, the workers): without it each
     # batch-sized output is a fresh mmap and pays page faults, which a benchmark never sees.
-    from models.layers import tune_cpu_allocator
+    from bench.device import tune_cpu_allocator
 
     tune_cpu_allocator()
     if args.n_images < 1 or args.repeats < 1:

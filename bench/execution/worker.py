@@ -23,9 +23,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from bench import cache, metrics
-from bench.classify import ClassifierPool
-from bench.core import one_line, resolve_device, sync, versions
+from bench import metrics
+
+from bench.execution import fits as fit_cache
+from bench.execution.classifier_pool import ClassifierPool
+from bench.device import resolve_device, sync
+from bench.errors import one_line
+from bench.machine import versions
 from bench.data import load
 from bench.estimator import as_float_images
 from bench.grids import Cell, frozen_params
@@ -144,8 +148,8 @@ def run_unit(context: RunContext, unit: ClassifierFit | DenoiserFit | FitGroup, 
         torch.set_num_threads(threads)
     runner = _RUNNERS.get(context.key)
     if runner is None:
-        from bench.plugins import import_plugin
-        from models.training import tune_cpu_allocator
+        from bench.registry import import_plugin
+        from bench.device import tune_cpu_allocator
 
         # A worker process is all benchmark: keep freed memory in the heap (Dask's nanny sets
         # MALLOC_TRIM_THRESHOLD_ low, which made every batch pay page faults: 2x slower cells).
@@ -240,7 +244,7 @@ class CellRunner:
 
     def fitted(self, cell: Cell) -> tuple[Any, float]:
         """The cell's fitted denoiser and its fit seconds; from memory, the disk cache, or a fresh fit."""
-        key = cache.fit_key(cell.fit_spec)
+        key = fit_cache.fit_key(cell.fit_spec)
         model = DENOISERS.create(cell.denoiser, **dict(cell.params))
         if key in self._fits:  # fitted for a cell that may differ in inference-only parameters
             fitted, fit_seconds = self._fits[key]
@@ -257,7 +261,7 @@ class CellRunner:
         fit_seconds = sum(seconds for _, seconds in members)
         if getattr(model, "own_fit", True):
             fit_seed = derive_seed(cell.seed, "fit", cell.dataset, cell.noise, cell.train_level, cell.denoiser)
-            fit_seconds += cache.fit_or_load(
+            fit_seconds += fit_cache.fit_or_load(
                 model,
                 self.cache_dir / key,
                 lambda noisy, clean: model.fit(noisy, clean, seed=fit_seed, noise=training_noise(cell)),

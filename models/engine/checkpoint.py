@@ -12,7 +12,7 @@ so a rerun skips finished stages; the model's ``fit`` deletes every file once th
 has succeeded. A file holds only tensors, numbers, strings, lists and dicts, and is read
 with ``torch.load(..., weights_only=True)``: no object is ever unpickled.
 
-What a checkpoint holds (see ``models.training``): the weights, the optimizer state, the
+What a checkpoint holds (see ``models.engine.training``): the weights, the optimizer state, the
 learning-rate schedule's position, the RNG states (torch's CPU generator, CUDA's when it is
 in use, and the loop's generator of batch orders and training noise), step, epoch, the
 epoch in progress (its batch order, position and running loss), the best weights so far,
@@ -42,7 +42,7 @@ from torch import Tensor, nn
 
 from bench.files import write_atomic
 
-__all__ = ["Checkpoints", "Best", "EpochInProgress", "capture", "resume", "save_state", "load_state"]
+__all__ = ["Checkpoints", "Best", "EpochInProgress", "capture", "resume", "save_state", "load_state", "seconds_trained"]
 
 log = logging.getLogger("bench.training")
 
@@ -146,7 +146,7 @@ def fingerprint(engine: Any) -> str:
 
 
 def capture(engine: Any, *, done: bool) -> dict[str, Any]:
-    """The whole resume state of a ``models.training`` engine (``done``: its stage has finished)."""
+    """The whole resume state of a ``models.engine.training`` engine (``done``: its stage has finished)."""
     now = engine.current
     return {
         "fingerprint": fingerprint(engine),
@@ -256,3 +256,10 @@ def set_rng_state(state: dict[str, Any], generator: torch.Generator) -> None:
     if state["cuda"]:
         torch.cuda.set_rng_state_all(state["cuda"])
     generator.set_state(state["loop"])
+
+
+def seconds_trained(model: Any) -> float:
+    """``Estimator.seconds_trained`` for a model that checkpoints through ``Checkpoints.of``: the
+    seconds its stages' checkpoints hold (0 without a path). Classes assign it as their method."""
+    checkpoints = Checkpoints.of(model)
+    return 0.0 if checkpoints is None else checkpoints.seconds_trained()

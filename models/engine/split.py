@@ -1,6 +1,6 @@
 """The budget rules of the one training engine: the validation hold-out, batches, planned steps.
 
-``models.training.run_training`` follows them, and ``bench plan`` uses ``planned_steps`` to
+``models.engine.training.run_training`` follows them, and ``bench plan`` uses ``planned_steps`` to
 turn a probed step cost into a fit's cost, so the two can never disagree.
 """
 
@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from bench.noise import derive_seed
-from models.recipe import Recipe
+from models.engine.recipe import Recipe
 
 __all__ = ["MAX_VALIDATION", "MIN_IMAGES_FOR_VALIDATION", "split_validation", "batches", "planned_steps"]
 

@@ -1,7 +1,7 @@
 """Building blocks shared by the neural denoisers, written for speed on a small CPU.
 
 Three exact rewrites carry most of the CPU speed-up (measured on a 2-core EPYC, see
-``models/training.py``); each computes the same function with the same parameters as the
+``models/engine/training.py``); each computes the same function with the same parameters as the
 plain layer, so parameter counts and the seeds' architectures are unchanged:
 
 * ``PatchConv2d``: a ``Conv2d`` whose CPU forward, for inputs with few channels (1 or 3),
@@ -31,7 +31,6 @@ __all__ = [
     "autocast",
     "autocasts",
     "to_layout",
-    "tune_cpu_allocator",
 ]
 
 # im2col is worth it only while the patch matrix stays narrow (1 or 3 input channels).
@@ -159,7 +158,7 @@ def conv_block(cin: int, cout: int, *, norm: bool = True, act: type[nn.Module] =
 
 
 def autocasts(device: torch.device, precision: str = "auto") -> bool:
-    """Whether ``precision`` (``models.recipe.PRECISIONS``) autocasts to bf16 on ``device``."""
+    """Whether ``precision`` (``models.engine.recipe.PRECISIONS``) autocasts to bf16 on ``device``."""
     return precision == "bf16" or (precision == "auto" and device.type == "cuda")
 
 
@@ -171,24 +170,3 @@ def autocast(device: torch.device, precision: str = "auto"):
 def to_layout(x: Tensor) -> Tensor:
     """Channels-last for image batches (the fast layout for oneDNN and cuDNN)."""
     return x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x
-
-
-def tune_cpu_allocator() -> bool:
-    """Keep freed memory in glibc's heap instead of returning it to the OS (opt-in, process-wide).
-
-    Training allocates the same 10-30 MB activation tensors every step; by default glibc
-    serves such sizes with fresh ``mmap`` pages or trims them off the heap when freed, so
-    every step pays page faults. Raising the trim and mmap thresholds (like the
-    ``MALLOC_TRIM_THRESHOLD_``/``MALLOC_MMAP_THRESHOLD_`` variables) measured 15-25% faster
-    conv_ae_fmnist CPU epochs, at the cost of a process that keeps its peak memory.
-    Returns False where the C library has no ``mallopt`` (not glibc).
-    """
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3
-        return bool(libc.mallopt(m_trim_threshold, 1 << 30)) and bool(libc.mallopt(m_mmap_threshold, 1 << 25))
-    except (OSError, AttributeError):
-        return False

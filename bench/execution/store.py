@@ -162,7 +162,7 @@ class Store:
         self, *, grid: str, spec: dict, argv: list[str], device: str, versions: dict, machine: dict | None = None
     ) -> int:
         """Record a run's start: its grid, command line (``argv`` after ``python -m bench``), device,
-        package versions and machine (``bench.core.machine``); returns its run id."""
+        package versions and machine (``bench.machine.machine``); returns its run id."""
         cursor = self._db.execute(
             "INSERT INTO runs (grid, spec, argv, device, versions, started, machine) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (grid, json.dumps(spec), json.dumps(argv), device, json.dumps(versions), time.time(), json.dumps(machine)),

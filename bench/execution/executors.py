@@ -26,8 +26,10 @@ from dataclasses import dataclass
 from multiprocessing.connection import wait
 from typing import Any
 
-from bench.core import one_line, show_training_progress, shows_training_progress
-from bench.work import RunContext, run_unit
+from bench.errors import one_line
+
+from bench.logs import show_training_progress, shows_training_progress
+from bench.execution.worker import RunContext, run_unit
 
 __all__ = ["ExecutorSpec", "UnitFailure", "Executor", "make_executor", "slurm_cluster", "EXECUTORS", "RETRIES"]
 
@@ -151,7 +153,7 @@ def _worker_main(conn, env: dict[str, str], threads: int, progress: str | None =
         show_training_progress(progress)
     import torch
 
-    from models.training import tune_cpu_allocator
+    from bench.device import tune_cpu_allocator
 
     torch.set_num_threads(threads)
     tune_cpu_allocator()

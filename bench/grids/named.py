@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from bench.grids import Grid
+from bench.grids.grid import Grid, load_grid_file
 from bench.registry import CLASSIFIERS, DENOISERS
 
-__all__ = ["NAMED_GRIDS"]
+__all__ = ["NAMED_GRIDS", "named_grid", "resolve_grid"]
 
 
 def _has_local(name: str, data_dir) -> bool:
@@ -176,3 +176,17 @@ def _budget_params(budget: str) -> dict[str, dict[str, Any]]:
 def _runs_in(budgets: dict[str, dict[str, Any]], budget: str) -> bool:
     """An entry declaring budgets runs in the grids they name; one declaring none runs in every grid."""
     return not budgets or budget in budgets
+
+
+def named_grid(name: str, *, data_dir=None) -> Grid:
+    """The named grid ``name`` (``bench.grids.named``) for the data found under ``data_dir``."""
+    if name not in NAMED_GRIDS:
+        raise ValueError(f"unknown grid {name!r}; expected one of: {', '.join(NAMED_GRIDS)} or a .toml file")
+    return NAMED_GRIDS[name](data_dir)
+
+
+def resolve_grid(name_or_path: str, *, data_dir=None) -> Grid:
+    """A named grid, or a TOML grid file when the argument ends in .toml."""
+    if name_or_path.endswith(".toml"):
+        return load_grid_file(name_or_path)
+    return named_grid(name_or_path, data_dir=data_dir)

@@ -6,7 +6,7 @@ every finished cell and a rerun skips them. Classifiers are fitted first, one un
 the shared fit cache (on a parallel executor, with the denoisers' fits beside them); then every
 fit group (cells sharing a fitted denoiser) is one unit. A cell
 that raises becomes a ``failed`` row; a unit whose worker died too often fails its cells with
-the reason; the run goes on either way. The worker side lives in ``bench.work``.
+the reason; the run goes on either way. The worker side lives in ``bench.execution.worker``.
 """
 
 from __future__ import annotations
@@ -17,14 +17,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bench import cache
-from bench.core import machine, one_line, resolve_device, versions
+from bench.execution import fits as fit_cache
+from bench.device import resolve_device
+from bench.errors import one_line
+from bench.machine import machine, versions
 from bench.data import load
-from bench.executors import ExecutorSpec, UnitFailure, make_executor
+from bench.execution.executors import ExecutorSpec, UnitFailure, make_executor
 from bench.grids import Cell, Grid
 from bench.registry import DENOISERS
-from bench.store import Store
-from bench.work import ClassifierFit, DenoiserFit, FitGroup, RunContext, failed_row, needs_gpu, preload
+from bench.execution.store import Store
+from bench.execution.worker import ClassifierFit, DenoiserFit, FitGroup, RunContext, failed_row, needs_gpu, preload
 
 __all__ = ["run_grid", "RunSummary", "plan_units"]
 
@@ -47,7 +49,7 @@ def plan_units(cells: list[Cell], *, gpu: bool = False) -> tuple[list[Classifier
     """The classifier fits the cells need, and the cells grouped by fit key (grid order kept)."""
     groups: dict[str, list[Cell]] = {}
     for cell in cells:
-        groups.setdefault(cache.fit_key(cell.fit_spec), []).append(cell)
+        groups.setdefault(fit_cache.fit_key(cell.fit_spec), []).append(cell)
     fits = {}
     for cell in cells:
         for name, params in cell.classifiers:
@@ -61,7 +63,7 @@ def plan_units(cells: list[Cell], *, gpu: bool = False) -> tuple[list[Classifier
 def _cached_fit(cell: Cell) -> bool:
     """Whether the cell's denoiser goes through the fit cache (so a fit made ahead is reused)."""
     try:
-        return cache.is_cacheable(DENOISERS.create(cell.denoiser, **dict(cell.params)))
+        return fit_cache.is_cacheable(DENOISERS.create(cell.denoiser, **dict(cell.params)))
     except Exception:  # not here: its group builds it, and fails its cells with the reason
         return False
 
@@ -115,7 +117,7 @@ def run_grid(
     summary = RunSummary(out_dir=run_dir)
     with make_executor(spec, gpu=gpu, log=log) as engine:
         if start_from is not None:
-            from bench.against import start_from as copy_store
+            from bench.report.against import start_from as copy_store
 
             copy_store(start_from, run_dir)
         if estimate is not None:

@@ -1,7 +1,7 @@
 """Grids: which datasets x noises x levels x denoisers to run, expanded into cells.
 
 A ``Grid`` is validated when it is built, before anything runs. Named grids (``smoke``,
-``quick``, ``reference``, ``full``) live in ``bench.named_grids``; TOML files use the same fields::
+``quick``, ``reference``, ``full``) live in ``bench.grids.named``; TOML files use the same fields::
 
     name = "mine"
     datasets = ["mnist"]
@@ -37,7 +37,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["Cell", "Grid", "frozen_params", "named_grid", "load_grid_file", "resolve_grid", "TRAIN_LEVEL_MODES"]
+__all__ = ["Cell", "Grid", "frozen_params", "load_grid_file", "TRAIN_LEVEL_MODES"]
 
 TRAIN_LEVEL_MODES = ("same", "blind", "matrix", "auto")
 
@@ -306,15 +306,6 @@ def _check_params(registry, name: str, params: dict[str, Any]) -> None:
     model.check_params()  # its message names the entry, as the one above does
 
 
-def named_grid(name: str, *, data_dir=None) -> Grid:
-    """The named grid ``name`` (``bench.named_grids``) for the data found under ``data_dir``."""
-    from bench.named_grids import NAMED_GRIDS
-
-    if name not in NAMED_GRIDS:
-        raise ValueError(f"unknown grid {name!r}; expected one of: {', '.join(NAMED_GRIDS)} or a .toml file")
-    return NAMED_GRIDS[name](data_dir)
-
-
 def load_grid_file(path: str | os.PathLike) -> Grid:
     """A Grid from a TOML file; unknown keys and bad values raise ValueError naming the file."""
     path = Path(path)
@@ -333,10 +324,3 @@ def load_grid_file(path: str | os.PathLike) -> Grid:
         return Grid.build(**data)
     except (TypeError, ValueError) as err:
         raise ValueError(f"grid file {path}: {err}") from None
-
-
-def resolve_grid(name_or_path: str, *, data_dir=None) -> Grid:
-    """A named grid, or a TOML grid file when the argument ends in .toml."""
-    if name_or_path.endswith(".toml"):
-        return load_grid_file(name_or_path)
-    return named_grid(name_or_path, data_dir=data_dir)

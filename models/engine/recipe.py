@@ -1,7 +1,7 @@
 """Training recipes: optimizer, loss, schedule, epochs, batch size, stopping rule.
 
 Each model keeps two named recipes, ``faithful`` (its seed report's or paper's settings) and
-``ours`` (our stronger defaults); ``models.training`` runs either. Classifiers train under a
+``ours`` (our stronger defaults); ``models.engine.training`` runs either. Classifiers train under a
 recipe too (Adam, constant rate), built from their constructor parameters.
 """
 
@@ -54,7 +54,7 @@ class Recipe:
         Epochs without validation improvement before stopping; None trains all epochs.
     val_fraction : float
         Share of the given images held out for validation (seeded; at most 2,048, none
-        below 100 images: see ``models.training.split_validation``).
+        below 100 images: see ``models.engine.training.split_validation``).
     max_steps : int or None
         Cap on optimizer steps (per training stage); the schedule then runs over at most this
         many steps. Unlike a wall-clock budget it gives the same numbers on every machine.
@@ -63,7 +63,7 @@ class Recipe:
         inference follow ``auto``.
     redraw_noise : bool
         Draw fresh noisy inputs for every batch from the clean ones when the cell gives a
-        training noise (``models.training.train``'s ``noise``); False trains on the fixed noisy
+        training noise (``models.engine.training.train``'s ``noise``); False trains on the fixed noisy
         pairs given, as reports do that corrupt their training set once (seed 003). Every
         ``NeuralDenoiser`` honours it.
     note : str

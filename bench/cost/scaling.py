@@ -16,10 +16,10 @@ from pathlib import Path
 
 import torch
 
-from bench.executors import ExecutorSpec
+from bench.execution.executors import ExecutorSpec
 from bench.grids import Grid
 from bench.registry import DENOISERS
-from bench.runner import run_grid
+from bench.execution.runner import run_grid
 
 __all__ = ["classical_cells", "measure", "format_scaling"]
 

@@ -1,6 +1,6 @@
 """Training and inference speed of the neural denoisers on this machine.
 
-``python -m models.speed [NAME ...] [--threads N] [--device cpu|cuda]`` prints, per model at
+``python -m bench.cost.neural_speed [NAME ...] [--threads N] [--device cpu|cuda]`` prints, per model at
 its default parameters and ``config='ours'`` batch size on 1x28x28 images: parameters,
 median training-step time as images/s and as seconds per 60,000-image epoch, and inference
 images/s over 512 images in ``denoise``'s chunks. On CPU it also prints the process CPU time per step, which a
@@ -21,8 +21,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bench.registry import DENOISERS
-from models.base import DENOISE_CHUNK
-from models.training import to_layout, train_step, tune_cpu_allocator
+from models.neural_denoiser import DENOISE_CHUNK
+from bench.device import tune_cpu_allocator
+from models.engine.training import to_layout, train_step
 
 __all__ = ["StockConvAE", "measure"]
 

@@ -10,8 +10,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from bench import cache
-from bench.core import one_line
+from bench.execution import fits as fit_cache
+from bench.errors import one_line
 from bench.registry import CLASSIFIERS
 
 __all__ = ["ClassifierPool", "gap_recovered", "confusion_matrix"]
@@ -58,8 +58,8 @@ class ClassifierPool:
                 "n_train": len(images),
                 "seed": seed,
             }
-            stem = self.cache_dir / f"classifier-{cache.fit_key(spec)}"
-            cache.fit_or_load(
+            stem = self.cache_dir / f"classifier-{fit_cache.fit_key(spec)}"
+            fit_cache.fit_or_load(
                 model,
                 stem,
                 lambda: model.fit(images, labels, seed=seed),

@@ -22,11 +22,11 @@ from typing import Any
 
 import torch
 
-from bench.core import sync
+from bench.device import sync
 from bench.files import write_text_atomic
 from bench.grids import Cell, Grid, frozen_params
 from bench.registry import CLASSIFIERS, DENOISERS
-from bench.work import CellRunner, ClassifierFit, RunContext, preload, training_noise
+from bench.execution.worker import CellRunner, ClassifierFit, RunContext, preload, training_noise
 
 __all__ = ["Plan", "make_plan", "format_plan", "work_of"]
 
@@ -179,7 +179,7 @@ def _probe_classifier(runner: CellRunner, unit: ClassifierFit) -> tuple[EntryCos
 
 def make_plan(grid: Grid, *, context: RunContext, workers: int, threads: int, done: set[str] = frozenset()) -> Plan:
     """Probe every entry of ``grid`` (once per dataset shape) and cost its unfinished units."""
-    from bench.runner import plan_units
+    from bench.execution.runner import plan_units
 
     started = time.perf_counter()
     torch.set_num_threads(threads)

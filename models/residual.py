@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.base import NeuralDenoiser, register
-from models.layers import PatchConv2d, UpConv2d, conv_block, crop_to, pad_to
-from models.recipe import Recipe
+from models.neural_denoiser import NeuralDenoiser, register
+from models.engine.layers import PatchConv2d, UpConv2d, conv_block, crop_to, pad_to
+from models.engine.recipe import Recipe
 
 __all__ = ["DnCNNNet", "ResidualUNetNet", "DnCNN", "UNet"]
 

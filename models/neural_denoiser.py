@@ -8,9 +8,9 @@ A model is an ``nn.Module`` factory plus a few-line registered subclass::
         def build(self, shape): return conv_ae_fmnist_net(shape[0])
 
 ``fit`` seeds the initialisation, builds the network for the data's C x H x W on the data's
-device and hands it to the one training engine (``models.training.train`` wraps it for
+device and hands it to the one training engine (``models.engine.training.train`` wraps it for
 noisy -> clean pairs). With ``checkpoint_path`` set (by the runner, a plain attribute), the
-fit writes mid-fit checkpoints (``models.checkpoint``), resumes from them on a rerun and
+fit writes mid-fit checkpoints (``models.engine.checkpoint``), resumes from them on a rerun and
 deletes them once it has succeeded.
 """
 
@@ -27,8 +27,8 @@ from torch import Tensor, nn
 
 from bench.estimator import NON_NEGATIVE_INT, POSITIVE_INT, Denoiser, Rule, as_float_images, one_of
 from bench.registry import DENOISERS
-from models.checkpoint import Checkpoints
-from models.training import Recipe, TrainResult, autocast, planned_steps, to_layout, train
+from models.engine.checkpoint import Checkpoints, seconds_trained
+from models.engine.training import Recipe, TrainResult, autocast, planned_steps, to_layout, train
 
 __all__ = ["NeuralDenoiser", "LatentInterpolation", "register", "seeded"]
 
@@ -101,7 +101,7 @@ class NeuralDenoiser(Denoiser):
     val_fraction : float, optional
         Held-out share of the training pairs (overrides the recipe, usually 0.1).
     precision : {'auto', 'fp32', 'bf16'}
-        Training autocast (``models.recipe.PRECISIONS``): ``auto`` is bf16 on CUDA and float32
+        Training autocast (``models.engine.recipe.PRECISIONS``): ``auto`` is bf16 on CUDA and float32
         on a CPU; ``bf16`` autocasts on a CPU too.
     ensemble : {1, 2, 4, 8}
         Geometric self-ensemble at denoise time: the mean of the network's outputs over this
@@ -306,6 +306,8 @@ class NeuralDenoiser(Denoiser):
             self.net_.to(device)
         return self.net_.eval()
 
+    seconds_trained = seconds_trained  # the Estimator hook, read from this model's checkpoints
+
     def n_parameters(self) -> int:
         """Learned parameters of the fitted network (before fit: built for 1 x 28 x 28)."""
         if hasattr(self, "net_"):
@@ -315,7 +317,7 @@ class NeuralDenoiser(Denoiser):
                 net = self.build((1, 28, 28))
         return sum(p.numel() for p in net.parameters())
 
-    # -- caching hooks used by the runner (bench/cache.py writes them to disk) --------------
+    # -- caching hooks used by the runner (bench/execution/fits.py writes them to disk) --------------
     def fitted_tensors(self) -> dict[str, Tensor]:
         """The state dict as contiguous CPU tensors (what safetensors stores)."""
         self.check_fitted()
