@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from bench import runner
+from bench.execution import runner
 from bench.estimator import Denoiser
 from bench.execution.executors import InProcess
 from bench.grids import Grid
