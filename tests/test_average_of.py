@@ -75,3 +75,14 @@ def test_the_full_grid_averages_its_own_unet_with_a_wider_one_and_the_quick_grid
     mean = next(c for c in full.cells() if c.denoiser == "average_of" and c.dataset == unet.dataset)
     name, params = parse_member(dict(mean.params)["members"][0])
     assert (name, params) == ("unet", dict(unet.params))  # the same fit key: the full grid fits it once
+
+
+def test_a_member_that_two_members_share_counts_its_fit_seconds_once(tmp_path):
+    import json
+
+    grid = Grid.build(name="m", datasets=["digits"], noises={"gaussian": [0.2]}, n_train=64, n_test=20,
+                      denoisers=["average_of"], params={"average_of": {"members": [DNCNN + ",restarts=1", DNCNN]}})  # fmt: skip
+    _, seconds = _runner(tmp_path).fitted(_cell(grid, "average_of"))
+    fits = [json.loads(p.read_text())["extra"]["fit_seconds"] for p in (tmp_path / "cache").glob("*.json")]
+    assert len(fits) == 2  # the plain DnCNN, shared, and the restart that goes on from it
+    assert seconds == pytest.approx(sum(fits))

@@ -141,3 +141,25 @@ def test_quick_grid_keeps_entries_without_budgets_and_leaves_out_those_without_a
 def test_the_shipped_grid_files_load_and_name_themselves(path):
     grid = load_grid_file(path)  # validates entries, noises and every parameter against its rule
     assert grid.name == path.stem and grid.cells()
+
+
+def test_a_default_written_out_fits_the_same_model_as_one_left_out():
+    def cell(params):
+        return Grid.build(name="d", datasets=["digits"], noises={"gaussian": [0.2]}, denoisers=["unet"],
+                          params={"unet": params}).cells()[0]  # fmt: skip
+
+    assert cell({"width": 32}).fit_spec == cell({}).fit_spec  # 32 is the U-Net's default width
+    assert cell({"width": 32, "max_steps": 5}).fit_spec == cell({"max_steps": 5}).fit_spec
+    assert cell({"width": 16}).fit_spec != cell({}).fit_spec
+    assert cell({"width": 32}).key != cell({}).key  # the stored rows still say what the grid wrote
+
+
+@pytest.mark.parametrize("name", ["smoke", "quick", "reference", "full"])
+def test_the_named_grids_fit_keys_are_those_before_defaults_were_dropped(name, data_dir):
+    from bench.estimator import fit_params
+    from bench.registry import DENOISERS
+
+    # Stored results and fit caches stay valid: no named grid writes a default out.
+    for cell in named_grid(name, data_dir=data_dir).cells():
+        factory = DENOISERS.entry(cell.denoiser).factory
+        assert cell.fit_spec["params"] == fit_params(factory, dict(cell.params)), cell.label

@@ -125,3 +125,69 @@ def test_an_average_is_planned_as_its_members_and_never_fitted_whole(tmp_path, m
     # Each member probed as its own entry: the median's tuning, then the network's steps.
     assert mean.budget == f"tuned on 100 images + {member.budget}"
     assert mean.fit_seconds > 0 and mean.cell_seconds > 0
+
+
+def _grid(denoisers, params=None):
+    return Grid.build(name="p", datasets=["digits"], noises={"gaussian": [0.1]}, n_train=100, n_test=50,
+                      denoisers=denoisers, params=params or {})  # fmt: skip
+
+
+def _context(tmp_path):
+    return RunContext(base_seed=0, n_train=100, n_test=50, cache_dir=str(tmp_path / "cache"), device="cpu")
+
+
+def test_each_probe_result_is_kept_as_it_finishes(tmp_path, monkeypatch):
+    import json
+
+    from bench.cost import plan as plan_module
+
+    probed, original = [], plan_module._probe_denoiser
+
+    def killed_at_the_second(runner, cell, node):
+        if probed:
+            raise KeyboardInterrupt  # as a kill during the probe
+        probed.append(cell.denoiser)
+        return original(runner, cell, node)
+
+    monkeypatch.setattr(plan_module, "_probe_denoiser", killed_at_the_second)
+    grid, context = _grid(["identity", "median"], {"median": {"tune_images": 8}}), _context(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        make_plan(grid, context=context, workers=1, threads=1)
+    kept = json.loads((tmp_path / "cache" / "probes.json").read_text())
+    assert len(kept) == 1 and set(next(iter(kept.values()))) == {"fit", "cell", "budget", "eval"}
+    probed.clear()
+    monkeypatch.setattr(plan_module, "_probe_denoiser", lambda *a: probed.append(a[1].denoiser) or original(*a))
+    make_plan(grid, context=context, workers=1, threads=1)
+    assert probed == ["median"]  # the identity's probe was not measured again
+
+
+def test_the_plan_knows_the_fit_cache_and_a_restart_costs_its_own_stage(tmp_path):
+    from bench.execution.worker import preload
+
+    small = {"depth": 3, "width": 8, "batch_size": 8, "max_steps": 40}
+    context = _context(tmp_path)
+    member_grid, restart_grid = _grid(["dncnn"], {"dncnn": small}), _grid(["dncnn"], {"dncnn": {**small, "restarts": 1}})
+    member_fit = make_plan(member_grid, context=context, workers=1, threads=1).entries[0].fit_total
+    fresh = make_plan(restart_grid, context=context, workers=1, threads=1).entries[0]
+    assert member_fit > 0 and fresh.fit_total > member_fit and fresh.cached == 0  # the member, then its own stage
+    assert "40 steps" in fresh.budget and "40+40" not in fresh.budget
+    preload(context, ()).fitted(member_grid.cells()[0])  # the member's fit is now cached
+    own = make_plan(restart_grid, context=context, workers=1, threads=1).entries[0]
+    assert own.fit_total == pytest.approx(fresh.fit_total - member_fit)
+    preload(context, ()).fitted(restart_grid.cells()[0])
+    done = make_plan(restart_grid, context=context, workers=1, threads=1)
+    assert done.entries[0].fit_total == 0 and done.cached == 1
+    assert done.unit_seconds == [pytest.approx(done.entries[0].cell_seconds)]
+
+
+def test_a_member_shared_by_two_units_is_planned_once(tmp_path):
+    member = "dncnn:depth=3,width=8,batch_size=8,max_steps=40"
+    params = {"dncnn": {"depth": 3, "width": 8, "batch_size": 8, "max_steps": 40},
+              "average_of": {"members": [member + ",restarts=1", member]}}  # fmt: skip
+    context = _context(tmp_path)
+    costs = {c.name: c for c in make_plan(_grid(["dncnn", "average_of"], params), context=context, workers=1,
+                                          threads=1).entries}  # fmt: skip
+    restart = make_plan(_grid(["dncnn"], {"dncnn": {**params["dncnn"], "restarts": 1}}), context=context, workers=1,
+                        threads=1).entries[0]  # fmt: skip
+    # The average's units: the restart's own stage only (its member is the grid's dncnn, costed once).
+    assert costs["average_of"].fit_total == pytest.approx(restart.fit_total - costs["dncnn"].fit_total)

@@ -88,3 +88,22 @@ def test_in_a_run_the_member_is_its_own_cell_and_its_fit_seconds_count(tmp_path,
     assert again_seconds == pytest.approx(seconds)
     clean, noisy = runner.test_set(restart_cell)
     assert torch.equal(again.denoise(noisy), restarted.denoise(noisy))
+
+
+def test_a_restart_whose_own_fit_is_cached_never_needs_its_member(tmp_path, monkeypatch):
+    small = {**SMALL, "max_steps": 4}
+    grid = Grid.build(name="r", datasets=["digits"], noises={"gaussian": [0.2]}, n_train=64, n_test=20,
+                      denoisers=["dncnn"], params={"dncnn": {**small, "restarts": 1}})  # fmt: skip
+    restart_cell = grid.cells()[0]
+    context = RunContext(base_seed=0, n_train=64, n_test=20, cache_dir=str(tmp_path / "cache"), device="cpu")
+    restarted, seconds = preload(context, ()).fitted(restart_cell)
+    from bench.execution.fits import fit_key
+
+    own = fit_key(restart_cell.fit_spec)
+    for path in (tmp_path / "cache").iterdir():  # the member's fit is gone (a cache copied without it)
+        if not path.name.startswith(own):
+            path.unlink()
+    monkeypatch.setattr(type(restarted), "fit", lambda *a, **k: pytest.fail("refitted"))
+    again, again_seconds = preload(context, ()).fitted(restart_cell)
+    assert again_seconds == pytest.approx(seconds)  # the member's seconds are kept in the restart's sidecar
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [f"{own}.json", f"{own}.safetensors"]

@@ -16,7 +16,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +24,16 @@ import torch
 
 from bench.device import sync
 from bench.files import write_text_atomic
-from bench.grids import Cell, Grid, frozen_params
+from bench.grids import Cell, Grid
 from bench.registry import CLASSIFIERS, DENOISERS
-from bench.execution.worker import CellRunner, ClassifierFit, RunContext, preload, training_noise
+from bench.execution.classifier_pool import classifier_stem
+from bench.execution.fits import fit_key, is_cached
+from bench.execution.worker import CellRunner, ClassifierFit, RunContext, member_cells, preload, training_noise
 
 __all__ = ["Plan", "make_plan", "format_plan", "work_of"]
 
 PROBE_BATCH = 64  # test images per probe denoise/predict batch
-PROBE_METHOD = 4  # bump when the probe changes, so kept probe results are not reused
+PROBE_METHOD = 5  # bump when the probe changes, so kept probe results are not reused
 
 
 @dataclass
@@ -46,12 +48,14 @@ class Work:
 
 
 def work_of(model: Any, n_train: int) -> Work:
-    """The work model of ``model``'s fit on ``n_train`` images (see the module docstring)."""
+    """The work model of ``model``'s own fit on ``n_train`` images (see the module docstring):
+    a warm restart's own stage only, since its members are costed as fits of their own."""
     params = model.get_params()
     if hasattr(model, "planned_stage_steps") and "max_steps" in params:
         # A probe at max_steps=k runs k steps in every stage, so the real fit is worth the
         # stages' mean planned steps (exact when their steps cost the same).
-        stages, batch = model.planned_stage_steps(n_train), model.recipe().batch_size
+        before = sum(len(member.planned_stage_steps(n_train)) for member in _members(model))
+        stages, batch = model.planned_stage_steps(n_train)[before:], model.recipe().batch_size
         steps = "+".join(f"{s:,}" for s in stages)
         return Work("max_steps", (4, 12), sum(stages) / len(stages),
                     budget=f"{steps} steps x {batch} = {sum(stages) * batch:,} images")  # fmt: skip
@@ -63,6 +67,12 @@ def work_of(model: Any, n_train: int) -> Work:
             n = min(params[knob], n_train)
             return Work(knob, (4, 12), n, budget=f"tuned on {n:,} images")
     return Work(None)
+
+
+def _members(model: Any) -> list[Any]:
+    """The entries ``model`` is built from (average_of's members, a restart's start), unfitted."""
+    specs = model.member_specs() if hasattr(model, "member_specs") else []
+    return [DENOISERS.create(name, **params) for name, params in specs]
 
 
 def _timed(fn: Callable[[], Any], device: torch.device) -> float:
@@ -108,12 +118,24 @@ class EntryCost:
     units: int = 0
     cells: int = 0
     budget: str = ""
-    fit_seconds: float = 0.0  # per fit
+    fit_total: float = 0.0  # of its units' fits still to run (a cached fit costs nothing)
     cell_seconds: float = 0.0  # per cell: denoise passes, metrics, classifier predictions
+    cached: int = 0  # units whose fit the fit cache already holds
+
+    @property
+    def fit_seconds(self) -> float:
+        """Mean seconds per fit."""
+        return self.fit_total / self.units if self.units else 0.0
 
     @property
     def total(self) -> float:
-        return self.units * self.fit_seconds + self.cells * self.cell_seconds
+        return self.fit_total + self.cells * self.cell_seconds
+
+    def add(self, fit_seconds: float, cells: int, cached: bool) -> float:
+        """Count one unit; returns its seconds."""
+        self.units, self.cells, self.cached = self.units + 1, self.cells + cells, self.cached + cached
+        self.fit_total += fit_seconds
+        return fit_seconds + cells * self.cell_seconds
 
 
 @dataclass
@@ -134,6 +156,11 @@ class Plan:
     def total(self) -> float:
         return sum(self.unit_seconds)
 
+    @property
+    def cached(self) -> int:
+        """Units whose fit the fit cache already holds."""
+        return sum(e.cached for e in self.entries)
+
     def makespan(self, workers: int) -> float:
         """Longest-first scheduling of the units on ``workers`` (classifier fits come first in a run)."""
         loads = [0.0] * workers
@@ -142,31 +169,43 @@ class Plan:
         return max(loads, default=0.0)
 
 
-def _probe_denoiser(runner: CellRunner, cell: Cell, classifier_predict: float) -> tuple[EntryCost, float]:
+def _probe_denoiser(runner: CellRunner, cell: Cell, node: Callable[[Cell], dict]) -> dict:
+    """One fit's probe: its own fit seconds (not its members': each is a fit of its own, see
+    ``_fit_seconds``), its denoise passes in one cell, and the share of test images it scores."""
     clean, noisy = runner.test_set(cell)
-    pairs = runner.training_pairs(cell)
     template = DENOISERS.create(cell.denoiser, **dict(cell.params))
-    if not template.own_fit:  # average_of: its members' fits and denoise passes (a whole fit would take hours)
-        members = [
-            _probe_denoiser(runner, replace(cell, denoiser=name, params=frozen_params(params)), 0.0)[0]
-            for name, params in template.member_specs()
-        ]
-        cost = EntryCost("denoiser", cell.denoiser, budget=" + ".join(m.budget for m in members),
-                         fit_seconds=sum(m.fit_seconds for m in members))  # fmt: skip
-        n_eval = min(len(clean), template.eval_images or len(clean))
-        cost.cell_seconds = sum(m.cell_seconds for m in members) + classifier_predict * n_eval / max(len(clean), 1)
-        return cost, 0.0
+    share = min(len(clean), template.eval_images or len(clean)) / max(len(clean), 1)
+    members = member_cells(cell, template)
+    if not template.own_fit:  # average_of: its members' denoise passes (a whole fit would take hours)
+        found = [node(member) for member in members]
+        return {"fit": 0.0, "cell": sum(f["cell"] for f in found), "budget": " + ".join(f["budget"] for f in found),
+                "eval": share}  # fmt: skip
+    pairs, noise = runner.training_pairs(cell), training_noise(cell)
+    # A warm restart goes on from its member, fitted here on the probe's smallest budget
+    # (untimed): only the restart's own stage is timed.
+    starts = [_cheap_fit(member, pairs, noise) for member in members]
     work = work_of(template, len(pairs[0]))
-    make = lambda **knob: DENOISERS.create(cell.denoiser, **{**dict(cell.params), **knob})  # noqa: E731
-    fit, model = _probe_fit(make, lambda m: m.fit(*pairs, seed=0, noise=training_noise(cell)), work, runner.device)
-    n_eval = min(len(clean), model.eval_images or len(clean))
+
+    def make(**knob: Any) -> Any:
+        model = DENOISERS.create(cell.denoiser, **{**dict(cell.params), **knob})
+        return model.use_fitted(starts) if starts else model
+
+    fit, model = _probe_fit(make, lambda m: m.fit(*pairs, seed=0, noise=noise), work, runner.device)
+    n_eval = round(share * len(clean))
     once = _inference_seconds(model.denoise, noisy, n_eval, runner.device)
-    cost = EntryCost("denoiser", cell.denoiser, budget=work.budget, fit_seconds=fit)
-    cost.cell_seconds = once * _passes(once) + classifier_predict * n_eval / max(len(clean), 1)
-    return cost, 0.0
+    return {"fit": fit, "cell": once * _passes(once), "budget": work.budget, "eval": share}
 
 
-def _probe_classifier(runner: CellRunner, unit: ClassifierFit) -> tuple[EntryCost, float]:
+def _cheap_fit(cell: Cell, pairs: tuple, noise) -> Any:
+    """``cell``'s denoiser fitted at the low probe value of its work knob."""
+    model = DENOISERS.create(cell.denoiser, **dict(cell.params))
+    work = work_of(model, len(pairs[0]))
+    if work.knob is not None:
+        model = DENOISERS.create(cell.denoiser, **{**dict(cell.params), work.knob: work.probes[0]})
+    return model.fit(*pairs, seed=0, noise=noise)
+
+
+def _probe_classifier(runner: CellRunner, unit: ClassifierFit) -> dict:
     """The classifier's fit cost, and its predict seconds on the test set."""
     images, labels, test_images, _ = runner.data(unit.dataset)
     template = CLASSIFIERS.create(unit.classifier, **dict(unit.params))
@@ -174,7 +213,18 @@ def _probe_classifier(runner: CellRunner, unit: ClassifierFit) -> tuple[EntryCos
     make = lambda **knob: CLASSIFIERS.create(unit.classifier, **{**dict(unit.params), **knob})  # noqa: E731
     fit, model = _probe_fit(make, lambda m: m.fit(images, labels, seed=0), work, runner.device)
     predict = _inference_seconds(model.predict, test_images, len(test_images), runner.device)
-    return EntryCost("classifier", unit.classifier, budget=work.budget, fit_seconds=fit), predict
+    return {"fit": fit, "budget": work.budget, "predict": predict}
+
+
+def _fit_seconds(cell: Cell, node: Callable[[Cell], dict], planned: set[str], cache_dir: Path) -> float:
+    """Seconds of the fits ``cell`` still needs: its own and its members', each fit once in a
+    plan, none that the fit cache holds (a warm restart whose own fit is cached needs no member)."""
+    key = fit_key(cell.fit_spec)
+    if key in planned or is_cached(cache_dir / key):
+        return 0.0
+    planned.add(key)
+    members = member_cells(cell, DENOISERS.create(cell.denoiser, **dict(cell.params)))
+    return node(cell)["fit"] + sum(_fit_seconds(member, node, planned, cache_dir) for member in members)
 
 
 def make_plan(grid: Grid, *, context: RunContext, workers: int, threads: int, done: set[str] = frozenset()) -> Plan:
@@ -189,37 +239,46 @@ def make_plan(grid: Grid, *, context: RunContext, workers: int, threads: int, do
     classifier_units, groups = plan_units(todo)
     plan = Plan(grid, len(cells), len(cells) - len(todo), len(groups), len(classifier_units), workers, threads,
                 str(runner.device))  # fmt: skip
-    probes = _Probes(Path(context.cache_dir) / "probes.json", (str(runner.device), threads, grid.n_train, grid.n_test))
+    cache_dir = Path(context.cache_dir)
+    probes = _Probes(cache_dir / "probes.json", (str(runner.device), threads, grid.n_train, grid.n_test))
     costs: dict[str, EntryCost] = {}
     predict: dict[str, float] = {}  # dataset -> seconds of every classifier's predictions on its test set
     for unit in classifier_units:
-        key = probes.key("classifier", unit.classifier, unit.params, runner.data(unit.dataset)[0].shape)
-        fit, seconds = probes.get(key, lambda u=unit: _probe_classifier(runner, u))
-        cost = costs.setdefault(
-            key, EntryCost("classifier", unit.classifier, budget=fit["budget"], fit_seconds=fit["fit"])
-        )
-        cost.units += 1
-        plan.unit_seconds.append(cost.fit_seconds)
-        predict[unit.dataset] = predict.get(unit.dataset, 0.0) + seconds
+        images = runner.data(unit.dataset)[0]
+        key = probes.key("classifier", unit.classifier, unit.params, images.shape)
+        found = probes.get(key, lambda u=unit: _probe_classifier(runner, u))
+        cached = is_cached(classifier_stem(cache_dir, unit.dataset, unit.classifier, unit.params, len(images),
+                                           context.base_seed))  # fmt: skip
+        cost = costs.setdefault(key, EntryCost("classifier", unit.classifier, budget=found["budget"]))
+        plan.unit_seconds.append(cost.add(0.0 if cached else found["fit"], 0, cached))
+        predict[unit.dataset] = predict.get(unit.dataset, 0.0) + found["predict"]
+
+    def node(cell: Cell) -> dict:
+        key = probes.key("denoiser", cell.denoiser, cell.params, runner.data(cell.dataset)[0].shape)
+        return probes.get(key, lambda: _probe_denoiser(runner, cell, node))
+
+    planned: set[str] = set()  # fit keys already costed: a member shared by two units is fitted once
     for group in groups:
         first = group.cells[0]
+        found = node(first)
+        cached = is_cached(cache_dir / fit_key(first.fit_spec))
         key = probes.key("denoiser", first.denoiser, first.params, runner.data(first.dataset)[0].shape)
-        found, _ = probes.get(key, lambda c=first: _probe_denoiser(runner, c, predict.get(c.dataset, 0.0)))
-        cost = costs.setdefault(
-            key, EntryCost("denoiser", first.denoiser, budget=found["budget"], fit_seconds=found["fit"],
-                           cell_seconds=found["cell"])
-        )  # fmt: skip
-        cost.units += 1
-        cost.cells += len(group.cells)
-        plan.unit_seconds.append(cost.fit_seconds + cost.cell_seconds * len(group.cells))
-    probes.save()
+        cell_seconds = found["cell"] + predict.get(first.dataset, 0.0) * found["eval"]
+        cost = costs.setdefault(key, EntryCost("denoiser", first.denoiser, budget=found["budget"],
+                                               cell_seconds=cell_seconds))  # fmt: skip
+        fit = _fit_seconds(first, node, planned, cache_dir)
+        plan.unit_seconds.append(cost.add(fit, len(group.cells), cached))
     plan.entries = list(costs.values())
     plan.probe_seconds = time.perf_counter() - started
     return plan
 
 
 class _Probes:
-    """Probe results kept beside the fit cache, so a second plan (or run) of a grid is instant."""
+    """Probe results kept beside the fit cache, so a second plan (or run) of a grid is instant.
+
+    Each result is written as soon as it is measured (atomically), so a plan or run killed
+    during its probe keeps what it had measured.
+    """
 
     def __init__(self, path: Path, setting: tuple) -> None:
         self.path, self.setting = path, setting
@@ -227,7 +286,8 @@ class _Probes:
             self.found = json.loads(path.read_text())
         except (OSError, ValueError):
             self.found = {}
-        self.changed = False
+        if not isinstance(self.found, dict):  # a damaged file: measured again
+            self.found = {}
 
     def key(self, kind: str, name: str, params, shape) -> str:
         from bench import __version__
@@ -235,18 +295,15 @@ class _Probes:
         spec = [kind, name, params, list(shape), self.setting, __version__, PROBE_METHOD]
         return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
-    def get(self, key: str, probe: Callable[[], tuple]) -> tuple[dict, float]:
-        if key not in self.found:
-            cost, extra = probe()
-            self.found[key] = [{"fit": cost.fit_seconds, "cell": cost.cell_seconds, "budget": cost.budget}, extra]
-            self.changed = True
-        found, extra = self.found[key]
-        return found, extra
+    def get(self, key: str, probe: Callable[[], dict]) -> dict:
+        if not isinstance(self.found.get(key), dict):
+            self.found[key] = probe()
+            self.save()
+        return self.found[key]
 
     def save(self) -> None:
-        if self.changed:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(self.path, json.dumps(self.found, indent=1))
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(self.path, json.dumps(self.found, indent=1))
 
 
 def duration(seconds: float) -> str:
@@ -270,7 +327,7 @@ def summary_line(plan: Plan) -> str:
     many = f", {duration(plan.makespan(plan.workers))} on {plan.workers} workers" if plan.workers > 1 else ""
     return (
         f"estimate: {run} cells to run ({plan.done} already stored), {plan.fits} fits + {plan.classifier_fits} "
-        f"classifier fits: {duration(plan.total)} on 1 worker{many} ({plan.device}, {plan.threads} thread(s) per worker)"
+        f"classifier fits ({plan.cached} cached): {duration(plan.total)} on 1 worker{many} ({plan.device}, {plan.threads} thread(s) per worker)"
     )
 
 
@@ -279,13 +336,13 @@ def format_plan(plan: Plan, store_path: Path | None = None) -> str:
     lines = [
         f"grid {plan.grid.name}: {plan.cells} cells, {plan.fits + plan.classifier_fits} distinct fits "
         f"({plan.fits} denoiser, {plan.classifier_fits} classifier); {plan.done} cells already in "
-        f"{store_path or 'the store'} are skipped",
+        f"{store_path or 'the store'} are skipped; {plan.cached} fits are in the fit cache (they cost nothing)",
         f"probe: {plan.probe_seconds:.1f} s on {plan.device}, {plan.threads} CPU thread(s) (what each worker gets)",
-        f"{'kind':<10} {'entry':<22} {'fits':>5} {'cells':>6}  {'budget per fit':<36} {'s/fit':>9} {'s/cell':>8} {'total':>9}",
+        f"{'kind':<10} {'entry':<22} {'fits':>5} {'cells':>6} {'cached':>6}  {'budget per fit':<36} {'s/fit':>9} {'s/cell':>8} {'total':>9}",
     ]
     for e in sorted(plan.entries, key=lambda e: -e.total):
         lines.append(
-            f"{e.kind:<10} {e.name:<22} {e.units:>5} {e.cells:>6}  {e.budget:<36} {e.fit_seconds:>9.2f} "
+            f"{e.kind:<10} {e.name:<22} {e.units:>5} {e.cells:>6} {e.cached:>6}  {e.budget:<36} {e.fit_seconds:>9.2f} "
             f"{e.cell_seconds:>8.2f} {duration(e.total):>9}"
         )
     lines.append(f"total: {duration(plan.total)} on 1 worker")

@@ -14,7 +14,7 @@ from bench.execution import fits as fit_cache
 from bench.errors import one_line
 from bench.registry import CLASSIFIERS
 
-__all__ = ["ClassifierPool", "gap_recovered", "confusion_matrix"]
+__all__ = ["ClassifierPool", "classifier_stem", "gap_recovered", "confusion_matrix"]
 
 
 def gap_recovered(clean: float, noisy: float, denoised: float) -> float:
@@ -31,6 +31,12 @@ def confusion_matrix(predicted: Tensor, labels: Tensor, n_classes: int) -> list[
     """Rows are true classes, columns predicted ones."""
     index = labels.cpu() * n_classes + predicted.cpu()
     return torch.bincount(index, minlength=n_classes * n_classes).reshape(n_classes, n_classes).tolist()
+
+
+def classifier_stem(cache_dir: Path, dataset: str, name: str, params: tuple, n_train: int, seed: int) -> Path:
+    """Where the fit of classifier ``name`` on ``dataset``'s first ``n_train`` images is cached."""
+    spec = {"classifier": name, "params": dict(params), "dataset": dataset, "n_train": n_train, "seed": seed}
+    return cache_dir / f"classifier-{fit_cache.fit_key(spec)}"
 
 
 @dataclass
@@ -51,14 +57,7 @@ class ClassifierPool:
             raise RuntimeError(f"its fit failed: {self.errors[key]}")
         if key not in self._models:
             model = CLASSIFIERS.create(name, **dict(params))
-            spec = {
-                "classifier": name,
-                "params": dict(params),
-                "dataset": dataset,
-                "n_train": len(images),
-                "seed": seed,
-            }
-            stem = self.cache_dir / f"classifier-{fit_cache.fit_key(spec)}"
+            stem = classifier_stem(self.cache_dir, dataset, name, params, len(images), seed)
             fit_cache.fit_or_load(
                 model,
                 stem,

@@ -22,7 +22,7 @@ from bench.device import sync
 from bench.estimator import Estimator, fit_params
 from bench.files import write_atomic, write_text_atomic
 
-__all__ = ["fit_key", "save_fitted", "load_fitted", "is_cacheable", "seconds_before", "fit_or_load"]
+__all__ = ["fit_key", "save_fitted", "load_fitted", "is_cacheable", "is_cached", "seconds_before", "fit_or_load"]
 
 
 def fit_key(spec: dict[str, Any]) -> str:
@@ -36,6 +36,11 @@ def fit_key(spec: dict[str, Any]) -> str:
 def is_cacheable(model: Any) -> bool:
     """Whether ``model`` can be saved and restored (an Estimator whose class defines the hooks)."""
     return isinstance(model, Estimator) and model.cacheable
+
+
+def is_cached(stem: Path) -> bool:
+    """Whether a fit is cached at ``stem`` (its sidecar exists; loading still checks it)."""
+    return stem.with_suffix(".json").is_file()
 
 
 def _sha256(path: Path) -> str:
@@ -98,12 +103,14 @@ def fit_or_load(
     device: torch.device,
     prepare: Callable[[], tuple] = tuple,
     checkpoint_every: float | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> float:
     """Load ``model``'s fit cached at ``stem``, or run ``fit(*prepare())`` and cache it; returns
     the fit's seconds, which leave out ``prepare`` (making the training data is not fitting).
 
     A fresh fit checkpoints beside the cache (``stem.ckpt``), so a killed one resumes there, and
-    its seconds include those its checkpoints had already trained.
+    its seconds include those its checkpoints had already trained. ``extra`` is kept in the
+    sidecar beside the seconds.
     """
     cacheable = is_cacheable(model)
     extra = load_fitted(model, stem, device) if cacheable else None
@@ -119,5 +126,5 @@ def fit_or_load(
     sync(device)
     seconds = time.perf_counter() - start
     if cacheable:
-        save_fitted(model, stem, extra={"fit_seconds": seconds})
+        save_fitted(model, stem, extra={**(extra or {}), "fit_seconds": seconds})
     return seconds

@@ -37,7 +37,7 @@ from bench.noise import Noise, TrainingNoise, derive_seed
 from bench.registry import CLASSIFIERS, DENOISERS
 
 __all__ = ["RunContext", "ClassifierFit", "DenoiserFit", "FitGroup", "CellRunner", "run_unit", "preload",
-           "failed_row", "needs_gpu"]  # fmt: skip
+           "failed_row", "needs_gpu", "member_cells"]  # fmt: skip
 
 N_SAMPLES = 8  # test images kept per cell for the report's image grids
 
@@ -187,7 +187,7 @@ class CellRunner:
     _data: dict[str, tuple[Tensor, Tensor, Tensor, Tensor]] = field(default_factory=dict)
     _n_classes: dict[str, int] = field(default_factory=dict)
     _noisy: dict[tuple, Tensor] = field(default_factory=dict)
-    _fits: dict[str, tuple[Any, float]] = field(default_factory=dict)
+    _fits: dict[str, tuple[Any, dict[str, float]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # A classical unit on a CPU-only cluster worker runs on its CPU even in a CUDA run.
@@ -243,34 +243,57 @@ class CellRunner:
         return torch.cat(chunks), clean
 
     def fitted(self, cell: Cell) -> tuple[Any, float]:
-        """The cell's fitted denoiser and its fit seconds; from memory, the disk cache, or a fresh fit."""
+        """The cell's fitted denoiser and its fit seconds; from memory, the disk cache, or a fresh fit.
+
+        The seconds are those of every fit it is built from, each counted once (a member that
+        two of average_of's members share was fitted once).
+        """
         key = fit_cache.fit_key(cell.fit_spec)
         model = DENOISERS.create(cell.denoiser, **dict(cell.params))
         if key in self._fits:  # fitted for a cell that may differ in inference-only parameters
-            fitted, fit_seconds = self._fits[key]
+            fitted, seconds = self._fits[key]
             own = model.get_params()
             fitted.set_params(**{name: own[name] for name in model.inference_params if name in own})
-            return fitted, fit_seconds
-        # Entries built from others (average_of's members, a network's warm_start): each member
-        # is fitted, or loaded, as its own cell first, and its fit seconds count towards this one's.
-        # (A plugin's denoiser need not subclass Denoiser, so both hooks are optional.)
-        specs = model.member_specs() if hasattr(model, "member_specs") else []
-        members = [self.fitted(replace(cell, denoiser=name, params=frozen_params(params))) for name, params in specs]
+            return fitted, sum(seconds.values())
+        seconds = self._fit_tree(cell, model, key)
+        self._fits = {key: (model, seconds)}  # keep one: a group's next levels reuse it
+        return model, sum(seconds.values())
+
+    def _fit_tree(self, cell: Cell, model: Any, key: str) -> dict[str, float]:
+        """Fit or load ``model`` and the entries it is built from; returns each fit's own seconds by fit key.
+
+        Entries built from others (average_of's members, a network's warm restart) have each
+        member fitted, or loaded, as its own cell first. A restart whose own fit is cached needs
+        no member: its cache is read first. (A plugin's denoiser need not subclass Denoiser,
+        so both hooks are optional.)
+        """
+        stem = self.cache_dir / key
+        members = member_cells(cell, model)
+        own_fit = getattr(model, "own_fit", True)
+        if members and own_fit and fit_cache.is_cacheable(model):
+            extra = fit_cache.load_fitted(model, stem, self.device)
+            if extra is not None:
+                return {**extra.get("member_seconds", {}), key: float(extra.get("fit_seconds", 0.0))}
+        seconds: dict[str, float] = {}
+        fitted = []
+        for member in members:
+            member_model = DENOISERS.create(member.denoiser, **dict(member.params))
+            seconds |= self._fit_tree(member, member_model, fit_cache.fit_key(member.fit_spec))
+            fitted.append(member_model)
         if members:
-            model.use_fitted([member for member, _ in members])
-        fit_seconds = sum(seconds for _, seconds in members)
-        if getattr(model, "own_fit", True):
+            model.use_fitted(fitted)
+        if own_fit:
             fit_seed = derive_seed(cell.seed, "fit", cell.dataset, cell.noise, cell.train_level, cell.denoiser)
-            fit_seconds += fit_cache.fit_or_load(
+            seconds[key] = fit_cache.fit_or_load(
                 model,
-                self.cache_dir / key,
+                stem,
                 lambda noisy, clean: model.fit(noisy, clean, seed=fit_seed, noise=training_noise(cell)),
                 prepare=lambda: self.training_pairs(cell),
                 device=self.device,
                 checkpoint_every=self.context.checkpoint_every,
+                extra={"member_seconds": dict(seconds)},
             )
-        self._fits = {key: (model, fit_seconds)}  # keep one: a group's next levels reuse it
-        return model, fit_seconds
+        return seconds
 
     def timed_denoise(self, model: Any, noisy: Tensor) -> tuple[Tensor, float]:
         """Denoised images and warm images/s (median of up to 3 timed passes)."""
@@ -323,6 +346,13 @@ class CellRunner:
             return self.run_cell(cell)
         except Exception as err:
             return failed_row(cell, one_line(err), str(self.device)), [], None
+
+
+def member_cells(cell: Cell, model: Any) -> list[Cell]:
+    """The cells of the entries ``model`` (``cell``'s denoiser) is built from: each fitted as a
+    grid's cell of that entry would be, so a grid that also holds it shares its fit."""
+    specs = model.member_specs() if hasattr(model, "member_specs") else []
+    return [replace(cell, denoiser=name, params=frozen_params(params)) for name, params in specs]
 
 
 def noise_seed(cell: Cell) -> int:

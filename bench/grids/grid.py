@@ -74,12 +74,20 @@ class Cell:
         for test_only in ("level", "n_test", "classifiers"):
             spec.pop(test_only)
         factory = DENOISERS.entry(self.denoiser).factory if self.denoiser in DENOISERS else None
-        spec["params"] = fit_params(factory, spec["params"])
+        spec["params"] = _without_defaults(factory, fit_params(factory, spec["params"]))
         return spec
 
     @property
     def label(self) -> str:
         return f"{self.dataset} {self.noise} {self.level:g} (train {self.train_level}) {self.denoiser}"
+
+
+def _without_defaults(factory: Any, params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` without those equal to the entry's defaults: ``unet.width = 32`` written out
+    fits the same model as leaving it out, so both get one fit key (and keys of grids that
+    leave defaults out stay as they were)."""
+    defaults = factory.default_params() if hasattr(factory, "default_params") else {}
+    return {k: v for k, v in params.items() if k not in defaults or _hashable(v) != _hashable(defaults[k])}
 
 
 def _freeze(params: dict[str, dict[str, Any]]) -> tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]:
