@@ -1,13 +1,16 @@
 """Atomic file writes: the one way every output, cache entry and checkpoint is written.
 
-A file is written beside its target (``<name>.tmp``) and renamed over it, so a reader, or
-a run killed mid-write, never sees half a file; a write that fails leaves the target as it
-was and removes its temporary file.
+A file is written beside its target, under a name no other writer uses
+(``<name>.<random>.tmp``), and renamed over it, so a reader, or a run killed mid-write, never
+sees half a file, and processes writing one target at once (runs sharing a ``--cache-dir``)
+never write into or rename each other's temporary file: the last rename wins, whole. A write
+that fails leaves the target as it was and removes its temporary file.
 """
 
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,7 +26,9 @@ def write_atomic(path: str | Path, write: Callable[[Path], object]) -> Path:
     'x'
     """
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    # In the target's folder, so that the rename stays on one filesystem (atomic); created by
+    # ``write`` itself, so the file gets the mode any new file gets (mkstemp's is owner-only).
+    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:12]}.tmp")
     try:
         write(tmp)
         os.replace(tmp, path)
