@@ -26,7 +26,7 @@ from bench.execution import fits as fit_cache
 from bench.noise import TrainingNoise
 from bench.registry import CLASSIFIERS, DENOISERS
 from models.engine import training
-from models.engine.checkpoint import Checkpoints
+from models.engine.checkpoint import Checkpoints, read_state, save_state
 from models.engine.recipe import Recipe
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -184,9 +184,9 @@ def test_the_resume_line_names_the_step(tmp_path, monkeypatch, caplog):
 def test_a_resumed_fit_counts_the_seconds_trained_before_it(tmp_path, monkeypatch):
     stem = killed_fit(monkeypatch, tmp_path, 8)
     path = tmp_path / "fit.ckpt.fit.pt"
-    state = torch.load(path, weights_only=True)
+    state = read_state(path)
     assert 0 < state["elapsed"] < 600
-    torch.save(state | {"elapsed": 1000.0}, path)  # as if the killed process had trained 1,000 s
+    save_state(path, state | {"elapsed": 1000.0})  # as if the killed process had trained 1,000 s
     model = FITS["conv_ae_noise"][0]()
     model.checkpoint_path = stem
     assert fit_cache.seconds_before(model) == 1000.0  # what the harness adds to the resumed process's time
@@ -197,39 +197,59 @@ def test_a_resumed_fit_counts_the_seconds_trained_before_it(tmp_path, monkeypatc
 
 def test_a_checkpoint_holds_weights_optimizer_rng_and_progress_without_pickled_objects(tmp_path, monkeypatch):
     killed_fit(monkeypatch, tmp_path, 4)
-    state = torch.load(tmp_path / "fit.ckpt.fit.pt", weights_only=True)
+    state = read_state(tmp_path / "fit.ckpt.fit.pt")
     assert {"net", "optimizer", "rng", "scalars", "best", "history", "info", "epoch_in_progress"} <= state.keys()
     assert state["scalars"]["step"] == 3 and state["epoch_in_progress"]["position"] == 3
     assert state["optimizer"]["state"] and {"torch", "cuda", "loop"} == state["rng"].keys()
 
 
+def _flip_bytes(path: Path) -> None:
+    """Overwrite 3 x 64 bytes in the middle of the file, in its tensor data."""
+    raw = bytearray(path.read_bytes())
+    for offset in (len(raw) // 2, len(raw) // 2 + 500, len(raw) * 3 // 4):
+        raw[offset : offset + 64] = bytes(range(64))
+    path.write_bytes(bytes(raw))
+
+
 @pytest.mark.parametrize(
-    "damage",
+    ("damage", "warning"),
     [
-        lambda path: path.write_bytes(b"not a checkpoint"),
-        lambda path: path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2]),
-        lambda path: torch.save({"format": 1, "fingerprint": "another fit"}, path),
+        (lambda path: path.write_bytes(b"not a checkpoint"), "is damaged (DamagedCheckpoint: no checksum header"),
+        (lambda path: path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2]), "checksum mismatch"),
+        (_flip_bytes, "checksum mismatch"),
+        (lambda path: torch.save({"format": 2, "fingerprint": "another fit"}, path), "no checksum header"),
+        (lambda path: save_state(path, {"fingerprint": "another fit"}), "ignoring checkpoint"),
     ],
-    ids=["garbage", "truncated", "another-fit"],
+    ids=["garbage", "truncated", "flipped-bytes", "unchecked", "another-fit"],
 )
-def test_a_damaged_checkpoint_is_ignored_with_one_warning(damage, tmp_path, monkeypatch, references, caplog):
+def test_a_damaged_checkpoint_is_named_once_set_aside_and_the_stage_starts_over(
+    damage, warning, tmp_path, monkeypatch, references, caplog
+):
     stem = killed_fit(monkeypatch, tmp_path, 11)
-    damage(tmp_path / "fit.ckpt.fit.pt")
+    path = tmp_path / "fit.ckpt.fit.pt"
+    damage(path)
+    damaged = path.read_bytes()
     with caplog.at_level(logging.INFO, logger="bench.training"):
         again = fitted("conv_ae_noise", stem)
-    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1 and "ignoring checkpoint" in warnings[0].getMessage()
-    assert "\n" not in warnings[0].getMessage()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and warning in warnings[0] and str(path) in warnings[0], warnings
+    assert "\n" not in warnings[0]
     assert not any("resuming" in r.getMessage() for r in caplog.records)
     assert_same_fit(again, reference(references, "conv_ae_noise"))  # started over: the same fit
+    aside = [p.name for p in tmp_path.iterdir()]
+    if warning == "ignoring checkpoint":  # not damaged: another fit's, overwritten, then cleared
+        assert aside == []
+    else:
+        assert aside == ["fit.ckpt.fit.pt.corrupt"] and (tmp_path / aside[0]).read_bytes() == damaged
+        assert "moved to fit.ckpt.fit.pt.corrupt" in warnings[0]
 
 
 def test_a_checkpoint_of_a_damaged_shape_is_ignored(tmp_path, monkeypatch, references, caplog):
     stem = killed_fit(monkeypatch, tmp_path, 11)
     path = tmp_path / "fit.ckpt.fit.pt"
-    state = torch.load(path, weights_only=True)
+    state = read_state(path)
     state["net"]["enc1.weight"] = torch.zeros(1)
-    torch.save(state, path)
+    save_state(path, state)
     with caplog.at_level(logging.WARNING, logger="bench.training"):
         again = fitted("conv_ae_noise", stem)
     assert len(caplog.records) == 1 and "does not match the network" in caplog.records[0].getMessage()
@@ -255,7 +275,7 @@ def test_the_wall_clock_interval_writes_checkpoints(tmp_path, monkeypatch):
         interrupt_after(patch, 2)
         with pytest.raises(_Killed):
             model.fit(*blobs(120), seed=5)
-    state = torch.load(tmp_path / "fit.ckpt.fit.pt", weights_only=True)
+    state = read_state(tmp_path / "fit.ckpt.fit.pt")
     assert state["scalars"]["step"] == 1 and not state["done"]
 
 
@@ -336,3 +356,19 @@ def test_a_fit_killed_with_sigkill_resumes_bit_identically(name, tmp_path):
     assert all(torch.equal(weights[k], expected[k]) for k in weights)
     assert history == expected_history
     assert list(stem.parent.iterdir()) == []
+
+
+def test_a_checkpoint_that_cannot_be_written_warns_once_and_the_fit_goes_on(tmp_path, monkeypatch, references, caplog):
+    import errno
+
+    def full_disk(path, write):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("models.engine.checkpoint.write_atomic", full_disk)
+    with caplog.at_level(logging.WARNING, logger="bench.training"):
+        model = fitted("conv_ae_noise", tmp_path / "fit.ckpt", 1)  # a checkpoint due every step
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "cannot write checkpoint" in warnings[0] and "No space left" in warnings[0]
+    assert "without checkpoints" in warnings[0]
+    assert_same_fit(model, reference(references, "conv_ae_noise"))
+    assert list(tmp_path.iterdir()) == []

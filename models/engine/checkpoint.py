@@ -10,7 +10,9 @@ models) keeps one file, ``<stem>.<stage>.pt``, replaced atomically (a temporary 
 ``os.replace``) at every checkpoint. When a stage finishes, its file keeps the final state,
 so a rerun skips finished stages; the model's ``fit`` deletes every file once the whole fit
 has succeeded. A file holds only tensors, numbers, strings, lists and dicts, and is read
-with ``torch.load(..., weights_only=True)``: no object is ever unpickled.
+with ``torch.load(..., weights_only=True)``: no object is ever unpickled. A header carries the
+SHA-256 of what follows, checked before anything is loaded, so flipped bytes never resume a fit
+from garbage.
 
 What a checkpoint holds (see ``models.engine.training``): the weights, the optimizer state, the
 learning-rate schedule's position, the RNG states (torch's CPU generator, CUDA's when it is
@@ -20,18 +22,24 @@ the patience and collapse-restart state and the history. On the CPU a resumed fi
 bit-identical weights and losses to an uninterrupted one when its budget is in steps and
 epochs; a wall-clock budget (``max_seconds``) starts afresh on resume and cannot be.
 
-A checkpoint that cannot be read, or that another fit wrote, is ignored with a one-line
-warning on ``bench.training`` and the stage starts over.
+A damaged checkpoint (its checksum fails, it cannot be read, or its tensors do not fit the
+network) is named in a one-line warning on ``bench.training``, moved aside to
+``<file>.corrupt`` and the stage starts over; one that another fit wrote is ignored the same
+way and left to be overwritten. A checkpoint that cannot be written (a full disk) is named in one
+warning, and the fit goes on without checkpoints.
 """
 
 from __future__ import annotations
 
 import copy
 import glob
+import hashlib
+import io
 import json
 import logging
 import math
 import re
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,13 +48,24 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from bench.errors import one_line
 from bench.files import write_atomic
 
-__all__ = ["Checkpoints", "Best", "EpochInProgress", "capture", "resume", "save_state", "load_state", "seconds_trained"]
+__all__ = [
+    "Checkpoints", "Best", "EpochInProgress", "DamagedCheckpoint", "capture", "resume", "save_state", "read_state",
+    "load_state", "seconds_trained",
+]  # fmt: skip
 
 log = logging.getLogger("bench.training")
 
-FORMAT = 1
+FORMAT = 2
+#: A checkpoint file is this line, the hex SHA-256 of the rest and a newline, then ``torch.save``'s bytes.
+MAGIC = b"denoise-bench checkpoint\n"
+_DIGEST_LENGTH = 64
+
+
+class DamagedCheckpoint(ValueError):
+    """A checkpoint file that fails its checksum, cannot be read or does not fit the network."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +85,8 @@ class Checkpoints:
     stem: Path
     every_seconds: float = 300.0
     every_steps: int | None = None
+    #: Set once a write has failed: the fit goes on without checkpoints (one warning, not one a step).
+    failed: list[str] = field(default_factory=list, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.every_seconds > 0:
@@ -87,13 +108,34 @@ class Checkpoints:
         slug = re.sub(r"[^A-Za-z0-9]+", "-", stage).strip("-") or "fit"
         return self.stem.with_name(f"{self.stem.name}.{slug}.pt")
 
+    @property
+    def writable(self) -> bool:
+        """False once a write has failed."""
+        return not self.failed
+
+    def save(self, stage: str, state: dict[str, Any]) -> None:
+        """Write ``stage``'s state; a write that fails (a full disk) warns once and turns checkpoints off."""
+        if self.failed:
+            return
+        path = self.path(stage)
+        try:
+            save_state(path, state)
+        except OSError as error:
+            self.failed.append(str(path))
+            log.warning(
+                "cannot write checkpoint %s (%s); the fit goes on without checkpoints", path, one_line(error)
+            )
+
     def clear(self) -> None:
-        """Delete every checkpoint file of this stem (after the fit has succeeded)."""
+        """Delete every checkpoint file of this stem (after the fit has succeeded); files moved
+        aside as ``.corrupt`` stay, for whoever wants to look at them."""
         for file in self.files():
             file.unlink(missing_ok=True)
 
     def files(self) -> list[Path]:
-        return list(self.stem.parent.glob(glob.escape(self.stem.name) + ".*.pt*"))
+        """The stages' files and any temporary file a killed write left (not ``.corrupt`` ones)."""
+        found = self.stem.parent.glob(glob.escape(self.stem.name) + ".*.pt*")
+        return [file for file in found if not file.name.endswith(".corrupt")]
 
     def seconds_trained(self) -> float:
         """The training seconds the stages' checkpoints hold: what a fit resuming from them has
@@ -101,8 +143,8 @@ class Checkpoints:
         total = 0.0
         for file in self.files():
             try:
-                total += float(torch.load(file, map_location="cpu", weights_only=True).get("elapsed", 0.0))
-            except Exception:  # a damaged file: the fit will warn and start that stage over
+                total += float(read_state(file).get("elapsed", 0.0))
+            except Exception:  # a damaged file or a temporary one: the fit will warn and start over
                 pass
         return total
 
@@ -173,7 +215,7 @@ def resume(engine: Any, path: Path, what: str) -> bool:
     try:
         _apply(engine, state)
     except Exception as error:  # a damaged file must never stop the fit: start over from the fresh state
-        warn(path, error)
+        set_aside(path, error)
         engine.net.load_state_dict(fresh[0])
         engine.optimizer.load_state_dict(fresh[1])
         set_rng_state(fresh_rng, engine.generator)
@@ -207,31 +249,64 @@ def _apply(engine: Any, state: dict[str, Any]) -> None:
 
 
 def save_state(path: Path, state: dict[str, Any]) -> None:
-    """Write ``state`` (tensors and plain values only) to ``path`` atomically."""
+    """Write ``state`` (tensors and plain values only) to ``path`` atomically, under its checksum."""
+    buffer = io.BytesIO()
+    torch.save({"format": FORMAT, **state}, buffer)  # in memory: a full disk fails below, as an OSError
+    payload = buffer.getvalue()
+    header = MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n"
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, lambda tmp: torch.save({"format": FORMAT, **state}, tmp))
+    write_atomic(path, lambda tmp: tmp.write_bytes(header + payload))
+
+
+def read_state(path: Path) -> dict[str, Any]:
+    """The state saved at ``path``; DamagedCheckpoint unless its checksum holds and it loads."""
+    raw = path.read_bytes()
+    start = len(MAGIC) + _DIGEST_LENGTH + 1
+    if not raw.startswith(MAGIC) or raw[start - 1 : start] != b"\n":
+        raise DamagedCheckpoint("no checksum header; not a checkpoint of this version")
+    payload = raw[start:]
+    if hashlib.sha256(payload).hexdigest().encode() != raw[len(MAGIC) : start - 1]:
+        raise DamagedCheckpoint(f"checksum mismatch over its {len(payload)} bytes")
+    try:
+        state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise DamagedCheckpoint(f"cannot be loaded ({one_line(error)})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise DamagedCheckpoint(f"not a format-{FORMAT} checkpoint")
+    return state
 
 
 def load_state(path: Path, expected: str) -> dict[str, Any] | None:
-    """The state saved at ``path`` by the fit ``expected`` describes, or None (absent, corrupt, other fit)."""
+    """The state saved at ``path`` by the fit ``expected`` describes, or None: absent, damaged
+    (moved aside, with a warning) or another fit's (ignored, with a warning)."""
     if not path.is_file():
         return None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(state, dict) or state.get("format") != FORMAT:
-            raise ValueError(f"not a format-{FORMAT} checkpoint")
-        if state.get("fingerprint") != expected:
-            raise ValueError("written by another fit (recipe, data size, seed or network differ)")
-        return state
+        state = read_state(path)
     except Exception as error:  # a partial or damaged file must never stop the fit
-        warn(path, error)
+        set_aside(path, error)
         return None
+    if state.get("fingerprint") != expected:
+        log.warning(
+            "ignoring checkpoint %s (written by another fit: recipe, data size, seed or network differ); "
+            "the stage starts over",
+            path,
+        )
+        return None
+    return state
 
 
-def warn(path: Path, error: BaseException) -> None:
-    """The one-line warning for a checkpoint that cannot be used."""
-    reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
-    log.warning("ignoring checkpoint %s (%s: %s); the stage starts over", path, type(error).__name__, reason)
+def set_aside(path: Path, error: BaseException) -> None:
+    """Name a damaged checkpoint in one warning line and move it to ``<file>.corrupt``."""
+    aside = path.with_name(path.name + ".corrupt")
+    try:
+        os.replace(path, aside)
+        where = f"moved to {aside.name}"
+    except OSError:  # it could not be moved: gone is as good, the stage rewrites it
+        path.unlink(missing_ok=True)
+        where = "removed"
+    log.warning("checkpoint %s is damaged (%s); %s, the stage starts over", path, one_line(error), where)
+
 
 
 def check_tensors(saved: Any, reference: dict[str, Tensor], what: str) -> None:

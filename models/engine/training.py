@@ -209,11 +209,11 @@ class _Engine:
 
     def maybe_checkpoint(self) -> None:
         every = self.checkpoints
-        if every is None:
+        if every is None or not every.writable:
             return
         due_steps = every.every_steps is not None and self.step % every.every_steps == 0
         if due_steps or time.monotonic() - self.saved_at >= every.every_seconds:
-            checkpoint.save_state(every.path(self.stage_name), checkpoint.capture(self, done=False))
+            every.save(self.stage_name, checkpoint.capture(self, done=False))
             self.saved_at = time.monotonic()
 
     def end_epoch(self, train_loss: float, progress: Progress) -> bool:
@@ -265,8 +265,8 @@ class _Engine:
         self.info.update(
             seconds=time.monotonic() - self.start, mixed_precision=autocasts(self.device, self.recipe.precision)
         )
-        if path is not None:  # the finished stage: a rerun of the fit skips it
-            checkpoint.save_state(path, checkpoint.capture(self, done=True))
+        if path is not None and self.checkpoints.writable:  # the finished stage: a rerun of the fit skips it
+            self.checkpoints.save(self.stage_name, checkpoint.capture(self, done=True))
         return self.result()
 
     def result(self) -> TrainResult:
