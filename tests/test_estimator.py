@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 
-from bench.execution import fits as fit_cache
 from bench.estimator import POSITIVE_INT, Denoiser, Estimator, NotFittedError, Rule
+from bench.execution import fits as fit_cache
 from bench.registry import CLASSIFIERS, DENOISERS
 
 
@@ -129,9 +127,9 @@ def test_a_fit_cached_before_a_parameter_existed_matches_only_at_its_default(tmp
     model = DENOISERS.create("median", tune_images=6).fit(clean, clean)
     fit_cache.save_fitted(model, tmp_path / "fit", extra={"fit_seconds": 1.5})
     sidecar = tmp_path / "fit.json"
-    record = json.loads(sidecar.read_text())
+    record = fit_cache.read_sidecar(sidecar)
     record["config"].pop("tune_images")  # as if written before tune_images existed
-    sidecar.write_text(json.dumps(record))
+    fit_cache.write_sidecar(sidecar, record)
     defaults = type(model).default_params()
     assert defaults["tune_images"] != 6
     assert fit_cache.load_fitted(DENOISERS.create("median"), tmp_path / "fit", torch.device("cpu")) is not None

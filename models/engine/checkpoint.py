@@ -38,8 +38,8 @@ import io
 import json
 import logging
 import math
-import re
 import os
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -122,9 +122,7 @@ class Checkpoints:
             save_state(path, state)
         except OSError as error:
             self.failed.append(str(path))
-            log.warning(
-                "cannot write checkpoint %s (%s); the fit goes on without checkpoints", path, one_line(error)
-            )
+            log.warning("cannot write checkpoint %s (%s); the fit goes on without checkpoints", path, one_line(error))
 
     def clear(self) -> None:
         """Delete every checkpoint file of this stem (after the fit has succeeded); files moved
@@ -306,7 +304,6 @@ def set_aside(path: Path, error: BaseException) -> None:
         path.unlink(missing_ok=True)
         where = "removed"
     log.warning("checkpoint %s is damaged (%s); %s, the stage starts over", path, one_line(error), where)
-
 
 
 def check_tensors(saved: Any, reference: dict[str, Tensor], what: str) -> None:
