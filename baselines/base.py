@@ -19,13 +19,12 @@ import pywt
 import torch
 from torch import Tensor
 
-from bench.estimator import POSITIVE_INT, Denoiser, Rule
+from bench.estimator import POSITIVE_INT, Denoiser, Rule, check_images
 from bench.metrics import psnr
 
 __all__ = [
     "ClassicalDenoiser",
     "TunedDenoiser",
-    "check_images",
     "check_pair",
     "check_positive",
     "tune",
@@ -37,18 +36,6 @@ __all__ = [
 
 #: 75th percentile of the standard normal: turns a median absolute deviation into a sigma.
 _MAD_TO_SIGMA = 0.6744897501960817
-
-
-def check_images(images: Any, what: str) -> Tensor:
-    """Return ``images`` if it is a float N x C x H x W tensor, else raise one clear ValueError."""
-    if not isinstance(images, Tensor) or images.ndim != 4 or not images.is_floating_point():
-        got = (
-            f"{images.dtype} tensor of shape {tuple(images.shape)}"
-            if isinstance(images, Tensor)
-            else type(images).__name__
-        )
-        raise ValueError(f"{what} must be a float N x C x H x W tensor in [0, 1]; got {got}")
-    return images
 
 
 def check_positive(value: Any, what: str) -> float:
@@ -157,7 +144,7 @@ class ClassicalDenoiser(Denoiser):
     def denoise(self, noisy: Tensor) -> Tensor:
         """Denoised copy of ``noisy``: same shape, device and dtype, values in [0, 1]."""
         self.check_fitted()
-        check_images(noisy, "noisy")
+        check_images(noisy, f"{self._label()}: noisy")
         if len(noisy) == 0:
             return noisy.clone()
         out = self._filter(noisy.float(), **self.best_params_)

@@ -26,7 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from baselines.base import TunedDenoiser, check_images, check_positive
+from baselines.base import TunedDenoiser, check_positive
+from bench.estimator import check_images
 from baselines.bm3d_package import OPPONENT
 from baselines.filters import noise_sigma, symmetric_pad
 from bench.estimator import POSITIVE

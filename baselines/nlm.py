@@ -32,7 +32,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from baselines.base import TunedDenoiser, check_images, check_positive, estimate_noise_sigma
+from baselines.base import TunedDenoiser, check_positive, estimate_noise_sigma
+from bench.estimator import check_images
 from baselines.filters import noise_sigma
 from bench.estimator import POSITIVE, POSITIVE_INT
 from bench.registry import DENOISERS

@@ -13,19 +13,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from bench.estimator import Classifier
+from bench.estimator import Classifier, check_images
 from bench.registry import CLASSIFIERS
 
 __all__ = ["SVMRBF"]
 
 #: Test rows per kernel block in ``predict``: bounds the N x n_support kernel matrix in memory.
 _PREDICT_ROWS = 1024
-
-
-def _check_images(images: Tensor, what: str) -> None:
-    if not isinstance(images, Tensor) or images.ndim != 4 or not images.is_floating_point():
-        got = f"{images.dtype} of shape {tuple(images.shape)}" if isinstance(images, Tensor) else type(images).__name__
-        raise ValueError(f"{what} images must be float N x C x H x W in [0, 1]; got {got}")
 
 
 @CLASSIFIERS.register(
@@ -86,7 +80,7 @@ class SVMRBF(Classifier):
         return SVC(kernel="rbf", C=self.C, gamma=self.gamma, cache_size=self.cache_mb)
 
     def fit(self, images: Tensor, labels: Tensor, *, seed: int = 0) -> SVMRBF:
-        _check_images(images, "training")
+        check_images(images, "svm_rbf: training images")
         if labels.shape != (len(images),):
             raise ValueError(f"labels must have shape ({len(images)},) to match the images; got {tuple(labels.shape)}")
         if self.max_train is not None and self.max_train < 2:
@@ -114,7 +108,7 @@ class SVMRBF(Classifier):
     def decision_votes(self, images: Tensor) -> Tensor:
         """One-vs-one vote counts, N x n_classes, computed in float64 on the images' device."""
         self.check_fitted()
-        _check_images(images, "prediction")
+        check_images(images, "svm_rbf: prediction images")
         device = images.device
         sv, coef = self.support_vectors_.to(device), self.dual_coef_.to(device)
         if images[0].numel() != sv.shape[1]:

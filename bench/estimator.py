@@ -25,7 +25,7 @@ from torch import Tensor
 
 __all__ = [
     "Estimator", "Denoiser", "Classifier", "NotFittedError", "Rule", "one_of",
-    "POSITIVE", "NON_NEGATIVE", "NON_NEGATIVE_INT", "POSITIVE_INT", "ODD_POSITIVE_INT", "TRAINING_RULES", "as_float_images", "fit_params",
+    "POSITIVE", "NON_NEGATIVE", "NON_NEGATIVE_INT", "POSITIVE_INT", "ODD_POSITIVE_INT", "TRAINING_RULES", "as_float_images", "check_images", "fit_params",
 ]  # fmt: skip
 
 
@@ -254,6 +254,30 @@ class Classifier(Estimator, ABC):
 
     @abstractmethod
     def predict(self, images: Tensor) -> Tensor: ...
+
+
+def check_images(images: Any, what: str, *, floating: bool = True, non_empty: bool = False) -> Tensor:
+    """Return ``images`` if it is an N x C x H x W tensor (float unless ``floating`` is False,
+    with at least one image if ``non_empty``), else raise a one-line ValueError naming ``what``.
+
+    >>> check_images(torch.zeros(2, 1, 4, 4), "noisy").shape
+    torch.Size([2, 1, 4, 4])
+    >>> check_images(torch.zeros(4, 4), "noisy")
+    Traceback (most recent call last):
+    ValueError: noisy must be a float N x C x H x W tensor in [0, 1]; got torch.float32 tensor of shape (4, 4)
+    """
+    is_tensor = isinstance(images, Tensor)
+    if not (
+        is_tensor
+        and images.ndim == 4
+        and (images.is_floating_point() or not floating)
+        and (len(images) > 0 or not non_empty)
+    ):
+        got = f"{images.dtype} tensor of shape {tuple(images.shape)}" if is_tensor else type(images).__name__
+        kind = "float N x C x H x W tensor in [0, 1]" if floating else "N x C x H x W tensor"
+        article = "a non-empty" if non_empty else ("a" if floating else "an")
+        raise ValueError(f"{what} must be {article} {kind}; got {got}")
+    return images
 
 
 def as_float_images(images: Tensor) -> Tensor:

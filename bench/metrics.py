@@ -16,6 +16,8 @@ import torch
 from scipy.ndimage import gaussian_filter1d
 from torch import Tensor
 
+from bench.estimator import check_images
+
 __all__ = ["mse", "psnr", "ssim", "accuracy", "mean_ci"]
 
 _SIGMA, _TRUNCATE, _K1, _K2 = 1.5, 3.5, 0.01, 0.03
@@ -23,7 +25,8 @@ _RADIUS = int(_TRUNCATE * _SIGMA + 0.5)  # 5: the 11x11 window, and the border s
 
 
 def _check_pair(pred: Tensor, target: Tensor) -> None:
-    if pred.shape != target.shape or pred.ndim != 4:
+    check_images(pred, "pred", floating=False)
+    if pred.shape != target.shape:
         raise ValueError(
             f"pred and target must be N x C x H x W of one shape; got {tuple(pred.shape)} and {tuple(target.shape)}"
         )

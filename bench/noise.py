@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from bench.estimator import check_images
 from bench.registry import NOISES
 
 __all__ = ["Noise", "TrainingNoise", "derive_seed", "LEVEL_RANGES", "TRAIN_MODES"]
@@ -91,13 +92,6 @@ def speckle(clean: Tensor, level: float, generator: torch.Generator) -> Tensor:
     return (clean + clean * level * noise).clamp_(0.0, 1.0)
 
 
-def _check_images(clean: Tensor) -> None:
-    if clean.ndim != 4 or not clean.is_floating_point():
-        raise ValueError(
-            f"images must be float N x C x H x W in [0, 1]; got {clean.dtype} of shape {tuple(clean.shape)}"
-        )
-
-
 @dataclass(frozen=True)
 class Noise:
     """One noise kind at one level.
@@ -129,12 +123,12 @@ class Noise:
 
     def draw(self, clean: Tensor, generator: torch.Generator) -> Tensor:
         """Noisy copy of ``clean`` drawn from ``generator`` (on the images' device)."""
-        _check_images(clean)
+        check_images(clean, f"{self.kind} noise's clean images")
         return NOISES.entry(self.kind).factory(clean, self.level, generator)
 
     def apply(self, clean: Tensor, *, seed: int) -> Tensor:
         """Noisy copy of ``clean``, the same on every device for the same seed."""
-        _check_images(clean)
+        check_images(clean, f"{self.kind} noise's clean images")
         generator = torch.Generator(device="cpu").manual_seed(seed)
         return self.draw(clean.detach().to("cpu", torch.float32), generator).to(clean.device)
 

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from bench.estimator import NON_NEGATIVE_INT, POSITIVE_INT, Denoiser, Rule, as_float_images, one_of
+from bench.estimator import NON_NEGATIVE_INT, POSITIVE_INT, Denoiser, Rule, as_float_images, check_images, one_of
 from bench.registry import DENOISERS
 from models.engine.checkpoint import Checkpoints, seconds_trained
 from models.engine.training import Recipe, TrainResult, autocast, planned_steps, to_layout, train
@@ -62,13 +62,6 @@ def seeded(seed: int, device: torch.device) -> Iterator[None]:
         if device.type == "cuda":
             torch.cuda.manual_seed(seed)
         yield
-
-
-def _check_images(what: str, images: Tensor) -> Tensor:
-    if not isinstance(images, Tensor) or images.ndim != 4 or images.shape[0] == 0:
-        shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
-        raise ValueError(f"{what} must be a non-empty N x C x H x W tensor; got {shape}")
-    return as_float_images(images)
 
 
 def _dihedral(x: Tensor, k: int, *, undo: bool = False) -> Tensor:
@@ -218,9 +211,13 @@ class NeuralDenoiser(Denoiser):
         return self
 
     # -- fit / denoise ---------------------------------------------------------------------
+    def _float_images(self, images: Any, what: str) -> Tensor:
+        """``images`` (uint8 or float, at least one) as float32 in [0, 1]."""
+        return as_float_images(check_images(images, f"{self._label()}: {what}", floating=False, non_empty=True))
+
     def fit(self, noisy: Tensor, clean: Tensor, *, seed: int = 0, noise: Any = None) -> NeuralDenoiser:
         """Train on (noisy, clean) pairs on their device; with ``noise``, redraw inputs per batch."""
-        noisy, clean = _check_images("noisy", noisy), _check_images("clean", clean)
+        noisy, clean = self._float_images(noisy, "noisy"), self._float_images(clean, "clean")
         if noisy.shape != clean.shape or noisy.device != clean.device:
             raise ValueError(
                 f"noisy and clean must match in shape and device; got {tuple(noisy.shape)} on {noisy.device} and {tuple(clean.shape)} on {clean.device}"
@@ -282,7 +279,7 @@ class NeuralDenoiser(Denoiser):
     def denoise(self, noisy: Tensor) -> Tensor:
         """Denoised copy of ``noisy``: same shape and device, values in [0, 1]."""
         self.check_fitted()
-        x = _check_images("noisy", noisy)
+        x = self._float_images(noisy, "noisy")
         self._check_shape(x)
         if self.ensemble == 8 and x.shape[-1] != x.shape[-2]:
             raise ValueError(

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from bench.estimator import NON_NEGATIVE_INT, Classifier, one_of
+from bench.estimator import NON_NEGATIVE_INT, Classifier, check_images, one_of
 from models.engine.augment import random_shift
 from models.neural_denoiser import seeded
 from models.engine.checkpoint import Checkpoints, seconds_trained
@@ -33,9 +33,7 @@ BATCHNORM_IMAGES = 8192
 
 def check_training_data(images: Tensor, labels: Tensor, name: str) -> None:
     """One-line errors for the inputs ``fit`` accepts."""
-    if not isinstance(images, Tensor) or images.ndim != 4 or not images.is_floating_point():
-        got = f"{images.dtype} of shape {tuple(images.shape)}" if isinstance(images, Tensor) else type(images).__name__
-        raise ValueError(f"{name}: training images must be float N x C x H x W in [0, 1]; got {got}")
+    check_images(images, f"{name}: training images")
     if not isinstance(labels, Tensor) or labels.shape != (len(images),) or labels.is_floating_point():
         got = f"{labels.dtype} of shape {tuple(labels.shape)}" if isinstance(labels, Tensor) else type(labels).__name__
         raise ValueError(f"{name}: labels must be integer of shape ({len(images)},); got {got}")

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from bench.cost import timing
 from bench.registry import DENOISERS
 from models.neural_denoiser import DENOISE_CHUNK
 from bench.device import tune_cpu_allocator
@@ -48,31 +47,13 @@ class StockConvAE(nn.Module):
         return self.out(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
-def _median_seconds(fn, repeats: int, device: torch.device) -> tuple[float, float]:
-    """Median wall and process-CPU seconds of ``fn()`` after one warm-up call."""
-    fn()
-    walls, cpus = [], []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        wall, cpu = time.perf_counter(), time.process_time()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
-    return statistics.median(walls), statistics.median(cpus)
-
-
 def _time_net(net: nn.Module, batch: int, dev: torch.device, repeats: int, *, layout) -> dict:
     """Median training-step and inference speed of ``net`` on random 1x28x28 images."""
     clean = torch.rand(max(batch, 512), 1, 28, 28, device=dev)
     noisy = (clean + 0.1 * torch.randn_like(clean)).clamp(0, 1)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
     net.train()
-    step_wall, step_cpu = _median_seconds(
-        lambda: train_step(net, optimizer, layout(noisy[:batch]), clean[:batch]), repeats, dev
-    )
+    step = timing.median_pass(lambda: train_step(net, optimizer, layout(noisy[:batch]), clean[:batch]), repeats, dev)
     net.eval()
     chunk = DENOISE_CHUNK.get(dev.type, 256)
 
@@ -81,8 +62,8 @@ def _time_net(net: nn.Module, batch: int, dev: torch.device, repeats: int, *, la
             for images in noisy[:512].split(chunk):
                 net(layout(images))
 
-    infer_wall, _ = _median_seconds(infer, repeats, dev)
-    return {"step_wall": step_wall, "step_cpu": step_cpu, "infer_images_per_s": 512 / infer_wall}
+    infer_wall = timing.median_pass(infer, repeats, dev).wall
+    return {"step_wall": step.wall, "step_cpu": step.cpu, "infer_images_per_s": 512 / infer_wall}
 
 
 def measure(name: str, *, device: str = "cpu", repeats: int = 5, epoch_images: int = 60_000) -> dict:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from typing import Any
 
 import torch
 
-from bench.device import sync
+from bench.cost import timing
 from bench.files import write_text_atomic
 from bench.grids import Cell, Grid
 from bench.registry import CLASSIFIERS, DENOISERS
@@ -75,24 +74,16 @@ def _members(model: Any) -> list[Any]:
     return [DENOISERS.create(name, **params) for name, params in specs]
 
 
-def _timed(fn: Callable[[], Any], device: torch.device) -> float:
-    sync(device)
-    start = time.perf_counter()
-    fn()
-    sync(device)
-    return time.perf_counter() - start
-
-
 def _probe_fit(make: Callable[..., Any], fit: Callable[[Any], Any], work: Work, device) -> tuple[float, Any]:
     """Estimated seconds of the real fit, and a fitted (probe) model to time inference on."""
     if work.knob is None or work.real <= work.probes[1]:
         model = make()
-        return _timed(lambda: fit(model), device), model
+        return timing.seconds(lambda: fit(model), device), model
     low, high = work.probes
     times = []
     for value in (low, low, high):  # the first fit warms up (allocations, kernel choice): not timed
         model = make(**{work.knob: value})
-        times.append(_timed(lambda m=model: fit(m), device))
+        times.append(timing.seconds(lambda m=model: fit(m), device))
     times = times[1:]
     per_unit = max(times[1] - times[0], 0.0) / (high**work.power - low**work.power)
     fixed = max(times[0] - per_unit * low**work.power, 0.0)
@@ -103,12 +94,7 @@ def _inference_seconds(fn: Callable[[torch.Tensor], Any], images: torch.Tensor, 
     """Seconds for ``n`` images, from one warm batch."""
     batch = images[:PROBE_BATCH]
     fn(batch)
-    return _timed(lambda: fn(batch), device) * n / len(batch)
-
-
-def _passes(seconds: float) -> int:
-    """Timed denoise passes the runner makes (up to 3 while under 2 s in all), plus the warm-up."""
-    return min(3, max(1, math.ceil(2.0 / max(seconds, 1e-9)))) + 1
+    return timing.seconds(lambda: fn(batch), device) * n / len(batch)
 
 
 @dataclass
@@ -193,7 +179,8 @@ def _probe_denoiser(runner: CellRunner, cell: Cell, node: Callable[[Cell], dict]
     fit, model = _probe_fit(make, lambda m: m.fit(*pairs, seed=0, noise=noise), work, runner.device)
     n_eval = round(share * len(clean))
     once = _inference_seconds(model.denoise, noisy, n_eval, runner.device)
-    return {"fit": fit, "cell": once * _passes(once), "budget": work.budget, "eval": share}
+    # The runner warms up once, then makes the timed passes its rule allows.
+    return {"fit": fit, "cell": once * (timing.planned_passes(once) + 1), "budget": work.budget, "eval": share}
 
 
 def _cheap_fit(cell: Cell, pairs: tuple, noise) -> Any:

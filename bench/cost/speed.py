@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,6 +20,7 @@ import torch
 from torch import Tensor
 
 from bench import metrics
+from bench.cost import timing
 from bench.noise import Noise
 from bench.registry import DENOISERS
 
@@ -40,21 +40,7 @@ FIXED = {
 
 def images_per_second(fn: Callable[[], object], n_images: int, *, repeats: int = 5) -> float:
     """Warm, median-of-repeats throughput of ``fn`` processing ``n_images``."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return n_images / statistics.median(times)
-
-
-def _seconds(fn: Callable[[], object], device: torch.device | None = None) -> float:
-    start = time.perf_counter()
-    fn()
-    if device is not None and device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter() - start
+    return n_images / timing.median_pass(fn, repeats).wall
 
 
 @dataclass(frozen=True)
@@ -142,9 +128,9 @@ def _compare(case: Case, noisy: Tensor, devices: list[torch.device], repeats: in
     for _ in range(repeats):
         for device in devices:
             batch = inputs[device]
-            timings[str(device)].append(case.n_ours / _seconds(lambda b=batch: case.ours(b), device))
+            timings[str(device)].append(case.n_ours / timing.seconds(lambda b=batch: case.ours(b), device))
         if case.reference is not None:
-            timings["reference_ips"].append(case.n_reference / _seconds(lambda: case.reference(reference_input)))
+            timings["reference_ips"].append(case.n_reference / timing.seconds(lambda: case.reference(reference_input)))
     row = {"entry": case.name, "reference": case.reference_name}
     for key, values in timings.items():
         row[key] = statistics.median(values) if values else float("nan")
@@ -182,8 +168,8 @@ def metric_speed(*, n_images: int = 4096, n_reference: int = 256, seed: int = 0,
         ours(), reference()
         fast, slow = [], []
         for _ in range(repeats):
-            fast.append(n_images / _seconds(ours))
-            slow.append(n_reference / _seconds(reference))
+            fast.append(n_images / timing.seconds(ours))
+            slow.append(n_reference / timing.seconds(reference))
         fast_median, slow_median = statistics.median(fast), statistics.median(slow)
         rows.append(
             {

@@ -18,14 +18,13 @@ import hashlib
 import json
 import logging
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from bench.device import sync
+from bench.cost import timing
 from bench.errors import one_line
 from bench.estimator import Estimator, fit_params
 from bench.files import write_atomic, write_text_atomic
@@ -204,11 +203,7 @@ def fit_or_load(
     if checkpoint_every is not None:
         model.checkpoint_every = checkpoint_every
     inputs = prepare()
-    sync(device)
-    start = time.perf_counter() - seconds_before(model)
-    fit(*inputs)
-    sync(device)
-    seconds = time.perf_counter() - start
+    seconds = seconds_before(model) + timing.seconds(lambda: fit(*inputs), device)
     if cacheable:
         save_fitted(model, stem, extra={**(extra or {}), "fit_seconds": seconds})
     return seconds

@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import socket
-import statistics
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -27,11 +26,12 @@ from bench import metrics
 
 from bench.execution import fits as fit_cache
 from bench.execution.classifier_pool import ClassifierPool
-from bench.device import resolve_device, sync
+from bench.cost import timing
+from bench.device import resolve_device
 from bench.errors import one_line
 from bench.machine import versions
 from bench.data import load
-from bench.estimator import as_float_images
+from bench.estimator import as_float_images, check_images
 from bench.grids import Cell, frozen_params
 from bench.noise import Noise, TrainingNoise, derive_seed
 from bench.registry import CLASSIFIERS, DENOISERS
@@ -296,16 +296,10 @@ class CellRunner:
         return seconds
 
     def timed_denoise(self, model: Any, noisy: Tensor) -> tuple[Tensor, float]:
-        """Denoised images and warm images/s (median of up to 3 timed passes)."""
+        """Denoised images and warm images/s (the runner's rule: median of up to 3 timed passes)."""
         model.denoise(noisy[: min(len(noisy), 16)])
-        times, out = [], None
-        while len(times) < 3 and sum(times) < 2.0:
-            sync(self.device)
-            start = time.perf_counter()
-            out = model.denoise(noisy)
-            sync(self.device)
-            times.append(time.perf_counter() - start)
-        return out, len(noisy) / max(statistics.median(times), 1e-9)
+        passes = timing.runner_passes(lambda: model.denoise(noisy), self.device)
+        return passes.result, len(noisy) / max(passes.wall, 1e-9)
 
     def run_cell(self, cell: Cell) -> tuple[dict, list[dict], dict]:
         """Row, classifier rows and sample images of one cell; raises on failure."""
@@ -370,9 +364,9 @@ def failed_row(cell: Cell, error: str, device: str) -> dict[str, Any]:
 
 
 def check_output(denoised: Tensor, noisy: Tensor, name: str) -> None:
-    if not isinstance(denoised, Tensor) or denoised.shape != noisy.shape:
-        got = tuple(denoised.shape) if isinstance(denoised, Tensor) else type(denoised).__name__
-        raise ValueError(f"denoiser {name!r} returned {got}; expected shape {tuple(noisy.shape)}")
+    check_images(denoised, f"denoiser {name!r}'s output", floating=False)
+    if denoised.shape != noisy.shape:
+        raise ValueError(f"denoiser {name!r} returned {tuple(denoised.shape)}; expected shape {tuple(noisy.shape)}")
     if not torch.isfinite(denoised).all():
         raise ValueError(f"denoiser {name!r} returned NaN or infinite values")
     if denoised.min() < -1e-4 or denoised.max() > 1 + 1e-4:
