@@ -114,7 +114,7 @@ def test_a_folder_that_is_not_a_run_is_refused(tmp_path):
 
 def test_runs_with_no_cell_in_common_are_refused(tmp_path):
     a = _run(tmp_path / "a", _base_rows())
-    b = _run(tmp_path / "b", [_row("b1", "median", PSNR, denoiser_params={"size": 5})])  # other parameters
+    b = _run(tmp_path / "b", [_row("b1", "median", PSNR, level=0.5, denoiser_params={"size": 5})])  # other level
     with pytest.raises(
         ValueError, match=r"^runs .*a and .*b have no cell in common; cells match on dataset, noise, level, "
     ):
@@ -128,3 +128,33 @@ def test_a_consistent_rounding_error_is_not_flagged(tmp_path):
     small = _run(tmp_path / "c", [_row("c1", "nlm", PSNR - 0.01)])
     assert compare_runs(a, tiny).frame.loc[0, "psnr_flag"] == ""
     assert compare_runs(a, small).frame.loc[0, "psnr_flag"] == "worse"
+
+
+def test_a_cell_whose_parameters_changed_pairs_with_its_only_counterpart(tmp_path):
+    a = _run(tmp_path / "a", [*_base_rows(), _row("a4", "nlm", PSNR), _row("a5", "nlm", PSNR, denoiser_params={"h": 1})])
+    b_rows = [_row("b1", "median", PSNR + 0.5, denoiser_params={"size": 5}), _row("b2", "dncnn", PSNR + 1),
+              _row("b4", "nlm", PSNR, denoiser_params={"h": 2})]  # fmt: skip
+    comparison = compare_runs(a, _run(tmp_path / "b", b_rows))
+    frame = comparison.frame.set_index("denoiser")
+    assert sorted(frame.index) == ["dncnn", "median"]  # two nlm cells in A: which one changed is not known
+    assert frame.loc["median", "d_psnr"] == pytest.approx(0.5, abs=1e-5)
+    assert (frame.loc["median", "params_a"], frame.loc["median", "params_b"]) == ('{"size": 3}', '{"size": 5}')
+    assert (comparison.other_params, comparison.only_a, comparison.only_b) == (1, 3, 1)
+    text = format_comparison(comparison)
+    assert '{"size": 3} -> {"size": 5}' in text
+    assert "2 cells compared (B minus A, 1 with other parameters, 3 only in A, 1 only in B)" in text
+
+
+@pytest.mark.slow
+def test_a_smoke_run_against_itself_with_one_parameter_set(tmp_path, capsys):
+    from bench.cli import main
+
+    common = ["run", "--grid", "smoke", "--denoisers", "identity,median", "--classifiers", "none", "--no-estimate"]
+    assert main([*common, "--out", str(tmp_path / "a")]) == 0
+    assert main([*common, "--out", str(tmp_path / "b"), "--set", "median.size=5"]) == 0
+    capsys.readouterr()
+    assert main_compare(str(tmp_path / "a" / "smoke"), str(tmp_path / "b" / "smoke")) == 0
+    lines = capsys.readouterr().out.splitlines()
+    median = [line for line in lines if " median " in line]
+    assert len(median) == 2 and all('{"tune_images": 8} -> {"size": 5, "tune_images": 8}' in line for line in median)
+    assert lines[-1].startswith("4 cells compared (B minus A, 2 with other parameters); ")
