@@ -13,11 +13,7 @@ from typing import Any
 from bench import commands
 from bench.commands import _settings  # noqa: F401 - --set's parsing, tested beside _setting
 from bench.logs import show_training_progress
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
+from bench.params import parse_assignment
 
 __all__ = ["main", "build_parser"]
 
@@ -32,14 +28,13 @@ def _classifier_names(text: str) -> list[str]:
 
 def _setting(text: str) -> tuple[str, str, Any]:
     """``NAME.KEY=VALUE`` -> (name, key, value); the value is read as TOML (5000, 0.1, true, "x")."""
-    target, sep, raw = text.partition("=")
-    name, dot, key = target.strip().rpartition(".")
-    if not (sep and dot and name and key):
-        raise argparse.ArgumentTypeError(f"--set expects NAME.KEY=VALUE, e.g. dncnn.max_steps=5000; got {text!r}")
     try:
-        value = tomllib.loads(f"v = {raw.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw.strip()  # a bare word is a string
+        target, value = parse_assignment(text)
+    except ValueError:
+        target, value = "", None
+    name, dot, key = target.rpartition(".")
+    if not (dot and name and key):
+        raise argparse.ArgumentTypeError(f"--set expects NAME.KEY=VALUE, e.g. dncnn.max_steps=5000; got {text!r}")
     return name, key.strip(), value
 
 

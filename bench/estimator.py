@@ -25,15 +25,8 @@ from torch import Tensor
 
 __all__ = [
     "Estimator", "Denoiser", "Classifier", "NotFittedError", "Rule", "one_of",
-    "POSITIVE", "NON_NEGATIVE", "NON_NEGATIVE_INT", "POSITIVE_INT", "ODD_POSITIVE_INT", "TRAINING_RULES", "as_float_images", "check_images", "fit_params",
+    "POSITIVE", "NON_NEGATIVE", "NON_NEGATIVE_INT", "POSITIVE_INT", "ODD_POSITIVE_INT", "TRAINING_RULES", "as_float_images", "check_images",
 ]  # fmt: skip
-
-
-def fit_params(owner: Any, params: dict[str, Any]) -> dict[str, Any]:
-    """``params`` without the ``inference_params`` of ``owner`` (an estimator or its class):
-    what a fit depends on, for its cache key and the cached fit's check."""
-    inference = getattr(owner, "inference_params", ())
-    return {k: v for k, v in params.items() if k not in inference}
 
 
 class NotFittedError(RuntimeError):

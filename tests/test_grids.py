@@ -156,7 +156,7 @@ def test_a_default_written_out_fits_the_same_model_as_one_left_out():
 
 @pytest.mark.parametrize("name", ["smoke", "quick", "reference", "full"])
 def test_the_named_grids_fit_keys_are_those_before_defaults_were_dropped(name, data_dir):
-    from bench.estimator import fit_params
+    from bench.params import fit_params
     from bench.registry import DENOISERS
 
     # Stored results and fit caches stay valid: no named grid writes a default out.

@@ -26,8 +26,9 @@ import torch
 
 from bench.cost import timing
 from bench.errors import one_line
-from bench.estimator import Estimator, fit_params
+from bench.estimator import Estimator
 from bench.files import write_atomic, write_text_atomic
+from bench.params import stored_fit_params
 
 __all__ = [
     "fit_key", "save_fitted", "load_fitted", "write_sidecar", "read_sidecar", "DamagedFit", "is_cacheable",
@@ -119,11 +120,6 @@ def save_fitted(model: Any, stem: Path, *, extra: dict[str, Any] | None = None) 
     write_sidecar(stem.with_suffix(".json"), sidecar)
 
 
-def _fit_params(model: Any, params: dict[str, Any]) -> dict[str, Any]:
-    """``params`` without the model's inference-only ones, as JSON would give them back."""
-    return json.loads(json.dumps(fit_params(model, params), default=str))
-
-
 def load_fitted(model: Any, stem: Path, device: torch.device) -> dict[str, Any] | None:
     """Load a cached fit into ``model``; returns the sidecar's ``extra``, or None if absent, stale
     or damaged (a damaged entry is named in one warning and moved aside: the caller refits)."""
@@ -144,7 +140,7 @@ def _load_checked(model: Any, stem: Path, device: torch.device) -> dict[str, Any
     # A parameter added since the fit was cached is recorded at its default: adding one keeps
     # the old behaviour at its default, so a fit made before it existed still matches.
     recorded = type(model).default_params() | (sidecar.get("config") or {})
-    if _fit_params(model, recorded) != _fit_params(model, model.get_params()):
+    if stored_fit_params(model, recorded) != stored_fit_params(model, model.get_params()):
         return None
     tensors = {}
     if sidecar.get("sha256"):

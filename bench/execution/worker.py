@@ -32,7 +32,8 @@ from bench.errors import one_line
 from bench.machine import versions
 from bench.data import load
 from bench.estimator import as_float_images, check_images
-from bench.grids import Cell, frozen_params
+from bench.grids import Cell
+from bench.params import frozen_params
 from bench.noise import Noise, TrainingNoise, derive_seed
 from bench.registry import CLASSIFIERS, DENOISERS
 

@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import __version__
-from bench.estimator import fit_params
 from bench.noise import Noise
+from bench.params import fit_params, frozen_entries, hashable
 from bench.registry import CLASSIFIERS, DATASETS, DENOISERS, NOISES
 
 if sys.version_info >= (3, 11):
@@ -37,7 +37,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["Cell", "Grid", "frozen_params", "load_grid_file", "TRAIN_LEVEL_MODES"]
+__all__ = ["Cell", "Grid", "load_grid_file", "TRAIN_LEVEL_MODES"]
 
 TRAIN_LEVEL_MODES = ("same", "blind", "matrix", "auto")
 
@@ -87,21 +87,7 @@ def _without_defaults(factory: Any, params: dict[str, Any]) -> dict[str, Any]:
     fits the same model as leaving it out, so both get one fit key (and keys of grids that
     leave defaults out stay as they were)."""
     defaults = factory.default_params() if hasattr(factory, "default_params") else {}
-    return {k: v for k, v in params.items() if k not in defaults or _hashable(v) != _hashable(defaults[k])}
-
-
-def _freeze(params: dict[str, dict[str, Any]]) -> tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]:
-    return tuple(sorted((name, frozen_params(p)) for name, p in params.items()))
-
-
-def frozen_params(params: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
-    """One entry's parameters as a cell holds them: sorted (key, value) pairs, lists as tuples."""
-    return tuple(sorted((k, _hashable(v)) for k, v in params.items()))
-
-
-def _hashable(value: Any) -> Any:
-    """A list (from TOML or --set) as a tuple, so that cells holding it stay hashable; JSON writes both alike."""
-    return tuple(_hashable(v) for v in value) if isinstance(value, list | tuple) else value
+    return {k: v for k, v in params.items() if k not in defaults or hashable(v) != hashable(defaults[k])}
 
 
 @dataclass(frozen=True)
@@ -128,7 +114,7 @@ class Grid:
         """A Grid from plain lists and dicts (as in a TOML file)."""
         frozen_noises = tuple((kind, tuple(float(v) for v in levels)) for kind, levels in noises.items())
         tuples = {k: tuple(v) for k, v in fields.items() if isinstance(v, list)}
-        return cls(noises=frozen_noises, params=_freeze(params or {}), **{**fields, **tuples})
+        return cls(noises=frozen_noises, params=frozen_entries(params or {}), **{**fields, **tuples})
 
     def denoiser_params(self, name: str) -> dict[str, Any]:
         """The grid's parameters for a denoiser or classifier name ({} when none)."""
@@ -216,7 +202,7 @@ class Grid:
             merged = {name: self.denoiser_params(name) for name, _ in self.params}
             for name, values in params.items():
                 merged[name] = {**_without_rival_stop(merged.get(name, {}), values), **values}
-            changes["params"] = _freeze(merged)
+            changes["params"] = frozen_entries(merged)
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
