@@ -52,8 +52,8 @@ def test_the_mean_is_of_the_members_own_cells_fits_through_their_cache(tmp_path,
     assert not torch.allclose(median.denoise(noisy), dncnn.denoise(noisy), atol=1e-3)  # the mean is of two
     assert mean.n_parameters() == dncnn.n_parameters() > 0
     # The same grid run through the runner gives the average_of row beside its members'.
-    rows = [fresh.run_one(cell)[0] for cell in grid.cells()]
-    assert {row["denoiser"]: row["status"] for row in rows} == dict.fromkeys(["median", "dncnn", "average_of"], "ok")
+    rows = [fresh.run_one(cell).row for cell in grid.cells()]
+    assert {row.denoiser: row.status for row in rows} == dict.fromkeys(["median", "dncnn", "average_of"], "ok")
 
 
 def test_outside_a_run_fit_trains_each_member_on_the_same_pairs():

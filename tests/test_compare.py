@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from bench.report.compare import compare_runs, format_comparison, main_compare
+from bench.execution.rows import CellRow, ClassifierRow
 from bench.execution.store import Store
 
 RNG = np.random.default_rng(0)
@@ -37,7 +38,7 @@ def _run(folder: Path, rows: list[dict], correct: dict[str, np.ndarray] | None =
             scores = [{"classifier": "cnn", "accuracy_denoised": float(right.mean())}]
             if "per_image" in row:  # stores from before per-image results have neither
                 scores[0]["correct"] = right
-            store.put_cell(row, scores)
+            store.put_cell(CellRow(**row), [ClassifierRow(**score) for score in scores])
     return str(folder)
 
 

@@ -190,10 +190,11 @@ def test_a_worker_without_the_data_fails_its_cells_naming_the_worker_and_the_pat
     grid = named_grid("smoke").narrow(datasets=["mnist"], denoisers=["identity"], classifiers=[])
     context = RunContext(base_seed=0, n_train=10, n_test=10, cache_dir=str(tmp_path / "cache"),
                          data_dir=str(tmp_path / "no-data-here"))  # fmt: skip
-    [(row, classifier_rows, samples)] = run_unit(context, FitGroup(grid.cells()[:1]))
-    assert row["status"] == "failed" and samples is None
-    assert f"worker {socket.gethostname()}:{os.getpid()}" in row["error"]
-    assert "dataset 'mnist' not found" in row["error"] and "no-data-here" in row["error"]
+    [scored] = run_unit(context, FitGroup(grid.cells()[:1]))
+    row = scored.row
+    assert row.status == "failed" and scored.samples is None
+    assert f"worker {socket.gethostname()}:{os.getpid()}" in row.error
+    assert "dataset 'mnist' not found" in row.error and "no-data-here" in row.error
 
 
 def test_scaling_times_only_the_classical_cells_and_reports_ratios():

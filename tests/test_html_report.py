@@ -12,6 +12,7 @@ import pytest
 
 from bench.cli import main
 from bench.report import image_grids, render_report, seed_tables, write_outputs
+from bench.execution.rows import CellRow, ClassifierRow
 from bench.execution.store import Store
 
 EVIL = "<script>alert(1)</script>"
@@ -38,6 +39,7 @@ def _row(denoiser: str, level: float, train: str, psnr: float | None, ssim: floa
         "denoiser": denoiser,
         "device": "cpu",
         "base_seed": 0,
+        "denoiser_params": {},
     }
     if psnr is None:
         return row | {"status": "failed", "error": "RuntimeError: out of <memory>"}
@@ -82,7 +84,8 @@ def build_store(run_dir: Path, cells=CELLS, *, classifiers: bool = True) -> Path
             ]
             if denoiser == "median" and level == 0.1:  # a classifier that failed: shown, never ranked
                 scores.append({"classifier": "svm", "error": "ValueError: did not converge"})
-            store.put_cell(row, scores if classifiers and psnr is not None else [], samples)
+            scores = [ClassifierRow(**score) for score in scores] if classifiers and psnr is not None else []
+            store.put_cell(CellRow(**row), scores, samples)
         store.finish_run(run_id, ok=len(cells) - 1, failed=1)
     return run_dir
 
@@ -305,10 +308,8 @@ def _runs_store(path: Path, runs: list[tuple[float, float | None, list[float]]])
     for index, (started, finished, cells) in enumerate(runs):
         run_id = store.start_run(grid="g", spec={}, argv=[], device="cpu", versions={})
         for n, at in enumerate(cells):
-            store.put_cell(
-                _row("median", 0.1 * (n + 1), f"{0.1 * (n + 1):g}", 20.0, 0.5)
-                | {"key": f"{index}-{n}", "run_id": run_id}
-            )
+            row = _row("median", 0.1 * (n + 1), f"{0.1 * (n + 1):g}", 20.0, 0.5)
+            store.put_cell(CellRow(**row | {"key": f"{index}-{n}", "run_id": run_id}))
             store._db.execute("UPDATE cells SET finished = ? WHERE key = ?", (at, f"{index}-{n}"))
         store._db.execute("UPDATE runs SET started = ?, finished = ? WHERE run_id = ?", (started, finished, run_id))
     assert isinstance(store._db, sqlite3.Connection)
@@ -400,7 +401,7 @@ def test_a_winner_the_paired_test_cannot_tell_from_the_runner_up_is_marked_not_d
         for level, values in per_level.items():
             for name, psnr in values.items():
                 row = _row(name, level, str(level), float(psnr.mean()), float(ssim.mean()))
-                store.put_cell(row | {"n_test": 200, "seed": 5, "per_image": {"psnr": psnr, "ssim": ssim}})
+                store.put_cell(CellRow(**row | {"n_test": 200, "seed": 5, "per_image": {"psnr": psnr, "ssim": ssim}}))
         root = _Tree(render_report(store)).root
     rows = {row.find_all("th")[0].text(): row.find_all("td") for row in _body_rows(_table(root, "digits · gaussian"))}
 

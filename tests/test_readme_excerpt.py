@@ -10,6 +10,7 @@ import pytest
 from bench.cli import main
 from bench.report import rebuild
 from bench.report.excerpt import END, START, readme_block, readme_excerpt, update_readme
+from bench.execution.rows import CellRow, ClassifierRow
 from bench.execution.store import Store
 
 RNG = np.random.default_rng(3)
@@ -45,7 +46,7 @@ def run_dir(tmp_path) -> Path:
     ]
     with Store(tmp_path / "store.sqlite") as store:
         for row, accuracy in rows:
-            store.put_cell(row, _scores(accuracy))
+            store.put_cell(CellRow(**row), [ClassifierRow(**score) for score in _scores(accuracy)])
     rebuild(tmp_path)
     return tmp_path
 

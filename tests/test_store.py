@@ -10,17 +10,18 @@ import pytest
 
 from bench.cli import main
 from bench.report import write_outputs
+from bench.execution.rows import CellRow, ClassifierRow
 from bench.execution.store import Store
 
 
-def _cell(key: str, *, status: str = "ok", params: dict | None = None, run_id: int | None = None, **changes) -> dict:
+def _cell(key: str, *, status: str = "ok", params: dict | None = None, run_id: int | None = None, **changes) -> CellRow:
     row = {"key": key, "dataset": "digits", "noise": "gaussian", "level": 0.2, "train_level": "0.2",
            "denoiser": "median", "denoiser_params": params or {}, "status": status, "run_id": run_id}  # fmt: skip
     if status == "ok":
         row |= {"psnr": 25.0, "ssim": 0.9}
     else:
         row |= {"error": "ValueError: bad"}
-    return row | changes
+    return CellRow(**row | changes)
 
 
 @pytest.mark.parametrize("content", [b"this is not a database at all, just text" * 50, b"\x00" * 100])
@@ -99,15 +100,15 @@ PSNR = RNG.normal(24.0, 2.0, 300).astype(np.float32)
 SSIM = RNG.uniform(0.5, 0.9, 300).astype(np.float32)
 
 
-def _scored(key: str, psnr, *, denoiser: str = "median", n_test: int = 300, **changes) -> dict:
+def _scored(key: str, psnr, *, denoiser: str = "median", n_test: int = 300, **changes) -> CellRow:
     psnr = np.asarray(psnr, dtype=np.float32)
     per_image = {"psnr": psnr, "ssim": SSIM[: len(psnr)]}
     return _cell(key, denoiser=denoiser, n_test=n_test, seed=11, base_seed=0, per_image=per_image,
                  psnr=float(psnr.mean()), **changes)  # fmt: skip
 
 
-def _classifier(name: str, correct) -> dict:
-    return {"classifier": name, "accuracy_denoised": float(np.mean(correct)), "correct": np.asarray(correct)}
+def _classifier(name: str, correct) -> ClassifierRow:
+    return ClassifierRow(classifier=name, accuracy_denoised=float(np.mean(correct)), correct=np.asarray(correct))
 
 
 def test_per_image_results_are_kept_and_exported(tmp_path):

@@ -12,6 +12,7 @@ from torch import Tensor
 
 from bench.execution import fits as fit_cache
 from bench.errors import one_line
+from bench.execution.rows import ClassifierRow
 from bench.registry import CLASSIFIERS
 
 __all__ = ["ClassifierPool", "classifier_stem", "gap_recovered", "confusion_matrix"]
@@ -77,26 +78,28 @@ class ClassifierPool:
 
     def score(
         self, cell, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor, Tensor, Tensor], n_classes: int
-    ) -> list[dict]:
+    ) -> list[ClassifierRow]:
         """One row per classifier of the cell; a classifier that fails gives a row with its error."""
+        return [self._score_one(cell, name, params, train, test, n_classes) for name, params in cell.classifiers]
+
+    def _score_one(self, cell, name: str, params: tuple, train, test, n_classes: int) -> ClassifierRow:
         clean, noisy, denoised, labels = test
-        rows = []
-        for name, params in cell.classifiers:
-            row: dict[str, Any] = {"classifier": name}
-            try:
-                model = self.model(cell.dataset, name, params, *train, seed=cell.seed)
-                base = (cell.dataset, name, params)
-                row["accuracy_clean"] = self.accuracy((*base, "clean"), model, clean, labels)
-                row["accuracy_noisy"] = self.accuracy((*base, cell.noise, cell.level), model, noisy, labels)
-                predicted = model.predict(denoised)
-                correct = predicted.cpu() == labels.cpu()
-                row["accuracy_denoised"] = float(correct.float().mean())
-                row["correct"] = correct.numpy()  # per test image, for paired tests between denoisers
-                row["gap_recovered"] = gap_recovered(
-                    row["accuracy_clean"], row["accuracy_noisy"], row["accuracy_denoised"]
-                )
-                row["confusion"] = confusion_matrix(predicted, labels, n_classes)
-            except Exception as err:  # a broken classifier must not fail the denoiser's cell
-                row["error"] = one_line(err)
-            rows.append(row)
-        return rows
+        try:
+            model = self.model(cell.dataset, name, params, *train, seed=cell.seed)
+            base = (cell.dataset, name, params)
+            accuracy_clean = self.accuracy((*base, "clean"), model, clean, labels)
+            accuracy_noisy = self.accuracy((*base, cell.noise, cell.level), model, noisy, labels)
+            predicted = model.predict(denoised)
+            correct = predicted.cpu() == labels.cpu()
+            accuracy_denoised = float(correct.float().mean())
+            return ClassifierRow(
+                classifier=name,
+                accuracy_clean=accuracy_clean,
+                accuracy_noisy=accuracy_noisy,
+                accuracy_denoised=accuracy_denoised,
+                gap_recovered=gap_recovered(accuracy_clean, accuracy_noisy, accuracy_denoised),
+                confusion=confusion_matrix(predicted, labels, n_classes),
+                correct=correct.numpy(),  # per test image, for paired tests between denoisers
+            )
+        except Exception as err:  # a broken classifier must not fail the denoiser's cell
+            return ClassifierRow(classifier=name, error=one_line(err))

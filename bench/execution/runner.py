@@ -25,8 +25,9 @@ from bench.data import load
 from bench.execution.executors import ExecutorSpec, UnitFailure, make_executor
 from bench.grids import Cell, Grid
 from bench.registry import DENOISERS
+from bench.execution.rows import CellRow
 from bench.execution.store import Store
-from bench.execution.worker import ClassifierFit, DenoiserFit, FitGroup, RunContext, failed_row, needs_gpu, preload
+from bench.execution.worker import ClassifierFit, DenoiserFit, FitGroup, RunContext, failed_cell, needs_gpu, preload
 
 __all__ = ["run_grid", "RunSummary", "plan_units"]
 
@@ -74,11 +75,11 @@ def _progress(total: int):
     return tqdm(total=total, unit="cell", disable=not sys.stderr.isatty(), leave=False)
 
 
-def _log_line(index: int, total: int, cell: Cell, row: dict) -> str:
-    prefix = f"[{index}/{total}] {row['status']:<6} {cell.label}"
-    if row["status"] != "ok":
-        return f"{prefix}: {row['error']}"
-    return f"{prefix}: PSNR {row['psnr']:.2f} dB, SSIM {row['ssim']:.3f}, {row['images_per_second']:.0f} img/s, fit {row['fit_seconds']:.1f} s"
+def _log_line(index: int, total: int, cell: Cell, row: CellRow) -> str:
+    prefix = f"[{index}/{total}] {row.status:<6} {cell.label}"
+    if row.status != "ok":
+        return f"{prefix}: {row.error}"
+    return f"{prefix}: PSNR {row.psnr:.2f} dB, SSIM {row.ssim:.3f}, {row.images_per_second:.0f} img/s, fit {row.fit_seconds:.1f} s"
 
 
 def _wants_cuda(device: str, spec: ExecutorSpec) -> bool:
@@ -192,13 +193,13 @@ def _run_units(engine, context, todo, gpu, store, run_id, summary, log) -> None:
     with _progress(len(todo)) as bar:
         for unit, result in engine.map(context, groups):
             if isinstance(result, UnitFailure):
-                result = [(failed_row(cell, result.reason, context.device), [], None) for cell in unit.cells]
-            for row, classifier_rows, samples in result:
-                row["run_id"] = run_id
-                store.put_cell(row, classifier_rows, samples)
-                summary.ok += row["status"] == "ok"
-                summary.failed += row["status"] != "ok"
+                result = [failed_cell(cell, result.reason, context.device) for cell in unit.cells]
+            for scored in result:
+                row = replace(scored.row, run_id=run_id)
+                store.put_cell(row, scored.classifiers, scored.samples)
+                summary.ok += row.status == "ok"
+                summary.failed += row.status != "ok"
                 finished += 1
                 bar.update()
-                cell = next(c for c in unit.cells if c.key == row["key"])
+                cell = next(c for c in unit.cells if c.key == row.key)
                 (bar.write if not bar.disable else log)(_log_line(finished, len(todo), cell, row))

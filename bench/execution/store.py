@@ -11,42 +11,26 @@ import io
 import json
 import sqlite3
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from bench.execution.rows import CELL_IDENTITY, CellRow, ClassifierRow, columns, csv_columns, sql_kind
+
 __all__ = ["Store", "CELL_COLUMNS", "LEADERBOARD_COLUMNS", "CLASSIFIER_COLUMNS", "PER_IMAGE_METRICS", "CORRECT_PREFIX"]
 
-#: leaderboard.csv, in this order (the store keeps a few more).
-LEADERBOARD_COLUMNS = [
-    "dataset", "noise", "level", "train_level", "denoiser", "psnr", "psnr_ci_low", "psnr_ci_high",
-    "ssim", "mse", "psnr_noisy", "ssim_noisy", "fit_seconds", "images_per_second", "params",
-    "device", "seed", "status", "error", "n_train", "n_test", "denoiser_params",
-]  # fmt: skip
-CELL_COLUMNS = LEADERBOARD_COLUMNS + [
-    "ssim_ci_low", "ssim_ci_high", "base_seed",
-    "versions", "history", "fit_state", "key", "run_id", "finished",
-]  # fmt: skip
-CLASSIFIER_COLUMNS = [
-    "dataset", "noise", "level", "train_level", "denoiser", "classifier",
-    "accuracy_clean", "accuracy_noisy", "accuracy_denoised", "gap_recovered", "error", "confusion", "key",
-]  # fmt: skip
-_JSON_COLUMNS = ("denoiser_params", "versions", "history", "fit_state", "confusion")
-_INTEGER_COLUMNS = {"seed", "base_seed", "params", "n_train", "n_test", "run_id"}
-_TEXT_COLUMNS = {
-    "dataset",
-    "noise",
-    "train_level",
-    "denoiser",
-    "device",
-    "status",
-    "error",
-    "key",
-    "classifier",
-    *_JSON_COLUMNS,
-}
+#: leaderboard.csv, in this order (the store keeps a few more): the ``csv`` fields of a cell row.
+LEADERBOARD_COLUMNS = csv_columns(CellRow)
+#: The cells table: every stored field of a cell row.
+CELL_COLUMNS = columns(CellRow)
+#: The classifier_results table: a classifier row under its cell's identity and key.
+CLASSIFIER_COLUMNS = [*CELL_IDENTITY, *columns(ClassifierRow), "key"]
+_KINDS = {c: sql_kind(CellRow, c) for c in CELL_COLUMNS} | {c: sql_kind(ClassifierRow, c) for c in columns(ClassifierRow)}
+_JSON_COLUMNS = {c for c, kind in _KINDS.items() if kind == "JSON"}
+_INTEGER_COLUMNS = {c for c, kind in _KINDS.items() if kind == "INTEGER"}
 
 
 # A failed cell `c` for which an ok cell of the same settings exists under another key.
@@ -57,7 +41,7 @@ _SUPERSEDED = """c.status IS NOT 'ok' AND EXISTS (
 
 
 def _sql_type(column: str) -> str:
-    return "TEXT" if column in _TEXT_COLUMNS else "INTEGER" if column in _INTEGER_COLUMNS else "REAL"
+    return "TEXT" if _KINDS[column] == "JSON" else _KINDS[column]
 
 
 _SCHEMA = f"""
@@ -99,15 +83,15 @@ def _pack_samples(samples: dict[str, np.ndarray] | None) -> bytes | None:
     return buffer.getvalue()
 
 
-def _per_image_arrays(row: dict[str, Any], classifier_rows) -> dict[str, np.ndarray]:
+def _per_image_arrays(row: CellRow, classifier_rows: Sequence[ClassifierRow]) -> dict[str, np.ndarray]:
     """The arrays of one cell by stored name; all of one length (the images scored)."""
-    arrays = {name: np.asarray(v, dtype="<f4") for name, v in (row.get("per_image") or {}).items()}
+    arrays = {name: np.asarray(v, dtype="<f4") for name, v in (row.per_image or {}).items()}
     for result in classifier_rows:
-        if result.get("correct") is not None:
-            arrays[CORRECT_PREFIX + result["classifier"]] = np.asarray(result["correct"], dtype=bool)
+        if result.correct is not None:
+            arrays[CORRECT_PREFIX + result.classifier] = np.asarray(result.correct, dtype=bool)
     lengths = {name: a.size for name, a in arrays.items()}
     if len(set(lengths.values())) > 1:
-        raise ValueError(f"per-image results of cell {row['key']} differ in length ({lengths}); expected one per image")
+        raise ValueError(f"per-image results of cell {row.key} differ in length ({lengths}); expected one per image")
     return arrays
 
 
@@ -179,15 +163,14 @@ class Store:
         """Keys of cells that finished ok (failed cells are retried)."""
         return {row[0] for row in self._db.execute("SELECT key FROM cells WHERE status = 'ok'")}
 
-    def put_cell(self, row: dict[str, Any], classifier_rows: list[dict[str, Any]] = (), samples=None) -> None:
-        """Write one finished cell and its classifier results in one transaction.
+    def put_cell(self, row: CellRow, classifier_rows: Sequence[ClassifierRow] = (), samples=None) -> None:
+        """Write one finished cell, its classifier rows and its per-image arrays in one transaction.
 
-        ``row["run_id"]`` (from ``start_run``) ties the cell to its run; see ``run_cells``.
+        ``row.run_id`` (from ``start_run``) ties the cell to its run; see ``run_cells``.
         """
-        run_id = row.get("run_id")
-        if run_id is not None and not self._db.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone():
-            raise ValueError(f"run_id {run_id!r} is not a run of {self.path}; expected an id from start_run")
-        cell = {c: _encode(c, row.get(c)) for c in CELL_COLUMNS} | {
+        if row.run_id is not None and not self._db.execute("SELECT 1 FROM runs WHERE run_id = ?", (row.run_id,)).fetchone():
+            raise ValueError(f"run_id {row.run_id!r} is not a run of {self.path}; expected an id from start_run")
+        cell = {c: _encode(c, getattr(row, c)) for c in CELL_COLUMNS} | {
             "finished": time.time(),
             "samples": _pack_samples(samples),
         }
@@ -196,18 +179,19 @@ class Store:
                 f"INSERT OR REPLACE INTO cells ({', '.join(cell)}) VALUES ({', '.join('?' * len(cell))})",
                 tuple(cell.values()),
             ),
-            ("DELETE FROM classifier_results WHERE key = ?", (row["key"],)),
-            ("DELETE FROM per_image WHERE key = ?", (row["key"],)),
+            ("DELETE FROM classifier_results WHERE key = ?", (row.key,)),
+            ("DELETE FROM per_image WHERE key = ?", (row.key,)),
         ]
         for name, values in _per_image_arrays(row, classifier_rows).items():
             statements.append(
                 (
                     "INSERT INTO per_image (key, name, dtype, data) VALUES (?, ?, ?, ?)",
-                    (row["key"], name, values.dtype.str, values.ravel().tobytes()),
+                    (row.key, name, values.dtype.str, values.ravel().tobytes()),
                 )
             )
+        own = set(columns(ClassifierRow))
         for result in classifier_rows:
-            values = {c: _encode(c, result.get(c, row.get(c))) for c in CLASSIFIER_COLUMNS}
+            values = {c: _encode(c, getattr(result if c in own else row, c)) for c in CLASSIFIER_COLUMNS}
             statements.append(
                 (
                     f"INSERT INTO classifier_results ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",

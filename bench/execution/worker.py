@@ -26,6 +26,7 @@ from bench import metrics
 
 from bench.execution import fits as fit_cache
 from bench.execution.classifier_pool import ClassifierPool
+from bench.execution.rows import CellRow, ScoredCell
 from bench.cost import timing
 from bench.device import resolve_device
 from bench.errors import one_line
@@ -38,7 +39,7 @@ from bench.noise import Noise, TrainingNoise, derive_seed
 from bench.registry import CLASSIFIERS, DENOISERS
 
 __all__ = ["RunContext", "ClassifierFit", "DenoiserFit", "FitGroup", "CellRunner", "run_unit", "preload",
-           "failed_row", "needs_gpu", "member_cells"]  # fmt: skip
+           "failed_cell", "needs_gpu", "member_cells"]  # fmt: skip
 
 N_SAMPLES = 8  # test images kept per cell for the report's image grids
 
@@ -120,12 +121,9 @@ class FitGroup:
         more = f" (+{len(self.cells) - 1} levels)" if len(self.cells) > 1 else ""
         return first.label + more
 
-    def run(self, runner: CellRunner) -> list[tuple[dict, list[dict], dict | None]]:
+    def run(self, runner: CellRunner) -> list[ScoredCell]:
         if self.fit_error is not None:  # not fitted again: it would fail the same way
-            return [
-                (failed_row(cell, f"its fit failed: {self.fit_error}", str(runner.device)), [], None)
-                for cell in self.cells
-            ]
+            return [failed_cell(cell, f"its fit failed: {self.fit_error}", str(runner.device)) for cell in self.cells]
         runner.classifiers.errors = dict(self.classifier_errors)
         return [runner.run_one(cell) for cell in self.cells]
 
@@ -302,7 +300,7 @@ class CellRunner:
         passes = timing.runner_passes(lambda: model.denoise(noisy), self.device)
         return passes.result, len(noisy) / max(passes.wall, 1e-9)
 
-    def run_cell(self, cell: Cell) -> tuple[dict, list[dict], dict]:
+    def run_cell(self, cell: Cell) -> ScoredCell:
         """Row, classifier rows and sample images of one cell; raises on failure."""
         clean, noisy = self.test_set(cell)
         model, fit_seconds = self.fitted(cell)
@@ -315,32 +313,32 @@ class CellRunner:
         per_image = {"psnr": metrics.psnr(denoised, clean), "ssim": metrics.ssim(denoised, clean)}
         psnr = metrics.mean_ci(per_image["psnr"], seed=cell.seed)
         ssim = metrics.mean_ci(per_image["ssim"], seed=cell.seed)
-        row = {
-            **cell_columns(cell), "psnr": psnr[0], "psnr_ci_low": psnr[1], "psnr_ci_high": psnr[2],
-            "ssim": ssim[0], "ssim_ci_low": ssim[1], "ssim_ci_high": ssim[2],
-            "mse": float(metrics.mse(denoised, clean).mean()),
-            "psnr_noisy": float(metrics.psnr(noisy, clean).mean()), "ssim_noisy": float(metrics.ssim(noisy, clean).mean()),
-            "fit_seconds": fit_seconds, "images_per_second": images_per_second,
-            "params": int(model.n_parameters()), "device": str(self.device), "seed": noise_seed(cell),
-            "status": "ok", "error": None, "history": model.history_, "versions": self.versions,
-            "n_test": n_eval,
-            "fit_state": model.fitted_state() if model.cacheable else None,
+        row = CellRow(
+            **{**cell_columns(cell), "n_test": n_eval},
+            psnr=psnr[0], psnr_ci_low=psnr[1], psnr_ci_high=psnr[2],
+            ssim=ssim[0], ssim_ci_low=ssim[1], ssim_ci_high=ssim[2],
+            mse=float(metrics.mse(denoised, clean).mean()),
+            psnr_noisy=float(metrics.psnr(noisy, clean).mean()), ssim_noisy=float(metrics.ssim(noisy, clean).mean()),
+            fit_seconds=fit_seconds, images_per_second=images_per_second,
+            params=int(model.n_parameters()), device=str(self.device), seed=noise_seed(cell),
+            status="ok", history=model.history_, versions=self.versions,
+            fit_state=model.fitted_state() if model.cacheable else None,
             # float32 numpy arrays, one value per test image: what paired tests compare
-            "per_image": {name: values.float().cpu().numpy() for name, values in per_image.items()},
-        }  # fmt: skip
+            per_image={name: values.float().cpu().numpy() for name, values in per_image.items()},
+        )  # fmt: skip
         samples = {"clean": _to_uint8(clean), "noisy": _to_uint8(noisy), "denoised": _to_uint8(denoised)}
         train_images, train_labels = self.data(cell.dataset)[:2]
         classifier_rows = self.classifiers.score(
             cell, (train_images, train_labels), (clean, noisy, denoised, test_labels), self._n_classes[cell.dataset]
         )
-        return row, classifier_rows, samples
+        return ScoredCell(row, tuple(classifier_rows), samples)
 
-    def run_one(self, cell: Cell) -> tuple[dict, list[dict], dict | None]:
+    def run_one(self, cell: Cell) -> ScoredCell:
         """``run_cell``, with a failure turned into a failed row: one cell never kills a run."""
         try:
             return self.run_cell(cell)
         except Exception as err:
-            return failed_row(cell, one_line(err), str(self.device)), [], None
+            return failed_cell(cell, one_line(err), str(self.device))
 
 
 def member_cells(cell: Cell, model: Any) -> list[Cell]:
@@ -360,8 +358,9 @@ def training_noise(cell: Cell) -> TrainingNoise:
     return TrainingNoise(cell.noise, float(cell.train_level))
 
 
-def failed_row(cell: Cell, error: str, device: str) -> dict[str, Any]:
-    return {**cell_columns(cell), "status": "failed", "error": error, "device": device, "seed": noise_seed(cell)}
+def failed_cell(cell: Cell, error: str, device: str) -> ScoredCell:
+    """A cell that did not finish: its row says why; no scores, classifier rows or samples."""
+    return ScoredCell(CellRow(**cell_columns(cell), status="failed", error=error, device=device, seed=noise_seed(cell)))
 
 
 def check_output(denoised: Tensor, noisy: Tensor, name: str) -> None:

@@ -27,11 +27,14 @@ from bench.files import write_atomic
 from bench.report.page import write_report
 from bench.report.provenance import write_provenance
 from bench.report.significance import rank_and_test
-from bench.execution.store import CLASSIFIER_COLUMNS, CORRECT_PREFIX, LEADERBOARD_COLUMNS, PER_IMAGE_METRICS, Store
+from bench.execution.rows import CELL_IDENTITY, ClassifierRow, csv_columns
+from bench.execution.store import CORRECT_PREFIX, LEADERBOARD_COLUMNS, PER_IMAGE_METRICS, Store
 
 __all__ = ["write_outputs", "rebuild", "open_run", "leaderboard", "per_image_frame", "PER_IMAGE_ID_COLUMNS"]
 
 PER_IMAGE_ID_COLUMNS = ["dataset", "noise", "level", "train_level", "denoiser", "denoiser_params"]
+#: classifiers.csv, in this order: a classifier row's ``csv`` fields under its cell's identity.
+CLASSIFIER_CSV_COLUMNS = [*CELL_IDENTITY, *csv_columns(ClassifierRow), "denoiser_params"]
 #: Cells compared for the leaderboard's rank and winner test.
 RANK_GROUP = ["dataset", "noise", "level", "train_level"]
 
@@ -85,8 +88,7 @@ def write_outputs(store: Store, run_dir: Path) -> list[Path]:
     _write_csv(board.drop(columns=["key", "base_seed"]), written[0])
     classifiers = store.classifier_results()
     classifiers["denoiser_params"] = classifiers["key"].map(board.set_index("key")["denoiser_params"])
-    columns = [c for c in CLASSIFIER_COLUMNS if c not in ("confusion", "key")] + ["denoiser_params"]
-    _write_csv(classifiers.reindex(columns=columns), written[1])
+    _write_csv(classifiers.reindex(columns=CLASSIFIER_CSV_COLUMNS), written[1])
     # mtime 0: the same store gives the same bytes
     gzip = {"method": "gzip", "compresslevel": 6, "mtime": 0}
     _write_csv(per_image_frame(cells[cells["status"] == "ok"], per_image), written[2], compression=gzip)
