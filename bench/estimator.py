@@ -25,7 +25,7 @@ from torch import Tensor
 
 __all__ = [
     "Estimator", "Denoiser", "Classifier", "NotFittedError", "Rule", "one_of",
-    "POSITIVE", "NON_NEGATIVE", "NON_NEGATIVE_INT", "POSITIVE_INT", "ODD_POSITIVE_INT", "TRAINING_RULES", "as_float_images", "check_images",
+    "POSITIVE", "NON_NEGATIVE", "NON_NEGATIVE_INT", "FRACTION", "POSITIVE_INT", "ODD_POSITIVE_INT", "TRAINING_RULES", "as_float_images", "check_images",
 ]  # fmt: skip
 
 
@@ -65,6 +65,7 @@ ODD_POSITIVE_INT = Rule(lambda v: _is_int(v) and v >= 1 and v % 2 == 1, "an odd 
 POSITIVE = Rule(lambda v: _is_number(v) and v > 0, "a finite number > 0")
 NON_NEGATIVE = Rule(lambda v: _is_number(v) and v >= 0, "a finite number >= 0")
 NON_NEGATIVE_INT = Rule(lambda v: _is_int(v) and v >= 0, "an integer >= 0")
+FRACTION = Rule(lambda v: _is_number(v) and 0 <= v < 1, "a finite number in [0, 1)")
 
 
 def one_of(*values: Any) -> Rule:

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from bench.estimator import POSITIVE
 from bench.noise import derive_seed
 from bench.registry import CLASSIFIERS
 from models.torch_classifier import TorchClassifier
@@ -181,11 +182,10 @@ class ConvNetClassifier(TorchClassifier):
     """
 
     builder: Callable[[Shape, int, float], nn.Module]
+    param_rules = {"width": POSITIVE}
 
     def __init__(self, *, width: float = 1.0, **common: Any) -> None:
         super().__init__(**common)
-        if not width > 0:
-            raise ValueError(f"{self.name}: width must be a positive multiplier; got {width!r}")
         self.width = width
 
     def build(self, input_shape: Shape, n_classes: int) -> nn.Module:

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from bench.estimator import FRACTION, POSITIVE, POSITIVE_INT, one_of
 from bench.noise import Noise, derive_seed
 from bench.registry import CLASSIFIERS
 from models.neural_denoiser import seeded
@@ -125,6 +126,15 @@ class StackedAESoftmax(TorchClassifier):
 
     name = "stacked_ae_softmax"
     budgets = {"quick": {"pretrain_epochs": 5, "epochs": 20, "batch_size": 32}, "full": {}}
+    param_rules = {
+        "finetune": one_of(*FINETUNE_MODES),
+        "labels_per_class": POSITIVE_INT.or_none("all labels"),
+        "optimizer": one_of(*OPTIMIZERS),
+        "pretrain_loss": one_of(*PRETRAIN_LOSSES),
+        "pretrain_epochs": POSITIVE_INT,
+        "pretrain_lr": POSITIVE,
+        **dict.fromkeys(("mask_level", "dropout", "input_masking"), FRACTION),
+    }
 
     def __init__(
         self,
@@ -144,19 +154,6 @@ class StackedAESoftmax(TorchClassifier):
         **common: Any,
     ) -> None:
         super().__init__(epochs=epochs, patience=patience, **common)
-        if finetune not in FINETUNE_MODES:
-            raise ValueError(f"finetune {finetune!r} is unknown; expected one of: {', '.join(FINETUNE_MODES)}")
-        if labels_per_class is not None and not (isinstance(labels_per_class, int) and labels_per_class >= 1):
-            raise ValueError(f"labels_per_class must be None or a positive integer; got {labels_per_class!r}")
-        for what, value, allowed in (
-            ("optimizer", optimizer, OPTIMIZERS),
-            ("pretrain_loss", pretrain_loss, PRETRAIN_LOSSES),
-        ):
-            if value not in allowed:
-                raise ValueError(f"{what} {value!r} is unknown; expected one of: {', '.join(allowed)}")
-        for what, value in (("mask_level", mask_level), ("dropout", dropout), ("input_masking", input_masking)):
-            if not 0.0 <= value < 1.0:
-                raise ValueError(f"{what} must be in [0, 1); got {value!r}")
         self.hidden = hidden
         self.finetune = finetune
         self.labels_per_class = labels_per_class

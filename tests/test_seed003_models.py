@@ -66,12 +66,14 @@ def test_stacked_training_options_and_the_faithful_variant():
     )
     assert CLASSIFIERS.create("stacked_ae_softmax_faithful", lr=0.3).recipe().lr == 0.3
     assert StackedAESoftmax().recipe().optimizer == "adam"
-    with pytest.raises(ValueError, match="optimizer 'rmsprop' is unknown; expected one of: adam, sgd"):
-        StackedAESoftmax(optimizer="rmsprop")
-    with pytest.raises(ValueError, match="pretrain_loss 'l1' is unknown; expected one of: mse, half_sse"):
-        StackedAESoftmax(pretrain_loss="l1")
-    with pytest.raises(ValueError, match=r"input_masking must be in \[0, 1\); got 1.0"):
-        StackedAESoftmax(input_masking=1.0)
+    for bad, expected in (
+        ({"optimizer": "rmsprop"}, "optimizer='rmsprop' is invalid; expected one of: adam, sgd"),
+        ({"pretrain_loss": "l1"}, "pretrain_loss='l1' is invalid; expected one of: mse, half_sse"),
+        ({"input_masking": 1.0}, r"input_masking=1.0 is invalid; expected a finite number in \[0, 1\)"),
+    ):
+        model = StackedAESoftmax(**bad)  # constructors only store; grids check before anything runs
+        with pytest.raises(ValueError, match=expected):
+            model.check_params()
 
 
 def test_half_sse_pretraining_takes_larger_steps_than_mse_at_one_rate():
