@@ -44,9 +44,15 @@ def _register(denoiser: Any) -> tuple[str, dict[str, Any], str | None]:
 
 
 def run(
-    grid: Any = "quick", *, denoisers: list[Any] | None = None, out: str | Path = "results",
-    params: dict[str, dict[str, Any]] | None = None, workers: int = 1, log=print, **narrow: Any,
-) -> pd.DataFrame:  # fmt: skip
+    grid: Any = "quick",
+    *,
+    denoisers: list[Any] | None = None,
+    out: str | Path = "results",
+    params: dict[str, dict[str, Any]] | None = None,
+    workers: int = 1,
+    log=print,
+    **narrow: Any,
+) -> pd.DataFrame:
     """Run a grid and return its leaderboard (one row per cell, as in ``leaderboard.csv``).
 
     Parameters
@@ -89,8 +95,15 @@ def run(
     grid = grid.narrow(denoisers=names or None, params={k: v for k, v in settings.items() if v} or None, **narrow)
     if "seed" in options:
         grid = replace(grid, seed=options["seed"])
-    summary = run_grid(grid, out_dir=out, device=options.get("device", "auto"), data_dir=options.get("data_dir"),
-                       executor=ExecutorSpec(workers=workers), plugins=tuple(dict.fromkeys(modules)), log=log)  # fmt: skip
+    summary = run_grid(
+        grid,
+        out_dir=out,
+        device=options.get("device", "auto"),
+        data_dir=options.get("data_dir"),
+        executor=ExecutorSpec(workers=workers),
+        plugins=tuple(dict.fromkeys(modules)),
+        log=log,
+    )
     return load_results(summary.out_dir)
 
 

@@ -68,8 +68,14 @@ def _add_grid_options(command: argparse.ArgumentParser) -> None:
         type=_classifier_names,
         help="comma-separated classifier names, or 'none' to skip classification",
     )
-    command.add_argument("--set", type=_setting, action="append", default=[], metavar="NAME.KEY=VALUE",
-                         help="a denoiser's or classifier's parameter, e.g. dncnn.max_steps=5000 (repeatable)")  # fmt: skip
+    command.add_argument(
+        "--set",
+        type=_setting,
+        action="append",
+        default=[],
+        metavar="NAME.KEY=VALUE",
+        help="a denoiser's or classifier's parameter, e.g. dncnn.max_steps=5000 (repeatable)",
+    )
     command.add_argument("--n-train", type=int, help="training images per fit (overrides the grid)")
     command.add_argument("--n-test", type=int, help="test images scored per cell (overrides the grid)")
     command.add_argument("--out", default="results", help="output folder (default: results/)")
@@ -81,13 +87,22 @@ def _add_grid_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--seed", type=int, help="base seed of every random draw (default: the grid's, 0)")
     _add_plugin_option(command)
     command.add_argument("--executor", default="local", help="local | dask | slurm (default: local)")
-    command.add_argument("--workers", type=int, default=1,
-                         help="worker processes (local) or LocalCluster workers (dask); default 1: in this process")  # fmt: skip
+    command.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes (local) or LocalCluster workers (dask); default 1: in this process",
+    )
 
 
 def _add_plugin_option(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE.py",
-                         help="import a module or file that registers your own entries first (repeatable)")  # fmt: skip
+    command.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE_OR_FILE.py",
+        help="import a module or file that registers your own entries first (repeatable)",
+    )
 
 
 def _add_executor_options(run: argparse.ArgumentParser) -> None:
@@ -102,8 +117,12 @@ def _add_executor_options(run: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--no-estimate", action="store_true", help="skip the plan's cost estimate (a short probe) before the run"
     )
-    run.add_argument("--checkpoint-every", type=float, metavar="SECONDS",
-                     help="seconds between mid-fit checkpoints of neural fits (default: 300)")  # fmt: skip
+    run.add_argument(
+        "--checkpoint-every",
+        type=float,
+        metavar="SECONDS",
+        help="seconds between mid-fit checkpoints of neural fits (default: 300)",
+    )
 
 
 def _add_reproduce(commands) -> None:
@@ -126,8 +145,14 @@ def _add_reproduce(commands) -> None:
     )
     reproduce.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
     reproduce.add_argument("--seed", type=int, default=0, help="base seed of every random draw (default: 0)")
-    reproduce.add_argument("--set", type=_setting, action="append", default=[], metavar="NAME.KEY=VALUE",
-                           help="a parameter of an entry the seed's grids run, e.g. median.tune_images=4 (repeatable)")  # fmt: skip
+    reproduce.add_argument(
+        "--set",
+        type=_setting,
+        action="append",
+        default=[],
+        metavar="NAME.KEY=VALUE",
+        help="a parameter of an entry the seed's grids run, e.g. median.tune_images=4 (repeatable)",
+    )
     reproduce.add_argument("--executor", default="local", help="local | dask | slurm (default: local)")
     reproduce.add_argument(
         "--workers", type=int, default=1, help="worker processes (local) or LocalCluster workers (dask)"
@@ -142,8 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run a grid and write results/<grid>/leaderboard.csv")
     _add_grid_options(run)
     run.add_argument("--download", action="store_true", help="download missing datasets with torchvision")
-    run.add_argument("--against", metavar="RUN_DIR",
-                     help="rank the grid's denoisers among a stored run's rows (e.g. results/reference) without rerunning it")  # fmt: skip
+    run.add_argument(
+        "--against",
+        metavar="RUN_DIR",
+        help="rank the grid's denoisers among a stored run's rows (e.g. results/reference) without rerunning it",
+    )
     _add_executor_options(run)
 
     plan = commands.add_parser("plan", help="cells, fits, budgets and estimated cost of a grid, from a short probe")
@@ -179,11 +207,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _COMMANDS = {
-    "run": commands.command_run, "plan": commands.command_plan, "list": commands.command_list,
-    "check-entry": commands.command_check_entry, "scaling": commands.command_scaling,
-    "compare": commands.command_compare, "report": commands.command_report, "env": commands.command_env,
+    "run": commands.command_run,
+    "plan": commands.command_plan,
+    "list": commands.command_list,
+    "check-entry": commands.command_check_entry,
+    "scaling": commands.command_scaling,
+    "compare": commands.command_compare,
+    "report": commands.command_report,
+    "env": commands.command_env,
     "reproduce": commands.command_reproduce,
-}  # fmt: skip
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,11 +31,16 @@ def executor_spec(args: argparse.Namespace):
     from bench.execution.executors import ExecutorSpec
 
     return ExecutorSpec(
-        name=args.executor, workers=args.workers, threads=getattr(args, "threads", None),
-        scheduler=getattr(args, "scheduler", None), slurm_partition=getattr(args, "slurm_partition", None),
-        slurm_time=getattr(args, "slurm_time", "04:00:00"), slurm_memory=getattr(args, "slurm_memory", "16GB"),
-        gpus_per_job=getattr(args, "gpus_per_job", 0), jobs=getattr(args, "jobs", 1),
-    )  # fmt: skip
+        name=args.executor,
+        workers=args.workers,
+        threads=getattr(args, "threads", None),
+        scheduler=getattr(args, "scheduler", None),
+        slurm_partition=getattr(args, "slurm_partition", None),
+        slurm_time=getattr(args, "slurm_time", "04:00:00"),
+        slurm_memory=getattr(args, "slurm_memory", "16GB"),
+        gpus_per_job=getattr(args, "gpus_per_job", 0),
+        jobs=getattr(args, "jobs", 1),
+    )
 
 
 def _grid_from_args(args: argparse.Namespace):
@@ -44,9 +49,15 @@ def _grid_from_args(args: argparse.Namespace):
 
     grid = resolve_grid(args.grid, data_dir=args.data_dir)
     narrowed = grid.narrow(
-        datasets=args.datasets, noises=args.noises, denoisers=args.denoisers, classifiers=args.classifiers, params=_settings(args.set),
-        levels=args.levels, n_train=args.n_train, n_test=args.n_test,
-    )  # fmt: skip
+        datasets=args.datasets,
+        noises=args.noises,
+        denoisers=args.denoisers,
+        classifiers=args.classifiers,
+        params=_settings(args.set),
+        levels=args.levels,
+        n_train=args.n_train,
+        n_test=args.n_test,
+    )
     if narrowed.datasets != grid.datasets:  # the named grid's description may no longer hold
         narrowed = replace(narrowed, description="")
     return narrowed if args.seed is None else replace(narrowed, seed=args.seed)
@@ -74,11 +85,19 @@ def command_run(args: argparse.Namespace) -> int:
     if grid.description:
         print(f"  {grid.description}")
     summary = run_grid(
-        grid, out_dir=args.out, data_dir=args.data_dir, download=args.download, device=args.device, argv=sys.argv[1:],
-        executor=spec, cache_dir=args.cache_dir, checkpoint_every=args.checkpoint_every,
-        estimate=None if args.no_estimate else _estimate_line(grid, spec), plugins=args.plugin,
+        grid,
+        out_dir=args.out,
+        data_dir=args.data_dir,
+        download=args.download,
+        device=args.device,
+        argv=sys.argv[1:],
+        executor=spec,
+        cache_dir=args.cache_dir,
+        checkpoint_every=args.checkpoint_every,
+        estimate=None if args.no_estimate else _estimate_line(grid, spec),
+        plugins=args.plugin,
         start_from=args.against,
-    )  # fmt: skip
+    )
     if args.against:
         _rank_against(summary.out_dir, grid.denoisers)
     print(
@@ -111,9 +130,13 @@ def _plan(args: argparse.Namespace, grid, spec):
         with Store(store_path) as store:
             done = store.finished_keys()
     context = RunContext(
-        base_seed=grid.seed, n_train=grid.n_train, n_test=grid.n_test, device=args.device,
-        cache_dir=str(run_dir / "cache"), data_dir=args.data_dir,
-    )  # fmt: skip
+        base_seed=grid.seed,
+        n_train=grid.n_train,
+        n_test=grid.n_test,
+        device=args.device,
+        cache_dir=str(run_dir / "cache"),
+        data_dir=args.data_dir,
+    )
     return make_plan(grid, context=context, workers=spec.workers, threads=spec.cpu_threads(), done=done), store_path
 
 
@@ -163,20 +186,36 @@ def _run_seeds(args: argparse.Namespace) -> int:
         f"grid seeds: every seed report's protocol, budget {budget} ('python -m bench reproduce all --budget ...' to choose) -> {args.out}/seeds/"
     )
     return run_experiments(
-        resolve_reports("all"), budget, out_dir=args.out, data_dir=args.data_dir, device=args.device, seed=args.seed or 0,
-        executor=executor_spec(args), cache_dir=args.cache_dir, checkpoint_every=args.checkpoint_every,
-        narrowing=_seed_narrowing(args), argv=sys.argv[1:],
-    )  # fmt: skip
+        resolve_reports("all"),
+        budget,
+        out_dir=args.out,
+        data_dir=args.data_dir,
+        device=args.device,
+        seed=args.seed or 0,
+        executor=executor_spec(args),
+        cache_dir=args.cache_dir,
+        checkpoint_every=args.checkpoint_every,
+        narrowing=_seed_narrowing(args),
+        argv=sys.argv[1:],
+    )
 
 
 def command_reproduce(args: argparse.Namespace) -> int:
     from bench.seeds import resolve_reports, run_experiments
 
     return run_experiments(
-        resolve_reports(args.report), args.budget, out_dir=args.out, data_dir=args.data_dir, device=args.device,
-        seed=args.seed, executor=executor_spec(args), cache_dir=args.cache_dir, checkpoint_every=args.checkpoint_every,
-        narrowing=_seed_narrowing(args), argv=sys.argv[1:],
-    )  # fmt: skip
+        resolve_reports(args.report),
+        args.budget,
+        out_dir=args.out,
+        data_dir=args.data_dir,
+        device=args.device,
+        seed=args.seed,
+        executor=executor_spec(args),
+        cache_dir=args.cache_dir,
+        checkpoint_every=args.checkpoint_every,
+        narrowing=_seed_narrowing(args),
+        argv=sys.argv[1:],
+    )
 
 
 def command_list(args: argparse.Namespace) -> int:

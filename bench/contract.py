@@ -157,12 +157,17 @@ def check_classifier(name: str) -> list[Check]:
 
     def predict():
         predicted = state["model"].predict(images)
-        _require(predicted.dtype == torch.int64 and predicted.shape == labels.shape,
-                 f"predict gave {predicted.dtype} {tuple(predicted.shape)}; expected int64 {tuple(labels.shape)}")  # fmt: skip
+        _require(
+            predicted.dtype == torch.int64 and predicted.shape == labels.shape,
+            f"predict gave {predicted.dtype} {tuple(predicted.shape)}; expected int64 {tuple(labels.shape)}",
+        )
         _require(torch.equal(state["model"].predict(images), predicted), "two predict calls differ")
 
-    checks = [("parameters are a JSON record that round-trips", lambda: _params_record(CLASSIFIERS, name)),
-              ("fit returns self", fit), ("predict: int64 labels, repeatable", predict)]  # fmt: skip
+    checks = [
+        ("parameters are a JSON record that round-trips", lambda: _params_record(CLASSIFIERS, name)),
+        ("fit returns self", fit),
+        ("predict: int64 labels, repeatable", predict),
+    ]
     return _run(iter(checks))
 
 

@@ -24,9 +24,22 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    "Estimator", "Denoiser", "Classifier", "NotFittedError", "Rule", "one_of",
-    "POSITIVE", "NON_NEGATIVE", "NON_NEGATIVE_INT", "FRACTION", "POSITIVE_INT", "ODD_POSITIVE_INT", "TRAINING_RULES", "as_float_images", "check_images",
-]  # fmt: skip
+    "Estimator",
+    "Denoiser",
+    "Classifier",
+    "NotFittedError",
+    "Rule",
+    "one_of",
+    "POSITIVE",
+    "NON_NEGATIVE",
+    "NON_NEGATIVE_INT",
+    "FRACTION",
+    "POSITIVE_INT",
+    "ODD_POSITIVE_INT",
+    "TRAINING_RULES",
+    "as_float_images",
+    "check_images",
+]
 
 
 class NotFittedError(RuntimeError):

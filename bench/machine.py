@@ -21,9 +21,13 @@ def versions() -> dict[str, str]:
     from bench import __version__
 
     return {
-        "denoise-bench": __version__, "python": sys.version.split()[0], "torch": torch.__version__,
-        "numpy": numpy.__version__, "scikit-image": skimage.__version__, "scikit-learn": sklearn.__version__,
-    }  # fmt: skip
+        "denoise-bench": __version__,
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "scikit-image": skimage.__version__,
+        "scikit-learn": sklearn.__version__,
+    }
 
 
 def _cpu_model() -> str:

@@ -30,9 +30,17 @@ from typing import Any
 from bench.errors import one_line
 
 __all__ = [
-    "Entry", "Registry", "DENOISERS", "CLASSIFIERS", "DATASETS", "NOISES",
-    "load_plugins", "import_plugin", "load_entry_points", "ENTRY_POINT_GROUP",
-]  # fmt: skip
+    "Entry",
+    "Registry",
+    "DENOISERS",
+    "CLASSIFIERS",
+    "DATASETS",
+    "NOISES",
+    "load_plugins",
+    "import_plugin",
+    "load_entry_points",
+    "ENTRY_POINT_GROUP",
+]
 
 ENTRY_POINT_GROUP = "denoise_bench.plugins"
 
@@ -172,7 +180,6 @@ DENOISERS = Registry("denoiser", autoload=("baselines", "models"))
 CLASSIFIERS = Registry("classifier", autoload=("baselines", "models"))
 DATASETS = Registry("dataset", autoload=("bench.data",))
 NOISES = Registry("noise", autoload=("bench.noise",))
-
 
 
 def import_plugin(plugin: str) -> None:

@@ -119,8 +119,10 @@ class NeuralDenoiser(Denoiser):
     budgets: ClassVar[dict[str, dict[str, Any]]] = {"quick": {"max_steps": 200, "batch_size": 8}, "full": {}}
     accelerated: ClassVar[bool] = True  # a network: executors give its cells a GPU
     param_rules: ClassVar[dict[str, Rule]] = {
-        "ensemble": one_of(1, 2, 4, 8), "restarts": NON_NEGATIVE_INT, "restart_epochs": POSITIVE_INT,
-    }  # fmt: skip
+        "ensemble": one_of(1, 2, 4, 8),
+        "restarts": NON_NEGATIVE_INT,
+        "restart_epochs": POSITIVE_INT,
+    }
     inference_params: ClassVar[tuple[str, ...]] = (*Denoiser.inference_params, "ensemble")
 
     def __init__(

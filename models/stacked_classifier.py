@@ -309,7 +309,14 @@ _variant(
     "stacked_ae_softmax_faithful",
     "seed 003's protocol: frozen encoder, UFLDL costs, full-batch gradient descent, 500 iterations a stage",
     {"finetune": "frozen", "dropout": 0.0, "optimizer": "sgd", "pretrain_loss": "half_sse"},
-    {"lr": 0.1, "pretrain_lr": 0.1, "epochs": 500, "pretrain_epochs": 500, "batch_size": FULL_BATCH,
-     "val_fraction": 0.0, "mask_level": 0.0},
+    {
+        "lr": 0.1,
+        "pretrain_lr": 0.1,
+        "epochs": 500,
+        "pretrain_epochs": 500,
+        "batch_size": FULL_BATCH,
+        "val_fraction": 0.0,
+        "mask_level": 0.0,
+    },
     test={"hidden": (32, 16), "pretrain_epochs": 20, "epochs": 300, "lr": 0.5, "pretrain_lr": 0.1},
-)  # fmt: skip
+)

@@ -35,9 +35,15 @@ def test_members_that_are_not_two_registered_denoisers_are_refused(members):
 
 
 def test_the_mean_is_of_the_members_own_cells_fits_through_their_cache(tmp_path, monkeypatch):
-    grid = Grid.build(name="m", datasets=["digits"], noises={"gaussian": [0.2]}, n_train=64, n_test=20,
-                      denoisers=["median", "dncnn", "average_of"], params={"dncnn": dict(parse_member(DNCNN)[1]),
-                      "average_of": {"members": ["median", DNCNN]}})  # fmt: skip
+    grid = Grid.build(
+        name="m",
+        datasets=["digits"],
+        noises={"gaussian": [0.2]},
+        n_train=64,
+        n_test=20,
+        denoisers=["median", "dncnn", "average_of"],
+        params={"dncnn": dict(parse_member(DNCNN)[1]), "average_of": {"members": ["median", DNCNN]}},
+    )
     runner = _runner(tmp_path)
     clean, noisy = runner.test_set(_cell(grid, "average_of"))
     mean, seconds = runner.fitted(_cell(grid, "average_of"))
@@ -80,8 +86,15 @@ def test_the_full_grid_averages_its_own_unet_with_a_wider_one_and_the_quick_grid
 def test_a_member_that_two_members_share_counts_its_fit_seconds_once(tmp_path):
     import json
 
-    grid = Grid.build(name="m", datasets=["digits"], noises={"gaussian": [0.2]}, n_train=64, n_test=20,
-                      denoisers=["average_of"], params={"average_of": {"members": [DNCNN + ",restarts=1", DNCNN]}})  # fmt: skip
+    grid = Grid.build(
+        name="m",
+        datasets=["digits"],
+        noises={"gaussian": [0.2]},
+        n_train=64,
+        n_test=20,
+        denoisers=["average_of"],
+        params={"average_of": {"members": [DNCNN + ",restarts=1", DNCNN]}},
+    )
     _, seconds = _runner(tmp_path).fitted(_cell(grid, "average_of"))
     fits = [json.loads(p.read_text())["extra"]["fit_seconds"] for p in (tmp_path / "cache").glob("*.json")]
     assert len(fits) == 2  # the plain DnCNN, shared, and the restart that goes on from it

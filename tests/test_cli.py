@@ -60,8 +60,8 @@ def test_set_overrides_an_entry_parameter_and_changes_its_cell(tmp_path):
 
 def test_run_narrowed_smoke_then_report(tmp_path, capsys):
     out = tmp_path / "out"
-    args = ["run", "--grid", "smoke", "--denoisers", "identity,median", "--noises", "salt_pepper", "--n-test", "64",
-            "--classifiers", "none", "--out", str(out)]  # fmt: skip
+    args = "run --grid smoke --denoisers identity,median --noises salt_pepper --n-test 64 --classifiers none".split()
+    args += ["--out", str(out)]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "[2/2] ok" in printed and "leaderboard:" in printed

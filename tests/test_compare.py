@@ -20,12 +20,24 @@ RIGHT = RNG.random(300) < 0.8
 def _row(key: str, denoiser: str, psnr, *, level: float = 0.2, per_image: bool = True, **changes) -> dict:
     psnr = np.asarray(psnr, dtype=np.float32)
     row = {
-        "key": key, "dataset": "digits", "noise": "gaussian", "level": level, "train_level": str(level),
-        "denoiser": denoiser, "denoiser_params": {"size": 3}, "status": "ok", "n_test": len(psnr), "seed": 11,
-        "base_seed": 0, "psnr": float(psnr.mean()), "psnr_ci_low": float(psnr.mean()) - 0.2,
-        "psnr_ci_high": float(psnr.mean()) + 0.2, "ssim": float(SSIM.mean()), "ssim_ci_low": float(SSIM.mean()) - 0.01,
+        "key": key,
+        "dataset": "digits",
+        "noise": "gaussian",
+        "level": level,
+        "train_level": str(level),
+        "denoiser": denoiser,
+        "denoiser_params": {"size": 3},
+        "status": "ok",
+        "n_test": len(psnr),
+        "seed": 11,
+        "base_seed": 0,
+        "psnr": float(psnr.mean()),
+        "psnr_ci_low": float(psnr.mean()) - 0.2,
+        "psnr_ci_high": float(psnr.mean()) + 0.2,
+        "ssim": float(SSIM.mean()),
+        "ssim_ci_low": float(SSIM.mean()) - 0.01,
         "ssim_ci_high": float(SSIM.mean()) + 0.01,
-    }  # fmt: skip
+    }
     if per_image:
         row["per_image"] = {"psnr": psnr, "ssim": SSIM[: len(psnr)]}
     return row | changes
@@ -132,9 +144,14 @@ def test_a_consistent_rounding_error_is_not_flagged(tmp_path):
 
 
 def test_a_cell_whose_parameters_changed_pairs_with_its_only_counterpart(tmp_path):
-    a = _run(tmp_path / "a", [*_base_rows(), _row("a4", "nlm", PSNR), _row("a5", "nlm", PSNR, denoiser_params={"h": 1})])
-    b_rows = [_row("b1", "median", PSNR + 0.5, denoiser_params={"size": 5}), _row("b2", "dncnn", PSNR + 1),
-              _row("b4", "nlm", PSNR, denoiser_params={"h": 2})]  # fmt: skip
+    a = _run(
+        tmp_path / "a", [*_base_rows(), _row("a4", "nlm", PSNR), _row("a5", "nlm", PSNR, denoiser_params={"h": 1})]
+    )
+    b_rows = [
+        _row("b1", "median", PSNR + 0.5, denoiser_params={"size": 5}),
+        _row("b2", "dncnn", PSNR + 1),
+        _row("b4", "nlm", PSNR, denoiser_params={"h": 2}),
+    ]
     comparison = compare_runs(a, _run(tmp_path / "b", b_rows))
     frame = comparison.frame.set_index("denoiser")
     assert sorted(frame.index) == ["dncnn", "median"]  # two nlm cells in A: which one changed is not known

@@ -72,9 +72,14 @@ def test_entries_reject_what_their_fit_or_denoise_would(name, params, message):
 
 
 def test_the_values_denoise_accepts_pass():
-    for name, params in [("median", {"size": 5}), ("median", {"size": None}), ("gaussian_blur", {"sigma": 2}),
-                         ("wavelet", {"wavelet": "sym4", "mode": "hard"}), ("dncnn", {"lr": 1e-3, "max_steps": None}),
-                         ("tv_chambolle", {"eps": 0.0})]:  # fmt: skip
+    for name, params in [
+        ("median", {"size": 5}),
+        ("median", {"size": None}),
+        ("gaussian_blur", {"sigma": 2}),
+        ("wavelet", {"wavelet": "sym4", "mode": "hard"}),
+        ("dncnn", {"lr": 1e-3, "max_steps": None}),
+        ("tv_chambolle", {"eps": 0.0}),
+    ]:
         DENOISERS.create(name, **params).check_params()
     median = DENOISERS.create("median", size=5, tune_images=4).fit(torch.rand(4, 1, 8, 8), torch.rand(4, 1, 8, 8))
     assert median.best_params_ == {"size": 5}
@@ -133,7 +138,9 @@ def test_a_fit_cached_before_a_parameter_existed_matches_only_at_its_default(tmp
     defaults = type(model).default_params()
     assert defaults["tune_images"] != 6
     assert fit_cache.load_fitted(DENOISERS.create("median"), tmp_path / "fit", torch.device("cpu")) is not None
-    assert fit_cache.load_fitted(DENOISERS.create("median", tune_images=6), tmp_path / "fit", torch.device("cpu")) is None
+    assert (
+        fit_cache.load_fitted(DENOISERS.create("median", tune_images=6), tmp_path / "fit", torch.device("cpu")) is None
+    )
 
 
 def test_default_params_are_the_constructor_defaults_with_subclasses_winning():
@@ -149,6 +156,18 @@ def test_default_params_are_the_constructor_defaults_with_subclasses_winning():
 
 
 def test_estimator_itself_declares_every_hook_the_harness_reads():
-    for hook in ("budgets", "requires", "accelerated", "eval_images", "history_", "checkpoint_path", "checkpoint_every",
-                 "fitted_state", "fitted_tensors", "load_fitted", "cacheable", "check_params"):  # fmt: skip
+    for hook in (
+        "budgets",
+        "requires",
+        "accelerated",
+        "eval_images",
+        "history_",
+        "checkpoint_path",
+        "checkpoint_every",
+        "fitted_state",
+        "fitted_tensors",
+        "load_fitted",
+        "cacheable",
+        "check_params",
+    ):
         assert hook in vars(Estimator), hook

@@ -32,8 +32,12 @@ def test_train_level_modes():
 def test_cell_keys_are_stable_and_depend_on_every_field():
     a = Cell("digits", "gaussian", 0.1, 0.1, "median")
     assert a.key == Cell("digits", "gaussian", 0.1, 0.1, "median").key
-    others = [Cell("digits", "gaussian", 0.2, 0.1, "median"), Cell("digits", "gaussian", 0.1, 0.1, "median", seed=1),
-              Cell("digits", "gaussian", 0.1, 0.1, "median", params=(("size", 3),)), Cell("mnist", "gaussian", 0.1, 0.1, "median")]  # fmt: skip
+    others = [
+        Cell("digits", "gaussian", 0.2, 0.1, "median"),
+        Cell("digits", "gaussian", 0.1, 0.1, "median", seed=1),
+        Cell("digits", "gaussian", 0.1, 0.1, "median", params=(("size", 3),)),
+        Cell("mnist", "gaussian", 0.1, 0.1, "median"),
+    ]
     assert len({a.key, *(c.key for c in others)}) == 5
     # the fit does not depend on the test level
     assert a.fit_spec == Cell("digits", "gaussian", 0.5, 0.1, "median").fit_spec
@@ -145,8 +149,9 @@ def test_the_shipped_grid_files_load_and_name_themselves(path):
 
 def test_a_default_written_out_fits_the_same_model_as_one_left_out():
     def cell(params):
-        return Grid.build(name="d", datasets=["digits"], noises={"gaussian": [0.2]}, denoisers=["unet"],
-                          params={"unet": params}).cells()[0]  # fmt: skip
+        return Grid.build(
+            name="d", datasets=["digits"], noises={"gaussian": [0.2]}, denoisers=["unet"], params={"unet": params}
+        ).cells()[0]
 
     assert cell({"width": 32}).fit_spec == cell({}).fit_spec  # 32 is the U-Net's default width
     assert cell({"width": 32, "max_steps": 5}).fit_spec == cell({"max_steps": 5}).fit_spec

@@ -47,10 +47,19 @@ def _row(denoiser: str, level: float, train: str, psnr: float | None, ssim: floa
         [{"epoch": e, "train_loss": 1.0 / e, "val_loss": 1.2 / e} for e in (1, 2, 3)] if denoiser == "dncnn" else None
     )
     return row | {
-        "status": "ok", "psnr": psnr, "psnr_ci_low": psnr - 0.5, "psnr_ci_high": psnr + 0.5, "ssim": ssim,
-        "ssim_ci_low": ssim - 0.01, "ssim_ci_high": ssim + 0.01, "psnr_noisy": 15.0, "ssim_noisy": 0.5,
-        "images_per_second": 100.0 * len(denoiser), "params": 1000 if denoiser == "dncnn" else 0, "history": history,
-    }  # fmt: skip
+        "status": "ok",
+        "psnr": psnr,
+        "psnr_ci_low": psnr - 0.5,
+        "psnr_ci_high": psnr + 0.5,
+        "ssim": ssim,
+        "ssim_ci_low": ssim - 0.01,
+        "ssim_ci_high": ssim + 0.01,
+        "psnr_noisy": 15.0,
+        "ssim_noisy": 0.5,
+        "images_per_second": 100.0 * len(denoiser),
+        "params": 1000 if denoiser == "dncnn" else 0,
+        "history": history,
+    }
 
 
 def build_store(run_dir: Path, cells=CELLS, *, classifiers: bool = True) -> Path:
@@ -336,8 +345,11 @@ def test_run_time_counts_killed_runs_up_to_their_last_cell(tmp_path):
 
 
 def _level_cells(levels: list[float], names: list[str]) -> pd.DataFrame:
-    rows = [_row(name, level, f"{level:g}", 20.0 + i + level, 0.5) | {"key": f"{name}-{level}", "denoiser_params": {}}
-            for i, name in enumerate(names) for level in levels]  # fmt: skip
+    rows = [
+        _row(name, level, f"{level:g}", 20.0 + i + level, 0.5) | {"key": f"{name}-{level}", "denoiser_params": {}}
+        for i, name in enumerate(names)
+        for level in levels
+    ]
     return pd.DataFrame(rows).assign(history=None)
 
 

@@ -31,19 +31,34 @@ def test_every_cell_of_the_reference_grid_keeps_its_stored_key():
 
 
 def _cell(denoiser, params):
-    return Cell("mnist", "gaussian", 0.1, 0.1, denoiser, params=frozen_params(params),
-                classifiers=(("cnn_small", (("epochs", 3),)),))  # fmt: skip
+    return Cell(
+        "mnist",
+        "gaussian",
+        0.1,
+        0.1,
+        denoiser,
+        params=frozen_params(params),
+        classifiers=(("cnn_small", (("epochs", 3),)),),
+    )
 
 
 @pytest.mark.parametrize(
     ("denoiser", "params", "cell_key", "fit"),
     [
-        ("median", {}, "9c3aac644d6d3b4ae6f5c114f6f6a72b9a774e6f6a458d274baacf5360074339",
-         "243cd4e89438b8c5ef7e7ce7ebe722da"),
-        ("average_of", {"members": ["unet:width=48,precision=bf16", "dncnn"]},
-         "bb6bfa78482c4f813db7af893620d82996cb944e981620b455aa2efc833298bd", "191421ec8a700aac6982ac2ee062eee9"),
+        (
+            "median",
+            {},
+            "9c3aac644d6d3b4ae6f5c114f6f6a72b9a774e6f6a458d274baacf5360074339",
+            "243cd4e89438b8c5ef7e7ce7ebe722da",
+        ),
+        (
+            "average_of",
+            {"members": ["unet:width=48,precision=bf16", "dncnn"]},
+            "bb6bfa78482c4f813db7af893620d82996cb944e981620b455aa2efc833298bd",
+            "191421ec8a700aac6982ac2ee062eee9",
+        ),
     ],
-)  # fmt: skip
+)
 def test_cell_and_fit_keys_of_list_valued_parameters_stay_put(denoiser, params, cell_key, fit):
     # The keys as computed before parameters had one module: a change here orphans every
     # stored row and fit cache (a version bump changes them on purpose).

@@ -44,8 +44,11 @@ def _bench(cwd: Path, *args: str) -> subprocess.CompletedProcess:
 
 def test_the_readme_plugin_is_listed_checked_and_run_from_the_command_line(plugin_dir):
     commands = [line.split("#")[0].split() for line in _block("Adding a denoiser", "bash").splitlines() if line.strip()]
-    assert [c[:4] for c in commands] == [["python", "-m", "bench", "check-entry"], ["python", "-m", "bench", "list"],
-                                         ["python", "-m", "bench", "run"]]  # fmt: skip
+    assert [c[:4] for c in commands] == [
+        ["python", "-m", "bench", "check-entry"],
+        ["python", "-m", "bench", "list"],
+        ["python", "-m", "bench", "run"],
+    ]
     check = _bench(plugin_dir, *commands[0][3:])
     assert check.returncode == 0 and "box3: 8 of 8 checks passed" in check.stdout, check.stdout + check.stderr
     listing = _bench(plugin_dir, *commands[1][3:])
@@ -71,10 +74,12 @@ def test_the_readme_api_example_runs_verbatim(plugin_dir, monkeypatch):
     ("source", "message"),
     [
         ("import not_a_module_anywhere\n", "plugin 'bad.py' could not be loaded: ModuleNotFoundError"),
-        ("from bench.registry import DENOISERS\nDENOISERS.register('median', source='', description='')(object)\n",
-         "plugin 'bad.py' could not be loaded: ValueError: denoiser 'median' is already registered"),
+        (
+            "from bench.registry import DENOISERS\nDENOISERS.register('median', source='', description='')(object)\n",
+            "plugin 'bad.py' could not be loaded: ValueError: denoiser 'median' is already registered",
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_broken_plugin_is_one_line_exit_2_and_runs_nothing(tmp_path, monkeypatch, capsys, source, message):
     (tmp_path / "bad.py").write_text(source)
     monkeypatch.chdir(tmp_path)
@@ -116,8 +121,8 @@ def test_against_ranks_the_new_rows_among_the_reference_without_rerunning_it(
     from bench.execution.store import Store
 
     monkeypatch.chdir(plugin_dir)
-    args = ["run", "--grid", "smoke", "--denoisers", "box3", "--classifiers", "none", "--plugin", "box3.py",
-            "--no-estimate", "--against", str(reference_run), "--out", str(plugin_dir / "out")]  # fmt: skip
+    args = "run --grid smoke --denoisers box3 --classifiers none --plugin box3.py --no-estimate".split()
+    args += ["--against", str(reference_run), "--out", str(plugin_dir / "out")]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "2 ok" in out and "rank " in out and "best reference median" in out
@@ -133,8 +138,8 @@ def test_against_ranks_the_new_rows_among_the_reference_without_rerunning_it(
 
 def test_against_refuses_cells_the_reference_cannot_hold(plugin_dir, reference_run, capsys, monkeypatch):
     monkeypatch.chdir(plugin_dir)
-    args = ["run", "--grid", "smoke", "--denoisers", "box3", "--classifiers", "none", "--plugin", "box3.py",
-            "--n-test", "50", "--levels", "0.3", "--against", str(reference_run), "--out", str(plugin_dir / "out")]  # fmt: skip
+    args = "run --grid smoke --denoisers box3 --classifiers none --plugin box3.py --n-test 50 --levels 0.3".split()
+    args += ["--against", str(reference_run), "--out", str(plugin_dir / "out")]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "the cells do not match the reference run" in err and "n_test 50 (the reference: 200)" in err

@@ -20,12 +20,24 @@ BASE = RNG.normal(22.0, 1.5, 200).astype(np.float32)
 def _cell(key, denoiser, psnr, *, noise="gaussian", level=0.2, train_level=None) -> dict:
     psnr = np.asarray(psnr, dtype=np.float32)
     return {
-        "key": key, "dataset": "digits", "noise": noise, "level": level,
-        "train_level": str(level) if train_level is None else train_level, "denoiser": denoiser,
-        "denoiser_params": {}, "status": "ok", "n_test": len(psnr), "n_train": 500, "seed": 5, "base_seed": 0,
-        "psnr": float(psnr.mean()), "ssim": 0.8, "psnr_noisy": 15.0, "ssim_noisy": 0.4,
+        "key": key,
+        "dataset": "digits",
+        "noise": noise,
+        "level": level,
+        "train_level": str(level) if train_level is None else train_level,
+        "denoiser": denoiser,
+        "denoiser_params": {},
+        "status": "ok",
+        "n_test": len(psnr),
+        "n_train": 500,
+        "seed": 5,
+        "base_seed": 0,
+        "psnr": float(psnr.mean()),
+        "ssim": 0.8,
+        "psnr_noisy": 15.0,
+        "ssim_noisy": 0.4,
         "per_image": {"psnr": psnr, "ssim": np.full(len(psnr), 0.8, np.float32)},
-    }  # fmt: skip
+    }
 
 
 def _scores(denoised: float) -> list[dict]:

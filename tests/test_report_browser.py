@@ -22,18 +22,31 @@ pytestmark = pytest.mark.browser
 CHROMIUM = Path("/usr/bin/chromium")
 # Quiet and offline: no GPU, no QUIC, no component, sync or background fetches of its own.
 LAUNCH_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
 def browser():
     """A headless Chromium, or a skip saying which part is missing."""
-    missing = [what for what, there in (
-        (f"chromium at {CHROMIUM} (run .ci/install-browser)", CHROMIUM.is_file()),
-        ("the playwright Python package (pip install 'denoise-bench[browser]')", importlib.util.find_spec("playwright") is not None),
-    ) if not there]  # fmt: skip
+    missing = [
+        what
+        for what, there in (
+            (f"chromium at {CHROMIUM} (run .ci/install-browser)", CHROMIUM.is_file()),
+            (
+                "the playwright Python package (pip install 'denoise-bench[browser]')",
+                importlib.util.find_spec("playwright") is not None,
+            ),
+        )
+        if not there
+    ]
     if missing:
         skip_unless_required("browser", "browser test needs " + " and ".join(missing))
     from playwright.sync_api import sync_playwright

@@ -70,8 +70,15 @@ def test_in_a_run_the_member_is_its_own_cell_and_its_fit_seconds_count(tmp_path,
     small = {**SMALL, "max_steps": 4}
 
     def cell(params):
-        grid = Grid.build(name="r", datasets=["digits"], noises={"gaussian": [0.2]}, n_train=64, n_test=20,
-                          denoisers=["dncnn"], params={"dncnn": params})  # fmt: skip
+        grid = Grid.build(
+            name="r",
+            datasets=["digits"],
+            noises={"gaussian": [0.2]},
+            n_train=64,
+            n_test=20,
+            denoisers=["dncnn"],
+            params={"dncnn": params},
+        )
         return grid.cells()[0]
 
     context = RunContext(base_seed=0, n_train=64, n_test=20, cache_dir=str(tmp_path / "cache"), device="cpu")
@@ -92,8 +99,15 @@ def test_in_a_run_the_member_is_its_own_cell_and_its_fit_seconds_count(tmp_path,
 
 def test_a_restart_whose_own_fit_is_cached_never_needs_its_member(tmp_path, monkeypatch):
     small = {**SMALL, "max_steps": 4}
-    grid = Grid.build(name="r", datasets=["digits"], noises={"gaussian": [0.2]}, n_train=64, n_test=20,
-                      denoisers=["dncnn"], params={"dncnn": {**small, "restarts": 1}})  # fmt: skip
+    grid = Grid.build(
+        name="r",
+        datasets=["digits"],
+        noises={"gaussian": [0.2]},
+        n_train=64,
+        n_test=20,
+        denoisers=["dncnn"],
+        params={"dncnn": {**small, "restarts": 1}},
+    )
     restart_cell = grid.cells()[0]
     context = RunContext(base_seed=0, n_train=64, n_test=20, cache_dir=str(tmp_path / "cache"), device="cpu")
     restarted, seconds = preload(context, ()).fitted(restart_cell)

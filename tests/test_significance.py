@@ -58,10 +58,14 @@ def test_unpaired_inputs_are_refused(a, b):
 
 def test_rows_scored_on_fewer_test_images_are_listed_but_not_ranked():
     # A slow entry scored on its first 20 images: its higher mean says nothing against means over 500.
-    frame = _frame([
-        ("a", "d", "g", 0.1, "median", 25.0, 500, 7), ("b", "d", "g", 0.1, "dncnn", 24.0, 500, 7),
-        ("s", "d", "g", 0.1, "bm3d", 27.0, 20, 7), ("t", "d", "g", 0.3, "bm3d", 22.0, 20, 9),
-    ])  # fmt: skip
+    frame = _frame(
+        [
+            ("a", "d", "g", 0.1, "median", 25.0, 500, 7),
+            ("b", "d", "g", 0.1, "dncnn", 24.0, 500, 7),
+            ("s", "d", "g", 0.1, "bm3d", 27.0, 20, 7),
+            ("t", "d", "g", 0.3, "bm3d", 22.0, 20, 9),
+        ]
+    )
     tests = rank_and_test(frame, {"a": BASE, "b": BASE - 1}, by=["dataset", "noise", "level"]).set_index(frame["key"])
     assert pd.isna(tests.loc["s", "rank"]) and tests.loc["a", "rank"] == 1 and tests.loc["b", "rank"] == 2
     assert tests.loc["a", "vs_runner_up"] == "b" and tests.loc["a", "distinguishable"]
@@ -74,11 +78,15 @@ def _frame(rows: list[tuple]) -> pd.DataFrame:
 
 
 def test_rank_and_test_tests_the_winner_against_the_runner_up_only():
-    frame = _frame([
-        ("a", "d", "g", 0.1, "median", 25.0, 500, 7), ("b", "d", "g", 0.1, "dncnn", 25.05, 500, 7),
-        ("c", "d", "g", 0.1, "identity", 20.0, 500, 7), ("e", "d", "g", 0.3, "median", 21.0, 500, 9),
-        ("f", "d", "g", 0.3, "dncnn", None, 500, 9),
-    ])  # fmt: skip
+    frame = _frame(
+        [
+            ("a", "d", "g", 0.1, "median", 25.0, 500, 7),
+            ("b", "d", "g", 0.1, "dncnn", 25.05, 500, 7),
+            ("c", "d", "g", 0.1, "identity", 20.0, 500, 7),
+            ("e", "d", "g", 0.3, "median", 21.0, 500, 9),
+            ("f", "d", "g", 0.3, "dncnn", None, 500, 9),
+        ]
+    )
     arrays = {"a": BASE, "b": BASE + 0.05, "c": BASE - 5, "e": BASE - 4}
     tests = rank_and_test(frame, arrays, by=["dataset", "noise", "level"]).set_index(frame["key"])
     assert tests["rank"].tolist()[:3] == [2, 1, 3] and pd.isna(tests.loc["f", "rank"])

@@ -142,7 +142,7 @@ def reference(data_dir=None) -> Grid:
             "impulse": [0.1, 0.3, 0.5],
             "poisson": [10.0, 30.0, 100.0],
             "speckle": [0.2, 0.5, 1.0],
-        },  # fmt: skip
+        },
         denoisers=denoisers,
         classifiers=classifiers,
         n_train=10000,

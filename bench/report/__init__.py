@@ -17,6 +17,15 @@ from bench.report.select import diagonal
 from bench.report.tables import leaderboards, load_seed_frames, seed_tables
 
 __all__ = [
-    "write_outputs", "rebuild", "render_report", "write_report", "summary", "leaderboards",
-    "image_grids", "image_strip", "load_seed_frames", "seed_tables", "diagonal",
-]  # fmt: skip
+    "write_outputs",
+    "rebuild",
+    "render_report",
+    "write_report",
+    "summary",
+    "leaderboards",
+    "image_grids",
+    "image_strip",
+    "load_seed_frames",
+    "seed_tables",
+    "diagonal",
+]

@@ -94,16 +94,29 @@ def ranking(store: Store, denoisers: list[str]) -> pd.DataFrame:
         group = cells[full & (cells[GROUP] == mine[GROUP]).all(axis=1)]
         others = group[~group["denoiser"].isin(denoisers)].sort_values("psnr", ascending=False)
         rank = int((group["psnr"] > mine["psnr"]).sum()) + 1 if full[index] else None
-        row = {**{k: mine[k] for k in [*GROUP, "train_level", "denoiser"]}, "psnr": mine["psnr"],
-               "rank": rank, "of": len(group), "n_test": mine["n_test"]}  # fmt: skip
+        row = {
+            **{k: mine[k] for k in [*GROUP, "train_level", "denoiser"]},
+            "psnr": mine["psnr"],
+            "rank": rank,
+            "of": len(group),
+            "n_test": mine["n_test"],
+        }
         if not others.empty:
             best = others.iloc[0]
-            row |= {"best_reference": best["denoiser"], "best_reference_train_level": best["train_level"],
-                    "best_reference_psnr": best["psnr"]}  # fmt: skip
+            row |= {
+                "best_reference": best["denoiser"],
+                "best_reference_train_level": best["train_level"],
+                "best_reference_psnr": best["psnr"],
+            }
             test = _paired(mine, best, arrays)
             if test is not None:
-                row |= {"delta": test.delta, "ci_low": test.ci_low, "ci_high": test.ci_high, "p": test.p,
-                        "distinguishable": test.distinguishable}  # fmt: skip
+                row |= {
+                    "delta": test.delta,
+                    "ci_low": test.ci_low,
+                    "ci_high": test.ci_high,
+                    "p": test.p,
+                    "distinguishable": test.distinguishable,
+                }
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -15,9 +15,17 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 __all__ = [
-    "DPI", "MAX_PANELS", "png_uri", "figure_uri", "plain", "panels", "colours", "legend",
-    "level_ticks", "place_labels",
-]  # fmt: skip
+    "DPI",
+    "MAX_PANELS",
+    "png_uri",
+    "figure_uri",
+    "plain",
+    "panels",
+    "colours",
+    "legend",
+    "level_ticks",
+    "place_labels",
+]
 
 DPI = 80
 MAX_PANELS = 8  # panels per figure: past this a figure is unreadable and heavy
@@ -104,8 +112,10 @@ def _marker_boxes(ax, points: list[tuple[float, float]], radii: list[float]) -> 
 
     scale = ax.figure.dpi / 72.0  # points to pixels
     centres = ax.transData.transform(points) if points else []
-    return [Bbox.from_extents(x - r * scale, y - r * scale, x + r * scale, y + r * scale)
-            for (x, y), r in zip(centres, radii, strict=True)]  # fmt: skip
+    return [
+        Bbox.from_extents(x - r * scale, y - r * scale, x + r * scale, y + r * scale)
+        for (x, y), r in zip(centres, radii, strict=True)
+    ]
 
 
 def place_labels(
@@ -132,10 +142,15 @@ def place_labels(
         for ring, (dx, dy) in ((r, d) for r in _RINGS for d in _DIRECTIONS):
             reach = 6 * ring + radius
             text = ax.annotate(
-                label, (x, y), xytext=(dx * reach, dy * reach), textcoords="offset points", fontsize=fontsize,
-                ha="left" if dx > 0 else "right" if dx < 0 else "center", va="bottom" if dy >= 0 else "top",
+                label,
+                (x, y),
+                xytext=(dx * reach, dy * reach),
+                textcoords="offset points",
+                fontsize=fontsize,
+                ha="left" if dx > 0 else "right" if dx < 0 else "center",
+                va="bottom" if dy >= 0 else "top",
                 arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "grey"} if ring > 1 else None,
-            )  # fmt: skip
+            )
             text.set_in_layout(False)  # labels must not move the axes they were placed in
             box = text.get_window_extent(renderer)
             outside = box.width * box.height - _overlap(box, frame)

@@ -56,10 +56,13 @@ def _accuracy(classifiers: pd.DataFrame, row: pd.Series, name: str | None) -> st
     if name is None:
         return "-"
     match = classifiers[
-        (classifiers["dataset"] == row["dataset"]) & (classifiers["noise"] == row["noise"])
-        & ((classifiers["level"] - row["level"]).abs() < 1e-9) & (classifiers["train_level"] == row["train_level"])
-        & (classifiers["denoiser"] == row["denoiser"]) & (classifiers["classifier"] == name)
-    ]  # fmt: skip
+        (classifiers["dataset"] == row["dataset"])
+        & (classifiers["noise"] == row["noise"])
+        & ((classifiers["level"] - row["level"]).abs() < 1e-9)
+        & (classifiers["train_level"] == row["train_level"])
+        & (classifiers["denoiser"] == row["denoiser"])
+        & (classifiers["classifier"] == name)
+    ]
     if match.empty or pd.isna(match["accuracy_denoised"].iloc[0]):
         return "-"
     acc = match.iloc[0]

@@ -27,7 +27,7 @@ from bench.report.tables import (
     load_seed_frames,
     rows_table,
     seed_tables,
-)  # fmt: skip
+)
 from bench.execution.store import Store
 
 __all__ = ["render_report", "write_report", "summary", "run_time"]
@@ -36,9 +36,13 @@ TEMPLATES = Path(__file__).parent / "templates"
 #: Bytes a page aims at (strips may overshoot by one group of images): under 5 MB.
 PAGE_BUDGET = 4_500_000
 _FAILURE_COLUMNS = [
-    ("dataset", "dataset"), ("noise", "noise"), ("level", "level"), ("train_level", "train"),
-    ("denoiser", "denoiser"), ("error", "error"),
-]  # fmt: skip
+    ("dataset", "dataset"),
+    ("noise", "noise"),
+    ("level", "level"),
+    ("train_level", "train"),
+    ("denoiser", "denoiser"),
+    ("error", "error"),
+]
 
 
 def write_report(store: Store, run_dir: str | Path) -> Path:

@@ -28,10 +28,20 @@ from bench.report.canvas import (
 from bench.report.select import diagonal
 
 __all__ = [
-    "png_uri", "figure_uri", "diagonal", "metric_vs_level", "metric_vs_level_figure", "accuracy_vs_level",
-    "cost_vs_quality", "cost_vs_quality_figure", "train_test_heatmaps", "learning_curves",
-    "learning_curves_figure", "confusion_matrices", "figures",
-]  # fmt: skip
+    "png_uri",
+    "figure_uri",
+    "diagonal",
+    "metric_vs_level",
+    "metric_vs_level_figure",
+    "accuracy_vs_level",
+    "cost_vs_quality",
+    "cost_vs_quality_figure",
+    "train_test_heatmaps",
+    "learning_curves",
+    "learning_curves_figure",
+    "confusion_matrices",
+    "figures",
+]
 
 #: Learning-curve panels per figure: one per model, so more than other figures allow.
 MAX_CURVE_PANELS = 24
@@ -146,15 +156,29 @@ def cost_vs_quality_figure(cells: pd.DataFrame, dataset: str) -> Figure | None:
     fig = Figure(figsize=(6.4, 4.4), layout="constrained")
     ax = fig.subplots()
     palette = colours(list(points.index))
-    ax.scatter(points["speed"], points["psnr"], s=sizes, c=[palette[n] for n in points.index], alpha=0.75,
-               edgecolors="black", linewidths=0.5)  # fmt: skip
+    ax.scatter(
+        points["speed"],
+        points["psnr"],
+        s=sizes,
+        c=[palette[n] for n in points.index],
+        alpha=0.75,
+        edgecolors="black",
+        linewidths=0.5,
+    )
     ax.set_xscale("log")
     ax.margins(0.2)  # room for the names beside the outermost points
-    ax.set(xlabel="images / s (log scale)", ylabel="mean PSNR (dB)",
-           title=plain(f"{dataset}: cost vs quality (marker area ~ parameters)"))  # fmt: skip
+    ax.set(
+        xlabel="images / s (log scale)",
+        ylabel="mean PSNR (dB)",
+        title=plain(f"{dataset}: cost vs quality (marker area ~ parameters)"),
+    )
     ax.grid(alpha=0.3, which="both")
-    place_labels(ax, list(zip(points["speed"], points["psnr"], strict=True)), [plain(n) for n in points.index],
-                 radii=list(np.sqrt(sizes) / 2))  # fmt: skip
+    place_labels(
+        ax,
+        list(zip(points["speed"], points["psnr"], strict=True)),
+        [plain(n) for n in points.index],
+        radii=list(np.sqrt(sizes) / 2),
+    )
     return fig
 
 
@@ -261,8 +285,16 @@ def _curve(ax, history: pd.DataFrame, colour: tuple, label: str) -> None:
     marker = "o" if len(history) <= 12 else None  # a line through one or two epochs is barely there
     for column, style in (("val_loss", "-"), ("train_loss", "--")):
         if column in history and history[column].notna().any():
-            ax.plot(history["x"], history[column], style, color=colour, lw=1.1, marker=marker, ms=3,
-                    label=label if style == "-" else None)  # fmt: skip
+            ax.plot(
+                history["x"],
+                history[column],
+                style,
+                color=colour,
+                lw=1.1,
+                marker=marker,
+                ms=3,
+                label=label if style == "-" else None,
+            )
 
 
 def _loss_axis(ax) -> None:

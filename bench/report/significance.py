@@ -22,9 +22,14 @@ __all__ = ["PairedTest", "paired_test", "rank_and_test", "same_images", "full_si
 ALPHA = 0.05
 #: The columns ``rank_and_test`` adds (the ``vs_runner_up_*`` ones are set on winner rows only).
 TEST_COLUMNS = [
-    "rank", "vs_runner_up", "vs_runner_up_delta", "vs_runner_up_ci_low", "vs_runner_up_ci_high",
-    "vs_runner_up_p", "distinguishable",
-]  # fmt: skip
+    "rank",
+    "vs_runner_up",
+    "vs_runner_up_delta",
+    "vs_runner_up_ci_low",
+    "vs_runner_up_ci_high",
+    "vs_runner_up_p",
+    "distinguishable",
+]
 _CHUNK = 256  # bootstrap resamples drawn at once: bounded memory for large test sets
 
 

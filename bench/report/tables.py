@@ -124,10 +124,14 @@ def _verdicts(board: pd.DataFrame, classifiers: pd.DataFrame, metrics: list[dict
         for index, test in tests[tests["rank"] == 1].iterrows():
             row = ok.loc[index]
             out[(row["dataset"], row["noise"], row["level"], metric_id)] = {
-                "winner": row["key"], "runner_up": test["vs_runner_up"], "distinguishable": test["distinguishable"],
-                "delta": test["vs_runner_up_delta"], "ci_low": test["vs_runner_up_ci_low"],
-                "ci_high": test["vs_runner_up_ci_high"], "p": test["vs_runner_up_p"],
-            }  # fmt: skip
+                "winner": row["key"],
+                "runner_up": test["vs_runner_up"],
+                "distinguishable": test["distinguishable"],
+                "delta": test["vs_runner_up_delta"],
+                "ci_low": test["vs_runner_up_ci_low"],
+                "ci_high": test["vs_runner_up_ci_high"],
+                "p": test["vs_runner_up_p"],
+            }
     return out
 
 
@@ -155,10 +159,15 @@ def leaderboards(
             )
         rows.sort(key=_by_mean_psnr)
         _mark_best(rows, levels, {k[2:]: v for k, v in verdicts.items() if k[:2] == (dataset, noise)})
-        tables.append({
-            "dataset": dataset, "noise": noise, "levels": [f"{v:g}" for v in levels], "rows": rows,
-            "noisy": _noisy_row(group, levels, classifiers, metrics),
-        })  # fmt: skip
+        tables.append(
+            {
+                "dataset": dataset,
+                "noise": noise,
+                "levels": [f"{v:g}" for v in levels],
+                "rows": rows,
+                "noisy": _noisy_row(group, levels, classifiers, metrics),
+            }
+        )
     return tables
 
 
@@ -202,10 +211,17 @@ def classifier_table(classifiers: pd.DataFrame) -> dict[str, Any] | None:
     if classifiers.empty:
         return None
     columns = [
-        ("dataset", "dataset"), ("noise", "noise"), ("level", "level"), ("train_level", "train"),
-        ("denoiser", "denoiser"), ("classifier", "classifier"), ("accuracy_clean", "clean"),
-        ("accuracy_noisy", "noisy"), ("accuracy_denoised", "denoised"), ("gap_recovered", "gap recovered"),
-    ]  # fmt: skip
+        ("dataset", "dataset"),
+        ("noise", "noise"),
+        ("level", "level"),
+        ("train_level", "train"),
+        ("denoiser", "denoiser"),
+        ("classifier", "classifier"),
+        ("accuracy_clean", "clean"),
+        ("accuracy_noisy", "noisy"),
+        ("accuracy_denoised", "denoised"),
+        ("gap_recovered", "gap recovered"),
+    ]
     if "error" in classifiers and classifiers["error"].notna().any():  # a column of dashes otherwise
         columns.append(("error", "error"))
     return rows_table(classifiers, columns)

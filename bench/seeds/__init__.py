@@ -24,9 +24,17 @@ from bench.seeds.common import BUDGETS, Reproduction, check_budget, has_dataset
 from bench.seeds.declared import NARROWING_FLAGS, Launch, Results
 
 __all__ = [
-    "PROTOCOLS", "protocol", "run", "run_all", "run_experiments", "resolve_reports", "check_narrowing",
-    "BUDGETS", "Reproduction", "Launch",
-]  # fmt: skip
+    "PROTOCOLS",
+    "protocol",
+    "run",
+    "run_all",
+    "run_experiments",
+    "resolve_reports",
+    "check_narrowing",
+    "BUDGETS",
+    "Reproduction",
+    "Launch",
+]
 
 PROTOCOLS = Registry("seed protocol", autoload=tuple(f"bench.seeds.s00{i}" for i in range(5)))
 
@@ -94,8 +102,17 @@ def _check_data(reports: list[str], data_dir: Any) -> None:
                 )
 
 
-def run(report: str, *, budget: str = "quick", data_dir: Any = None, device: str = "auto", seed: int = 0,
-        out_dir: str | Path = "results", log: Callable[[str], None] = print, launch: Launch | None = None) -> pd.DataFrame:  # fmt: skip
+def run(
+    report: str,
+    *,
+    budget: str = "quick",
+    data_dir: Any = None,
+    device: str = "auto",
+    seed: int = 0,
+    out_dir: str | Path = "results",
+    log: Callable[[str], None] = print,
+    launch: Launch | None = None,
+) -> pd.DataFrame:
     """Run the protocol of one seed report; returns its "published vs ours" table."""
     from bench.device import resolve_device
 
@@ -114,10 +131,21 @@ def run(report: str, *, budget: str = "quick", data_dir: Any = None, device: str
     return frame
 
 
-def run_all(*, budget: str = "quick", data_dir: Any = None, device: str = "auto", seed: int = 0, out_dir: str | Path = "results",
-            log: Callable[[str], None] = print, reports: list[str] | None = None, executor: Any = None,
-            cache_dir: str | None = None, checkpoint_every: float | None = None, narrowing: dict[str, Any] | None = None,
-            argv: list[str] | tuple[str, ...] = ()) -> dict[str, pd.DataFrame | str]:  # fmt: skip
+def run_all(
+    *,
+    budget: str = "quick",
+    data_dir: Any = None,
+    device: str = "auto",
+    seed: int = 0,
+    out_dir: str | Path = "results",
+    log: Callable[[str], None] = print,
+    reports: list[str] | None = None,
+    executor: Any = None,
+    cache_dir: str | None = None,
+    checkpoint_every: float | None = None,
+    narrowing: dict[str, Any] | None = None,
+    argv: list[str] | tuple[str, ...] = (),
+) -> dict[str, pd.DataFrame | str]:
     """Run several protocols (default: all); a protocol that fails becomes its one-line error.
 
     Bad input (budget, report ids, narrowing flags, missing data) raises before any protocol runs.
@@ -136,16 +164,30 @@ def run_all(*, budget: str = "quick", data_dir: Any = None, device: str = "auto"
     results: dict[str, pd.DataFrame | str] = {}
     for report in reports:
         try:
-            results[report] = run(report, budget=budget, data_dir=data_dir, device=device, seed=seed, out_dir=out_dir,
-                                  log=log, launch=launch)  # fmt: skip
+            results[report] = run(
+                report,
+                budget=budget,
+                data_dir=data_dir,
+                device=device,
+                seed=seed,
+                out_dir=out_dir,
+                log=log,
+                launch=launch,
+            )
         except Exception as err:  # one failing protocol must not lose the others' tables
             results[report] = one_line(err)
             log(f"[{report}] failed: {results[report]}")
     return results
 
 
-def run_experiments(reports: list[str], budget: str, *, out_dir: str | Path = "results", log: Callable[[str], None] = print,
-                    **options: Any) -> int:  # fmt: skip
+def run_experiments(
+    reports: list[str],
+    budget: str,
+    *,
+    out_dir: str | Path = "results",
+    log: Callable[[str], None] = print,
+    **options: Any,
+) -> int:
     """:func:`run_all`, then one line per report and a total; the exit code (0 ok, 1 if any failed)."""
     import time
 

@@ -31,9 +31,20 @@ from bench.noise import Noise, derive_seed
 from bench.registry import Registry
 
 __all__ = [
-    "BUDGETS", "COLUMNS", "Reproduction", "Experiment", "settings", "check_budget", "has_dataset", "noisy",
-    "model_params", "percent", "bisect", "psnr_of_mse", "fit_note",
-]  # fmt: skip
+    "BUDGETS",
+    "COLUMNS",
+    "Reproduction",
+    "Experiment",
+    "settings",
+    "check_budget",
+    "has_dataset",
+    "noisy",
+    "model_params",
+    "percent",
+    "bisect",
+    "psnr_of_mse",
+    "fit_note",
+]
 
 #: ``tiny`` is for tests (seconds), ``quick`` for a 2-core CPU (minutes), ``full`` for a GPU.
 BUDGETS = ("tiny", "quick", "full")
@@ -76,10 +87,16 @@ class Experiment:
     ) -> None:
         """One "published vs ours" row; None is written as an empty cell."""
         nan = float("nan")
-        self.rows.append({
-            "experiment": self.name, "metric": metric, "published": nan if published is None else float(published),
-            "ours": nan if ours is None else float(ours), "n_test": n_test, "protocol_note": note,
-        })  # fmt: skip
+        self.rows.append(
+            {
+                "experiment": self.name,
+                "metric": metric,
+                "published": nan if published is None else float(published),
+                "ours": nan if ours is None else float(ours),
+                "n_test": n_test,
+                "protocol_note": note,
+            }
+        )
 
 
 @dataclass

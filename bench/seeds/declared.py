@@ -23,9 +23,14 @@ __all__ = ["Launch", "Results", "grid_name", "entry_params", "NARROWING_FLAGS"]
 
 #: Options of ``run`` that narrow a named grid; a seed protocol fixes all of them but ``--set``.
 NARROWING_FLAGS = {
-    "datasets": "--datasets", "noises": "--noises", "denoisers": "--denoisers", "levels": "--levels",
-    "classifiers": "--classifiers", "n_train": "--n-train", "n_test": "--n-test",
-}  # fmt: skip
+    "datasets": "--datasets",
+    "noises": "--noises",
+    "denoisers": "--denoisers",
+    "levels": "--levels",
+    "classifiers": "--classifiers",
+    "n_train": "--n-train",
+    "n_test": "--n-test",
+}
 
 
 def grid_name(report: str) -> str:
@@ -69,10 +74,16 @@ class Results:
         grid = grid.narrow(params=params) if params else grid
         log = self.repro.log
         summary = run_grid(
-            grid, out_dir=self.repro.out_dir, data_dir=self.repro.data_dir, device=str(self.repro.device),
-            argv=list(self.launch.argv), log=lambda line: log(f"  {grid.name}: {line}"), executor=self.launch.executor,
-            cache_dir=self.cache_dir, checkpoint_every=self.launch.checkpoint_every,
-        )  # fmt: skip
+            grid,
+            out_dir=self.repro.out_dir,
+            data_dir=self.repro.data_dir,
+            device=str(self.repro.device),
+            argv=list(self.launch.argv),
+            log=lambda line: log(f"  {grid.name}: {line}"),
+            executor=self.launch.executor,
+            cache_dir=self.cache_dir,
+            checkpoint_every=self.launch.checkpoint_every,
+        )
         if summary.interrupted:
             raise KeyboardInterrupt
         self.grids.append(grid)
@@ -92,15 +103,23 @@ class Results:
             self.cells = store.cells(superseded=True).set_index("key", drop=False)
             self.classifier_rows = store.classifier_results()
 
-    def cell(self, grid: Grid, denoiser: str, *, level: float | None = None, dataset: str | None = None,
-             train_level: float | str | None = None) -> Cell:  # fmt: skip
+    def cell(
+        self,
+        grid: Grid,
+        denoiser: str,
+        *,
+        level: float | None = None,
+        dataset: str | None = None,
+        train_level: float | str | None = None,
+    ) -> Cell:
         """The one cell of ``grid`` for ``denoiser`` (at ``level`` / on ``dataset`` / trained at ``train_level``
         when the grid has several)."""
         where = {"level": level, "dataset": dataset, "train_level": train_level}
         found = [
-            c for c in grid.cells()
+            c
+            for c in grid.cells()
             if c.denoiser == denoiser and all(v is None or getattr(c, k) == v for k, v in where.items())
-        ]  # fmt: skip
+        ]
         if len(found) != 1:
             raise ValueError(f"grid {grid.name!r} has {len(found)} cells for {denoiser} at {where}")
         return found[0]
@@ -137,10 +156,14 @@ class Results:
 
         # The context run_grid built: in process, the runner that ran the grid (its data loaded).
         context = RunContext(
-            base_seed=grid.seed, n_train=grid.n_train, n_test=grid.n_test, device=str(self.repro.device),
-            cache_dir=str(self.cache_dir), checkpoint_every=self.launch.checkpoint_every,
+            base_seed=grid.seed,
+            n_train=grid.n_train,
+            n_test=grid.n_test,
+            device=str(self.repro.device),
+            cache_dir=str(self.cache_dir),
+            checkpoint_every=self.launch.checkpoint_every,
             data_dir=None if self.repro.data_dir is None else str(self.repro.data_dir),
-        )  # fmt: skip
+        )
         return preload(context, ())
 
     def fitted(self, grid: Grid, cell: Cell) -> Any:
@@ -180,9 +203,11 @@ def scores(row: dict[str, Any]) -> dict[str, float]:
     from bench.seeds.common import psnr_of_mse
 
     return {
-        "mse": float(row["mse"]), "psnr": float(row["psnr"]), "ssim": float(row["ssim"]),
+        "mse": float(row["mse"]),
+        "psnr": float(row["psnr"]),
+        "ssim": float(row["ssim"]),
         "psnr_of_mean_mse": psnr_of_mse(float(row["mse"])),
-    }  # fmt: skip
+    }
 
 
 def percent_of(row: dict[str, Any], column: str) -> float | None:

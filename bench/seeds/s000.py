@@ -50,10 +50,16 @@ K_FOLDS = 5
 #: the same numbers on every machine.
 SETTINGS = {
     "tiny": {"n_train": 1000, "n_test": 200, "n_cv": 200, "fit": {}, "clf": {}, "cv": {}},
-    "quick": {"n_train": 10000, "n_test": 1000, "n_cv": 2000,
-              "fit": {"max_steps": 600, "batch_size": 32, "width": 0.25}, "clf": {"epochs": 1}, "cv": {"epochs": 1}},
+    "quick": {
+        "n_train": 10000,
+        "n_test": 1000,
+        "n_cv": 2000,
+        "fit": {"max_steps": 600, "batch_size": 32, "width": 0.25},
+        "clf": {"epochs": 1},
+        "cv": {"epochs": 1},
+    },
     "full": {"n_train": 60000, "n_test": 10000, "n_cv": None, "fit": {}, "clf": {}, "cv": {}},
-}  # fmt: skip
+}
 
 
 def entries(budget: str) -> set[str]:
@@ -77,16 +83,26 @@ def _grid(cfg, seed: int) -> Grid:
     }
     params |= {clf: model_params(CLASSIFIERS, clf, cfg.budget, **cfg.clf)[0] for _, clf in PAIRS}
     return Grid.build(
-        name=grid_name("000"), datasets=[DATASET], noises={NOISE[0]: [NOISE[1]]}, denoisers=["identity", *autoencoders],
-        classifiers=[clf for _, clf in PAIRS], n_train=cfg.n_train, n_test=cfg.n_test,
-        params={k: v for k, v in params.items() if v}, seed=seed,
+        name=grid_name("000"),
+        datasets=[DATASET],
+        noises={NOISE[0]: [NOISE[1]]},
+        denoisers=["identity", *autoencoders],
+        classifiers=[clf for _, clf in PAIRS],
+        n_train=cfg.n_train,
+        n_test=cfg.n_test,
+        params={k: v for k, v in params.items() if v},
+        seed=seed,
         description="seed 000: VGG-16 / AlexNet / ResNet-18 autoencoders denoise MNIST (impulse 0.25), the same nets classify",
-    )  # fmt: skip
+    )
 
 
-@protocol("000", source="seeds/000_2808b39cce47a589.txt (Group 2 final report)",
-          description="VGG-16 / AlexNet / ResNet-18 autoencoders denoise MNIST (impulse 0.25), the same nets classify; VGG 5-fold CV",
-          datasets=("mnist",), entries=entries)  # fmt: skip
+@protocol(
+    "000",
+    source="seeds/000_2808b39cce47a589.txt (Group 2 final report)",
+    description="VGG-16 / AlexNet / ResNet-18 autoencoders denoise MNIST (impulse 0.25), the same nets classify; VGG 5-fold CV",
+    datasets=("mnist",),
+    entries=entries,
+)
 def run(repro: Reproduction, results: Results) -> pd.DataFrame:
     """Re-run seed 000's Table 2; see the module docstring for the protocol."""
     cfg = settings(SETTINGS, repro.budget)
@@ -105,8 +121,13 @@ def _pair(repro: Reproduction, results: Results, grid: Grid, cfg, ae: str, clf: 
         accuracy = results.accuracy(results.cell(grid, "identity"), clf)
         note = f"trained on {cfg.n_train} clean MNIST training images ({repro.budget} budget parameters)"
         exp.add("accuracy_clean_pct", None, percent_of(accuracy, "accuracy_clean"), n_test=cfg.n_test, note=note)
-        exp.add("accuracy_noisy_pct", None, percent_of(accuracy, "accuracy_noisy"), n_test=cfg.n_test,
-                note=f"impulse 0.25, no denoising; {note}")  # fmt: skip
+        exp.add(
+            "accuracy_noisy_pct",
+            None,
+            percent_of(accuracy, "accuracy_noisy"),
+            n_test=cfg.n_test,
+            note=f"impulse 0.25, no denoising; {note}",
+        )
     failed = results.missing(grid, ae)
     if failed:
         repro.skip(f"{ae} -> {clf}", {"accuracy_denoised_pct": published}, failed, n_test=cfg.n_test)
@@ -120,10 +141,20 @@ def _pair(repro: Reproduction, results: Results, grid: Grid, cfg, ae: str, clf: 
         note = f"{ae} ({recipe}) denoises impulse 0.25; {clf} trained on clean images classifies{results.set_note(clf)}"
         exp.add("accuracy_denoised_pct", published, accuracy, n_test=row["n_test"], note=f"Table 2; {note}")
         if clf == "alexnet":
-            exp.add("accuracy_denoised_pct", ALEXNET_FIG21, accuracy, n_test=row["n_test"],
-                    note=f"same measurement; the report's Fig. 21 prints {ALEXNET_FIG21}% for AlexNet (trained on part of MNIST), Table 2 {published}%")  # fmt: skip
-        exp.add("psnr_db", None, float(row["psnr"]), n_test=row["n_test"],
-                note="mean per-image PSNR of the denoised test images; no published number")  # fmt: skip
+            exp.add(
+                "accuracy_denoised_pct",
+                ALEXNET_FIG21,
+                accuracy,
+                n_test=row["n_test"],
+                note=f"same measurement; the report's Fig. 21 prints {ALEXNET_FIG21}% for AlexNet (trained on part of MNIST), Table 2 {published}%",
+            )
+        exp.add(
+            "psnr_db",
+            None,
+            float(row["psnr"]),
+            n_test=row["n_test"],
+            note="mean per-image PSNR of the denoised test images; no published number",
+        )
     return cell
 
 
@@ -133,8 +164,11 @@ def _cross_validate(repro: Reproduction, results: Results, grid: Grid, cfg, cell
 
     name = "vgg16 5-fold CV on denoised images"
     if cell is None:
-        repro.skip(name, {"cv_mean_pct": published, "cv_spread_pct": round(_spread(VGG_FOLDS), 3)},
-                   "needs the vgg16_ae-denoised images")  # fmt: skip
+        repro.skip(
+            name,
+            {"cv_mean_pct": published, "cv_spread_pct": round(_spread(VGG_FOLDS), 3)},
+            "needs the vgg16_ae-denoised images",
+        )
         return
     runner = results.runner(grid)
     denoised = results.fitted(grid, cell).denoise(runner.test_set(cell)[1])
@@ -154,5 +188,10 @@ def _cross_validate(repro: Reproduction, results: Results, grid: Grid, cfg, cell
         repro.extra["vgg16_cv"] = {"folds_pct": folds, "n_images": n, "params": params}
         note = f"{K_FOLDS}-fold CV over the first {n} vgg16_ae-denoised test images (the report CVs its saved denoised images)"
         exp.add("cv_mean_pct", published, 100 * result["mean"], n_test=n, note=f"Table 2 average; {note}")
-        exp.add("cv_spread_pct", round(_spread(VGG_FOLDS), 3), _spread(tuple(folds)), n_test=n,
-                note=f"population std of the folds; published = spread of Fig. 15's example folds {list(VGG_FOLDS)}")  # fmt: skip
+        exp.add(
+            "cv_spread_pct",
+            round(_spread(VGG_FOLDS), 3),
+            _spread(tuple(folds)),
+            n_test=n,
+            note=f"population std of the folds; published = spread of Fig. 15's example folds {list(VGG_FOLDS)}",
+        )

@@ -60,11 +60,19 @@ def grids(cfg, seed: int) -> list[Grid]:
         params = entry_params(DENOISERS, models, cfg.budget, config=config, **cfg.fit)
         names = [*REFERENCES, *models] if index == 0 else models
         params.update(entry_params(DENOISERS, list(REFERENCES), cfg.budget) if index == 0 else {})
-        out.append(Grid.build(
-            name=grid_name("001"), datasets=[DATASET], noises={NOISE[0]: [NOISE[1]]}, denoisers=names,
-            n_train=cfg.n_train, n_test=cfg.n_test, params={k: v for k, v in params.items() if v}, seed=seed,
-            description=f"seed 001, {config} recipe: conv AE vs CNN denoiser on Fashion-MNIST, salt and pepper 0.1",
-        ))  # fmt: skip
+        out.append(
+            Grid.build(
+                name=grid_name("001"),
+                datasets=[DATASET],
+                noises={NOISE[0]: [NOISE[1]]},
+                denoisers=names,
+                n_train=cfg.n_train,
+                n_test=cfg.n_test,
+                params={k: v for k, v in params.items() if v},
+                seed=seed,
+                description=f"seed 001, {config} recipe: conv AE vs CNN denoiser on Fashion-MNIST, salt and pepper 0.1",
+            )
+        )
     return out
 
 
@@ -76,13 +84,28 @@ def _curve_rows(exp: Experiment, row: dict, name: str, published: tuple[float, f
     point = history[best - 1] if best else {}
     val_share = DENOISERS.create(name, **row["denoiser_params"]).recipe().val_fraction
     note = f"{_CONFIG_NOTE[config]}{note}; kept epoch {best} of {len(history)}"
-    exp.add("train_mse", published[0], point.get("train_loss"), n_test=None,
-            note=f"mean training-mode MSE over that epoch's batches (what Keras prints); {note}")  # fmt: skip
-    exp.add("val_mse", published[1], point.get("val_loss"), n_test=None,
-            note=f"MSE on the held-out {val_share} of the training pairs (the repository's 80/20 split); {note}")  # fmt: skip
+    exp.add(
+        "train_mse",
+        published[0],
+        point.get("train_loss"),
+        n_test=None,
+        note=f"mean training-mode MSE over that epoch's batches (what Keras prints); {note}",
+    )
+    exp.add(
+        "val_mse",
+        published[1],
+        point.get("val_loss"),
+        n_test=None,
+        note=f"MSE on the held-out {val_share} of the training pairs (the repository's 80/20 split); {note}",
+    )
     if point.get("val_loss") is not None:
-        exp.add("val_psnr_of_mean_mse_db", round(psnr_of_mse(published[1]), 2), psnr_of_mse(point["val_loss"]), n_test=None,
-                note=f"published value derived: 10 log10(1/{published[1]}); the report gives no PSNR")  # fmt: skip
+        exp.add(
+            "val_psnr_of_mean_mse_db",
+            round(psnr_of_mse(published[1]), 2),
+            psnr_of_mse(point["val_loss"]),
+            n_test=None,
+            note=f"published value derived: 10 log10(1/{published[1]}); the report gives no PSNR",
+        )
 
 
 def _test_rows(exp: Experiment, scored: dict[str, float], n_test: int, note: str) -> None:
@@ -91,9 +114,13 @@ def _test_rows(exp: Experiment, scored: dict[str, float], n_test: int, note: str
     exp.add("test_ssim", None, scored["ssim"], n_test=n_test, note=note)
 
 
-@protocol("001", source="seeds/001_df0b05f5330edc11.txt (Tusinean, Walia, Diksha; Univ. of Windsor)",
-          description="conv AE vs CNN denoiser on Fashion-MNIST, salt and pepper 0.1; train/val MSE; tuned median beside them",
-          datasets=("fashion-mnist",), entries=entries)  # fmt: skip
+@protocol(
+    "001",
+    source="seeds/001_df0b05f5330edc11.txt (Tusinean, Walia, Diksha; Univ. of Windsor)",
+    description="conv AE vs CNN denoiser on Fashion-MNIST, salt and pepper 0.1; train/val MSE; tuned median beside them",
+    datasets=("fashion-mnist",),
+    entries=entries,
+)
 def run(repro: Reproduction, results: Results) -> pd.DataFrame:
     """Re-run seed 001's denoisers; see the module docstring for the protocol."""
     cfg = settings(SETTINGS, repro.budget)
@@ -138,7 +165,12 @@ def _median(repro: Reproduction, results: Results, grid: Grid) -> None:
         verdict = "beats" if ours > report_psnr else "does not beat"
         window = (row.get("fit_state") or {}).get("best_params")
         exp.add("test_mse", None, scored["mse"], n_test=n_test, note=f"window {window} tuned by PSNR on training pairs")
-        exp.add("test_psnr_of_mean_mse_db", round(report_psnr, 2), ours, n_test=n_test,
-                note=f"published = the report's AE (19.01 dB from val MSE 0.01255); the median {verdict} it by {ours - report_psnr:+.2f} dB")  # fmt: skip
+        exp.add(
+            "test_psnr_of_mean_mse_db",
+            round(report_psnr, 2),
+            ours,
+            n_test=n_test,
+            note=f"published = the report's AE (19.01 dB from val MSE 0.01255); the median {verdict} it by {ours - report_psnr:+.2f} dB",
+        )
         exp.add("test_psnr_db", None, scored["psnr"], n_test=n_test, note="mean per-image PSNR (bench.metrics)")
         exp.add("test_ssim", None, scored["ssim"], n_test=n_test, note="no published SSIM")

@@ -56,15 +56,25 @@ def _grid(cfg, seed: int, datasets: list[str], level: float, denoisers: list[str
     names = [n for n in denoisers if n == "identity" or n in DENOISERS]
     params = {n: model_params(DENOISERS, n, cfg.budget, config=config, **cfg.fit)[0] for n in names if n != "identity"}
     return Grid.build(
-        name=grid_name("002"), datasets=datasets, noises={NOISE[0]: [level]}, denoisers=names, n_train=cfg.n_train,
-        n_test=cfg.n_test, params={k: v for k, v in params.items() if v}, seed=seed,
+        name=grid_name("002"),
+        datasets=datasets,
+        noises={NOISE[0]: [level]},
+        denoisers=names,
+        n_train=cfg.n_train,
+        n_test=cfg.n_test,
+        params={k: v for k, v in params.items() if v},
+        seed=seed,
         description="seed 002: a small conv AE on MNIST, Fashion-MNIST and CIFAR-10, gaussian 0.5",
-    )  # fmt: skip
+    )
 
 
-@protocol("002", source="seeds/002_8c9cf5cb3979b492.txt (Amir Mehrpanah, 2020)",
-          description="small conv AE on MNIST, Fashion-MNIST, CIFAR-10 (gaussian 0.5); deeper CIFAR AE; latent interpolation PNG",
-          datasets=GRAYSCALE, entries=entries)  # fmt: skip
+@protocol(
+    "002",
+    source="seeds/002_8c9cf5cb3979b492.txt (Amir Mehrpanah, 2020)",
+    description="small conv AE on MNIST, Fashion-MNIST, CIFAR-10 (gaussian 0.5); deeper CIFAR AE; latent interpolation PNG",
+    datasets=GRAYSCALE,
+    entries=entries,
+)
 def run(repro: Reproduction, results: Results) -> pd.DataFrame:
     """Re-run seed 002's experiments; see the module docstring for the protocol."""
     cfg = settings(SETTINGS, repro.budget)
@@ -100,7 +110,13 @@ def _dataset(repro: Reproduction, results: Results, grid: Grid, cfg, name: str) 
     with repro.experiment(f"{name}: {SMALL} noisy") as exp:
         row = results.row(results.cell(grid, SMALL, dataset=name))
         note = f"{fit_note(repro.budget, cfg.n_train, cfg.fit)}{collapse_warning(row)}"
-        exp.add("test_psnr_db", None, float(row["psnr"]), n_test=row["n_test"], note=f"report: {claim}; no published number{note}")  # fmt: skip
+        exp.add(
+            "test_psnr_db",
+            None,
+            float(row["psnr"]),
+            n_test=row["n_test"],
+            note=f"report: {claim}; no published number{note}",
+        )
         exp.add("test_ssim", None, float(row["ssim"]), n_test=row["n_test"], note=f"noisy input SSIM {noisy_ssim:.3f}")
 
 
@@ -118,8 +134,11 @@ def _cifar_claims(repro: Reproduction, results: Results, noisy: Grid, clean: Gri
         with repro.experiment(f"cifar10: {label}") as exp:
             row = results.row(results.cell(grid, name))
             gap = float(row["psnr"]) - small_psnr
-            note = (f"reconstructing clean images; report (Fig. 5): about as poor as with noise; ours {gap:+.2f} dB vs the noisy run"
-                    if name == SMALL else f"report: the deeper network covers CIFAR; ours {gap:+.2f} dB over {SMALL}")  # fmt: skip
+            note = (
+                f"reconstructing clean images; report (Fig. 5): about as poor as with noise; ours {gap:+.2f} dB vs the noisy run"
+                if name == SMALL
+                else f"report: the deeper network covers CIFAR; ours {gap:+.2f} dB over {SMALL}"
+            )
             note += budget_note + collapse_warning(row)
             exp.add("test_psnr_db", None, float(row["psnr"]), n_test=row["n_test"], note=note)
 

@@ -110,14 +110,32 @@ def entries(budget: str) -> set[str]:
     }
 
 
-def _grid(cfg, seed: int, what: str, *, denoisers=("identity",), classifiers=(), params=None, levels=(0.2,),
-          n_test: int | None = None, train_levels: Any = "same") -> Grid:  # fmt: skip
+def _grid(
+    cfg,
+    seed: int,
+    what: str,
+    *,
+    denoisers=("identity",),
+    classifiers=(),
+    params=None,
+    levels=(0.2,),
+    n_test: int | None = None,
+    train_levels: Any = "same",
+) -> Grid:
     """A ``seed-003`` grid on Fashion-MNIST masking; ``identity`` at 0.2 scores the classifiers."""
     return Grid.build(
-        name=grid_name("003"), datasets=[DATASET], noises={"masking": list(levels)}, denoisers=list(denoisers),
-        classifiers=list(classifiers), n_train=cfg.n_train, n_test=n_test or cfg.n_test, train_levels=train_levels,
-        params=params or {}, seed=seed, description=f"seed 003: {what}",
-    )  # fmt: skip
+        name=grid_name("003"),
+        datasets=[DATASET],
+        noises={"masking": list(levels)},
+        denoisers=list(denoisers),
+        classifiers=list(classifiers),
+        n_train=cfg.n_train,
+        n_test=n_test or cfg.n_test,
+        train_levels=train_levels,
+        params=params or {},
+        seed=seed,
+        description=f"seed 003: {what}",
+    )
 
 
 def _classifiers(cfg, names_params: dict[str, dict[str, Any]]) -> tuple[list[str], dict[str, dict[str, Any]]]:
@@ -126,9 +144,13 @@ def _classifiers(cfg, names_params: dict[str, dict[str, Any]]) -> tuple[list[str
     return names, {name: model_params(CLASSIFIERS, name, cfg.budget, **names_params[name])[0] for name in names}
 
 
-@protocol("003", source="seeds/003_00a4853caa61d604.txt (Sai Vamsi Ogety)",
-          description="Fashion-MNIST, 5,000 images, masking 20-70%: DAE sweeps, stacked AE Tables 1-4, SVM 84.32% vs 76.40%",
-          datasets=(DATASET,), entries=entries)  # fmt: skip
+@protocol(
+    "003",
+    source="seeds/003_00a4853caa61d604.txt (Sai Vamsi Ogety)",
+    description="Fashion-MNIST, 5,000 images, masking 20-70%: DAE sweeps, stacked AE Tables 1-4, SVM 84.32% vs 76.40%",
+    datasets=(DATASET,),
+    entries=entries,
+)
 def run(repro: Reproduction, results: Results) -> pd.DataFrame:
     """Re-run seed 003's experiments; see the module docstring for the protocol."""
     cfg = settings(SETTINGS, repro.budget)
@@ -161,8 +183,10 @@ def _dae_how(cfg) -> str:
     if "batch_size" not in params:
         return f"{cfg.dae_iterations} full-batch gradient-descent iterations (report: 500) on {cfg.n_train} fixed masked pairs"
     steps = f"{params['max_steps']} steps" if params.get("max_steps") else f"{params['epochs']} epochs"
-    return (f"{cfg.budget} budget: {steps} of gradient descent on batches of {params['batch_size']} (report: 500 full-batch "
-            f"iterations) of {cfg.n_train} fixed masked pairs")  # fmt: skip
+    return (
+        f"{cfg.budget} budget: {steps} of gradient descent on batches of {params['batch_size']} (report: 500 full-batch "
+        f"iterations) of {cfg.n_train} fixed masked pairs"
+    )
 
 
 def _dae_grid(repro: Reproduction, cfg, hidden: int, lr: float, **options: Any) -> Grid:
@@ -177,8 +201,13 @@ def _dae_cost(repro: Reproduction, results: Results, cfg, hidden: int, lr: float
     row = results.row(cell)
     training = (row.get("fit_state") or {}).get("training") or {}
     mse = training.get("best_val_loss") if row["status"] == "ok" else None
-    return {"mse": mse, "cost": None if mse is None else 0.5 * PIXELS * mse, "error": results.failure(cell),
-            "warning": collapse_warning(row), "validation": training.get("validation")}  # fmt: skip
+    return {
+        "mse": mse,
+        "cost": None if mse is None else 0.5 * PIXELS * mse,
+        "error": results.failure(cell),
+        "warning": collapse_warning(row),
+        "validation": training.get("validation"),
+    }
 
 
 def _sweep_row(exp, metric: str, published: float, costs: dict[Any, dict], note: str) -> None:
@@ -229,9 +258,14 @@ def _dae_noise_matrix(repro: Reproduction, results: Results, cfg) -> None:
                     "ssim": row["ssim"],
                     "noisy_psnr": row["psnr_noisy"],
                 }
-                exp.add(metric, None, float(row["psnr"]), n_test=int(row["n_test"]),
-                        note=f"noisy input {row['psnr_noisy']:.2f} dB; hidden {cfg.noise_hidden}, lr 0.1, {_dae_how(cfg)}; "
-                             f"report shows images only and judges the 70%-trained model worse{collapse_warning(row)}")  # fmt: skip
+                exp.add(
+                    metric,
+                    None,
+                    float(row["psnr"]),
+                    n_test=int(row["n_test"]),
+                    note=f"noisy input {row['psnr_noisy']:.2f} dB; hidden {cfg.noise_hidden}, lr 0.1, {_dae_how(cfg)}; "
+                    f"report shows images only and judges the 70%-trained model worse{collapse_warning(row)}",
+                )
     repro.extra["dae_noise_matrix"] = matrix
 
 
@@ -243,8 +277,17 @@ def _error(stored: dict[str, Any]) -> str | None:
     return error if isinstance(error, str) and error else None
 
 
-def _accuracy_rows(exp, results: Results, grid: Grid, name: str, published: float | None, *, masked: float | None = None,
-                   note: str = "", metric: str = "test_accuracy_pct") -> None:  # fmt: skip
+def _accuracy_rows(
+    exp,
+    results: Results,
+    grid: Grid,
+    name: str,
+    published: float | None,
+    *,
+    masked: float | None = None,
+    note: str = "",
+    metric: str = "test_accuracy_pct",
+) -> None:
     """Accuracy on the first 500 test images and, where there are more, on all of them.
 
     ``masked``: on the test images masked at that level (the grid's cell there), else clean.
@@ -284,8 +327,10 @@ def _train_accuracy(exp, results: Results, grid: Grid, name: str, published: flo
 
 def _table1(repro: Reproduction, results: Results, cfg) -> None:
     """Table 1: accuracy against the learning rate (frozen encoder, softmax on all labels), ours and the report's way."""
-    faithful_note = (f"{FAITHFUL}: UFLDL costs (0.5 x summed squared error per image; mean cross-entropy), full-batch gradient "
-                     f"descent at lr {{lr}} in every stage, {cfg.faithful.get('epochs', 500)} iterations a stage (report: 500), no input masking")  # fmt: skip
+    faithful_note = (
+        f"{FAITHFUL}: UFLDL costs (0.5 x summed squared error per image; mean cross-entropy), full-batch gradient "
+        f"descent at lr {{lr}} in every stage, {cfg.faithful.get('epochs', 500)} iterations a stage (report: 500), no input masking"
+    )
     for lr in sorted(set(cfg.table1) | set(cfg.faithful_table1)):
         runs = {FROZEN: {**cfg.clf, "lr": lr, "pretrain_lr": lr}} if lr in cfg.table1 else {}
         runs |= {FAITHFUL: {**cfg.faithful, "lr": lr, "pretrain_lr": lr}} if lr in cfg.faithful_table1 else {}
@@ -304,8 +349,11 @@ def _table1(repro: Reproduction, results: Results, cfg) -> None:
                 _train_accuracy(exp, results, grid, FAITHFUL, train_pub, faithful_note.format(lr=lr))
                 _accuracy_rows(exp, results, grid, FAITHFUL, test_pub, note=faithful_note.format(lr=lr))
     if not cfg.faithful_table1:
-        repro.skip(f"Table 1 (the report's protocol): {FAITHFUL}", {"train_accuracy_pct_lr_0.1": TABLE1[0.1][0]},
-                   f"the {cfg.budget} budget leaves it out (500 full-batch iterations a stage: ~18 CPU-minutes a rate); --budget full runs it")  # fmt: skip
+        repro.skip(
+            f"Table 1 (the report's protocol): {FAITHFUL}",
+            {"train_accuracy_pct_lr_0.1": TABLE1[0.1][0]},
+            f"the {cfg.budget} budget leaves it out (500 full-batch iterations a stage: ~18 CPU-minutes a rate); --budget full runs it",
+        )
 
 
 def _tables_2_3(repro: Reproduction, results: Results, cfg) -> None:
@@ -335,15 +383,29 @@ def _table4(repro: Reproduction, results: Results, cfg) -> None:
         names, params = _classifiers(
             cfg, {FROZEN: {**cfg.clf, "mask_level": train_level, "input_masking": train_level}}
         )
-        grid = results.run(_grid(cfg, repro.seed, f"Table 4: trained at {train_level:.0%}", classifiers=names, params=params,
-                                 levels=cfg.test_levels, n_test=min(N_REPORT_TEST, cfg.n_test)))  # fmt: skip
+        grid = results.run(
+            _grid(
+                cfg,
+                repro.seed,
+                f"Table 4: trained at {train_level:.0%}",
+                classifiers=names,
+                params=params,
+                levels=cfg.test_levels,
+                n_test=min(N_REPORT_TEST, cfg.n_test),
+            )
+        )
         with repro.experiment(f"Table 4: {FROZEN} trained at {train_level:.0%} masking") as exp:
             for level in cfg.test_levels:
                 cell = results.cell(grid, "identity", level=level)
                 stored = results.accuracy(cell, FROZEN)
-                exp.add(f"test_accuracy_pct_at_{level:.0%}", published[TEST_LEVELS.index(level)], percent_of(stored, "accuracy_noisy"),
-                        n_test=cell.n_test, note=f"pretraining and softmax on masked ({train_level:.0%}) images; first {cell.n_test} test images"
-                        + (f"; not run: {_error(stored)}" if _error(stored) else ""))  # fmt: skip
+                exp.add(
+                    f"test_accuracy_pct_at_{level:.0%}",
+                    published[TEST_LEVELS.index(level)],
+                    percent_of(stored, "accuracy_noisy"),
+                    n_test=cell.n_test,
+                    note=f"pretraining and softmax on masked ({train_level:.0%}) images; first {cell.n_test} test images"
+                    + (f"; not run: {_error(stored)}" if _error(stored) else ""),
+                )
 
 
 def _svm_vs_stacked(repro: Reproduction, results: Results, cfg) -> None:
@@ -360,8 +422,10 @@ def _svm_vs_stacked(repro: Reproduction, results: Results, cfg) -> None:
             _accuracy_rows(
                 exp, results, grid, "svm_rbf", SVM_PUBLISHED, note=f"scikit-learn SVC on {cfg.n_train} flattened images"
             )
-    for name, note in ((FROZEN, "the report's protocol: frozen encoder, softmax on all 500 labels per class"),
-                       (OURS, f"ours: full fine-tuning; target >= {OUR_TARGET}%")):  # fmt: skip
+    for name, note in (
+        (FROZEN, "the report's protocol: frozen encoder, softmax on all 500 labels per class"),
+        (OURS, f"ours: full fine-tuning; target >= {OUR_TARGET}%"),
+    ):
         if name not in names:
             repro.skip(
                 f"stacked AE vs SVM: {name}",

@@ -64,10 +64,17 @@ def _grid(cfg, seed: int, levels: list[float], denoisers: list[str]) -> Grid:
     }
     params[CLASSIFIER] = model_params(CLASSIFIERS, CLASSIFIER, cfg.budget, **cfg.clf_overrides)[0]
     return Grid.build(
-        name=grid_name("004"), datasets=[DATASET], noises={"gaussian": levels}, denoisers=["identity", *denoisers],
-        classifiers=[CLASSIFIER], n_train=cfg.n_train, n_test=cfg.n_test, params={k: v for k, v in params.items() if v},
-        seed=seed, description="seed 004: MNIST gaussian noise, cnn_small on clean / noisy / denoised test images",
-    )  # fmt: skip
+        name=grid_name("004"),
+        datasets=[DATASET],
+        noises={"gaussian": levels},
+        denoisers=["identity", *denoisers],
+        classifiers=[CLASSIFIER],
+        n_train=cfg.n_train,
+        n_test=cfg.n_test,
+        params={k: v for k, v in params.items() if v},
+        seed=seed,
+        description="seed 004: MNIST gaussian noise, cnn_small on clean / noisy / denoised test images",
+    )
 
 
 def _calibrate(repro: Reproduction, results: Results, grid: Grid, cfg) -> float:
@@ -90,9 +97,14 @@ def _calibrate(repro: Reproduction, results: Results, grid: Grid, cfg) -> float:
         close = [h["x"] for h in history if abs(h["f"] - PUBLISHED["noisy"]) <= 2.0]
         if len(close) > 1:
             miss += f"; accuracy within 2 points of the target for sigma {min(close):.3g}-{max(close):.3g} (flat tail)"
-        exp.add("sigma", None, sigma, n_test=len(images),
-                note=f"report gives no sigma; bisection on [{SIGMA_BRACKET[0]}, {SIGMA_BRACKET[1]}], {len(history)} evaluations, "
-                     f"clipped gaussian noise, target noisy accuracy {PUBLISHED['noisy']}% for {CLASSIFIER} trained on clean images{miss}")  # fmt: skip
+        exp.add(
+            "sigma",
+            None,
+            sigma,
+            n_test=len(images),
+            note=f"report gives no sigma; bisection on [{SIGMA_BRACKET[0]}, {SIGMA_BRACKET[1]}], {len(history)} evaluations, "
+            f"clipped gaussian noise, target noisy accuracy {PUBLISHED['noisy']}% for {CLASSIFIER} trained on clean images{miss}",
+        )
     repro.extra["calibration"] = {
         "target": PUBLISHED["noisy"],
         "bracket": SIGMA_BRACKET,
@@ -110,8 +122,15 @@ def _denoisers(
     identity = results.cell(grid, "identity", level=sigma)
     with repro.experiment(f"{label}: noisy input") as exp:
         accuracy = results.accuracy(identity, CLASSIFIER)
-        exp.add("accuracy_noisy_pct", PUBLISHED["noisy"] if calibrated else None, percent_of(accuracy, "accuracy_noisy"), n_test=cfg.n_test,
-                note="by construction near 13.68 (sigma calibrated on it)" if calibrated else "no published number at this sigma")  # fmt: skip
+        exp.add(
+            "accuracy_noisy_pct",
+            PUBLISHED["noisy"] if calibrated else None,
+            percent_of(accuracy, "accuracy_noisy"),
+            n_test=cfg.n_test,
+            note="by construction near 13.68 (sigma calibrated on it)"
+            if calibrated
+            else "no published number at this sigma",
+        )
     for name in cfg.denoisers:
         published = PUBLISHED["denoised"] if calibrated and name == REPORT_MODEL else None
         failed = results.missing(grid, name, level=sigma)
@@ -134,8 +153,13 @@ def _denoised_rows(
     how = f"{_config(repro.budget, name)} recipe" if DENOISERS.entry(name).accelerated else f"tuned {tuned}"
     dropped = model_params(DENOISERS, name, repro.budget, config=_config(repro.budget, name), **cfg.fit)[1]
     compare = "" if published or not calibrated else f"; compare the report's AE at {PUBLISHED['denoised']}"
-    exp.add("accuracy_denoised_pct", published, accuracy, n_test=row["n_test"],
-            note=f"{CLASSIFIER} trained on clean images; {name} {how}{fit_note(repro.budget, cfg.n_train, cfg.fit, dropped)}{collapse_warning(row)}{compare}")  # fmt: skip
+    exp.add(
+        "accuracy_denoised_pct",
+        published,
+        accuracy,
+        n_test=row["n_test"],
+        note=f"{CLASSIFIER} trained on clean images; {name} {how}{fit_note(repro.budget, cfg.n_train, cfg.fit, dropped)}{collapse_warning(row)}{compare}",
+    )
     exp.add(
         "psnr_db",
         None,
@@ -146,9 +170,13 @@ def _denoised_rows(
     return accuracy
 
 
-@protocol("004", source="seeds/004_7dc4cfe07bcdb573.txt (Zhenyu Zhao, ANU)",
-          description="MNIST gaussian noise: classifier accuracy on clean / noisy / denoised, sigma calibrated to the report's 13.68%",
-          datasets=("mnist",), entries=entries)  # fmt: skip
+@protocol(
+    "004",
+    source="seeds/004_7dc4cfe07bcdb573.txt (Zhenyu Zhao, ANU)",
+    description="MNIST gaussian noise: classifier accuracy on clean / noisy / denoised, sigma calibrated to the report's 13.68%",
+    datasets=("mnist",),
+    entries=entries,
+)
 def run(repro: Reproduction, results: Results) -> pd.DataFrame:
     """Re-run seed 004's Table 1; see the module docstring for the protocol."""
     cfg = settings(SETTINGS, repro.budget)
@@ -156,8 +184,13 @@ def run(repro: Reproduction, results: Results) -> pd.DataFrame:
     first = results.run(_grid(cfg, repro.seed, [SECOND_SIGMA], []))
     with repro.experiment(f"{CLASSIFIER} on clean test images") as exp:
         accuracy = results.accuracy(results.cell(first, "identity"), CLASSIFIER)
-        exp.add("accuracy_clean_pct", PUBLISHED["clean"], percent_of(accuracy, "accuracy_clean"), n_test=cfg.n_test,
-                note=f"{CLASSIFIER} (two conv/pool stages + dense 128; the report's CNN is unspecified) on {cfg.n_train} clean training images")  # fmt: skip
+        exp.add(
+            "accuracy_clean_pct",
+            PUBLISHED["clean"],
+            percent_of(accuracy, "accuracy_clean"),
+            n_test=cfg.n_test,
+            note=f"{CLASSIFIER} (two conv/pool stages + dense 128; the report's CNN is unspecified) on {cfg.n_train} clean training images",
+        )
     repro.extra["classifier_history"] = getattr(results.classifier(first, DATASET, CLASSIFIER), "history_", None)
     sigma = _calibrate(repro, results, first, cfg)
     grid = results.run(
@@ -182,5 +215,10 @@ def _verdict(repro: Reproduction, sigma: float, best: dict[float, dict[str, floa
             name, value = max(best[level].items(), key=lambda kv: kv[1])
             verdict = "reached" if value >= target else "NOT reached"
             what = "the report's 96.10% after denoising" if published else "our target of >= 97% (full budget)"
-            exp.add(metric, published, value, n_test=n_test,
-                    note=f"{what} {verdict} at sigma {level:g}: best is {name} with {value:.2f}% ({repro.budget} budget)")  # fmt: skip
+            exp.add(
+                metric,
+                published,
+                value,
+                n_test=n_test,
+                note=f"{what} {verdict} at sigma {level:g}: best is {name} with {value:.2f}% ({repro.budget} budget)",
+            )

@@ -52,9 +52,17 @@ from bench.errors import one_line
 from bench.files import write_atomic
 
 __all__ = [
-    "Checkpoints", "Best", "EpochInProgress", "DamagedCheckpoint", "capture", "resume", "save_state", "read_state",
-    "load_state", "seconds_trained",
-]  # fmt: skip
+    "Checkpoints",
+    "Best",
+    "EpochInProgress",
+    "DamagedCheckpoint",
+    "capture",
+    "resume",
+    "save_state",
+    "read_state",
+    "load_state",
+    "seconds_trained",
+]
 
 log = logging.getLogger("bench.training")
 
