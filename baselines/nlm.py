@@ -49,6 +49,12 @@ _CUTOFF = 5.0
 _CHUNK_ELEMENTS = {"cpu": 1 << 19, "cuda": 1 << 25}
 #: Images per call of the compiled CPU kernel (64-256 measured alike on 28x28).
 _CPU_CHUNK = 128
+#: Padded pixels per call of the compiled CPU kernel: large images go one (or a few) at a time.
+_CPU_CHUNK_PIXELS = 1 << 18
+#: Elements of the work rows (values, scaled values, sums, weight sums) of one band of output
+#: rows of the compiled CPU kernel: every shift runs over a band while it is in the
+#: second-level cache.
+_CPU_BAND_ELEMENTS = 1 << 16
 
 
 def _check_window(value: int, what: str) -> None:
@@ -105,13 +111,16 @@ def _fused_cpu(images: Tensor, sigma: Tensor, strength: Tensor, size: int, dista
     index = [_reflect_index(length, pad, images.device) for length in (h, w)]
     scale, noise = _units(sigma, strength, c, size)
     threads = torch.get_num_threads()
-    step = max(1, min(_CPU_CHUNK, -(-n // threads)))
+    per_chunk = max(1, min(_CPU_CHUNK, _CPU_CHUNK_PIXELS // (len(index[0]) * len(index[1]))))
+    step = max(1, min(per_chunk, -(-n // threads)))
+    row_elements = (3 * c + 1) * len(index[1]) * min(step, n)
+    band = max(_band_floor(size, distance), _CPU_BAND_ELEMENTS // row_elements)
 
     def chunk(start: int) -> Tensor:
         part = slice(start, start + step)
         values = images[part].permute(1, 2, 3, 0).index_select(1, index[0]).index_select(2, index[1]).contiguous()
         result = nl_means_chunk(
-            values.numpy(), scale[part].numpy(), noise[part].numpy(), size, distance, _CUTOFF * _LOG2E
+            values.numpy(), scale[part].numpy(), noise[part].numpy(), size, distance, _CUTOFF * _LOG2E, band
         )
         return torch.from_numpy(result).permute(3, 0, 1, 2)
 
@@ -122,6 +131,12 @@ def _fused_cpu(images: Tensor, sigma: Tensor, strength: Tensor, size: int, dista
     else:
         parts = [chunk(start) for start in starts]
     return torch.cat(parts).contiguous() if parts else images.clone()
+
+
+def _band_floor(size: int, distance: int) -> int:
+    # Each band recomputes about distance + size rows of weights per shift; four times that
+    # keeps the repeat under a fifth of the work.
+    return 4 * (distance + size)
 
 
 def _batched_torch(images: Tensor, sigma: Tensor, strength: Tensor, size: int, distance: int) -> Tensor:

@@ -158,6 +158,23 @@ def test_nl_means_batch_members_are_independent(digits, monkeypatch):
     )
 
 
+def test_nl_means_on_a_large_image_is_banded_without_changing_a_pixel(monkeypatch):
+    # A large image goes through the compiled kernel alone, in bands of output rows; every
+    # band size, down to one row, gives the same output, which equals the torch path's.
+    generator = torch.Generator().manual_seed(4)
+    clean = torch.nn.functional.avg_pool2d(torch.rand(2, 1, 104, 90, generator=generator), 5, 1)
+    noisy = Noise("gaussian", 0.1).apply(clean, seed=5)
+    options = dict(patch_size=5, patch_distance=4, h_scale=1.1)
+    monkeypatch.setattr(nlm_module, "_CPU_CHUNK_PIXELS", 100 * 100)  # one image per call
+    whole = nl_means(noisy, **options)
+    for band_elements in (1, 4 * 102 * 30):  # bands of one row and of 30 rows (102 padded columns)
+        monkeypatch.setattr(nlm_module, "_CPU_BAND_ELEMENTS", band_elements)
+        monkeypatch.setattr(nlm_module, "_band_floor", lambda size, distance: 1)
+        torch.testing.assert_close(nl_means(noisy, **options), whole, atol=0, rtol=0)
+    monkeypatch.setattr(nlm_module, "_fused_cpu", nlm_module._batched_torch)
+    torch.testing.assert_close(nl_means(noisy, **options), whole, atol=2e-6, rtol=0)
+
+
 @pytest.mark.parametrize(
     "shape, patch_size, patch_distance", [((9, 1, 28, 28), 5, 5), ((5, 3, 13, 17), 3, 4), ((4, 1, 8, 8), 1, 2)]
 )

@@ -92,11 +92,12 @@ def _references() -> dict[str, tuple[str, Callable[[np.ndarray], object] | None,
     return refs
 
 
-def classical_cases(n_images: int, *, quick: bool = False) -> list[Case]:
-    """The classical entries with a reference; slow ones time fewer images (images/s is per image)."""
+def classical_cases(n_images: int, *, quick: bool = False, entries: list[str] | None = None) -> list[Case]:
+    """The classical entries with a reference (those in ``entries`` if given); slow ones time
+    fewer images (images/s is per image)."""
     cases = []
     for name, (label, reference, n_reference) in _references().items():
-        if name not in DENOISERS.names():
+        if name not in DENOISERS.names() or (entries is not None and name not in entries):
             continue
         n_ours = (
             min(n_images, 256 if name == "bm3d_torch" else 512)
@@ -138,11 +139,18 @@ def _compare(case: Case, noisy: Tensor, devices: list[torch.device], repeats: in
 
 
 def classical_speed(
-    *, devices: list[torch.device], n_images: int = 4096, repeats: int = 3, quick: bool = False, seed: int = 0
+    *,
+    devices: list[torch.device],
+    n_images: int = 4096,
+    repeats: int = 3,
+    quick: bool = False,
+    seed: int = 0,
+    entries: list[str] | None = None,
 ) -> list[dict]:
     """One row per classical entry: images/s per device, the reference's, and the ratios."""
     noisy, _ = _batch(n_images, seed)
-    return [_compare(case, noisy, devices, repeats) for case in classical_cases(n_images, quick=quick)]
+    cases = classical_cases(n_images, quick=quick, entries=entries)
+    return [_compare(case, noisy, devices, repeats) for case in cases]
 
 
 def metric_speed(*, n_images: int = 4096, n_reference: int = 256, seed: int = 0, repeats: int = 5) -> list[dict]:
@@ -207,6 +215,16 @@ def _ratio(value: float, reference: float) -> str:
     return "-" if value != value or reference != reference else f"x{value / reference:.1f}"
 
 
+def _entries(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    names = text.split(",")
+    unknown = [name for name in names if name not in FIXED]
+    if unknown:
+        raise ValueError(f"--entries {text!r} names {', '.join(unknown)}; expected some of: {', '.join(FIXED)}")
+    return names
+
+
 def _devices(choice: str) -> list[torch.device]:
     if choice == "cpu":
         return [torch.device("cpu")]
@@ -229,6 +247,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-images", type=int, default=4096, help="28x28 images per timed batch (default 4096)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats; medians are shown (default 3)")
     parser.add_argument("--quick", action="store_true", help="small batches and one repeat (a smoke test)")
+    parser.add_argument(
+        "--sizes",
+        help="comma-separated image sides, such as 28,64,256,512: seconds per megapixel of each entry and its "
+        "reference at each size on photograph crops, then peak memory at the largest (bench.cost.speed_sizes)",
+    )
+    parser.add_argument("--entries", help="comma-separated entries to time (default: every classical entry)")
+    parser.add_argument("--no-memory", action="store_true", help="with --sizes: skip the peak-memory subprocesses")
     # One thread by default: every reference runs on one core, so the ratios compare like with
     # like; and on a shared 2-core machine two torch threads measured up to 100x slower.
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1, as the references)")
@@ -243,12 +268,18 @@ def main(argv: list[str] | None = None) -> int:
     tune_cpu_allocator()
     if args.n_images < 1 or args.repeats < 1:
         raise ValueError(f"--n-images {args.n_images} and --repeats {args.repeats} must both be integers >= 1")
+    entries = _entries(args.entries)
+    if args.sizes is not None:
+        from bench.cost.speed_sizes import parse_sizes, run_sizes
+
+        run_sizes(parse_sizes(args.sizes), entries=entries, repeats=args.repeats, memory=not args.no_memory)
+        return 0
     devices = _devices(args.device)
     n_images, repeats = (min(args.n_images, 256), 1) if args.quick else (args.n_images, args.repeats)
     print(
         f"torch threads: {torch.get_num_threads()}; {n_images} images of 28x28; medians of {repeats} interleaved repeats"
     )
-    rows = classical_speed(devices=devices, n_images=n_images, repeats=repeats, quick=args.quick)
+    rows = classical_speed(devices=devices, n_images=n_images, repeats=repeats, quick=args.quick, entries=entries)
     print(format_table(rows, devices))
     for row in metric_speed(n_images=n_images, n_reference=min(256, n_images), repeats=repeats):
         print(
