@@ -21,7 +21,6 @@ import resource
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,6 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from bench.cost import timing
 from bench.noise import Noise
 
 __all__ = ["SIZES", "photo_batch", "size_speed", "peak_memory", "format_size_table", "parse_sizes"]
@@ -121,12 +121,6 @@ def _reference(name: str, colour: bool) -> tuple[str, Callable[[np.ndarray], obj
     return label, reference
 
 
-def _seconds(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 def size_speed(
     sizes: tuple[int, ...] = SIZES, *, entries: list[str] | None = None, repeats: int = 3, seed: int = 0
 ) -> tuple[list[dict], bool]:
@@ -152,24 +146,22 @@ def size_speed(
                 ours(noisy)  # warm-up: compilation, caches
                 if reference is not None:
                     reference(reference_input)
-                ours_times, reference_times = [], []
+                ours_passes, reference_passes = [], []
                 for _ in range(repeats):  # interleaved: a load spike slows both
-                    ours_times.append(_seconds(lambda: ours(noisy)))
+                    ours_passes.append(timing.timed(lambda: ours(noisy)))
                     if reference is not None:
-                        reference_times.append(_seconds(lambda: reference(reference_input)))
-                rows.append(
-                    {
-                        "size": size,
-                        "entry": name + (" (colour)" if colour_case else ""),
-                        "images": len(noisy),
-                        "ours_s_per_mp": statistics.median(ours_times) / megapixels,
-                        "reference": label,
-                        "reference_s_per_mp": statistics.median(reference_times) / megapixels
-                        if reference_times
-                        else float("nan"),
-                    }
-                )
+                        reference_passes.append(timing.timed(lambda: reference(reference_input)))
+                row = {"size": size, "entry": name + (" (colour)" if colour_case else ""), "images": len(noisy)}
+                row["reference"] = label
+                for key, passes in (("ours", ours_passes), ("reference", reference_passes)):
+                    row[f"{key}_s_per_mp"] = _per_megapixel([p.wall for p in passes], megapixels)
+                    row[f"{key}_cpu_s_per_mp"] = _per_megapixel([p.cpu for p in passes], megapixels)
+                rows.append(row)
     return rows, all_real
+
+
+def _per_megapixel(seconds: list[float], megapixels: float) -> float:
+    return statistics.median(seconds) / megapixels if seconds else float("nan")
 
 
 def _peak_child(name: str, which: str, size: int, colour: bool) -> None:
@@ -210,7 +202,7 @@ def peak_memory(size: int = 512, *, entries: list[str] | None = None) -> list[di
 def format_size_table(rows: list[dict]) -> str:
     """The rows as an aligned table, then each entry's cost per megapixel at its largest size
     over that at 64 (or its smallest size above 28): 1.0 is a cost linear in pixels."""
-    header = ["size", "entry", "images", "ours s/MP", "reference", "ref s/MP", "ref/ours"]
+    header = ["size", "entry", "images", "ours s/MP", "reference", "ref s/MP", "ref/ours", "cpu ref/ours"]
     lines = [
         [
             str(row["size"]),
@@ -220,6 +212,7 @@ def format_size_table(rows: list[dict]) -> str:
             row["reference"],
             _figure(row["reference_s_per_mp"]),
             _figure(row["reference_s_per_mp"] / row["ours_s_per_mp"], "x{:.2f}"),
+            _figure(row["reference_cpu_s_per_mp"] / row["ours_cpu_s_per_mp"], "x{:.2f}"),
         ]
         for row in rows
     ]
@@ -227,12 +220,12 @@ def format_size_table(rows: list[dict]) -> str:
     table = ["  ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True)) for cells in [header, *lines]]
     by_entry: dict[str, dict[int, float]] = {}
     for row in rows:
-        by_entry.setdefault(row["entry"], {})[row["size"]] = row["ours_s_per_mp"]
+        by_entry.setdefault(row["entry"], {})[row["size"]] = row["ours_cpu_s_per_mp"]
     for entry, costs in by_entry.items():
         small = min((s for s in costs if s > 28), default=None)
         large = max(costs)
         if small is not None and large > small:
-            table.append(f"{entry}: s/MP at {large} over s/MP at {small}: {costs[large] / costs[small]:.2f}")
+            table.append(f"{entry}: CPU s/MP at {large} over CPU s/MP at {small}: {costs[large] / costs[small]:.2f}")
     return "\n".join(table)
 
 
@@ -262,7 +255,8 @@ def run_sizes(sizes: tuple[int, ...], *, entries: list[str] | None, repeats: int
     source = "crops of set12/08.png (colour: cbsd68)" if real else "SYNTHESISED images (set12/cbsd68 not found)"
     print(
         f"one thread; {BATCH_PIXELS:,} pixels per batch, {source}, gaussian sigma 25/255; "
-        f"medians of {repeats} interleaved repeats; ref/ours > 1: ours is faster"
+        f"medians of {repeats} interleaved repeats; ref/ours > 1: ours is faster (cpu: by process CPU time, "
+        "which a loaded machine inflates less)"
     )
     print(format_size_table(rows))
     if memory:
