@@ -106,9 +106,12 @@ class Estimator:
     kind: ClassVar[str] = "estimator"
     #: Rules for constructor parameters; merged along the class hierarchy by ``check_params``.
     param_rules: ClassVar[dict[str, Rule]] = {"eval_images": POSITIVE_INT.or_none("all")}
-    #: Settings the named grids pass, by grid budget: ``{"quick": {...}, "full": {...}}``. An
-    #: entry that declares budgets but no ``quick`` one is too slow for the quick grid; an
-    #: entry with none at all runs everywhere with its defaults.
+    #: The entry's grid settings: what the named grids pass it, by grid name
+    #: (``{"quick": {...}, "full": {...}}``; a seed protocol's ``--budget quick|full`` reads the
+    #: same). An entry that declares some but no ``quick`` one is too slow for the quick grid;
+    #: an entry with none at all runs everywhere with its defaults. Not to be confused with a
+    #: seed protocol's scale (``--budget tiny|quick|full``) or with the training one fit does
+    #: (``bench plan``'s "budget per fit").
     budgets: ClassVar[dict[str, dict[str, Any]]] = {}
     #: Optional modules the entry imports when used (named grids leave it out without them).
     requires: ClassVar[tuple[str, ...]] = ()

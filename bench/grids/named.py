@@ -163,7 +163,8 @@ def _installed_only(names) -> tuple[list[str], str]:
 
 
 def _budget_params(budget: str) -> dict[str, dict[str, Any]]:
-    """Per-entry settings a grid budget asks for, from each entry's ``budgets`` attribute."""
+    """Each entry's grid settings for the named grid ``budget`` (``quick`` or ``full``): its
+    ``budgets`` attribute's entry of that name."""
     out = {}
     for registry in (DENOISERS, CLASSIFIERS):
         for name in registry.names():
