@@ -11,7 +11,7 @@ import pytest
 from bench.cli import main
 from bench.report import write_outputs
 from bench.execution.rows import CellRow, ClassifierRow
-from bench.execution.store import Store
+from bench.execution.store import Store, StoreError
 
 
 def _cell(key: str, *, status: str = "ok", params: dict | None = None, run_id: int | None = None, **changes) -> CellRow:
@@ -204,3 +204,83 @@ def test_a_run_keeps_per_image_results_that_average_to_its_leaderboard(tmp_path)
     np.testing.assert_allclose(per_image["ssim"].mean(), board.loc[per_image.size().index, "ssim"], rtol=1e-5)
     np.testing.assert_allclose(per_image["correct_svm_rbf"].mean(), accuracy[per_image.size().index], rtol=1e-9)
     assert board.loc["median", "rank"] == 1 and board.loc["median", "distinguishable"]  # a median beats the input
+
+
+def _damage_mid_file(path) -> None:
+    """4 KiB of random bytes at six offsets past the schema's pages: the store still opens."""
+    raw = bytearray(path.read_bytes())
+    for seed, offset in enumerate(np.linspace(3 * 4096, len(raw) - 4096, 6).astype(int)):
+        raw[offset : offset + 4096] = np.random.default_rng(seed).integers(0, 256, 4096, dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(raw))
+
+
+def _filled(path, cells: int = 60) -> None:
+    rng = np.random.default_rng(0)
+    with Store(path) as store:
+        for i in range(cells):
+            scored = _scored(f"k{i}", rng.normal(24, 2, 100), level=i / 100)
+            store.put_cell(scored, samples={"clean": rng.integers(0, 255, (8, 28, 28), dtype=np.uint8)})
+
+
+def test_a_store_damaged_mid_file_is_one_line_naming_it_in_run_and_report(tmp_path, capsys):
+    path = tmp_path / "smoke" / "store.sqlite"
+    _filled(path)
+    _damage_mid_file(path)
+    Store(path).close()  # the header is whole: the damage shows only when pages are read
+    assert main(["report", str(path.parent)]) == 2
+    args = ["run", "--grid", "smoke", "--denoisers", "identity", "--noises", "gaussian", "--classifiers", "none"]
+    assert main([*args, "--out", str(tmp_path), "--no-estimate"]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
+    assert len(lines) == 2, lines
+    for line in lines:
+        assert line.startswith(f"error: run store {path} failed while reading")
+        assert line.endswith("(database disk image is malformed); move it away or pass another --out")
+
+
+def test_damaged_stored_samples_are_one_line_not_a_traceback(tmp_path, capsys):
+    path = tmp_path / "store.sqlite"
+    _filled(path, cells=2)
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE cells SET samples = ?, level = 0.2", (b"PK\x03\x04 not a zip file",))  # drawn on the page
+    db.close()
+    with Store(path) as store, pytest.raises(StoreError, match=r"reading stored sample images \(BadZipFile: "):
+        store.samples("k1")
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: run store {path} failed while reading stored sample images") and err.count("\n") == 1
+
+
+def test_a_full_disk_fails_the_cell_write_whole_and_keeps_every_cell_before_it(tmp_path):
+    path = tmp_path / "store.sqlite"
+    _filled(path, cells=2)
+    with Store(path) as store:
+        pages = store._db.execute("PRAGMA page_count").fetchone()[0]
+        store._db.execute(f"PRAGMA max_page_count = {pages}")  # what a full disk gives SQLite: SQLITE_FULL
+        big = {"noise": np.random.default_rng(1).integers(0, 255, (64, 64, 64), dtype=np.uint8)}
+        with pytest.raises(StoreError, match=r"storing a finished cell \(database or disk is full\); free disk space"):
+            store.put_cell(_scored("k2", PSNR[:100], level=0.9), samples=big)
+        assert not store._db.in_transaction and store.finished_keys() == {"k0", "k1"}
+    with Store(path) as store:
+        assert store.finished_keys() == {"k0", "k1"} and len(store.per_image()) == 2
+
+
+def test_a_run_whose_store_fills_the_disk_exits_2_with_one_line_and_resumes(tmp_path, monkeypatch, capsys):
+    args = ["run", "--grid", "smoke", "--denoisers", "identity,median", "--noises", "gaussian", "--classifiers", "none",
+            "--out", str(tmp_path), "--no-estimate"]  # fmt: skip
+    real_put = Store.put_cell
+
+    def fills_after_one(store, row, *rest, **options):
+        if store.finished_keys():  # one cell in: the disk is full from now on
+            pages = store._db.execute("PRAGMA page_count").fetchone()[0]
+            store._db.execute(f"PRAGMA max_page_count = {pages}")
+        return real_put(store, row, *rest, **options)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Store, "put_cell", fills_after_one)
+        assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "storing a finished cell (database or disk is full)" in err and "Traceback" not in err
+    with Store(tmp_path / "smoke" / "store.sqlite") as store:
+        assert len(store.finished_keys()) == 1
+    assert main(args) == 0
+    assert "1 already done" in capsys.readouterr().out

@@ -3,14 +3,21 @@
 WAL mode and one short ``BEGIN IMMEDIATE`` transaction per finished cell: a run killed at
 any moment keeps every cell it had finished, and a rerun skips them. Only the driver
 process writes.
+
+Any fault of the file, at open or later (a page damaged mid-file, a full disk, damaged stored
+samples), raises ``StoreError``: one line naming the file, what failed and what to do. A cell
+whose write fails is rolled back whole; every cell committed before it stays.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import sqlite3
 import time
+import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +27,7 @@ import pandas as pd
 
 from bench.execution.rows import CELL_IDENTITY, CellRow, ClassifierRow, columns, csv_columns, sql_kind
 
-__all__ = ["Store", "CELL_COLUMNS", "LEADERBOARD_COLUMNS", "CLASSIFIER_COLUMNS", "PER_IMAGE_METRICS", "CORRECT_PREFIX"]
+__all__ = ["Store", "StoreError", "CELL_COLUMNS", "LEADERBOARD_COLUMNS", "CLASSIFIER_COLUMNS", "PER_IMAGE_METRICS", "CORRECT_PREFIX"]
 
 #: leaderboard.csv, in this order (the store keeps a few more): the ``csv`` fields of a cell row.
 LEADERBOARD_COLUMNS = csv_columns(CellRow)
@@ -95,6 +102,44 @@ def _per_image_arrays(row: CellRow, classifier_rows: Sequence[ClassifierRow]) ->
     return arrays
 
 
+class StoreError(ValueError):
+    """A run store that cannot be read or written: the file, what failed, why and what to do."""
+
+    def __init__(self, path: Path, what: str, err: BaseException) -> None:
+        if isinstance(err, pd.errors.DatabaseError) and err.__cause__ is not None:
+            err = err.__cause__  # sqlite's own error, without the SQL pandas puts before it
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        if isinstance(err, (zipfile.BadZipFile, zlib.error, EOFError)):
+            reason = f"{type(err).__name__}: {reason}"
+        if "full" in reason:  # SQLITE_FULL: "database or disk is full"
+            advice = "free disk space and rerun the same command: every cell stored so far is kept"
+        elif "locked" in reason or "busy" in reason:
+            advice = "another process is writing it: wait for it to finish or pass another --out"
+        else:
+            advice = "move it away or pass another --out"
+        super().__init__(f"run store {path} {what} ({reason}); {advice}")
+
+
+#: What a damaged or full store raises: sqlite's errors, pandas' wrapping of them.
+_FAULTS = (sqlite3.Error, pd.errors.DatabaseError)
+
+
+def _guarded(what: str, also: tuple[type[BaseException], ...] = ()):
+    """Turn a store fault raised by the method into a StoreError saying ``what`` failed."""
+
+    def wrap(method):
+        @functools.wraps(method)
+        def guarded(self, *args, **kwargs):
+            try:
+                return method(self, *args, **kwargs)
+            except (*_FAULTS, *also) as err:
+                raise StoreError(self.path, f"failed while {what}", err) from None
+
+        return guarded
+
+    return wrap
+
+
 class Store:
     """A SQLite run store at ``path`` (created with its folder if missing)."""
 
@@ -107,11 +152,9 @@ class Store:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
             self._check_columns()
-        except sqlite3.DatabaseError as err:  # not a database, a damaged one, or another program's
+        except sqlite3.DatabaseError as err:  # not a database, a damaged one, another program's, a full disk
             self._db.close()
-            raise ValueError(
-                f"run store {self.path} cannot be used ({err}); move it away or pass another --out"
-            ) from None
+            raise StoreError(self.path, "cannot be used", err) from None
 
     def _check_columns(self) -> None:
         # A database that is not a run store of this version would fail on the first cell.
@@ -139,9 +182,16 @@ class Store:
                 self._db.execute(sql, args)
             self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            # SQLite may have rolled back already (a full disk does): only what is left, and
+            # never let a failed rollback hide the error that caused it.
+            if self._db.in_transaction:
+                try:
+                    self._db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
             raise
 
+    @_guarded("recording the run's start")
     def start_run(
         self, *, grid: str, spec: dict, argv: list[str], device: str, versions: dict, machine: dict | None = None
     ) -> int:
@@ -153,16 +203,19 @@ class Store:
         )
         return int(cursor.lastrowid)
 
+    @_guarded("recording the run's end")
     def finish_run(self, run_id: int, *, ok: int, failed: int) -> None:
         self._db.execute(
             "UPDATE runs SET finished = ?, cells_ok = ?, cells_failed = ? WHERE run_id = ?",
             (time.time(), ok, failed, run_id),
         )
 
+    @_guarded("reading the finished cells")
     def finished_keys(self) -> set[str]:
         """Keys of cells that finished ok (failed cells are retried)."""
         return {row[0] for row in self._db.execute("SELECT key FROM cells WHERE status = 'ok'")}
 
+    @_guarded("storing a finished cell")
     def put_cell(self, row: CellRow, classifier_rows: Sequence[ClassifierRow] = (), samples=None) -> None:
         """Write one finished cell, its classifier rows and its per-image arrays in one transaction.
 
@@ -200,6 +253,7 @@ class Store:
             )
         self._transaction(statements)
 
+    @_guarded("reading its results")
     def _frame(self, sql: str, columns: list[str]) -> pd.DataFrame:
         frame = pd.read_sql_query(sql, self._db)
         for column in _JSON_COLUMNS:
@@ -237,9 +291,11 @@ class Store:
         order = "ORDER BY dataset, noise, level, train_level, denoiser, classifier"
         return self._frame(f"SELECT * FROM classifier_results {order}", CLASSIFIER_COLUMNS)
 
+    @_guarded("reading its runs")
     def runs(self) -> pd.DataFrame:
         return pd.read_sql_query("SELECT * FROM runs ORDER BY run_id", self._db)
 
+    @_guarded("reading per-image results")
     def per_image(self, keys=None) -> dict[str, dict[str, np.ndarray]]:
         """{cell key: {"psnr": float32[n], "ssim": float32[n], "correct:<classifier>": bool[n]}}.
 
@@ -253,6 +309,7 @@ class Store:
                 out.setdefault(key, {})[name] = np.frombuffer(data, dtype=np.dtype(dtype))
         return out
 
+    @_guarded("reading stored sample images", also=(zipfile.BadZipFile, zlib.error, EOFError))
     def samples(self, key: str) -> dict[str, np.ndarray]:
         """The few images kept for the report: clean, noisy and denoised uint8 arrays."""
         row = self._db.execute("SELECT samples FROM cells WHERE key = ?", (key,)).fetchone()
