@@ -1,12 +1,15 @@
 """Command line: ``python -m bench run | plan | list | check-entry | report | compare | reproduce | speed | scaling | env``.
 
 Bad input prints one line on stderr and exits 2 before anything runs; a run exits 0 when
-every cell is ok and 1 when some failed.
+every cell is ok and 1 when some failed. A fault of the run store or a full disk, whenever it
+happens, is one line on stderr too, and exit 2: every cell stored before it is kept.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
+import math
 import sys
 from typing import Any
 
@@ -45,6 +48,17 @@ def _levels(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(
             f"levels must be comma-separated numbers, e.g. 0.1,0.3; got {text!r}"
         ) from None
+
+
+def _seconds(text: str) -> float:
+    """A positive, finite number of seconds (``--checkpoint-every``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, e.g. 300; got {text!r}")
+    return value
 
 
 class _Parser(argparse.ArgumentParser):
@@ -119,7 +133,7 @@ def _add_executor_options(run: argparse.ArgumentParser) -> None:
     )
     run.add_argument(
         "--checkpoint-every",
-        type=float,
+        type=_seconds,
         metavar="SECONDS",
         help="seconds between mid-fit checkpoints of neural fits (default: 300)",
     )
@@ -235,6 +249,13 @@ def main(argv: list[str] | None = None) -> int:
         return _COMMANDS[args.command](args)
     except (ValueError, ImportError) as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = f"writing {err.filename}" if err.filename else "writing"
+        advice = "free disk space and rerun the same command: every cell stored so far is kept"
+        print(f"error: {where} failed: no space left on the device ({err.strerror}); {advice}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -77,6 +77,7 @@ def command_run(args: argparse.Namespace) -> int:
 
         check_matches(grid, reference_spec(args.against), args.against)
         grid = replace(grid, name=against_grid_name(grid))
+    _check_device_and_data(grid, args, spec)
     tune_cpu_allocator()  # process-wide: this process is the benchmark
     cells = len(grid.cells())
     print(
@@ -105,6 +106,21 @@ def command_run(args: argparse.Namespace) -> int:
         f"{summary.failed} failed, {summary.skipped} already done; leaderboard: {summary.out_dir / 'leaderboard.csv'}"
     )
     return summary.exit_code
+
+
+def _check_device_and_data(grid, args: argparse.Namespace, spec) -> None:
+    """The device and every dataset of the grid, checked before the run's first line is printed
+    (ValueError naming the bad one). A cluster's workers, not this machine, need them there."""
+    from bench.data import load
+    from bench.device import resolve_device
+
+    if args.data_dir is not None and Path(args.data_dir).exists() and not Path(args.data_dir).is_dir():
+        raise ValueError(f"--data-dir {args.data_dir} is a file; expected the folder that holds the dataset files")
+    if spec.remote:
+        return
+    resolve_device(args.device)
+    for name in grid.datasets:
+        load(name, data_dir=args.data_dir, download=args.download)  # IDX reads are cached for the run
 
 
 def _rank_against(run_dir: Path, denoisers) -> None:

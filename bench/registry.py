@@ -218,7 +218,7 @@ def load_plugins(plugins: list[str] | tuple[str, ...]) -> tuple[str, ...]:
         target = str(Path(plugin).resolve()) if plugin.endswith(".py") else plugin
         try:
             import_plugin(target)
-        except Exception as err:
+        except (Exception, SystemExit) as err:  # a plugin that calls sys.exit() is a plugin that failed
             raise ValueError(f"plugin {plugin!r} could not be loaded: {one_line(err)}") from None
         loaded.append(target)
     return tuple(loaded)

@@ -108,6 +108,29 @@ def test_a_killed_worker_costs_only_a_retry_and_its_fit_resumes(tmp_path):
     assert len(keys) == len(set(keys)) == 4
 
 
+@pytest.mark.slow
+def test_workers_that_die_while_idle_are_replaced_and_the_run_goes_on(tmp_path):
+    import multiprocessing
+
+    victims = []
+
+    def kill_the_idle_workers(context, done) -> str:  # the estimate runs while the workers wait
+        victims.extend(multiprocessing.active_children())
+        for victim in victims:
+            os.kill(victim.pid, signal.SIGKILL)
+            victim.join(30)
+        return "estimate: (workers killed)"
+
+    grid = named_grid("smoke").narrow(denoisers=["identity", "median"], classifiers=[])
+    lines = []
+    spec = ExecutorSpec(workers=2)
+    summary = run_grid(grid, out_dir=tmp_path, executor=spec, estimate=kill_the_idle_workers, log=lines.append)
+    assert (summary.ok, summary.failed) == (len(grid.cells()), 0), lines
+    assert len(victims) == 2
+    for victim in victims:
+        assert any(f"(pid {victim.pid}) died (killed by SIGKILL) while idle" in line for line in lines), lines
+
+
 def test_the_workers_die_with_a_driver_killed_by_sigkill(tmp_path):
     psutil = pytest.importorskip("psutil")
     endless = [*(arg.replace("=400", "=1000000") for arg in SLOW), "--set", "conv_ae_fmnist.patience=1000000"]
@@ -152,6 +175,7 @@ def test_driver_killed_mid_run_under_dask_redoes_only_what_was_in_flight(tmp_pat
     [
         (["--executor", "nosuch"], "executor 'nosuch' is unknown; expected one of: local, dask, slurm"),
         (["--workers", "0"], "--workers must be a positive integer; got 0"),
+        (["--threads", "0"], "--threads must be a positive integer; got 0"),
         (["--executor", "dask", "--scheduler", "tcp://127.0.0.1:9"], "no Dask scheduler answers at tcp://127.0.0.1:9"),
         (["--scheduler", "tcp://127.0.0.1:9"], "--scheduler joins a Dask cluster; use it with --executor dask"),
         (["--executor", "dask", "--scheduler", "localhost"], "--scheduler 'localhost' is not an address"),

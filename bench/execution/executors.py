@@ -56,7 +56,8 @@ class ExecutorSpec:
     def __post_init__(self) -> None:
         if self.name not in EXECUTORS:
             raise ValueError(f"executor {self.name!r} is unknown; expected one of: {', '.join(EXECUTORS)}")
-        for what, value in (("workers", self.workers), ("jobs", self.jobs), ("threads", self.threads or 1)):
+        threads = 1 if self.threads is None else self.threads  # None: cores / workers
+        for what, value in (("workers", self.workers), ("jobs", self.jobs), ("threads", threads)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"--{what} must be a positive integer; got {value!r}")
         if self.gpus_per_job < 0:
@@ -184,6 +185,7 @@ class _Worker:
         self.process.start()
         child.close()
         self.index, self.unit = index, None
+        self.delivered = False  # whether its unit reached it (False: it had died while idle)
 
     def stop(self) -> None:
         if self.process.is_alive():
@@ -193,7 +195,9 @@ class _Worker:
 
 
 class LocalProcesses(Executor):
-    """``--workers N``: N spawned processes; a worker that dies is replaced and its unit retried."""
+    """``--workers N``: N spawned processes; a worker that dies is replaced and its unit retried,
+    whether it died running the unit or while idle (say, during the estimate's probe), found
+    when its next unit cannot be sent."""
 
     def __init__(self, workers: int, threads: int, log: Callable[[str], None] = print) -> None:
         import torch
@@ -211,7 +215,11 @@ class LocalProcesses(Executor):
             for worker in self._workers:
                 if worker.unit is None and pending:
                     worker.unit = pending.popleft()
-                    worker.conn.send((context, units[worker.unit]))
+                    try:
+                        worker.conn.send((context, units[worker.unit]))
+                        worker.delivered = True
+                    except OSError:  # BrokenPipeError: it died while idle; its sentinel is ready below
+                        worker.delivered = False
             busy = [w for w in self._workers if w.unit is not None]
             ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy]))
             for worker in busy:
@@ -235,7 +243,8 @@ class LocalProcesses(Executor):
         worker.process.join(5)
         code = worker.process.exitcode
         how = f"killed by {signal.Signals(-code).name}" if code is not None and code < 0 else f"exit code {code}"
-        reason = f"worker {worker.index} (pid {worker.process.pid}) died ({how}) running {unit.label}"
+        doing = f"running {unit.label}" if worker.delivered else f"while idle, before it took {unit.label}"
+        reason = f"worker {worker.index} (pid {worker.process.pid}) died ({how}) {doing}"
         worker.stop()
         self._workers[worker.index] = _Worker(self._mp, worker.index, self._threads, self._gpus)
         return reason

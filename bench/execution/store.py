@@ -27,7 +27,15 @@ import pandas as pd
 
 from bench.execution.rows import CELL_IDENTITY, CellRow, ClassifierRow, columns, csv_columns, sql_kind
 
-__all__ = ["Store", "StoreError", "CELL_COLUMNS", "LEADERBOARD_COLUMNS", "CLASSIFIER_COLUMNS", "PER_IMAGE_METRICS", "CORRECT_PREFIX"]
+__all__ = [
+    "Store",
+    "StoreError",
+    "CELL_COLUMNS",
+    "LEADERBOARD_COLUMNS",
+    "CLASSIFIER_COLUMNS",
+    "PER_IMAGE_METRICS",
+    "CORRECT_PREFIX",
+]
 
 #: leaderboard.csv, in this order (the store keeps a few more): the ``csv`` fields of a cell row.
 LEADERBOARD_COLUMNS = csv_columns(CellRow)

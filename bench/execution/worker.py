@@ -337,7 +337,7 @@ class CellRunner:
         """``run_cell``, with a failure turned into a failed row: one cell never kills a run."""
         try:
             return self.run_cell(cell)
-        except Exception as err:
+        except (Exception, SystemExit) as err:  # a plugin's sys.exit() fails its cell, not the run
             return failed_cell(cell, one_line(err), str(self.device))
 
 
