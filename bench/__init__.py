@@ -3,7 +3,7 @@
 The Python API is ``bench.run`` and ``bench.load_results`` (see ``bench.api``).
 """
 
-__version__ = "0.1.0"
+from bench.version import __version__
 
 __all__ = ["run", "load_results", "__version__"]
 

@@ -18,7 +18,7 @@ def versions() -> dict[str, str]:
     import skimage
     import sklearn
 
-    from bench import __version__
+    from bench.version import __version__
 
     return {
         "denoise-bench": __version__,

@@ -277,7 +277,7 @@ class _Probes:
             self.found = {}
 
     def key(self, kind: str, name: str, params, shape) -> str:
-        from bench import __version__
+        from bench.version import __version__
 
         spec = [kind, name, params, list(shape), self.setting, __version__, PROBE_METHOD]
         return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:24]

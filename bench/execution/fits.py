@@ -44,7 +44,7 @@ class DamagedFit(ValueError):
 
 def fit_key(spec: dict[str, Any]) -> str:
     """A stable file stem for a fit spec (see ``Cell.fit_spec``)."""
-    from bench import __version__
+    from bench.version import __version__
 
     text = json.dumps({"fit": spec, "version": __version__}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]

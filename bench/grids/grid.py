@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from bench import __version__
+from bench.version import __version__
 from bench.noise import Noise
 from bench.params import fit_params, frozen_entries, hashable
 from bench.registry import CLASSIFIERS, DATASETS, DENOISERS, NOISES
