@@ -23,6 +23,7 @@ __all__ = [
     "command_report",
     "command_env",
     "executor_spec",
+    "default_workers",
 ]
 
 
@@ -30,9 +31,10 @@ def executor_spec(args: argparse.Namespace):
     """The ``ExecutorSpec`` the options ask for (ValueError on bad values)."""
     from bench.execution.executors import ExecutorSpec
 
+    workers = args.workers if args.workers is not None else default_workers(args)
     return ExecutorSpec(
         name=args.executor,
-        workers=args.workers,
+        workers=workers,
         threads=getattr(args, "threads", None),
         scheduler=getattr(args, "scheduler", None),
         slurm_partition=getattr(args, "slurm_partition", None),
@@ -41,6 +43,21 @@ def executor_spec(args: argparse.Namespace):
         gpus_per_job=getattr(args, "gpus_per_job", 0),
         jobs=getattr(args, "jobs", 1),
     )
+
+
+def default_workers(args: argparse.Namespace) -> int:
+    """``--workers`` left out: two local worker processes of one thread each for the quick grid
+    on a CPU with two or more cores (its many small fits and cells run side by side, where one
+    process gains little from a second thread on 28x28 images); else 1, in this process."""
+    import os
+
+    import torch
+
+    if args.executor != "local" or getattr(args, "grid", None) != "quick" or getattr(args, "threads", None):
+        return 1
+    if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()):
+        return 1
+    return min(2, len(os.sched_getaffinity(0)))
 
 
 def _grid_from_args(args: argparse.Namespace):
@@ -95,7 +112,7 @@ def command_run(args: argparse.Namespace) -> int:
         executor=spec,
         cache_dir=args.cache_dir,
         checkpoint_every=args.checkpoint_every,
-        estimate=None if args.no_estimate else _estimate_line(grid, spec),
+        estimate=_estimate_line(grid, spec) if _wants_estimate(args) else None,
         plugins=args.plugin,
         start_from=args.against,
     )
@@ -154,6 +171,12 @@ def _plan(args: argparse.Namespace, grid, spec):
         data_dir=args.data_dir,
     )
     return make_plan(grid, context=context, workers=spec.workers, threads=spec.cpu_threads(), done=done), store_path
+
+
+def _wants_estimate(args: argparse.Namespace) -> bool:
+    """``--estimate``/``--no-estimate``; by default every grid but ``quick``, which runs in minutes:
+    there the probe (two small fits of each of its 27 entries) would cost a sixth of the run."""
+    return args.estimate if args.estimate is not None else args.grid != "quick"
 
 
 def _estimate_line(grid, spec):

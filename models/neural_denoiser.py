@@ -116,7 +116,7 @@ class NeuralDenoiser(Denoiser):
     #: affords a few seconds per cell, where small batches learn most per second; a model whose
     #: ``budgets`` has no ``quick`` entry is too slow for that and left out of the quick grid.
     #: The full grid trains to convergence.
-    budgets: ClassVar[dict[str, dict[str, Any]]] = {"quick": {"max_steps": 200, "batch_size": 8}, "full": {}}
+    budgets: ClassVar[dict[str, dict[str, Any]]] = {"quick": {"max_steps": 100, "batch_size": 8}, "full": {}}
     accelerated: ClassVar[bool] = True  # a network: executors give its cells a GPU
     param_rules: ClassVar[dict[str, Rule]] = {
         "ensemble": one_of(1, 2, 4, 8),

@@ -109,7 +109,7 @@ class DnCNN(NeuralDenoiser):
     }
     # 17 x 64 layers train at ~17 images/s on one core: the quick grid runs a shallow, narrow
     # one on batches of 4 (F-MNIST salt_pepper 0.1, 1,000 images: 800 steps ~27 dB, median 20).
-    budgets = {"quick": {"depth": 8, "width": 32, "max_steps": 800, "batch_size": 4}, "full": {}}
+    budgets = {"quick": {"depth": 8, "width": 32, "max_steps": 300, "batch_size": 4}, "full": {}}
 
     def __init__(self, *, depth: int = 17, width: int = 64, **common) -> None:
         super().__init__(**common)
@@ -142,7 +142,7 @@ class UNet(NeuralDenoiser):
     """
 
     recipes = {"faithful": DnCNN.recipes["faithful"], "ours": DnCNN.recipes["ours"]}
-    budgets = {"quick": {"width": 16, "max_steps": 800, "batch_size": 4}, "full": {}}
+    budgets = {"quick": {"width": 16, "max_steps": 400, "batch_size": 4}, "full": {}}
 
     def __init__(self, *, width: int = 32, levels: int = 3, **common) -> None:
         super().__init__(**common)

@@ -262,7 +262,7 @@ class AlexNetAE(_WidthDenoiser):
     """
 
     recipes = {"faithful": _faithful(100), "ours": _OURS}
-    budgets = {"quick": {"width": 0.125, "max_steps": 200, "batch_size": 8}, "full": {}}
+    budgets = {"quick": {"width": 0.125, "max_steps": 100, "batch_size": 8}, "full": {}}
 
     def __init__(self, *, resize: int | None = None, **common) -> None:
         super().__init__(**common)

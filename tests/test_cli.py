@@ -115,7 +115,9 @@ def test_a_plugin_that_calls_sys_exit_in_its_fit_fails_its_cell_not_the_run(tmp_
         "    def fit(self, noisy, clean, *, seed=0, noise=None):\n        sys.exit(3)\n"
         "    def denoise(self, noisy):\n        return noisy\n"
     )
-    args = "run --grid smoke --denoisers quits_in_fit,identity --noises gaussian --classifiers none --no-estimate".split()
+    args = (
+        "run --grid smoke --denoisers quits_in_fit,identity --noises gaussian --classifiers none --no-estimate".split()
+    )
     args += ["--plugin", str(plugin), "--out", str(tmp_path / "out")]
     assert main(args) == 1
     board = pd.read_csv(tmp_path / "out" / "smoke" / "leaderboard.csv")
@@ -179,3 +181,22 @@ def test_a_full_disk_while_writing_the_report_is_one_line_exit_2(tmp_path, capsy
         f"error: writing {out / 'smoke' / 'leaderboard.csv'} failed: no space left on the device (No space left on "
         "device); free disk space and rerun the same command: every cell stored so far is kept\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "cores", "workers"),
+    [([], 2, 2), ([], 16, 2), ([], 1, 1), (["--grid", "smoke"], 2, 1), (["--workers", "3"], 2, 3),
+     (["--threads", "2"], 2, 1), (["--device", "cuda"], 2, 1), (["--executor", "dask"], 2, 1)],
+)  # fmt: skip
+def test_the_quick_grid_runs_on_two_local_workers_by_default_on_a_cpu(monkeypatch, args, cores, workers):
+    import os
+
+    import torch
+
+    from bench.cli import build_parser
+    from bench.commands import executor_spec
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for command in ("run", "plan"):
+        assert executor_spec(build_parser().parse_args([command, *args])).workers == workers
