@@ -200,3 +200,14 @@ def test_the_quick_grid_runs_on_two_local_workers_by_default_on_a_cpu(monkeypatc
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     for command in ("run", "plan"):
         assert executor_spec(build_parser().parse_args([command, *args])).workers == workers
+
+
+@pytest.mark.parametrize(
+    ("args", "wanted"),
+    [([], False), (["--estimate"], True), (["--grid", "smoke"], True), (["--grid", "smoke", "--no-estimate"], False)],
+)
+def test_the_quick_grid_skips_the_estimates_probe_unless_asked(args, wanted):
+    from bench.cli import build_parser
+    from bench.commands import _wants_estimate
+
+    assert _wants_estimate(build_parser().parse_args(["run", *args])) is wanted
