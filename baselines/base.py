@@ -30,6 +30,7 @@ __all__ = [
     "tune",
     "tuning_subset",
     "estimate_noise_sigma",
+    "sigma_from_diagonal",
     "to_numpy",
     "from_numpy",
 ]
@@ -121,6 +122,14 @@ def estimate_noise_sigma(planes: np.ndarray) -> np.ndarray:
         # dwt2 of a plane smaller than the filter warns about boundary effects; the estimate stays usable.
         warnings.simplefilter("ignore", UserWarning)
         _, (_, _, diagonal) = pywt.dwt2(planes, "db2", axes=(-2, -1))
+    return sigma_from_diagonal(diagonal)
+
+
+def sigma_from_diagonal(diagonal: np.ndarray) -> np.ndarray:
+    """``estimate_noise_sigma`` from each plane's finest db2 diagonal coefficients (..., h, w).
+
+    For a caller that has them already: a db2 wavelet decomposition's finest level holds them.
+    """
     magnitudes = np.abs(diagonal).reshape(*diagonal.shape[:-2], -1)
     # Exactly-zero coefficients come from flat regions, not noise (as in scikit-image).
     magnitudes[magnitudes == 0] = np.nan

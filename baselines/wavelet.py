@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pywt
+import torch
 from torch import Tensor
 
-from baselines.base import TunedDenoiser, check_positive, estimate_noise_sigma, from_numpy, to_numpy
+from baselines.base import TunedDenoiser, check_positive, estimate_noise_sigma, from_numpy, sigma_from_diagonal
 from bench.estimator import POSITIVE, POSITIVE_INT, Rule, one_of
 from bench.registry import DENOISERS
 
@@ -25,8 +26,9 @@ def _threshold(coeffs: np.ndarray, value: np.ndarray, mode: str) -> np.ndarray:
 
 def _bayes_threshold(details: np.ndarray, variance: np.ndarray) -> np.ndarray:
     # Chang et al.'s sigma^2 / sigma_signal per plane and subband, as in scikit-image.
+    # In the coefficients' dtype, so that a float32 decomposition is not promoted to float64.
     signal = np.mean(details * details, axis=(-2, -1), keepdims=True) - variance
-    return variance / np.sqrt(np.maximum(signal, np.finfo(np.float64).eps))
+    return (variance / np.sqrt(np.maximum(signal, np.finfo(np.float64).eps))).astype(details.dtype)
 
 
 def _check_wavelet_args(wavelet: str, levels: int, mode: str) -> None:
@@ -38,7 +40,9 @@ def _check_wavelet_args(wavelet: str, levels: int, mode: str) -> None:
         raise ValueError(f"wavelet threshold mode {mode!r} is unknown; expected one of: {', '.join(_MODES)}")
 
 
-def bayes_shrink(planes: np.ndarray, *, sigma: np.ndarray, wavelet: str, levels: int, mode: str) -> np.ndarray:
+def bayes_shrink(
+    planes: np.ndarray, *, sigma: np.ndarray | None = None, sigma_scale: float = 1.0, wavelet: str, levels: int, mode: str
+) -> np.ndarray:
     """BayesShrink wavelet denoising of each 2-D plane of ``planes`` (..., H, W).
 
     Equal, plane by plane, to ``skimage.restoration.denoise_wavelet(plane, sigma=s,
@@ -48,9 +52,13 @@ def bayes_shrink(planes: np.ndarray, *, sigma: np.ndarray, wavelet: str, levels:
     Parameters
     ----------
     planes : ndarray
-        Float64 array (..., H, W).
-    sigma : ndarray
-        Noise sigma of each plane, shape ``planes.shape[:-2]``.
+        Float array (..., H, W); the work is done in its dtype.
+    sigma : ndarray or None
+        Noise sigma of each plane, shape ``planes.shape[:-2]``; None estimates it
+        (``baselines.base.estimate_noise_sigma``), from the decomposition itself when the
+        wavelet is db2, whose finest diagonal coefficients the estimate reads.
+    sigma_scale : float
+        Multiplier on ``sigma``.
     wavelet : str
         Discrete PyWavelets wavelet name.
     levels : int
@@ -62,7 +70,10 @@ def bayes_shrink(planes: np.ndarray, *, sigma: np.ndarray, wavelet: str, levels:
     height, width = planes.shape[-2:]
     levels = max(1, min(levels, pywt.dwtn_max_level((height, width), wavelet)))
     coeffs = pywt.wavedec2(planes, wavelet, level=levels, axes=(-2, -1))
-    variance = np.asarray(sigma, dtype=np.float64)[..., None, None] ** 2
+    if sigma is None:
+        # The decomposition's finest level is dwt2(planes, wavelet): for db2 the estimate's input.
+        sigma = sigma_from_diagonal(coeffs[-1][2]) if wavelet == "db2" else estimate_noise_sigma(planes)
+    variance = (sigma_scale * np.asarray(sigma, dtype=np.float64))[..., None, None] ** 2
     shrunk = [coeffs[0]] + [
         tuple(_threshold(d, _bayes_threshold(d, variance), mode) for d in level) for level in coeffs[1:]
     ]
@@ -134,6 +145,9 @@ class Wavelet(TunedDenoiser):
         self.tune_images = tune_images
 
     def _filter(self, noisy: Tensor, *, wavelet: str, levels: int, mode: str, sigma_scale: float) -> Tensor:
-        planes = to_numpy(noisy)
-        sigma = check_positive(sigma_scale, "wavelet sigma_scale") * estimate_noise_sigma(planes)
-        return from_numpy(bayes_shrink(planes, sigma=sigma, wavelet=wavelet, levels=levels, mode=mode), noisy)
+        # float32, as scikit-image keeps a float32 image: PyWavelets runs 1.5-2x faster than in
+        # float64 on photographs, and the output moves by under 5e-6.
+        planes = noisy.detach().to("cpu", torch.float32).numpy()
+        scale = check_positive(sigma_scale, "wavelet sigma_scale")
+        denoised = bayes_shrink(planes, sigma_scale=scale, wavelet=wavelet, levels=levels, mode=mode)
+        return from_numpy(denoised, noisy)

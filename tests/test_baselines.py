@@ -235,6 +235,22 @@ def test_bayes_shrink_equals_skimage(digits, wavelet, levels, mode):
         np.testing.assert_allclose(result, expected, atol=1e-10)
 
 
+@pytest.mark.parametrize("wavelet", ["db2", "db1"])
+def test_bayes_shrink_estimates_sigma_as_skimage_and_in_float32_as_in_float64(wavelet):
+    # With no sigma given it is estimated per plane (for db2 from the decomposition itself),
+    # as scikit-image's denoise_wavelet does; float32 planes stay float32 and move by < 5e-6.
+    generator = torch.Generator().manual_seed(2)
+    clean = torch.nn.functional.avg_pool2d(torch.rand(2, 1, 140, 134, generator=generator), 5, 1)
+    planes = Noise("gaussian", 0.1).apply(clean, seed=3)[:, 0].double().numpy()
+    out = bayes_shrink(planes, sigma_scale=1.5, wavelet=wavelet, levels=2, mode="soft")
+    for plane, result in zip(planes, out, strict=True):
+        expected = denoise_wavelet(plane, sigma=1.5 * estimate_sigma(plane), wavelet=wavelet, wavelet_levels=2)
+        np.testing.assert_allclose(result, expected, atol=1e-10)
+    single = bayes_shrink(planes.astype(np.float32), sigma_scale=1.5, wavelet=wavelet, levels=2, mode="soft")
+    assert single.dtype == np.float32
+    np.testing.assert_allclose(single, out, atol=5e-6)
+
+
 # --- tuning ----------------------------------------------------------------------------------
 
 
