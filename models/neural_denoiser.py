@@ -27,14 +27,22 @@ from torch import Tensor, nn
 
 from bench.estimator import NON_NEGATIVE_INT, POSITIVE_INT, Denoiser, Rule, as_float_images, check_images, one_of
 from bench.registry import DENOISERS
+from models.engine.augment import dihedral
 from models.engine.checkpoint import Checkpoints, seconds_trained
+from models.engine.patches import PatchPlan, train_patches
 from models.engine.training import Recipe, TrainResult, autocast, planned_steps, to_layout, train
 
 __all__ = ["NeuralDenoiser", "LatentInterpolation", "register", "seeded"]
 
-#: Images per forward pass in ``denoise``: on CPU small chunks keep activations in cache
-#: (conv_ae_fmnist: 2,600 img/s per core at 32-64, 1,700 at 512); GPUs want large ones.
+#: 28 x 28 images per forward pass in ``denoise``: on CPU small chunks keep activations in cache
+#: (conv_ae_fmnist: 2,600 img/s per core at 32-64, 1,700 at 512); GPUs want large ones. Larger
+#: images go in chunks of as many pixels (``chunk_images``), at least one image.
 DENOISE_CHUNK = {"cpu": 64, "cuda": 1024}
+
+
+def chunk_images(device: torch.device, height: int, width: int) -> int:
+    """Images of ``height x width`` per forward pass on ``device``: ``DENOISE_CHUNK``'s pixels."""
+    return max(1, DENOISE_CHUNK.get(device.type, 256) * 28 * 28 // (height * width))
 
 #: A warm restart's peak learning rate, as a share of the recipe's: a restart at the full rate
 #: throws away much of what the first cycle's annealing gained before it can gain more.
@@ -64,13 +72,6 @@ def seeded(seed: int, device: torch.device) -> Iterator[None]:
         yield
 
 
-def _dihedral(x: Tensor, k: int, *, undo: bool = False) -> Tensor:
-    """The ``k``-th (0-7) flip/transpose of an image batch: bit 0 flips W, bit 1 flips H,
-    bit 2 transposes (applied first); ``undo`` applies the inverse."""
-    steps = [(k & 4, lambda t: t.transpose(-2, -1)), (k & 1, lambda t: t.flip(-1)), (k & 2, lambda t: t.flip(-2))]
-    for wanted, step in reversed(steps) if undo else steps:
-        x = step(x) if wanted else x
-    return x
 
 
 class NeuralDenoiser(Denoiser):
@@ -108,6 +109,15 @@ class NeuralDenoiser(Denoiser):
         seed is the member's, so both hold out the same validation images.
     restart_epochs : int
         Epochs of each warm restart.
+    patch_size : int, optional
+        Train on random ``patch_size`` x ``patch_size`` patches of the training images
+        (``models.engine.patches``) instead of whole images: the way to train on images of
+        several sizes, or on photos too large for whole-image batches. The fitted network then
+        denoises images of any size (fully convolutional networks only). None: whole images.
+    patches_per_epoch : int, optional
+        Patches that make an epoch (None: as many as the training images' non-overlapping ones).
+    augment : bool
+        Each patch under a random one of the eight flips and transposes (patch training only).
     """
 
     recipes: ClassVar[dict[str, Recipe]] = {"ours": Recipe(), "faithful": Recipe()}
@@ -122,6 +132,9 @@ class NeuralDenoiser(Denoiser):
         "ensemble": one_of(1, 2, 4, 8),
         "restarts": NON_NEGATIVE_INT,
         "restart_epochs": POSITIVE_INT,
+        "patch_size": POSITIVE_INT.or_none("whole images"),
+        "patches_per_epoch": POSITIVE_INT.or_none("one pass over the pixels"),
+        "augment": one_of(True, False),
     }
     inference_params: ClassVar[tuple[str, ...]] = (*Denoiser.inference_params, "ensemble")
 
@@ -140,6 +153,9 @@ class NeuralDenoiser(Denoiser):
         ensemble: int = 1,
         restarts: int = 0,
         restart_epochs: int = 8,
+        patch_size: int | None = None,
+        patches_per_epoch: int | None = None,
+        augment: bool = True,
     ) -> None:
         self.config = config
         self.epochs = epochs
@@ -153,6 +169,9 @@ class NeuralDenoiser(Denoiser):
         self.ensemble = ensemble
         self.restarts = restarts
         self.restart_epochs = restart_epochs
+        self.patch_size = patch_size
+        self.patches_per_epoch = patches_per_epoch
+        self.augment = augment
 
     # -- what subclasses provide -------------------------------------------------------
     @abstractmethod
@@ -181,9 +200,18 @@ class NeuralDenoiser(Denoiser):
         )
         return recipe.updated(epochs=self.restart_epochs, lr=recipe.lr * RESTART_LR) if self.restarts else recipe
 
+    def patch_plan(self) -> PatchPlan:
+        """How patch training cuts its patches (``patch_size`` must be set)."""
+        return PatchPlan(self.patch_size, self.patches_per_epoch, self.augment)
+
     def planned_stage_steps(self, n: int) -> list[int]:
-        """Optimizer steps of each training stage on ``n`` pairs, before early stopping (``bench plan``)."""
+        """Optimizer steps of each training stage on ``n`` pairs, before early stopping (``bench plan``).
+
+        Patch training plans ``patches_per_epoch`` patches an epoch (``n`` when that is None).
+        """
         before = [step for member in self._members() for step in member.planned_stage_steps(n)]
+        if self.patch_size is not None:
+            return [*before, planned_steps(self.recipe().updated(val_fraction=0.0), self.patches_per_epoch or n)]
         return [*before, planned_steps(self.recipe(), n)]
 
     # -- warm restarts -------------------------------------------------------------------
@@ -217,27 +245,59 @@ class NeuralDenoiser(Denoiser):
         """``images`` (uint8 or float, at least one) as float32 in [0, 1]."""
         return as_float_images(check_images(images, f"{self._label()}: {what}", floating=False, non_empty=True))
 
-    def fit(self, noisy: Tensor, clean: Tensor, *, seed: int = 0, noise: Any = None) -> NeuralDenoiser:
-        """Train on (noisy, clean) pairs on their device; with ``noise``, redraw inputs per batch."""
-        noisy, clean = self._float_images(noisy, "noisy"), self._float_images(clean, "clean")
-        if noisy.shape != clean.shape or noisy.device != clean.device:
+    def _image_list(self, images: Any, what: str) -> list[Tensor]:
+        """Training images as float C x H x W tensors in [0, 1]: from an N x C x H x W batch, or
+        a sequence of C x H x W images of any sizes (``bench.images.ImageList`` is one)."""
+        if isinstance(images, Tensor):
+            return list(self._float_images(images, what))
+        items = list(images) if isinstance(images, (list, tuple)) or hasattr(images, "__iter__") else []
+        if not items or any(not isinstance(t, Tensor) or t.ndim != 3 for t in items):
+            got = type(images).__name__
+            raise ValueError(f"{self._label()}: {what} must be an N x C x H x W tensor or C x H x W images; got {got}")
+        if len({(t.shape[0], t.device) for t in items}) > 1:
+            raise ValueError(f"{self._label()}: {what} images must share their channel count and device")
+        return [self._float_images(t[None], what)[0] for t in items]
+
+    def _training_pairs(self, noisy: Any, clean: Any) -> tuple[Any, Any, tuple[int, int, int]]:
+        """The pairs as the fit takes them, and the C x H x W the network is built for.
+
+        Whole-image training takes one N x C x H x W batch (a list of same-size images is
+        stacked); patch training takes images of any sizes, as lists of C x H x W images.
+        """
+        noisy, clean = self._image_list(noisy, "noisy"), self._image_list(clean, "clean")
+        if [(t.shape, t.device) for t in noisy] != [(t.shape, t.device) for t in clean]:
             raise ValueError(
-                f"noisy and clean must match in shape and device; got {tuple(noisy.shape)} on {noisy.device} and {tuple(clean.shape)} on {clean.device}"
+                f"noisy and clean must match in number, sizes and device; got {len(noisy)} and {len(clean)} images"
             )
-        shape = tuple(int(s) for s in clean.shape[1:])
+        if self.patch_size is not None:
+            return noisy, clean, (int(clean[0].shape[0]), self.patch_size, self.patch_size)
+        if len({tuple(t.shape) for t in clean}) > 1:
+            raise ValueError(
+                f"{self.name} trains on whole images, which must share one size; got several sizes; "
+                "expected patch_size (e.g. 40) to train on patches"
+            )
+        return torch.stack(noisy), torch.stack(clean), tuple(int(s) for s in clean[0].shape)
+
+    def fit(self, noisy: Any, clean: Any, *, seed: int = 0, noise: Any = None) -> NeuralDenoiser:
+        """Train on (noisy, clean) pairs on their device; with ``noise``, redraw inputs per batch.
+
+        The pairs are N x C x H x W batches or, with ``patch_size``, C x H x W images of any sizes.
+        """
+        given = noisy, clean
+        noisy, clean, shape = self._training_pairs(noisy, clean)
+        device = clean[0].device
         recipe = self.recipe()
         deadline = None if self.max_seconds is None else time.monotonic() + float(self.max_seconds)
 
-        if self.restarts and type(self)._train is not NeuralDenoiser._train:
-            raise ValueError(
-                f"{self.name} trains in stages of its own, so it takes no restarts; got restarts={self.restarts}"
-            )
+        if (self.restarts or self.patch_size) and type(self)._train is not NeuralDenoiser._train:
+            what = f"restarts={self.restarts}" if self.restarts else f"patch_size={self.patch_size}"
+            raise ValueError(f"{self.name} trains in stages of its own, so it takes no restarts or patches; got {what}")
         start = getattr(self, "_start", None)
         if self.restarts and start is None:  # outside a run: fit the member here, on the same pairs and seed
-            start = self._members()[0].fit(noisy, clean, seed=seed, noise=noise)
+            start = self._members()[0].fit(*given, seed=seed, noise=noise)
 
         def make_net(net_seed: int) -> nn.Module:
-            with seeded(net_seed, clean.device):
+            with seeded(net_seed, device):
                 net = self.build(shape)
             if start is not None:
                 try:
@@ -251,8 +311,11 @@ class NeuralDenoiser(Denoiser):
         # A recipe that keeps the given noisy pairs (``redraw_noise=False``) never sees the noise model.
         noise = noise if recipe.redraw_noise else None
         options = {"recipe": recipe, "seed": seed, "noise": noise, "deadline": deadline, "checkpoints": checkpoints}
-        with seeded(seed, clean.device):  # dropout draws from the global generator
-            result = self._train(make_net, noisy, clean, **options)
+        with seeded(seed, device):  # dropout draws from the global generator
+            if self.patch_size is not None:
+                result = train_patches(make_net, noisy, clean, plan=self.patch_plan(), **options)
+            else:
+                result = self._train(make_net, noisy, clean, **options)
         history, info = result.history, result.info
         if start is not None:  # the learning curve runs on from the member's epochs
             done = start.history_[-1]["epoch"] if start.history_ else 0
@@ -289,12 +352,12 @@ class NeuralDenoiser(Denoiser):
             )
         net = self._net_on(x.device)
         out = torch.empty_like(x)
-        size = DENOISE_CHUNK.get(x.device.type, 256)
+        size = chunk_images(x.device, x.shape[-2], x.shape[-1])
         with torch.no_grad(), autocast(x.device):
             for start in range(0, len(x), size):
                 chunk = x[start : start + size]
                 total = sum(
-                    _dihedral(net(to_layout(_dihedral(chunk, k))).float(), k, undo=True) for k in range(self.ensemble)
+                    dihedral(net(to_layout(dihedral(chunk, k))).float(), k, undo=True) for k in range(self.ensemble)
                 )
                 out[start : start + size] = total.div_(self.ensemble).clamp_(0.0, 1.0)
         return out

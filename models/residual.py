@@ -90,7 +90,8 @@ class DnCNN(NeuralDenoiser):
         Filters per layer (64 in the paper).
 
     ``config='faithful'``: the paper's Adam (lr 1e-3, divided by 10 after 60% of training:
-    epochs 30 of 50), batch 128, MSE, 50 epochs, on whole images instead of 40x40 patches.
+    epochs 30 of 50), batch 128, MSE, 50 epochs; on whole images unless ``patch_size=40``
+    (with ``patches_per_epoch=238336``, the paper's patches of Train400).
     ``config='ours'``: Adam 2e-3 with cosine decay, MSE, 30 epochs, batch 64, patience 5.
     """
 
@@ -109,7 +110,23 @@ class DnCNN(NeuralDenoiser):
     }
     # 17 x 64 layers train at ~17 images/s on one core: the quick grid runs a shallow, narrow
     # one on batches of 4 (F-MNIST salt_pepper 0.1, 1,000 images: 800 steps ~27 dB, median 20).
-    budgets = {"quick": {"depth": 8, "width": 32, "max_steps": 300, "batch_size": 4}, "full": {}}
+    # Natural images (Train400): ``natural_full`` is the paper's DnCNN-S schedule, 50 epochs of
+    # 238,336 40x40 patches (1,862 batches of 128), Adam 1e-3 divided by 10 at epoch 30; a GPU's
+    # work. ``natural`` is the CPU budget: the same network and patches, 4,000 batches of 64
+    # (256,000 patches, about one of the paper's epochs) under a cosine decay from 1e-3, in
+    # float32: this CPU has no bf16 instructions, and bf16 autocast trains 20x slower on it.
+    budgets = {
+        "quick": {"depth": 8, "width": 32, "max_steps": 300, "batch_size": 4},
+        "full": {},
+        "natural": {"patch_size": 40, "patches_per_epoch": 16_000, "epochs": 16, "batch_size": 64, "lr": 1e-3},
+        "natural_full": {
+            "config": "faithful",
+            "patch_size": 40,
+            "patches_per_epoch": 238_336,
+            "epochs": 50,
+            "batch_size": 128,
+        },
+    }
 
     def __init__(self, *, depth: int = 17, width: int = 64, **common) -> None:
         super().__init__(**common)
@@ -142,7 +159,20 @@ class UNet(NeuralDenoiser):
     """
 
     recipes = {"faithful": DnCNN.recipes["faithful"], "ours": DnCNN.recipes["ours"]}
-    budgets = {"quick": {"width": 16, "max_steps": 400, "batch_size": 4}, "full": {}}
+    # Natural images: DnCNN's patch protocol at 64x64 (room for three resolutions), the same
+    # number of patches per budget as DnCNN's.
+    budgets = {
+        "quick": {"width": 16, "max_steps": 400, "batch_size": 4},
+        "full": {},
+        "natural": {"patch_size": 64, "patches_per_epoch": 16_000, "epochs": 16, "batch_size": 32, "lr": 1e-3},
+        "natural_full": {
+            "config": "faithful",
+            "patch_size": 64,
+            "patches_per_epoch": 238_336,
+            "epochs": 50,
+            "batch_size": 128,
+        },
+    }
 
     def __init__(self, *, width: int = 32, levels: int = 3, **common) -> None:
         super().__init__(**common)

@@ -11,6 +11,7 @@ from bench.estimator import NotFittedError
 from bench.registry import DENOISERS
 from models import neural_denoiser as base
 from models.engine import training
+from models.engine.augment import dihedral
 from models.engine.layers import PatchConv2d, UpConv2d
 
 # Every registered network (average_of, also in models/, trains none of its own).
@@ -223,7 +224,7 @@ def test_self_ensemble_is_equivariant_and_changes_nothing_at_one():
     # Averaging over the whole group, correctly mapped back, makes the result equivariant:
     # denoising a flipped or transposed batch gives the flipped or transposed result.
     for k in range(8):
-        torch.testing.assert_close(model.denoise(base._dihedral(x, k)), base._dihedral(out, k), atol=2e-6, rtol=0)
+        torch.testing.assert_close(model.denoise(dihedral(x, k)), dihedral(out, k), atol=2e-6, rtol=0)
 
 
 def test_self_ensemble_of_eight_needs_square_images_and_is_checked():

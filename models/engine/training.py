@@ -75,6 +75,8 @@ __all__ = [
     "autocast",
     "to_layout",
     "Progress",
+    "validation_score",
+    "denoising_loss",
 ]
 
 log = logging.getLogger("bench.training")
@@ -300,7 +302,8 @@ def run_training(
 # -- denoisers: noisy -> clean pairs ------------------------------------------------------------
 
 
-def _denoising_loss(net: nn.Module, inputs: Tensor, target: Tensor, loss: str, precision: str = "auto") -> Tensor:
+def denoising_loss(net: nn.Module, inputs: Tensor, target: Tensor, loss: str, precision: str = "auto") -> Tensor:
+    """The recipe's ``loss`` of ``net(inputs)`` against ``target``, under the training autocast."""
     with autocast(inputs.device, precision):
         out = net(to_layout(inputs))
     return loss_value(loss, out, target)
@@ -310,7 +313,7 @@ def train_step(
     net: nn.Module, optimizer: torch.optim.Optimizer, inputs: Tensor, target: Tensor, *, loss: str = "mse"
 ) -> Tensor:
     """One optimizer step on a denoising batch (autocast on CUDA); the detached loss, left on the device."""
-    return _step(optimizer, lambda: _denoising_loss(net, inputs, target, loss))
+    return _step(optimizer, lambda: denoising_loss(net, inputs, target, loss))
 
 
 def _denoising_validation(noisy: Tensor, clean: Tensor, noise: Any, seed: int, chunk: int) -> Validation:
@@ -328,18 +331,25 @@ def _denoising_validation(noisy: Tensor, clean: Tensor, noise: Any, seed: int, c
     return prepare
 
 
-@torch.no_grad()
 def _validate(net: nn.Module, inputs: Tensor, targets: Tensor) -> tuple[float, str | None]:
-    net.eval()
-    sums = torch.zeros(4, dtype=torch.float64, device=targets.device)  # sq error, pred, pred^2, target^2
     chunk = 128 if targets.device.type == "cpu" else 1024  # cache-sized on CPU
-    for batch, target in zip(inputs.split(chunk), targets.split(chunk)):
-        with autocast(targets.device):
+    return validation_score(net, list(zip(inputs.split(chunk), targets.split(chunk))))
+
+
+@torch.no_grad()
+def validation_score(net: nn.Module, pairs: list[tuple[Tensor, Tensor]]) -> tuple[float, str | None]:
+    """MSE per pixel of ``net`` over the (inputs, targets) batches and its collapse diagnosis."""
+    net.eval()
+    device = pairs[0][1].device
+    sums = torch.zeros(5, dtype=torch.float64, device=device)  # sq error, pred, pred^2, target, target^2
+    for batch, target in pairs:
+        with autocast(device):
             out = net(to_layout(batch)).float()
-        sums += torch.stack([(out - target).pow(2).sum(), out.sum(), out.pow(2).sum(), target.pow(2).sum()]).double()
-    mse, p_sum, p_sq, t_sq = (sums / targets.numel()).tolist()
-    t_mean = float(targets.mean())
-    return mse, collapse_reason(p_sum, p_sq - p_sum**2, t_sq, t_sq - t_mean**2, mse)
+        parts = [(out - target).pow(2).sum(), out.sum(), out.pow(2).sum(), target.sum(), target.pow(2).sum()]
+        sums += torch.stack(parts).double()
+    pixels = sum(target.numel() for _, target in pairs)
+    mse, p_sum, p_sq, t_sum, t_sq = (sums / pixels).tolist()
+    return mse, collapse_reason(p_sum, p_sq - p_sum**2, t_sq, t_sq - t_sum**2, mse)
 
 
 def train(
@@ -368,7 +378,7 @@ def train(
     def batch_loss(net: nn.Module, idx: Tensor, generator: torch.Generator) -> Tensor:
         target = clean[idx]
         inputs = noise.sample(target, generator) if noise is not None else noisy[idx]
-        return _denoising_loss(net, inputs, target, recipe.loss, recipe.precision)
+        return denoising_loss(net, inputs, target, recipe.loss, recipe.precision)
 
     validation = _denoising_validation(noisy, clean, noise, seed, recipe.batch_size)
     options = {"validation": validation, "reinit": build, "deadline": deadline, "stage": stage}
