@@ -6,7 +6,7 @@ the configuration; learned state ends in ``_`` and exists only after ``fit``.
 The harness finds everything else it needs on these classes, declared here with defaults:
 parameter rules (``param_rules``, ``check_params``), named-grid settings (``budgets``),
 optional packages (``requires``), a test-set cap (``eval_images``), the learning curve
-(``history_``), GPU placement (``accelerated``), the fit-cache hooks (``fitted_tensors``, ``fitted_state``, ``load_fitted``,
+(``history_``), GPU placement (``accelerated``), image sizes (``fixed_input_size``), the fit-cache hooks (``fitted_tensors``, ``fitted_state``, ``load_fitted``,
 ``cacheable``) and mid-fit checkpoints (``checkpoint_path``, ``checkpoint_every``).
 """
 
@@ -117,6 +117,10 @@ class Estimator:
     requires: ClassVar[tuple[str, ...]] = ()
     #: Whether fits gain from a GPU (a torch network): executors give such work one where there is one.
     accelerated: ClassVar[bool] = False
+    #: Whether the entry takes images of one size only, the C x H x W it was fitted on (networks
+    #: with dense layers or a bottleneck built for one size). A grid whose images differ in size
+    #: leaves such entries out; the others take images of any size.
+    fixed_input_size: ClassVar[bool] = False
     #: Score only the first ``eval_images`` test images of a cell (slow methods); None: all.
     eval_images: int | None = None
     #: Parameters that change how a fitted model is used, not the fit: they stay out of the

@@ -40,6 +40,12 @@ __all__ = ["NeuralDenoiser", "LatentInterpolation", "register", "seeded"]
 DENOISE_CHUNK = {"cpu": 64, "cuda": 1024}
 
 
+#: Side of the tiles a large image is denoised in, and the border of surroundings each tile
+#: sees: at least a network's receptive radius (17 for DnCNN-17, about 30 for the default
+#: U-Net), and a multiple of 8 so tiles keep a U-Net's pooling grid (up to four levels).
+TILE, TILE_MARGIN = 1024, 64
+
+
 def chunk_images(device: torch.device, height: int, width: int) -> int:
     """Images of ``height x width`` per forward pass on ``device``: ``DENOISE_CHUNK``'s pixels."""
     return max(1, DENOISE_CHUNK.get(device.type, 256) * 28 * 28 // (height * width))
@@ -334,9 +340,9 @@ class NeuralDenoiser(Denoiser):
         return self
 
     def _check_shape(self, images: Tensor) -> None:
-        """Networks with dense layers (or ``fixed_size = True``) only take the C x H x W they were fitted on."""
+        """Entries with ``fixed_input_size`` only take the C x H x W they were fitted on; all take its C."""
         shape = list(images.shape[1:])
-        fixed = getattr(self.net_, "fixed_size", False) or any(isinstance(m, nn.Linear) for m in self.net_.modules())
+        fixed = self.fixed_input_size
         if (fixed and shape != self.shape_) or shape[0] != self.shape_[0]:
             want = "x".join(map(str, self.shape_ if fixed else self.shape_[:1] + ["H", "W"]))
             raise ValueError(f"{self.name} was fitted on {want} images; got {'x'.join(map(str, shape))}")
@@ -356,10 +362,23 @@ class NeuralDenoiser(Denoiser):
         with torch.no_grad(), autocast(x.device):
             for start in range(0, len(x), size):
                 chunk = x[start : start + size]
-                total = sum(
-                    dihedral(net(to_layout(dihedral(chunk, k))).float(), k, undo=True) for k in range(self.ensemble)
-                )
+                total = sum(dihedral(self._apply(net, dihedral(chunk, k)), k, undo=True) for k in range(self.ensemble))
                 out[start : start + size] = total.div_(self.ensemble).clamp_(0.0, 1.0)
+        return out
+
+    def _apply(self, net: nn.Module, x: Tensor) -> Tensor:
+        """``net(x)``; an image larger than ``TILE`` x ``TILE`` goes tile by tile, each tile seen
+        with ``TILE_MARGIN`` pixels of its surroundings, so memory stays bounded whatever the size."""
+        height, width = x.shape[-2:]
+        if self.fixed_input_size or height * width <= TILE * TILE:
+            return net(to_layout(x)).float()
+        out = torch.empty(x.shape, dtype=torch.float32, device=x.device)
+        for top in range(0, height, TILE):
+            for left in range(0, width, TILE):
+                y0, x0 = max(0, top - TILE_MARGIN), max(0, left - TILE_MARGIN)
+                region = x[..., y0 : top + TILE + TILE_MARGIN, x0 : left + TILE + TILE_MARGIN]
+                tile = net(to_layout(region)).float()
+                out[..., top : top + TILE, left : left + TILE] = tile[..., top - y0 : top - y0 + TILE, left - x0 : left - x0 + TILE]
         return out
 
     def _net_on(self, device: torch.device) -> nn.Module:

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.neural_denoiser import NeuralDenoiser, register
-from models.engine.layers import PatchConv2d, UpConv2d, conv_block, crop_to, pad_to
+from models.engine.layers import PatchConv2d, UpConv2d, conv_block
 from models.engine.recipe import Recipe
 
 __all__ = ["DnCNNNet", "ResidualUNetNet", "DnCNN", "UNet"]
@@ -47,7 +47,9 @@ class ResidualUNetNet(nn.Module):
     nearest-upsampling + 3x3 conv up (``UpConv2d``), skip concatenation, two conv-BN-ReLU per
     level, a 1x1 head and a global residual: output = x + head(features).
 
-    Sides are replicate-padded to a multiple of ``2**(levels-1)`` and cropped back.
+    Sides are replicate-padded at the bottom and right to a multiple of ``2**(levels-1)`` and
+    cropped back: the pooling grid stays anchored at the top-left corner, so a tile cut at a
+    multiple of the stride sees the grid the whole image does (``NeuralDenoiser``'s tiles).
     """
 
     def __init__(self, channels: int, width: int = 32, levels: int = 3) -> None:
@@ -63,14 +65,14 @@ class ResidualUNetNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         h, w = x.shape[-2:]
-        y = pad_to(x, -(-h // self.step) * self.step, -(-w // self.step) * self.step)
+        y = F.pad(x, (0, -w % self.step, 0, -h % self.step), mode="replicate") if h % self.step or w % self.step else x
         skips = []
         for i, block in enumerate(self.down):
             y = block(y if i == 0 else F.max_pool2d(y, 2))
             skips.append(y)
         for i in reversed(range(len(self.up))):
             y = self.merge[i](torch.cat([F.relu(self.up[i](y)), skips[i]], dim=1))
-        return x + crop_to(self.head(y), h, w)
+        return x + self.head(y)[..., :h, :w]
 
 
 @register(

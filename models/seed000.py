@@ -161,7 +161,6 @@ class ResNet18AENet(nn.Module):
     convolution's kernel is the bottleneck size, so the network is built for one H x W.
     """
 
-    fixed_size = True
 
     def __init__(self, shape: tuple[int, int, int], width: float = 1.0) -> None:
         super().__init__()
@@ -289,6 +288,7 @@ class ResNet18AE(_WidthDenoiser):
     train:validation 6:1 (the report). ``config='ours'``: Adam 1e-3, cosine, binary cross-entropy, 20 epochs.
     """
 
+    fixed_input_size = True  # the transposed convolution's kernel is the bottleneck size
     recipes = {"faithful": _faithful(50, val_fraction=1 / 7), "ours": _OURS}
 
     def build(self, shape: tuple[int, int, int]) -> nn.Module:

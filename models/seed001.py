@@ -142,6 +142,7 @@ class CNNDenoiserFashionMNIST(NeuralDenoiser):
     Needs images of at least 22x22 (its dense head fixes C x H x W at fit time).
     """
 
+    fixed_input_size = True  # the dense head
     recipes = {
         "faithful": Recipe(epochs=600, note="seed 001 report: 600 epochs, Adam, MSE", **_SEED001_FAITHFUL),
         "ours": Recipe(optimizer="adam", lr=1e-3, schedule="cosine", epochs=30, batch_size=128, patience=5),

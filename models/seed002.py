@@ -116,6 +116,7 @@ class ConvAESmall(LatentInterpolation, NeuralDenoiser):
     with cosine decay, 30 epochs, batch 128, patience 5. The dense latent fixes C x H x W at fit.
     """
 
+    fixed_input_size = True  # the dense latent
     recipes = {"faithful": _FAITHFUL, "ours": _OURS}
 
     def __init__(self, *, latent: int = 16, **common) -> None:
@@ -140,6 +141,7 @@ class ConvAEDeep(LatentInterpolation, NeuralDenoiser):
     ``conv_ae_small``. Sides are padded to a multiple of 8 (28 -> 32) and cropped back.
     """
 
+    fixed_input_size = True  # the dense latent
     recipes = {"faithful": _FAITHFUL, "ours": _OURS}
     budgets = {"full": {}}  # built for CIFAR-10; at ~16 steps/s on a CPU, not in the quick grid
 

@@ -96,6 +96,7 @@ class DenseDAE(LatentInterpolation, NeuralDenoiser):
     cosine decay, MSE, 30 epochs, batch 128, patience 5. Fixes C x H x W at fit time.
     """
 
+    fixed_input_size = True  # dense layers over the whole image
     recipes = {"faithful": _FAITHFUL, "ours": _OURS}
 
     def __init__(self, *, hidden: int = 1000, **common) -> None:
@@ -135,6 +136,7 @@ class StackedDAE(LatentInterpolation, NeuralDenoiser):
         faithful, 5 epochs ours).
     """
 
+    fixed_input_size = True  # dense layers over the whole image
     recipes = {"faithful": _FAITHFUL, "ours": _OURS}
 
     def __init__(

@@ -38,6 +38,11 @@ def blobs(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     return (clean + 0.1 * torch.randn(clean.shape, generator=generator)).clamp(0, 1), clean
 
 
+def photos(sizes) -> list[torch.Tensor]:
+    """Smooth C x H x W images of several sizes."""
+    return [F.avg_pool2d(torch.rand(1, 1, h, w, generator=torch.Generator().manual_seed(h)), 3, 1)[0] for h, w in sizes]
+
+
 def squares(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Dim noise with a bright square in one of two places, the class."""
     generator = torch.Generator().manual_seed(seed)
@@ -69,6 +74,11 @@ FITS = {
     "stacked_dae": (
         lambda: DENOISERS.create("stacked_dae", epochs=2, pretrain_epochs=2, batch_size=16, sizes=(24, 16, 8)),
         lambda: (*blobs(40), {}),
+    ),
+    # patch training: images of several sizes, patches, flips and noise drawn from the loop's generator
+    "dncnn_patches": (
+        lambda: DENOISERS.create("dncnn", depth=3, width=8, patch_size=12, patches_per_epoch=64, epochs=3, batch_size=16),
+        lambda: (*[photos([(30, 40), (26, 33)])] * 2, {"noise": TrainingNoise("gaussian", 0.1)}),
     ),
     # the collapse restart: new network, lower rate, new epoch budget
     "collapse_restart": (_Collapsing, lambda: (*blobs(40), {})),
@@ -153,6 +163,7 @@ def reference(references, name):
         ("conv_ae_noise", 11, 3),  # mid-epoch (7 steps an epoch), from the checkpoint at step 9
         ("conv_ae_noise", 9, 7),  # from a checkpoint at the last step of epoch 1, before its validation
         ("cnn_denoiser_patience", 8, 3),
+        ("dncnn_patches", 6, 4),  # in epoch 2 (4 steps an epoch), from the checkpoint at the end of epoch 1
         ("stacked_dae", 9, 2),  # in the second pretraining stage (6 steps a stage)
         ("stacked_dae", 23, 3),  # in fine-tuning, after three finished stages
         ("collapse_restart", 130, 3),  # after the restart at step 100
