@@ -50,6 +50,7 @@ def chunk_images(device: torch.device, height: int, width: int) -> int:
     """Images of ``height x width`` per forward pass on ``device``: ``DENOISE_CHUNK``'s pixels."""
     return max(1, DENOISE_CHUNK.get(device.type, 256) * 28 * 28 // (height * width))
 
+
 #: A warm restart's peak learning rate, as a share of the recipe's: a restart at the full rate
 #: throws away much of what the first cycle's annealing gained before it can gain more.
 RESTART_LR = 0.25
@@ -76,8 +77,6 @@ def seeded(seed: int, device: torch.device) -> Iterator[None]:
         if device.type == "cuda":
             torch.cuda.manual_seed(seed)
         yield
-
-
 
 
 class NeuralDenoiser(Denoiser):
@@ -378,7 +377,9 @@ class NeuralDenoiser(Denoiser):
                 y0, x0 = max(0, top - TILE_MARGIN), max(0, left - TILE_MARGIN)
                 region = x[..., y0 : top + TILE + TILE_MARGIN, x0 : left + TILE + TILE_MARGIN]
                 tile = net(to_layout(region)).float()
-                out[..., top : top + TILE, left : left + TILE] = tile[..., top - y0 : top - y0 + TILE, left - x0 : left - x0 + TILE]
+                out[..., top : top + TILE, left : left + TILE] = tile[
+                    ..., top - y0 : top - y0 + TILE, left - x0 : left - x0 + TILE
+                ]
         return out
 
     def _net_on(self, device: torch.device) -> nn.Module:

@@ -8,9 +8,9 @@ import torch.nn.functional as F
 
 from bench.noise import TrainingNoise
 from bench.registry import DENOISERS
+from models import neural_denoiser as base
 from models.engine.augment import dihedral
 from models.engine.patches import PatchPlan, PatchSource
-from models import neural_denoiser as base
 from models.neural_denoiser import NeuralDenoiser
 
 NEURAL = [n for n in DENOISERS.names() if issubclass(type(DENOISERS.create(n)), NeuralDenoiser)]

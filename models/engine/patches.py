@@ -56,8 +56,15 @@ class PatchSource:
     training on fixed noisy pairs; otherwise ``draw`` returns clean patches only.
     """
 
-    def __init__(self, clean: Sequence[Tensor], size: int, *, noisy: Sequence[Tensor] | None = None, augment: bool = True):
-        self.clean, self.noisy, self.size, self.augment = list(clean), None if noisy is None else list(noisy), size, augment
+    def __init__(
+        self, clean: Sequence[Tensor], size: int, *, noisy: Sequence[Tensor] | None = None, augment: bool = True
+    ):
+        self.clean, self.noisy, self.size, self.augment = (
+            list(clean),
+            None if noisy is None else list(noisy),
+            size,
+            augment,
+        )
         for i, image in enumerate(self.clean):
             if image.ndim != 3 or min(image.shape[-2:]) < size:
                 shape = "x".join(map(str, image.shape))
@@ -78,7 +85,9 @@ class PatchSource:
         s = self.size
 
         def cut(images: list[Tensor]) -> Tensor:
-            return torch.stack([images[i][:, y : y + s, x : x + s] for i, (y, x) in zip(picks.tolist(), corners.tolist())])
+            return torch.stack(
+                [images[i][:, y : y + s, x : x + s] for i, (y, x) in zip(picks.tolist(), corners.tolist())]
+            )
 
         batches = [cut(self.clean)] + ([cut(self.noisy)] if self.noisy is not None else [])
         if self.augment:
@@ -123,7 +132,12 @@ def train_patches(
     train_idx, val_idx = split_validation(len(clean), recipe.val_fraction, seed, torch.device("cpu"))
     held_out = len(val_idx) < len(clean)
     pick = lambda images, idx: None if images is None else [images[int(i)] for i in idx]  # noqa: E731
-    source = PatchSource(pick(clean, train_idx), plan.size, noisy=None if noise is not None else pick(noisy, train_idx), augment=plan.augment)
+    source = PatchSource(
+        pick(clean, train_idx),
+        plan.size,
+        noisy=None if noise is not None else pick(noisy, train_idx),
+        augment=plan.augment,
+    )
     score = _held_out_scorer(pick(clean, val_idx), None if noise is not None else pick(noisy, val_idx), noise, seed)
     n = plan.epoch_patches([tuple(image.shape[-2:]) for image in source.clean])
 
@@ -136,9 +150,17 @@ def train_patches(
         return denoising_loss(net, inputs, target, recipe.loss, recipe.precision)
 
     result = run_training(
-        build(seed), batch_loss, recipe.updated(val_fraction=0.0), n=n, seed=seed, checkpoints=checkpoints,
-        validation=lambda _idx, _held: score, reinit=build, deadline=deadline, stage=None,
-    )  # fmt: skip
+        build(seed),
+        batch_loss,
+        recipe.updated(val_fraction=0.0),
+        n=n,
+        seed=seed,
+        checkpoints=checkpoints,
+        validation=lambda _idx, _held: score,
+        reinit=build,
+        deadline=deadline,
+        stage=None,
+    )
     where = f"{len(val_idx)} held-out images" if held_out else f"the {len(clean)} training images"
     result.info.update(validation=where, recipe=asdict(recipe), patches=asdict(plan) | {"per_epoch": n})
     return result
