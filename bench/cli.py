@@ -132,7 +132,7 @@ def _add_executor_options(run: argparse.ArgumentParser) -> None:
         "--estimate",
         action=argparse.BooleanOptionalAction,
         help="print the plan's cost estimate (a short probe) before the run (default: yes, except on the quick "
-        "grid, whose probe would add a tenth to the run)",
+        "grid, whose probe would add a fifth to the run)",
     )
     run.add_argument(
         "--checkpoint-every",

@@ -325,6 +325,6 @@ _variant(
         "mask_level": 0.0,
     },
     test={"hidden": (32, 16), "pretrain_epochs": 20, "epochs": 300, "lr": 0.5, "pretrain_lr": 0.1},
-    # 2,000 full-batch iterations are two minutes of a CPU core: the quick grid runs a tenth of them
+    # 2,000 full-batch iterations take over a minute of a CPU core: the quick grid runs a tenth of them
     budgets={"quick": {"pretrain_epochs": 50, "epochs": 50}},
 )
