@@ -9,9 +9,12 @@ Wiener: blocks are matched again on that pilot estimate, and each group of ``gro
 noisy blocks is shrunk by the empirical Wiener gains of the pilot's group. Colour images
 are filtered in bm3d_rgb's opponent colour space, matched on its luminance.
 
-Everything is batched: block distances are one matrix product per chunk of images, the
-2-D transform is applied once per block position (not once per group member), and the
-aggregation adds per block position before one inverse transform and a col2im (``fold``).
+Block matching is local (``baselines.bm3d_matching``): reference blocks are matched in
+tiles, each against the blocks of its own search windows, so the cost is linear in pixels
+and peak memory is bounded by a per-device budget at any image size. Small images are
+batched instead (a whole image is one tile, several images one chunk). The 2-D transform
+is applied once per block position (not once per group member), and the aggregation adds
+per block position, tile after tile, before one inverse transform and a col2im (``fold``).
 """
 
 from __future__ import annotations
@@ -27,59 +30,30 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from baselines.base import TunedDenoiser, check_positive
-from bench.estimator import check_images
+from baselines.bm3d_matching import BLOCK, block_coefficients, gather, match, plan, tiles
 from baselines.bm3d_package import OPPONENT
 from baselines.filters import noise_sigma, symmetric_pad
-from bench.estimator import POSITIVE
+from bench.estimator import POSITIVE, check_images
 from bench.registry import DENOISERS
 
 __all__ = ["bm3d_torch", "BM3DTorch"]
 
-_BLOCK, _STEP, _WINDOW, _BETA = 8, 3, 39, 2.0
+_BETA = 2.0
 _HT_FORWARD, _HT_INVERSE = "bior", "bior_inverse"
 #: Above this luminance sigma, hard-thresholding matches on 2-D coefficients thresholded at
 #: 2 sigma, as the original does for sigma > 40/255: raw noisy distances match noise.
 _PREFILTER_SIGMA, _PREFILTER_LAMBDA = 40 / 255, 2.0
-#: Elements of the largest group tensor one chunk may build (CPU: cache-sized; GPU: large).
+#: Elements of the largest group or distance tensor one chunk may build (CPU: cache-sized; GPU: large).
 _CHUNK_ELEMENTS = {"cpu": 1 << 20, "cuda": 1 << 27}
-
-
-@dataclass(frozen=True)
-class _Geometry:
-    """Block positions of one image size: all 1-stride blocks and the reference subset."""
-
-    refs: Tensor  # (R,) indices into the P block positions
-    outside: Tensor  # (R, P) True where a block lies outside the reference's search window
-    n_blocks: int
-
-
-@lru_cache(maxsize=32)
-def _geometry(height: int, width: int, device: torch.device) -> _Geometry:
-    rows, cols = height - _BLOCK + 1, width - _BLOCK + 1
-    y, x = torch.meshgrid(torch.arange(rows), torch.arange(cols), indexing="ij")
-    y, x = y.flatten(), x.flatten()
-    ref_y, ref_x = _reference_starts(rows), _reference_starts(cols)
-    refs = (ref_y[:, None] * cols + ref_x[None, :]).flatten()
-    radius = _WINDOW // 2
-    outside = ((y[None] - y[refs, None]).abs() > radius) | ((x[None] - x[refs, None]).abs() > radius)
-    return _Geometry(refs.to(device), outside.to(device), rows * cols)
-
-
-def _reference_starts(n: int) -> Tensor:
-    # A stride of _STEP, plus the last start so that every pixel is covered.
-    starts = list(range(0, n, _STEP))
-    if starts[-1] != n - 1:
-        starts.append(n - 1)
-    return torch.tensor(starts)
 
 
 @lru_cache(maxsize=8)
 def _transforms(group_ht: int, group_wiener: int, device: torch.device) -> dict[str, Tensor]:
     """Orthonormal 2-D DCT (64 x 64), Haar matrices along the groups, and the Kaiser window."""
-    k = np.arange(_BLOCK)
-    dct = np.cos(np.pi * (2 * k[None, :] + 1) * k[:, None] / (2 * _BLOCK)) * np.sqrt(2 / _BLOCK)
+    k = np.arange(BLOCK)
+    dct = np.cos(np.pi * (2 * k[None, :] + 1) * k[:, None] / (2 * BLOCK)) * np.sqrt(2 / BLOCK)
     dct[0] /= np.sqrt(2)
-    kaiser = np.kaiser(_BLOCK, _BETA)
+    kaiser = np.kaiser(BLOCK, _BETA)
     bior = _bior15_matrix()
     arrays = {
         "dct2": np.kron(dct, dct),
@@ -97,12 +71,12 @@ def _bior15_matrix() -> np.ndarray:
     # scaled to unit norm (as in the authors' BM3D), so one threshold in sigmas fits every
     # coefficient of white noise.
     columns = []
-    for i in range(_BLOCK * _BLOCK):
-        basis = np.zeros(_BLOCK * _BLOCK)
+    for i in range(BLOCK * BLOCK):
+        basis = np.zeros(BLOCK * BLOCK)
         basis[i] = 1.0
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # every level of an 8x8 block touches its border
-            coefficients = pywt.wavedec2(basis.reshape(_BLOCK, _BLOCK), "bior1.5", mode="periodization", level=3)
+            coefficients = pywt.wavedec2(basis.reshape(BLOCK, BLOCK), "bior1.5", mode="periodization", level=3)
         columns.append(pywt.coeffs_to_array(coefficients)[0].reshape(-1))
     matrix = np.array(columns).T
     return matrix / np.sqrt((matrix**2).sum(1, keepdims=True))
@@ -116,94 +90,84 @@ def _haar(n: int) -> np.ndarray:
     return matrix
 
 
-def _block_coefficients(images: Tensor, forward: Tensor) -> Tensor:
-    """2-D transform (a 64 x 64 matrix) of every 1-stride 8x8 block: (n, C, H, W) -> (n, P, C, 64)."""
-    n, c = images.shape[:2]
-    # Two Tensor.unfold views and one copy: 4x faster on a CPU than F.unfold (im2col).
-    blocks = images.unfold(2, _BLOCK, 1).unfold(3, _BLOCK, 1).permute(0, 2, 3, 1, 4, 5)
-    return blocks.reshape(n, -1, c, _BLOCK * _BLOCK) @ forward.T
+class _Sums:
+    """Weighted sums of the groups' block estimates per block position, tile after tile.
 
-
-def _match(coefficients: Tensor, geometry: _Geometry, size: int, threshold: Tensor | None) -> Tensor:
-    """Indices (n, R, size) of each reference block's nearest blocks, itself first.
-
-    ``coefficients`` (n, P, 64) are the luminance blocks' 2-D coefficients (unit-norm
-    rows: their distances stand in for the blocks'); ``threshold`` (n,) zeroes small ones
-    first, as the original does at high noise.
+    Sums per block position first (the inverse 2-D transform is linear), so the inverse
+    runs once per position; the Kaiser window and col2im (``fold``) finish in the pixel domain.
     """
-    if threshold is not None:
-        coefficients = torch.where(coefficients.abs() > threshold.view(-1, 1, 1), coefficients, 0.0)
-    refs = coefficients[:, geometry.refs]
-    norms = coefficients.square().sum(-1)
-    distance = norms[:, geometry.refs, None] + norms[:, None, :] - 2 * refs @ coefficients.transpose(1, 2)
-    distance = distance.masked_fill(geometry.outside, torch.inf)
-    # The reference must lead its group even where rounding gives a duplicate block a tie.
-    self_index = geometry.refs.view(1, -1, 1).expand(len(distance), -1, 1)
-    distance = distance.scatter(2, self_index, -1.0)
-    return distance.topk(min(size, geometry.n_blocks), dim=2, largest=False).indices
+
+    def __init__(self, shape: torch.Size, like: Tensor) -> None:
+        n, c, h, w = shape
+        self.shape, self.blocks = shape, (h - BLOCK + 1) * (w - BLOCK + 1)
+        self.numerator = like.new_zeros(n * self.blocks, c, BLOCK * BLOCK)
+        self.denominator = like.new_zeros(n * self.blocks, c)
+
+    def add(self, estimates: Tensor, weights: Tensor, members: Tensor) -> None:
+        """estimates (n, r, k, C, 64) in the 2-D transform domain, weights (n, r, C), members (n, r, k)."""
+        n, c = len(members), self.shape[1]
+        flat = (members + torch.arange(n, device=members.device).view(-1, 1, 1) * self.blocks).flatten()
+        self.numerator.index_add_(0, flat, (estimates * weights[:, :, None, :, None]).flatten(0, 2))
+        member_weights = weights[:, :, None, :].expand(*members.shape, c).flatten(0, 2)
+        self.denominator.index_add_(0, flat, member_weights)
+
+    def image(self, inverse: Tensor, kaiser: Tensor) -> Tensor:
+        """The weighted mean image (n, C, H, W)."""
+        n, c, h, w = self.shape
+
+        def fold(blocks: Tensor) -> Tensor:
+            columns = blocks.view(n, self.blocks, c * BLOCK * BLOCK).transpose(1, 2)
+            return F.fold(columns, (h, w), BLOCK)
+
+        numerator = (self.numerator @ inverse.T).mul_(kaiser)
+        return fold(numerator) / fold(self.denominator[..., None] * kaiser).clamp_min(1e-12)
 
 
-def _gather(coefficients: Tensor, members: Tensor) -> Tensor:
-    """Group members' coefficients: (n, P, C, 64) and (n, R, k) -> (n, R, k, C, 64)."""
-    n, p = coefficients.shape[:2]
-    flat = (members + torch.arange(n, device=members.device).view(-1, 1, 1) * p).flatten()
-    return coefficients.flatten(0, 1).index_select(0, flat).view(*members.shape, *coefficients.shape[2:])
-
-
-def _aggregate(
-    estimates: Tensor, weights: Tensor, members: Tensor, shape: tuple, inverse: Tensor, kaiser: Tensor
+def _hard_threshold(
+    noisy: Tensor, sigma: Tensor, lambda_ht: float, group: int, t: dict[str, Tensor], side: int
 ) -> Tensor:
-    """Weighted mean image of the groups' block estimates.
-
-    estimates (n, R, k, C, 64) in the 2-D transform domain, weights (n, R, C). Sums per
-    block position first (the inverse 2-D transform is linear), so the inverse runs once
-    per position; the Kaiser window and col2im finish in the pixel domain.
-    """
-    n, _, c, h, w = *estimates.shape[:2], *shape[1:]
-    p = (h - _BLOCK + 1) * (w - _BLOCK + 1)
-    flat = (members + torch.arange(n, device=members.device).view(-1, 1, 1) * p).flatten()
-    weighted = (estimates * weights[:, :, None, :, None]).flatten(0, 2)
-    numerator = estimates.new_zeros(n * p, c, _BLOCK * _BLOCK).index_add_(0, flat, weighted)
-    member_weights = weights[:, :, None, :].expand(*members.shape, c).flatten(0, 2)
-    denominator = estimates.new_zeros(n * p, c).index_add_(0, flat, member_weights)
-    numerator = (numerator @ inverse.T) * kaiser
-    denominator = denominator[..., None] * kaiser
-
-    def fold(blocks: Tensor) -> Tensor:
-        columns = blocks.view(n, p, c * _BLOCK * _BLOCK).transpose(1, 2)
-        return F.fold(columns, (h, w), _BLOCK)
-
-    return fold(numerator) / fold(denominator).clamp_min(1e-12)
-
-
-def _hard_threshold(noisy: Tensor, sigma: Tensor, lambda_ht: float, group: int, t: dict[str, Tensor]) -> Tensor:
     """First stage on a chunk: noisy (n, C, H, W), per-channel sigma (n, C) -> pilot estimate."""
-    geometry = _geometry(*noisy.shape[-2:], noisy.device)
-    coefficients = _block_coefficients(noisy, t[_HT_FORWARD])
+    coefficients = block_coefficients(noisy, t[_HT_FORWARD])
     prefilter = torch.where(sigma[:, 0] > _PREFILTER_SIGMA, _PREFILTER_LAMBDA * sigma[:, 0], 0.0)
-    members = _match(coefficients[:, :, 0], geometry, group, prefilter)
-    haar = t["haar_ht"] if members.shape[2] == group else None
-    groups = _group_transform(_gather(coefficients, members), haar)
-    keep = groups.abs() > (lambda_ht * sigma)[:, None, None, :, None]
-    keep[:, :, 0, :, 0] = True  # the group's mean is signal, never noise
-    groups = groups * keep
-    weights = 1.0 / keep.sum((2, 4)).clamp_min(1).float()
-    estimates = _group_transform(groups, haar, inverse=True)
-    return _aggregate(estimates, weights, members, noisy.shape, t[_HT_INVERSE], t["kaiser"])
+    luminance = coefficients[:, :, 0]
+    features = torch.where(luminance.abs() > prefilter.view(-1, 1, 1), luminance, 0.0)
+    norms = features.square().sum(-1)
+    sums = _Sums(noisy.shape, noisy)
+    for tile in tiles(*_grid(noisy), side, noisy.device):
+        members = match(features, norms, tile, group)
+        haar = t["haar_ht"] if members.shape[2] == group else None
+        groups = _group_transform(gather(coefficients, members), haar)
+        keep = groups.abs() > (lambda_ht * sigma)[:, None, None, :, None]
+        keep[:, :, 0, :, 0] = True  # the group's mean is signal, never noise
+        groups = groups * keep
+        weights = 1.0 / keep.sum((2, 4)).clamp_min(1).float()
+        sums.add(_group_transform(groups, haar, inverse=True), weights, members)
+    return sums.image(t[_HT_INVERSE], t["kaiser"])
 
 
-def _wiener(noisy: Tensor, pilot: Tensor, sigma: Tensor, group: int, mu2: float, t: dict[str, Tensor]) -> Tensor:
+def _wiener(
+    noisy: Tensor, pilot: Tensor, sigma: Tensor, group: int, mu2: float, t: dict[str, Tensor], side: int
+) -> Tensor:
     """Second stage on a chunk: empirical Wiener shrinkage of the noisy groups by the pilot's."""
-    geometry = _geometry(*noisy.shape[-2:], noisy.device)
-    pilot_coefficients = _block_coefficients(pilot, t["dct2"])
-    members = _match(pilot_coefficients[:, :, 0], geometry, group, None)
-    haar = t["haar_wiener"] if members.shape[2] == group else None
-    signal = _group_transform(_gather(pilot_coefficients, members), haar).square()
-    gains = signal / (signal + mu2 * sigma.square()[:, None, None, :, None])
-    groups = _group_transform(_gather(_block_coefficients(noisy, t["dct2"]), members), haar) * gains
-    weights = 1.0 / gains.square().sum((2, 4)).clamp_min(1e-12)
-    estimates = _group_transform(groups, haar, inverse=True)
-    return _aggregate(estimates, weights, members, noisy.shape, t["dct2"].T, t["kaiser"])
+    pilot_coefficients = block_coefficients(pilot, t["dct2"])
+    noisy_coefficients = block_coefficients(noisy, t["dct2"])
+    features = pilot_coefficients[:, :, 0]
+    norms = features.square().sum(-1)
+    sums = _Sums(noisy.shape, noisy)
+    for tile in tiles(*_grid(noisy), side, noisy.device):
+        members = match(features, norms, tile, group)
+        haar = t["haar_wiener"] if members.shape[2] == group else None
+        signal = _group_transform(gather(pilot_coefficients, members), haar).square()
+        gains = signal / (signal + mu2 * sigma.square()[:, None, None, :, None])
+        groups = _group_transform(gather(noisy_coefficients, members), haar) * gains
+        weights = 1.0 / gains.square().sum((2, 4)).clamp_min(1e-12)
+        sums.add(_group_transform(groups, haar, inverse=True), weights, members)
+    return sums.image(t["dct2"].T, t["kaiser"])
+
+
+def _grid(images: Tensor) -> tuple[int, int]:
+    # Block positions (rows, columns) of 1-stride 8x8 blocks.
+    return images.shape[-2] - BLOCK + 1, images.shape[-1] - BLOCK + 1
 
 
 def _group_transform(groups: Tensor, haar: Tensor | None, *, inverse: bool = False) -> Tensor:
@@ -219,6 +183,7 @@ def _group_transform(groups: Tensor, haar: Tensor | None, *, inverse: bool = Fal
 def bm3d_torch(
     images: Tensor,
     *,
+    sigma: float | None = None,
     sigma_scale: float = 1.0,
     lambda_ht: float = 2.7,
     mu2: float = 0.4,
@@ -228,8 +193,9 @@ def bm3d_torch(
     """BM3D-like denoising of a float N x C x H x W batch in [0, 1], on its device.
 
     Each image's noise sigma is estimated (``baselines.filters.noise_sigma``, mean over its
-    channels) and multiplied by ``sigma_scale``; clipped noise is not Gaussian at its
-    nominal level, so the estimate of the image at hand is what the filter gets. C = 3 is
+    channels), or is the known ``sigma``, and is multiplied by ``sigma_scale``; clipped noise
+    is not Gaussian at its nominal level, so by default the estimate of the image at hand is
+    what the filter gets. C = 3 is
     filtered in the opponent colour space (block matching on its luminance); any other C
     filters each channel as its own grey image. Images smaller than 8x8 are reflected up.
     An image whose sigma estimate is 0 is returned unchanged.
@@ -238,8 +204,11 @@ def bm3d_torch(
     ----------
     images : Tensor
         Float N x C x H x W.
+    sigma : float or None
+        The noise's known standard deviation on the 0-1 scale (per RGB channel for colour),
+        e.g. 25 / 255, as in the literature's known-sigma results; None estimates it.
     sigma_scale : float
-        Multiplier on the estimated sigma, > 0.
+        Multiplier on the sigma, > 0.
     lambda_ht : float
         Hard threshold in sigmas (2.7 in Dabov et al.).
     mu2 : float
@@ -255,13 +224,16 @@ def bm3d_torch(
     torch.Size([2, 1, 16, 16])
     """
     check_images(images, "bm3d_torch images")
+    if sigma is not None:
+        check_positive(sigma, "bm3d_torch sigma")
     check_positive(sigma_scale, "bm3d_torch sigma_scale")
     check_positive(lambda_ht, "bm3d_torch lambda_ht")
     check_positive(mu2, "bm3d_torch mu2")
     for value, what in ((group_ht, "group_ht"), (group_wiener, "group_wiener")):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1 or value & (value - 1):
             raise ValueError(f"bm3d_torch {what} {value!r} is invalid; expected a power of two >= 1")
-    settings = _Settings(float(sigma_scale), float(lambda_ht), float(mu2), group_ht, group_wiener)
+    known = None if sigma is None else float(sigma)
+    settings = _Settings(known, float(sigma_scale), float(lambda_ht), float(mu2), group_ht, group_wiener)
     n, c, h, w = images.shape
     if c in (1, 3):
         return _filter_batch(images.float(), settings)
@@ -270,6 +242,7 @@ def bm3d_torch(
 
 @dataclass(frozen=True)
 class _Settings:
+    sigma: float | None
     sigma_scale: float
     lambda_ht: float
     mu2: float
@@ -279,7 +252,8 @@ class _Settings:
 
 def _filter_batch(original: Tensor, settings: _Settings) -> Tensor:
     n, c, h, w = original.shape
-    sigma = settings.sigma_scale * noise_sigma(original).mean(1)
+    sigma = noise_sigma(original).mean(1) if settings.sigma is None else original.new_full((n,), settings.sigma)
+    sigma = settings.sigma_scale * sigma
     images, channel_sigma = original, sigma[:, None]
     opponent = torch.tensor(OPPONENT, dtype=torch.float32, device=original.device)
     if c == 3:
@@ -287,17 +261,16 @@ def _filter_batch(original: Tensor, settings: _Settings) -> Tensor:
         # White noise of std sigma per RGB channel has std sigma * |row| in each opponent channel.
         channel_sigma = sigma[:, None] * opponent.square().sum(1).sqrt()
     # Blocks need 8x8 images; smaller ones are reflected up and cropped back.
-    pad = max(0, _BLOCK - min(h, w))
+    pad = max(0, BLOCK - min(h, w))
     padded = symmetric_pad(images, pad) if pad else images
     t = _transforms(settings.group_ht, settings.group_wiener, images.device)
-    geometry = _geometry(*padded.shape[-2:], images.device)
-    per_image = len(geometry.refs) * settings.group_wiener * c * _BLOCK * _BLOCK
-    step = max(1, _CHUNK_ELEMENTS.get(images.device.type, _CHUNK_ELEMENTS["cpu"]) // per_image)
+    budget = _CHUNK_ELEMENTS.get(images.device.type, _CHUNK_ELEMENTS["cpu"])
+    side, step = plan(*_grid(padded), settings.group_wiener * c * BLOCK * BLOCK, budget)
     out = torch.empty_like(padded)
     for start in range(0, n, step):
         chunk, chunk_sigma = padded[start : start + step], channel_sigma[start : start + step].clamp_min(1e-6)
-        pilot = _hard_threshold(chunk, chunk_sigma, settings.lambda_ht, settings.group_ht, t)
-        out[start : start + step] = _wiener(chunk, pilot, chunk_sigma, settings.group_wiener, settings.mu2, t)
+        pilot = _hard_threshold(chunk, chunk_sigma, settings.lambda_ht, settings.group_ht, t, side)
+        out[start : start + step] = _wiener(chunk, pilot, chunk_sigma, settings.group_wiener, settings.mu2, t, side)
     out = out[..., pad : pad + h, pad : pad + w] if pad else out
     if c == 3:
         out = torch.einsum("dc,nchw->ndhw", torch.linalg.inv(opponent), out)
@@ -322,8 +295,11 @@ class BM3DTorch(TunedDenoiser):
 
     Parameters
     ----------
+    sigma : float or None
+        The noise's known sigma on the 0-1 scale (``sigma=25/255, sigma_scale=1.0`` is the
+        literature's known-sigma setting); None, the default, estimates it per image.
     sigma_scale : float or None
-        Multiplier on the estimated noise sigma; None tunes over ``param_grid['sigma_scale']``.
+        Multiplier on the noise sigma; None tunes over ``param_grid['sigma_scale']``.
         The sigma is estimated from each noisy image, so the filter adapts to every noise
         kind of the grid (clipped noise is not Gaussian at its nominal level).
     lambda_ht : float
@@ -344,7 +320,12 @@ class BM3DTorch(TunedDenoiser):
 
     name = "bm3d_torch"
     param_grid = {"sigma_scale": (0.75, 1.0, 1.25, 1.5, 2.0)}
-    param_rules = {"sigma_scale": POSITIVE.or_none("tuned"), "lambda_ht": POSITIVE, "mu2": POSITIVE}
+    param_rules = {
+        "sigma": POSITIVE.or_none("estimated"),
+        "sigma_scale": POSITIVE.or_none("tuned"),
+        "lambda_ht": POSITIVE,
+        "mu2": POSITIVE,
+    }
     #: The quick grid tunes on fewer pairs and scores 200 test images per cell: at tens to
     #: hundreds of images/s on a loaded 2-core CPU, whole test sets would take most of its minutes.
     budgets = {"quick": {"tune_images": 16, "eval_images": 200}, "full": {}}
@@ -352,12 +333,14 @@ class BM3DTorch(TunedDenoiser):
     def __init__(
         self,
         *,
+        sigma: float | None = None,
         sigma_scale: float | None = None,
         lambda_ht: float = 2.7,
         mu2: float = 0.4,
         tune_images: int = 64,
         eval_images: int | None = None,
     ) -> None:
+        self.sigma = sigma
         self.sigma_scale = sigma_scale
         self.lambda_ht = lambda_ht
         self.mu2 = mu2
@@ -365,4 +348,4 @@ class BM3DTorch(TunedDenoiser):
         self.eval_images = eval_images
 
     def _filter(self, noisy: Tensor, *, sigma_scale: float) -> Tensor:
-        return bm3d_torch(noisy, sigma_scale=sigma_scale, lambda_ht=self.lambda_ht, mu2=self.mu2)
+        return bm3d_torch(noisy, sigma=self.sigma, sigma_scale=sigma_scale, lambda_ht=self.lambda_ht, mu2=self.mu2)
