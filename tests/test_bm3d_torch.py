@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 
+import baselines.bm3d_torch as bm3d_torch_module
+from baselines import bm3d_matching
 from baselines.bm3d_torch import bm3d_torch
 from bench.metrics import psnr
 from bench.noise import Noise
@@ -99,6 +101,66 @@ def test_batch_members_are_independent():
     together = bm3d_torch(x)
     alone = torch.cat([bm3d_torch(x[i : i + 1]) for i in range(len(x))])
     assert torch.allclose(together, alone, atol=1e-5)
+
+
+def brute_force_match(features: torch.Tensor, rows: int, cols: int, size: int) -> torch.Tensor:
+    """Every reference's nearest blocks over the whole image, those beyond the 39x39 window masked."""
+    y, x = torch.meshgrid(torch.arange(rows), torch.arange(cols), indexing="ij")
+    y, x = y.flatten(), x.flatten()
+    ref_y, ref_x = (torch.tensor(bm3d_matching.reference_starts(n)) for n in (rows, cols))
+    refs = (ref_y[:, None] * cols + ref_x[None, :]).flatten()
+    distance = torch.cdist(features[refs], features).square()
+    distance[((y[None] - y[refs, None]).abs() > 19) | ((x[None] - x[refs, None]).abs() > 19)] = torch.inf
+    distance[torch.arange(len(refs)), refs] = -1.0
+    return distance.topk(size, dim=1, largest=False).indices
+
+
+@pytest.mark.parametrize("rows, cols, side", [(21, 21, 8), (70, 61, 3), (70, 61, 9), (2, 90, 4), (45, 45, 20)])
+def test_tiled_matching_equals_matching_over_the_whole_image(rows, cols, side):
+    # float64 features without ties: the tiles must find exactly the brute force's groups, in order.
+    features = torch.randn(1, rows * cols, 64, dtype=torch.float64, generator=torch.Generator().manual_seed(rows))
+    norms = features.square().sum(-1)
+    tiles = list(bm3d_matching.tiles(rows, cols, side, torch.device("cpu")))
+    found = torch.cat([bm3d_matching.match(features, norms, tile, 16) for tile in tiles], dim=1)[0]
+    refs = torch.cat([tile.refs for tile in tiles])
+    expected = brute_force_match(features[0], rows, cols, 16)
+    order = refs.argsort()
+    assert len(refs) == len(expected) and torch.equal(refs[order].unique(), refs.sort().values)
+    assert torch.equal(found[order], expected)
+
+
+def test_plan_bounds_a_chunk_at_any_size_and_batches_small_images():
+    budget = 1 << 20
+    assert bm3d_matching.plan(21, 21, 32 * 64, budget) == (8, 8)  # 28x28: one tile, eight images a chunk
+    assert bm3d_matching.plan(21, 21, 32 * 64, 1 << 27)[1] > 8  # a larger (GPU) budget takes more images
+    for size in (57, 505, 4000):
+        side, images = bm3d_matching.plan(size, size, 32 * 3 * 64, budget)
+        tile = next(bm3d_matching.tiles(size, size, side, torch.device("cpu")))
+        candidates = size * size if tile.candidates is None else len(tile.candidates)
+        assert images == 1 and len(tile.refs) * max(32 * 3 * 64, candidates) <= budget, (size, side)
+
+
+def test_a_large_image_in_many_tiles_equals_one_tile(monkeypatch):
+    clean = smooth_colour_images(1, seed=5).mean(1, keepdim=True)
+    noisy = Noise("gaussian", 0.1).apply(torch.nn.functional.interpolate(clean, size=(72, 80)), seed=0)
+    whole = bm3d_torch(noisy, sigma=0.1)
+    monkeypatch.setitem(bm3d_torch_module._CHUNK_ELEMENTS, "cpu", 20_000)
+    assert bm3d_matching.plan(65, 73, 32 * 64, 20_000)[0] < 5
+    tiled = bm3d_torch(noisy, sigma=0.1)
+    # Only rounding differs (it can swap blocks at equal distance): a shifted or missing tile would not be close.
+    assert float((tiled - whole).abs().mean()) < 1e-4 and float((tiled - whole).abs().max()) < 0.05
+
+
+def test_known_sigma():
+    clean = smooth_colour_images(4, seed=6)
+    noisy = Noise("gaussian", 0.1).apply(clean, seed=0)
+    known = bm3d_torch(noisy, sigma=0.1)
+    assert not torch.allclose(known, bm3d_torch(noisy, sigma=0.05), atol=1e-3)
+    assert torch.allclose(bm3d_torch(noisy, sigma=0.05, sigma_scale=2.0), known)
+    model = DENOISERS.create("bm3d_torch", sigma=0.1, sigma_scale=1.0).fit(noisy, clean)
+    assert torch.allclose(model.denoise(noisy), known.clamp(0, 1))
+    with pytest.raises(ValueError, match="sigma"):
+        bm3d_torch(noisy, sigma=-1.0)
 
 
 def test_denoises_colour_better_than_per_channel_noise():
