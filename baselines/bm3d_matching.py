@@ -33,14 +33,19 @@ class Tile:
 
     The candidates form a rectangle of the block grid; each reference's window is a
     rectangle of it too (39 x 39 positions, or the whole rectangle when smaller), shifted
-    inward at the image's border, where ``outside`` masks the positions beyond the radius.
+    inward at the image's border, where ``far_rows`` and ``far_cols`` mask the positions
+    beyond the search radius. Window positions are kept per axis: (r, window rows) and
+    (r, window columns), never (r, window area).
     """
 
     refs: Tensor  # (r,) block indices (row-major over the block grid) of the references
     candidates: Tensor | None  # (k,) block indices of the candidate rectangle; None: every block
-    window: Tensor  # (r, w) each reference's window as positions among the candidates
-    outside: Tensor  # (r, w) True where a window position lies beyond the search radius
-    self_index: Tensor  # (r, 1) each reference's position in its window
+    shape: tuple[int, int]  # the candidate rectangle's rows and columns
+    window_rows: Tensor  # (r, wy) each reference's window rows within the rectangle
+    window_cols: Tensor  # (r, wx) and its window columns
+    far_rows: Tensor  # (r, wy) True for window rows beyond the search radius
+    far_cols: Tensor  # (r, wx) and for such columns
+    self_index: Tensor  # (r, 1) each reference's position in its (row-major) window
 
 
 def reference_starts(n: int) -> list[int]:
@@ -90,14 +95,23 @@ def _tile(ref_y: list[int], ref_x: list[int], rows: int, cols: int, device: torc
     x0, x1 = max(0, ref_x[0] - _RADIUS), min(cols, ref_x[-1] + _RADIUS + 1)
     ry, rx = torch.tensor(ref_y), torch.tensor(ref_x)
     (wy, far_y, self_y), (wx, far_x, self_x) = _window(ry, y0, y1), _window(rx, x0, x1)
-    width = x1 - x0
-    window = (wy[:, None, :, None] * width + wx[None, :, None, :]).flatten(2).flatten(0, 1)
-    outside = (far_y[:, None, :, None] | far_x[None, :, None, :]).flatten(2).flatten(0, 1)
+    ny, nx = len(ref_y), len(ref_x)
+    per_reference = [a.repeat_interleave(nx, 0) for a in (wy, far_y)] + [a.repeat(ny, 1) for a in (wx, far_x)]
     self_index = (self_y[:, None] * wx.shape[1] + self_x[None, :]).reshape(-1, 1)
     refs = (ry[:, None] * cols + rx[None, :]).flatten()
     whole = (y0, y1, x0, x1) == (0, rows, 0, cols)
     candidates = None if whole else (torch.arange(y0, y1)[:, None] * cols + torch.arange(x0, x1)).flatten()
-    return Tile(*(None if a is None else a.to(device) for a in (refs, candidates, window, outside, self_index)))
+    window_rows, far_rows, window_cols, far_cols = (a.to(device) for a in per_reference)
+    return Tile(
+        refs.to(device),
+        None if whole else candidates.to(device),
+        (y1 - y0, x1 - x0),
+        window_rows,
+        window_cols,
+        far_rows,
+        far_cols,
+        self_index.to(device),
+    )
 
 
 def _window(refs: Tensor, low: int, high: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -127,13 +141,25 @@ def match(features: Tensor, norms: Tensor, tile: Tile, size: int) -> Tensor:
     if tile.candidates is not None:
         candidates, candidate_norms = features[:, tile.candidates], norms[:, tile.candidates]
     refs = features[:, tile.refs]
-    distance = norms[:, tile.refs, None] + candidate_norms[:, None, :] - 2 * refs @ candidates.transpose(1, 2)
-    window = tile.window.expand(len(distance), -1, -1)
-    distance = distance.gather(2, window).masked_fill_(tile.outside, torch.inf)
+    # |a - b|^2 = |a|^2 + |b|^2 - 2 a.b, the product and the sum in one call.
+    squares = norms[:, tile.refs, None] + candidate_norms[:, None, :]
+    distance = torch.baddbmm(squares, refs, candidates.transpose(1, 2), alpha=-2)
+    n, r = distance.shape[:2]
+    (height, width), wy, wx = tile.shape, tile.window_rows.shape[1], tile.window_cols.shape[1]
+    distance = distance.view(n, r, height, width)
+    if (wy, wx) != (height, width):  # each reference's window: its rows of the rectangle, then its columns
+        distance = distance.gather(2, tile.window_rows[None, :, :, None].expand(n, r, wy, width))
+        distance = distance.gather(3, tile.window_cols[None, :, None, :].expand(n, r, wy, wx))
+    distance.masked_fill_(tile.far_rows[None, :, :, None], torch.inf)
+    distance.masked_fill_(tile.far_cols[None, :, None, :], torch.inf)
+    distance = distance.view(n, r, wy * wx)
     # The reference must lead its group even where rounding gives a duplicate block a tie.
-    distance.scatter_(2, tile.self_index.expand(len(distance), -1, 1), -1.0)
-    nearest = window.gather(2, distance.topk(min(size, distance.shape[2]), dim=2, largest=False).indices)
-    return nearest if tile.candidates is None else tile.candidates[nearest]
+    distance.scatter_(2, tile.self_index.expand(n, -1, 1), -1.0)
+    found = distance.topk(min(size, wy * wx), dim=2, largest=False).indices
+    if (wy, wx) != (height, width):
+        rows = tile.window_rows.expand(n, r, wy).gather(2, found // wx)
+        found = rows * width + tile.window_cols.expand(n, r, wx).gather(2, found % wx)
+    return found if tile.candidates is None else tile.candidates[found]
 
 
 def gather(coefficients: Tensor, members: Tensor) -> Tensor:
