@@ -3,8 +3,9 @@
 ``pytest tests/benchmarks/test_bench_baselines.py --benchmark-enable --benchmark-group-by=group``
 prints, per entry, our ``denoise`` and the library a user would otherwise call (scipy.ndimage
 on the same batch, scikit-image's per-image loop, the bm3d package) on a fixed, seeded batch
-of 28x28 images; the ratio of their images/s is the speed-up (``python -m bench speed``
-prints the same comparisons as one table). Parameters are fixed (``bench.cost.speed.FIXED``) so
+of 28x28 images, and again on four 256x256 photograph crops (``bench.cost.speed_sizes``); the
+ratio of their images/s is the speed-up (``python -m bench speed`` and ``python -m bench speed
+--sizes 28,64,256,512`` print the same comparisons as tables). Parameters are fixed (``bench.cost.speed.FIXED``) so
 that only ``denoise`` is timed. Slow calls get one timed round instead of calibration.
 """
 
@@ -12,9 +13,10 @@ import numpy as np
 import pytest
 import torch
 
+from bench.cost.speed import FIXED, _references
+from bench.cost.speed_sizes import photo_batch
 from bench.noise import Noise
 from bench.registry import DENOISERS
-from bench.cost.speed import FIXED, _references
 
 N_IMAGES = 256
 #: Seconds-per-call entries and references: one round each.
@@ -54,6 +56,31 @@ def test_reference(benchmark, batch, name):
     benchmark.extra_info["images"] = len(planes)
     benchmark.extra_info["reference"] = label
     _run(benchmark, reference, planes, name in SLOW or label == "skimage loop")
+
+
+@pytest.fixture(scope="module")
+def photos():
+    return photo_batch(256)[0]  # 4 noisy 256x256 crops of a Set12 photograph (synthesised without the data)
+
+
+@pytest.mark.parametrize("name", sorted(FIXED))
+def test_denoise_photos(benchmark, photos, name):
+    model = DENOISERS.create(name, **FIXED[name]).fit(photos[:1], photos[:1])
+    benchmark.group = f"{name} vs reference, 256x256"
+    benchmark.extra_info["images"] = len(photos)
+    out = _run(benchmark, model.denoise, photos, name in SLOW)
+    assert out.shape == photos.shape
+
+
+@pytest.mark.parametrize("name", sorted(FIXED))
+def test_reference_photos(benchmark, photos, name):
+    label, reference, _ = _references()[name]
+    if reference is None:
+        pytest.skip(f"{label} is not installed (pip install 'denoise-bench[bm3d]')")
+    benchmark.group = f"{name} vs reference, 256x256"
+    benchmark.extra_info["images"] = len(photos)
+    benchmark.extra_info["reference"] = label
+    _run(benchmark, reference, photos.numpy(), name in SLOW or label == "skimage loop")
 
 
 def test_denoise_bm3d(benchmark, batch):
