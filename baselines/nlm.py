@@ -33,9 +33,8 @@ import torch
 from torch import Tensor
 
 from baselines.base import TunedDenoiser, check_positive, estimate_noise_sigma
-from bench.estimator import check_images
 from baselines.filters import noise_sigma
-from bench.estimator import POSITIVE, POSITIVE_INT
+from bench.estimator import POSITIVE, POSITIVE_INT, check_images
 from bench.registry import DENOISERS
 
 __all__ = ["nl_means", "skimage_nl_means", "NLMeans"]

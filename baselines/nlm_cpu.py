@@ -95,9 +95,13 @@ def nl_means_chunk(values, scale, noise, size, distance, cutoff, band):  # pragm
                         row = i
                         weights[: cols * n] = 1.0
                     if row >= first + dy:  # shift d at p = (row - dy, j): the pair (p, p + d)
-                        _accumulate(flat, weights[max(dx, 0) * n :], pad + row, (pad + dx) * n, sums, weight_sums, row - dy)
+                        _accumulate(
+                            flat, weights[max(dx, 0) * n :], pad + row, (pad + dx) * n, sums, weight_sums, row - dy
+                        )
                     if row < last:  # shift -d at p = (row, j): the same pair seen from p + d
-                        _accumulate(flat, weights[max(-dx, 0) * n :], pad - dy + row, (pad - dx) * n, sums, weight_sums, row)
+                        _accumulate(
+                            flat, weights[max(-dx, 0) * n :], pad - dy + row, (pad - dx) * n, sums, weight_sums, row
+                        )
     for ch in range(c):
         for i in range(h):
             for m in range(w * n):

@@ -41,7 +41,13 @@ def _check_wavelet_args(wavelet: str, levels: int, mode: str) -> None:
 
 
 def bayes_shrink(
-    planes: np.ndarray, *, sigma: np.ndarray | None = None, sigma_scale: float = 1.0, wavelet: str, levels: int, mode: str
+    planes: np.ndarray,
+    *,
+    sigma: np.ndarray | None = None,
+    sigma_scale: float = 1.0,
+    wavelet: str,
+    levels: int,
+    mode: str,
 ) -> np.ndarray:
     """BayesShrink wavelet denoising of each 2-D plane of ``planes`` (..., H, W).
 

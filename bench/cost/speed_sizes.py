@@ -22,7 +22,6 @@ import statistics
 import subprocess
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -54,7 +53,9 @@ def parse_sizes(text: str) -> tuple[int, ...]:
     except ValueError:
         sizes = ()
     if not sizes or min(sizes) < 8:
-        raise ValueError(f"--sizes {text!r} is invalid; expected comma-separated image sides >= 8, such as 28,64,256,512")
+        raise ValueError(
+            f"--sizes {text!r} is invalid; expected comma-separated image sides >= 8, such as 28,64,256,512"
+        )
     return sizes
 
 
@@ -69,7 +70,9 @@ def _source_images(colour: bool) -> list[np.ndarray] | None:
         folder = root / folder_name
         paths = [folder / file_name] if file_name else sorted(folder.glob("*.png"))[:8]
         if paths and all(path.is_file() for path in paths):
-            pixels = [np.asarray(Image.open(path).convert("RGB" if colour else "L"), np.float32) / 255 for path in paths]
+            pixels = [
+                np.asarray(Image.open(path).convert("RGB" if colour else "L"), np.float32) / 255 for path in paths
+            ]
             return [image if image.ndim == 3 else image[..., None] for image in pixels]
     return None
 
@@ -128,36 +131,39 @@ def size_speed(
 
     Returns the rows and whether every batch was real data (False: synthesised images).
     """
+    rows, all_real = [], True
+    for colour in (False, True):
+        names = [name for name, in_colour in _cases(entries) if in_colour == colour]
+        for size in sizes if names else ():
+            noisy, real = photo_batch(size, colour=colour, seed=seed)
+            all_real &= real
+            rows += [_time_case(name, colour, noisy, repeats) for name in names]
+    return rows, all_real
+
+
+def _time_case(name: str, colour: bool, noisy: Tensor, repeats: int) -> dict:
+    """Ours and the reference on ``noisy``, interleaved ``repeats`` times after a warm-up each."""
     from bench.cost.speed import _entry
 
-    rows, all_real = [], True
-    for colour_case in (False, True):
-        cases = [name for name, colour in _cases(entries) if colour == colour_case]
-        if not cases:
-            continue
-        for size in sizes:
-            noisy, real = photo_batch(size, colour=colour_case, seed=seed)
-            all_real &= real
-            reference_input = noisy.numpy()
-            megapixels = noisy.shape[0] * size * size / 1e6
-            for name in cases:
-                ours = _entry(name)
-                label, reference = _reference(name, colour_case)
-                ours(noisy)  # warm-up: compilation, caches
-                if reference is not None:
-                    reference(reference_input)
-                ours_passes, reference_passes = [], []
-                for _ in range(repeats):  # interleaved: a load spike slows both
-                    ours_passes.append(timing.timed(lambda: ours(noisy)))
-                    if reference is not None:
-                        reference_passes.append(timing.timed(lambda: reference(reference_input)))
-                row = {"size": size, "entry": name + (" (colour)" if colour_case else ""), "images": len(noisy)}
-                row["reference"] = label
-                for key, passes in (("ours", ours_passes), ("reference", reference_passes)):
-                    row[f"{key}_s_per_mp"] = _per_megapixel([p.wall for p in passes], megapixels)
-                    row[f"{key}_cpu_s_per_mp"] = _per_megapixel([p.cpu for p in passes], megapixels)
-                rows.append(row)
-    return rows, all_real
+    ours = _entry(name)
+    label, reference = _reference(name, colour)
+    calls = {"ours": lambda: ours(noisy)}
+    if reference is not None:
+        reference_input = noisy.numpy()
+        calls["reference"] = lambda: reference(reference_input)
+    passes: dict[str, list[timing.Pass]] = {key: [] for key in ("ours", "reference")}
+    for call in calls.values():
+        call()  # warm-up: compilation, caches
+    for _ in range(repeats):  # interleaved: a load spike slows both
+        for key, call in calls.items():
+            passes[key].append(timing.timed(call))
+    size = noisy.shape[-1]
+    row = {"size": size, "entry": name + (" (colour)" if colour else ""), "images": len(noisy), "reference": label}
+    megapixels = len(noisy) * size * size / 1e6
+    for key, timed in passes.items():
+        row[f"{key}_s_per_mp"] = _per_megapixel([p.wall for p in timed], megapixels)
+        row[f"{key}_cpu_s_per_mp"] = _per_megapixel([p.cpu for p in timed], megapixels)
+    return row
 
 
 def _per_megapixel(seconds: list[float], megapixels: float) -> float:
