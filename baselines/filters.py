@@ -129,6 +129,9 @@ def _band_matrix(kernel: Tensor, n: int) -> Tensor:
     return band.scatter_add_(1, source, kernel.expand(n, -1).contiguous())
 
 
+#: Whether a CPU batch of larger images takes the compiled kernel (``baselines.filters_cpu``);
+#: the torch shifted sums are the GPU path, and the tests run them on a CPU too.
+_COMPILED_GAUSSIAN = True
 #: Largest side filtered by banded matrix products; beyond it the O(side) cost per pixel of
 #: a dense band loses to the O(radius) separable shifted sums.
 _BAND_MAX_SIDE = 128
@@ -141,9 +144,10 @@ def gaussian_filter(images: Tensor, *, sigma: float, truncate: float = 4.0) -> T
     (H x H or W x W) matrix that holds the kernel and the borders: one large GEMM instead
     of a padded small-kernel convolution, measured 2-5x faster than
     ``scipy.ndimage.gaussian_filter`` on a batch of 4,096 28x28 images on a 2-core CPU,
-    where conv2d with a 5-tap kernel was slower than scipy. Larger images take weighted
-    sums of shifted slices, a cache-sized block of rows at a time: 1.1-1.4x scipy on one
-    thread on 256x256 and 512x512 photographs, where conv2d was 0.6-0.8x.
+    where conv2d with a 5-tap kernel was slower than scipy. Larger images take a compiled
+    row-by-row kernel on a CPU (``baselines.filters_cpu``: 3-4x scipy on one thread at
+    256x256 and 512x512, where conv2d was 0.6-0.8x), and weighted sums of shifted slices,
+    a block of rows at a time, elsewhere.
 
     Parameters
     ----------
@@ -161,6 +165,10 @@ def gaussian_filter(images: Tensor, *, sigma: float, truncate: float = 4.0) -> T
         band_h, band_w = _band_matrix(kernel, h), _band_matrix(kernel, w)
         rows = (planes.reshape(-1, w) @ band_w.T).view(n * c, h, w)
         return torch.matmul(band_h, rows).view(n, c, h, w)
+    if planes.device.type == "cpu" and _COMPILED_GAUSSIAN:
+        from baselines.filters_cpu import gaussian_planes
+
+        return torch.from_numpy(gaussian_planes(planes.contiguous().numpy(), kernel.numpy())).view(n, c, h, w)
     return _gaussian_shifted_sums(planes, kernel).view(n, c, h, w)
 
 
@@ -190,7 +198,7 @@ def _gaussian_shifted_sums(planes: Tensor, kernel: Tensor) -> Tensor:
     return out
 
 
-#: Whether a CPU batch takes the compiled kernel (``baselines.tv_cpu``); the torch passes
+#: Whether a CPU batch takes the compiled kernel (``baselines.filters_cpu``); the torch passes
 #: below are the GPU path, and the tests run them on a CPU too.
 _COMPILED_TV = True
 
@@ -246,7 +254,7 @@ def tv_chambolle(images: Tensor, *, weight: float, eps: float = 2e-4, max_num_it
     The same iteration and stopping rule as ``skimage.restoration.denoise_tv_chambolle``
     applied per plane (its ``channel_axis`` behaviour): a plane stops when its energy
     changes by less than ``eps`` times its initial energy. On a CPU each plane runs through
-    a compiled kernel (``baselines.tv_cpu``); elsewhere planes run in torch batches, and a
+    a compiled kernel (``baselines.filters_cpu``); elsewhere planes run in torch batches, and a
     stopped plane leaves its batch, so no plane's result depends on another's.
 
     Parameters
@@ -266,7 +274,7 @@ def tv_chambolle(images: Tensor, *, weight: float, eps: float = 2e-4, max_num_it
     n, c, h, w = images.shape
     planes = images.float().reshape(n * c, h, w)
     if planes.device.type == "cpu" and _COMPILED_TV:
-        from baselines.tv_cpu import tv_chambolle_planes
+        from baselines.filters_cpu import tv_chambolle_planes
 
         # One compiled pass per iteration and plane: on one thread 3-7x the batched torch
         # passes below, from 28x28 thumbnails to 512x512 photographs (python -m bench speed --sizes).
