@@ -32,8 +32,10 @@ def write_atomic(path: str | Path, write: Callable[[Path], object]) -> Path:
     try:
         write(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         tmp.unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.errno is not None and err.filename in (None, str(tmp)):
+            err.filename = str(path)  # a full disk names the file the user knows, not our temporary
         raise
     return path
 

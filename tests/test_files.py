@@ -48,3 +48,17 @@ def test_two_processes_writing_one_target_never_fail_nor_show_half_a_file(tmp_pa
         writer.join()
     assert errors.empty() and torn == 0 and all(w.exitcode == 0 for w in writers)
     assert json.loads(target.read_text())["i"] == 149 and [p.name for p in tmp_path.iterdir()] == ["fit.json"]
+
+
+def test_a_full_disk_names_the_target_not_the_temporary(tmp_path):
+    import errno
+
+    def full(tmp):
+        with open(tmp, "w") as handle:
+            handle.write("x")
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError) as info:
+        write_atomic(tmp_path / "report.html", full)
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(tmp_path / "report.html")
+    assert list(tmp_path.iterdir()) == []
