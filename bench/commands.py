@@ -154,7 +154,7 @@ def _rank_against(run_dir: Path, denoisers) -> None:
 def _plan(args: argparse.Namespace, grid, spec):
     from bench.cost.plan import make_plan
     from bench.execution.store import Store
-    from bench.execution.worker import RunContext
+    from bench.execution.workspace import RunContext
 
     run_dir = Path(args.out) / grid.name
     store_path = run_dir / "store.sqlite"
@@ -162,14 +162,7 @@ def _plan(args: argparse.Namespace, grid, spec):
     if store_path.is_file():
         with Store(store_path) as store:
             done = store.finished_keys()
-    context = RunContext(
-        base_seed=grid.seed,
-        n_train=grid.n_train,
-        n_test=grid.n_test,
-        device=args.device,
-        cache_dir=str(run_dir / "cache"),
-        data_dir=args.data_dir,
-    )
+    context = RunContext.for_grid(grid, run_dir, device=args.device, data_dir=args.data_dir)
     return make_plan(grid, context=context, workers=spec.workers, threads=spec.cpu_threads(), done=done), store_path
 
 

@@ -3,7 +3,8 @@ import torch
 
 from bench.grids import Grid
 from bench.registry import DENOISERS
-from bench.execution.worker import RunContext, preload
+from bench.execution.worker import score_or_fail
+from bench.execution.workspace import RunContext, preload
 from bench.params import parse_member
 
 DNCNN = "dncnn:epochs=1,depth=3,width=8,batch_size=16,max_steps=4"
@@ -58,7 +59,7 @@ def test_the_mean_is_of_the_members_own_cells_fits_through_their_cache(tmp_path,
     assert not torch.allclose(median.denoise(noisy), dncnn.denoise(noisy), atol=1e-3)  # the mean is of two
     assert mean.n_parameters() == dncnn.n_parameters() > 0
     # The same grid run through the runner gives the average_of row beside its members'.
-    rows = [fresh.run_one(cell).row for cell in grid.cells()]
+    rows = [score_or_fail(fresh, cell).row for cell in grid.cells()]
     assert {row.denoiser: row.status for row in rows} == dict.fromkeys(["median", "dncnn", "average_of"], "ok")
 
 

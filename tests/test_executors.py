@@ -207,7 +207,8 @@ def test_slurm_job_script_asks_for_the_partition_time_and_gpus():
 def test_a_worker_without_the_data_fails_its_cells_naming_the_worker_and_the_path(tmp_path, monkeypatch):
     import socket
 
-    from bench.execution.worker import FitGroup, RunContext, run_unit
+    from bench.execution.worker import FitGroup, run_unit
+    from bench.execution.workspace import RunContext
 
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.delenv("BENCH_DATA_DIR", raising=False)

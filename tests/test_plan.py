@@ -6,7 +6,7 @@ from bench.cli import main
 from bench.grids import Grid
 from bench.cost.plan import Plan, make_plan, work_of
 from bench.registry import CLASSIFIERS, DENOISERS
-from bench.execution.worker import RunContext
+from bench.execution.workspace import RunContext
 from models.engine.split import planned_steps
 
 
@@ -162,7 +162,7 @@ def test_each_probe_result_is_kept_as_it_finishes(tmp_path, monkeypatch):
 
 
 def test_the_plan_knows_the_fit_cache_and_a_restart_costs_its_own_stage(tmp_path):
-    from bench.execution.worker import preload
+    from bench.execution.workspace import preload
 
     small = {"depth": 3, "width": 8, "batch_size": 8, "max_steps": 40}
     context = _context(tmp_path)

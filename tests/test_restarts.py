@@ -3,7 +3,7 @@ import torch
 
 from bench.grids import Grid
 from bench.registry import DENOISERS
-from bench.execution.worker import RunContext, preload
+from bench.execution.workspace import RunContext, preload
 
 SMALL = {"epochs": 2, "depth": 3, "width": 8, "batch_size": 16}
 

@@ -285,3 +285,36 @@ def test_a_run_whose_store_fills_the_disk_exits_2_with_one_line_and_resumes(tmp_
         assert len(store.finished_keys()) == 1
     assert main(args) == 0
     assert "1 already done" in capsys.readouterr().out
+
+
+def test_the_rows_are_the_schema_and_a_misspelled_column_fails_where_the_row_is_built(tmp_path):
+    from dataclasses import fields
+
+    from bench.execution.rows import columns, csv_columns
+
+    with pytest.raises(TypeError, match="pnsr"):
+        _cell("a", pnsr=25.0)
+    with pytest.raises(TypeError, match="accuracy"):
+        ClassifierRow(classifier="cnn", accuracy=0.9)
+    with pytest.raises(TypeError, match="status"):
+        CellRow(key="a", dataset="digits", noise="gaussian", level=0.2, train_level="0.2", denoiser="median",
+                denoiser_params={})  # fmt: skip
+    with Store(tmp_path / "run" / "store.sqlite") as store:
+        store.put_cell(_cell("a", run_id=None), [_classifier("cnn", np.ones(3, dtype=bool))])
+        store.put_cell(_cell("b", status="failed", level=0.3))
+        write_outputs(store, tmp_path / "run")
+    with sqlite3.connect(tmp_path / "run" / "store.sqlite") as db:
+        types = {row[1]: row[2] for row in db.execute("PRAGMA table_info(cells)")}
+        classifier_table = [row[1] for row in db.execute("PRAGMA table_info(classifier_results)")]
+    db.close()
+    stored = [f.name for f in fields(CellRow) if f.name != "per_image"]
+    assert sorted(types) == sorted([*stored, "samples"]) and columns(CellRow) == stored
+    assert (types["seed"], types["psnr"], types["denoiser_params"], types["history"]) == ("INTEGER", "REAL", "TEXT", "TEXT")
+    assert classifier_table == ["dataset", "noise", "level", "train_level", "denoiser", *columns(ClassifierRow), "key"]
+    board = pd.read_csv(tmp_path / "run" / "leaderboard.csv")
+    assert list(board.columns[: len(csv_columns(CellRow))]) == csv_columns(CellRow)
+    assert list(board.columns[len(csv_columns(CellRow)) :])[0] == "rank"
+    classifiers = pd.read_csv(tmp_path / "run" / "classifiers.csv")
+    assert list(classifiers.columns) == ["dataset", "noise", "level", "train_level", "denoiser",
+                                         *csv_columns(ClassifierRow), "denoiser_params"]  # fmt: skip
+    assert classifiers.loc[0, "accuracy_denoised"] == 1.0 and board["status"].tolist() == ["ok", "failed"]

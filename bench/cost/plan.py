@@ -27,7 +27,8 @@ from bench.grids import Cell, Grid
 from bench.registry import CLASSIFIERS, DENOISERS
 from bench.execution.classifier_pool import classifier_stem
 from bench.execution.fits import fit_key, is_cached
-from bench.execution.worker import CellRunner, ClassifierFit, RunContext, member_cells, preload, training_noise
+from bench.execution.worker import ClassifierFit
+from bench.execution.workspace import RunContext, Workspace, member_cells, preload, training_noise
 
 __all__ = ["Plan", "make_plan", "format_plan", "work_of"]
 
@@ -155,7 +156,7 @@ class Plan:
         return max(loads, default=0.0)
 
 
-def _probe_denoiser(runner: CellRunner, cell: Cell, node: Callable[[Cell], dict]) -> dict:
+def _probe_denoiser(runner: Workspace, cell: Cell, node: Callable[[Cell], dict]) -> dict:
     """One fit's probe: its own fit seconds (not its members': each is a fit of its own, see
     ``_fit_seconds``), its denoise passes in one cell, and the share of test images it scores."""
     clean, noisy = runner.test_set(cell)
@@ -192,7 +193,7 @@ def _cheap_fit(cell: Cell, pairs: tuple, noise) -> Any:
     return model.fit(*pairs, seed=0, noise=noise)
 
 
-def _probe_classifier(runner: CellRunner, unit: ClassifierFit) -> dict:
+def _probe_classifier(runner: Workspace, unit: ClassifierFit) -> dict:
     """The classifier's fit cost, and its predict seconds on the test set."""
     images, labels, test_images, _ = runner.data(unit.dataset)
     template = CLASSIFIERS.create(unit.classifier, **dict(unit.params))

@@ -29,7 +29,8 @@ from typing import Any
 from bench.errors import one_line
 
 from bench.logs import show_training_progress, shows_training_progress
-from bench.execution.worker import RunContext, run_unit
+from bench.execution.worker import run_unit
+from bench.execution.workspace import RunContext
 
 __all__ = ["ExecutorSpec", "UnitFailure", "Executor", "make_executor", "slurm_cluster", "EXECUTORS", "RETRIES"]
 

@@ -6,7 +6,8 @@ every finished cell and a rerun skips them. Classifiers are fitted first, one un
 the shared fit cache (on a parallel executor, with the denoisers' fits beside them); then every
 fit group (cells sharing a fitted denoiser) is one unit. A cell
 that raises becomes a ``failed`` row; a unit whose worker died too often fails its cells with
-the reason; the run goes on either way. The worker side lives in ``bench.execution.worker``.
+the reason; the run goes on either way. What a worker does with a unit, and how it scores a
+cell, is ``bench.execution.worker``; what it keeps between units is ``bench.execution.workspace``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from bench.grids import Cell, Grid
 from bench.registry import DENOISERS
 from bench.execution.rows import CellRow
 from bench.execution.store import Store
-from bench.execution.worker import ClassifierFit, DenoiserFit, FitGroup, RunContext, failed_cell, needs_gpu, preload
+from bench.execution.worker import ClassifierFit, DenoiserFit, FitGroup, failed_cell, needs_gpu
+from bench.execution.workspace import RunContext, preload
 
 __all__ = ["run_grid", "RunSummary", "plan_units"]
 
@@ -105,10 +107,9 @@ def run_grid(
     spec = executor or ExecutorSpec()
     run_dir = Path(out_dir) / grid.name
     gpu = _wants_cuda(device, spec)
-    context = RunContext(
-        base_seed=grid.seed, n_train=grid.n_train, n_test=grid.n_test, device=device, download=download,
-        cache_dir=str(Path(cache_dir) if cache_dir else run_dir / "cache"), checkpoint_every=checkpoint_every,
-        data_dir=None if data_dir is None else str(data_dir), plugins=tuple(plugins),
+    context = RunContext.for_grid(
+        grid, run_dir, cache_dir=cache_dir, device=device, data_dir=data_dir, download=download,
+        checkpoint_every=checkpoint_every, plugins=plugins,
     )  # fmt: skip
     if spec.name == "local" and spec.workers == 1:
         preload(context, grid.datasets)  # bad data fails here; the loaded sets are reused

@@ -5,7 +5,7 @@ named ``seed-SEED``, so its cells share one run folder, store, fit cache and rep
 and a table step that reads the stored cells back through :class:`Results` and writes its
 "published vs ours" rows with :class:`~bench.seeds.common.Reproduction`. What no cell can
 express (a calibration, a latent interpolation, a cross-validation) uses the cached fits
-through the runner's own :class:`~bench.execution.worker.CellRunner`: the same data, noise and seeds.
+through the run's own :class:`~bench.execution.workspace.Workspace`: the same data, noise and seeds.
 """
 
 from __future__ import annotations
@@ -151,20 +151,24 @@ class Results:
         return found.iloc[0].to_dict()
 
     def runner(self, grid: Grid):
-        """A ``CellRunner`` with the run's context: the grid's data, noise and cached fits."""
-        from bench.execution.worker import RunContext, preload
+        """The ``Workspace`` of the run's context: the grid's data, noise and cached fits."""
+        from bench.execution.workspace import preload
 
-        # The context run_grid built: in process, the runner that ran the grid (its data loaded).
-        context = RunContext(
-            base_seed=grid.seed,
-            n_train=grid.n_train,
-            n_test=grid.n_test,
+        # The context run_grid built: in process, the workspace that ran the grid (its data loaded).
+        return preload(self._context(grid), ())
+
+    def _context(self, grid: Grid):
+        """The context ``run`` gives ``run_grid`` for ``grid`` (one place, so that the two agree)."""
+        from bench.execution.workspace import RunContext
+
+        return RunContext.for_grid(
+            grid,
+            self.run_dir,
+            cache_dir=self.cache_dir,
             device=str(self.repro.device),
-            cache_dir=str(self.cache_dir),
+            data_dir=self.repro.data_dir,
             checkpoint_every=self.launch.checkpoint_every,
-            data_dir=None if self.repro.data_dir is None else str(self.repro.data_dir),
         )
-        return preload(context, ())
 
     def fitted(self, grid: Grid, cell: Cell) -> Any:
         """The cell's fitted denoiser, from the fit cache (a model the cache cannot hold is refitted)."""

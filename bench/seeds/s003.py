@@ -29,7 +29,7 @@ the cost sweeps, the noise matrix (``train_levels=[0.2, 0.7]``), and one per cla
 with ``identity`` at masking 0.2 as the cell that scores them (clean accuracy, or accuracy on
 masked test images). Tables 3-4 train on masked images (the classifiers' ``input_masking``).
 The steps read the cells back; training accuracies and the first-500 test accuracies use the
-cached classifier fits through the runner's ``CellRunner`` (its data, noise and seeds).
+cached classifier fits through the run's ``Workspace`` (its data, noise and seeds).
 """
 
 from __future__ import annotations

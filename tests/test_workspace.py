@@ -1,0 +1,58 @@
+"""A worker's workspace and its context: built in one place, scored cells as typed rows."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from bench.execution.rows import CellRow, ScoredCell
+from bench.execution.worker import failed_cell, score_cell, score_or_fail
+from bench.execution.workspace import RunContext, preload, workspace_for
+from bench.grids import Grid
+
+
+def _grid(**changes) -> Grid:
+    spec = {"name": "tiny", "datasets": ["digits"], "noises": {"gaussian": [0.2]}, "denoisers": ["median"],
+            "n_train": 32, "n_test": 12} | changes  # fmt: skip
+    return Grid.build(**spec)
+
+
+def test_a_context_is_built_from_the_grid_and_equal_settings_give_one_key(tmp_path):
+    grid = _grid()
+    context = RunContext.for_grid(grid, tmp_path / "tiny", data_dir=tmp_path, plugins=["my_plugin"])
+    assert (context.base_seed, context.n_train, context.n_test) == (grid.seed, 32, 12)
+    assert context.cache_dir == str(tmp_path / "tiny" / "cache") and context.plugins == ("my_plugin",)
+    same = RunContext.for_grid(grid, str(tmp_path / "tiny"), data_dir=str(tmp_path), plugins=("my_plugin",))
+    assert same == context and same.key == context.key  # Path or str: one context
+    elsewhere = RunContext.for_grid(grid, tmp_path / "other", cache_dir=tmp_path / "tiny" / "cache", data_dir=tmp_path,
+                                    plugins=["my_plugin"])  # fmt: skip
+    assert elsewhere.key == context.key  # an explicit cache folder is all the run folder gave
+    assert RunContext.for_grid(_grid(seed=1), tmp_path / "tiny").key != context.key
+
+
+def test_a_process_keeps_one_workspace_per_context(tmp_path):
+    context = RunContext.for_grid(_grid(), tmp_path / "tiny", device="cpu")
+    calls = []
+    first = workspace_for(context, setup=lambda: calls.append(1))
+    assert workspace_for(context, setup=lambda: calls.append(2)) is first and calls == [1]
+    assert preload(context, ["digits"]) is first and first.n_classes("digits") == 10
+
+
+def test_scoring_a_cell_gives_its_typed_rows_and_a_failure_a_failed_row(tmp_path):
+    grid = _grid()
+    workspace = preload(RunContext.for_grid(grid, tmp_path / "tiny", device="cpu"), ["digits"])
+    [cell] = grid.cells()
+    scored = score_cell(workspace, cell)
+    assert isinstance(scored, ScoredCell) and isinstance(scored.row, CellRow)
+    row = scored.row
+    assert (row.key, row.status, row.error, row.n_test, row.denoiser_params) == (cell.key, "ok", None, 12, {})
+    assert row.psnr_ci_low <= row.psnr <= row.psnr_ci_high and row.psnr > row.psnr_noisy
+    assert np.isclose(row.psnr, scored.row.per_image["psnr"].mean(), atol=1e-4)
+    assert set(scored.samples) == {"clean", "noisy", "denoised"} and scored.classifiers == ()
+    failed = score_or_fail(workspace, replace(cell, dataset="no-such-dataset"))
+    assert failed.row.status == "failed" and "no-such-dataset" in failed.row.error
+    assert failed.samples is None and failed.row.psnr is None and failed.row.device == "cpu"
+    assert failed_cell(cell, "why", "cpu").row.error == "why"
+    assert Path(workspace.context.cache_dir).name == "cache"
