@@ -160,7 +160,7 @@ def _probe_denoiser(runner: Workspace, cell: Cell, node: Callable[[Cell], dict])
     """One fit's probe: its own fit seconds (not its members': each is a fit of its own, see
     ``_fit_seconds``), its denoise passes in one cell, and the share of test images it scores."""
     clean, noisy = runner.test_set(cell)
-    template = DENOISERS.create(cell.denoiser, **dict(cell.params))
+    template = cell.make_denoiser()
     share = min(len(clean), template.eval_images or len(clean)) / max(len(clean), 1)
     members = member_cells(cell, template)
     if not template.own_fit:  # average_of: its members' denoise passes (a whole fit would take hours)
@@ -174,7 +174,7 @@ def _probe_denoiser(runner: Workspace, cell: Cell, node: Callable[[Cell], dict])
     work = work_of(template, len(pairs[0]))
 
     def make(**knob: Any) -> Any:
-        model = DENOISERS.create(cell.denoiser, **{**dict(cell.params), **knob})
+        model = cell.make_denoiser(**knob)
         return model.use_fitted(starts) if starts else model
 
     fit, model = _probe_fit(make, lambda m: m.fit(*pairs, seed=0, noise=noise), work, runner.device)
@@ -186,10 +186,10 @@ def _probe_denoiser(runner: Workspace, cell: Cell, node: Callable[[Cell], dict])
 
 def _cheap_fit(cell: Cell, pairs: tuple, noise) -> Any:
     """``cell``'s denoiser fitted at the low probe value of its work knob."""
-    model = DENOISERS.create(cell.denoiser, **dict(cell.params))
+    model = cell.make_denoiser()
     work = work_of(model, len(pairs[0]))
     if work.knob is not None:
-        model = DENOISERS.create(cell.denoiser, **{**dict(cell.params), work.knob: work.probes[0]})
+        model = cell.make_denoiser(**{work.knob: work.probes[0]})
     return model.fit(*pairs, seed=0, noise=noise)
 
 
@@ -211,7 +211,7 @@ def _fit_seconds(cell: Cell, node: Callable[[Cell], dict], planned: set[str], ca
     if key in planned or is_cached(cache_dir / key):
         return 0.0
     planned.add(key)
-    members = member_cells(cell, DENOISERS.create(cell.denoiser, **dict(cell.params)))
+    members = member_cells(cell, cell.make_denoiser())
     return node(cell)["fit"] + sum(_fit_seconds(member, node, planned, cache_dir) for member in members)
 
 

@@ -25,7 +25,6 @@ from bench.machine import machine, versions
 from bench.data import load
 from bench.execution.executors import ExecutorSpec, UnitFailure, make_executor
 from bench.grids import Cell, Grid
-from bench.registry import DENOISERS
 from bench.execution.rows import CellRow
 from bench.execution.store import Store
 from bench.execution.worker import ClassifierFit, DenoiserFit, FitGroup, failed_cell, needs_gpu
@@ -66,7 +65,7 @@ def plan_units(cells: list[Cell], *, gpu: bool = False) -> tuple[list[Classifier
 def _cached_fit(cell: Cell) -> bool:
     """Whether the cell's denoiser goes through the fit cache (so a fit made ahead is reused)."""
     try:
-        return fit_cache.is_cacheable(DENOISERS.create(cell.denoiser, **dict(cell.params)))
+        return fit_cache.is_cacheable(cell.make_denoiser())
     except Exception:  # not here: its group builds it, and fails its cells with the reason
         return False
 

@@ -30,7 +30,6 @@ from bench.grids import Cell, Grid
 from bench.machine import versions
 from bench.noise import Noise, TrainingNoise, derive_seed
 from bench.params import frozen_params
-from bench.registry import DENOISERS
 
 __all__ = ["RunContext", "Workspace", "workspace_for", "preload", "member_cells", "noise_seed", "training_noise",
            "worker_name"]  # fmt: skip
@@ -154,7 +153,7 @@ class Workspace:
         two of average_of's members share was fitted once).
         """
         key = fit_cache.fit_key(cell.fit_spec)
-        model = DENOISERS.create(cell.denoiser, **dict(cell.params))
+        model = cell.make_denoiser()
         if key in self._fits:  # fitted for a cell that may differ in inference-only parameters
             fitted, seconds = self._fits[key]
             own = model.get_params()
@@ -182,7 +181,7 @@ class Workspace:
         seconds: dict[str, float] = {}
         fitted = []
         for member in members:
-            member_model = DENOISERS.create(member.denoiser, **dict(member.params))
+            member_model = member.make_denoiser()
             seconds |= self._fit_tree(member, member_model, fit_cache.fit_key(member.fit_spec))
             fitted.append(member_model)
         if members:

@@ -57,6 +57,11 @@ class Cell:
     seed: int = 0
     classifiers: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
 
+    def make_denoiser(self, **changes: Any) -> Any:
+        """A new, unfitted instance of the cell's denoiser: its parameters (``changes`` replacing
+        some) leave their frozen form only here, where an estimator is built."""
+        return DENOISERS.create(self.denoiser, **{**dict(self.params), **changes})
+
     def spec(self) -> dict[str, Any]:
         """Canonical JSON-able description of the cell."""
         return {**asdict(self), "params": dict(self.params), "classifiers": {n: dict(p) for n, p in self.classifiers}}
@@ -120,16 +125,20 @@ class Grid:
         """The grid's parameters for a denoiser or classifier name ({} when none)."""
         return dict(dict(self.params).get(name, ()))
 
+    def cell_params(self, name: str) -> tuple[tuple[str, Any], ...]:
+        """The grid's parameters for an entry as its cells hold them (``()`` when none)."""
+        return dict(self.params).get(name, ())
+
     def cells(self) -> list[Cell]:
         """Every cell, in a stable order (dataset, noise, level, training level, denoiser)."""
         out = []
-        classifiers = tuple((name, tuple(sorted(self.denoiser_params(name).items()))) for name in self.classifiers)
+        classifiers = tuple((name, self.cell_params(name)) for name in self.classifiers)
         for dataset in self.datasets:
             for kind, levels in self.noises:
                 for level in levels:
                     for name in self.denoisers:
                         for train_level in self._train_levels(level, levels, name):
-                            params = tuple(sorted(self.denoiser_params(name).items()))
+                            params = self.cell_params(name)
                             out.append(
                                 Cell(
                                     dataset,

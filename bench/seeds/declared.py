@@ -178,7 +178,7 @@ class Results:
         """A grid classifier fitted on the clean training split, from the fit cache."""
         runner = self.runner(grid)
         images, labels = runner.data(dataset)[:2]
-        params = tuple(sorted(grid.denoiser_params(name).items()))
+        params = grid.cell_params(name)
         return runner.classifiers.model(dataset, name, params, images, labels, seed=grid.seed)
 
     def publish(self, frame: pd.DataFrame) -> Path:
