@@ -297,8 +297,7 @@ def test_the_rows_are_the_schema_and_a_misspelled_column_fails_where_the_row_is_
     with pytest.raises(TypeError, match="accuracy"):
         ClassifierRow(classifier="cnn", accuracy=0.9)
     with pytest.raises(TypeError, match="status"):
-        CellRow(key="a", dataset="digits", noise="gaussian", level=0.2, train_level="0.2", denoiser="median",
-                denoiser_params={})  # fmt: skip
+        CellRow(key="a", dataset="d", noise="n", level=0.2, train_level="0.2", denoiser="m", denoiser_params={})
     with Store(tmp_path / "run" / "store.sqlite") as store:
         store.put_cell(_cell("a", run_id=None), [_classifier("cnn", np.ones(3, dtype=bool))])
         store.put_cell(_cell("b", status="failed", level=0.3))
@@ -309,12 +308,13 @@ def test_the_rows_are_the_schema_and_a_misspelled_column_fails_where_the_row_is_
     db.close()
     stored = [f.name for f in fields(CellRow) if f.name != "per_image"]
     assert sorted(types) == sorted([*stored, "samples"]) and columns(CellRow) == stored
-    assert (types["seed"], types["psnr"], types["denoiser_params"], types["history"]) == ("INTEGER", "REAL", "TEXT", "TEXT")
-    assert classifier_table == ["dataset", "noise", "level", "train_level", "denoiser", *columns(ClassifierRow), "key"]
+    kinds = {column: types[column] for column in ("seed", "psnr", "denoiser_params", "history")}
+    assert kinds == {"seed": "INTEGER", "psnr": "REAL", "denoiser_params": "TEXT", "history": "TEXT"}
+    identity = ["dataset", "noise", "level", "train_level", "denoiser"]
+    assert classifier_table == [*identity, *columns(ClassifierRow), "key"]
     board = pd.read_csv(tmp_path / "run" / "leaderboard.csv")
     assert list(board.columns[: len(csv_columns(CellRow))]) == csv_columns(CellRow)
     assert list(board.columns[len(csv_columns(CellRow)) :])[0] == "rank"
     classifiers = pd.read_csv(tmp_path / "run" / "classifiers.csv")
-    assert list(classifiers.columns) == ["dataset", "noise", "level", "train_level", "denoiser",
-                                         *csv_columns(ClassifierRow), "denoiser_params"]  # fmt: skip
+    assert list(classifiers.columns) == [*identity, *csv_columns(ClassifierRow), "denoiser_params"]
     assert classifiers.loc[0, "accuracy_denoised"] == 1.0 and board["status"].tolist() == ["ok", "failed"]

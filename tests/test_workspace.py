@@ -14,8 +14,14 @@ from bench.grids import Grid
 
 
 def _grid(**changes) -> Grid:
-    spec = {"name": "tiny", "datasets": ["digits"], "noises": {"gaussian": [0.2]}, "denoisers": ["median"],
-            "n_train": 32, "n_test": 12} | changes  # fmt: skip
+    spec = {
+        "name": "tiny",
+        "datasets": ["digits"],
+        "noises": {"gaussian": [0.2]},
+        "denoisers": ["median"],
+        "n_train": 32,
+        "n_test": 12,
+    } | changes
     return Grid.build(**spec)
 
 
@@ -26,8 +32,9 @@ def test_a_context_is_built_from_the_grid_and_equal_settings_give_one_key(tmp_pa
     assert context.cache_dir == str(tmp_path / "tiny" / "cache") and context.plugins == ("my_plugin",)
     same = RunContext.for_grid(grid, str(tmp_path / "tiny"), data_dir=str(tmp_path), plugins=("my_plugin",))
     assert same == context and same.key == context.key  # Path or str: one context
-    elsewhere = RunContext.for_grid(grid, tmp_path / "other", cache_dir=tmp_path / "tiny" / "cache", data_dir=tmp_path,
-                                    plugins=["my_plugin"])  # fmt: skip
+    elsewhere = RunContext.for_grid(
+        grid, tmp_path / "other", cache_dir=tmp_path / "tiny" / "cache", data_dir=tmp_path, plugins=["my_plugin"]
+    )
     assert elsewhere.key == context.key  # an explicit cache folder is all the run folder gave
     assert RunContext.for_grid(_grid(seed=1), tmp_path / "tiny").key != context.key
 

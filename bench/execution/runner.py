@@ -90,11 +90,21 @@ def _wants_cuda(device: str, spec: ExecutorSpec) -> bool:
 
 
 def run_grid(
-    grid: Grid, *, out_dir: str | Path = "results", data_dir=None, download: bool = False, device: str = "auto",
-    argv: list[str] | None = None, log: Callable[[str], None] = print, executor: ExecutorSpec | None = None,
-    cache_dir: str | Path | None = None, checkpoint_every: float | None = None, plugins: tuple[str, ...] = (),
-    estimate: Callable[[RunContext, set[str]], str] | None = None, start_from: str | Path | None = None,
-) -> RunSummary:  # fmt: skip
+    grid: Grid,
+    *,
+    out_dir: str | Path = "results",
+    data_dir=None,
+    download: bool = False,
+    device: str = "auto",
+    argv: list[str] | None = None,
+    log: Callable[[str], None] = print,
+    executor: ExecutorSpec | None = None,
+    cache_dir: str | Path | None = None,
+    checkpoint_every: float | None = None,
+    plugins: tuple[str, ...] = (),
+    estimate: Callable[[RunContext, set[str]], str] | None = None,
+    start_from: str | Path | None = None,
+) -> RunSummary:
     """Run every unfinished cell of ``grid`` into ``out_dir/<grid name>/``; write the outputs.
 
     Bad input (data, device, an executor that cannot start) raises ValueError before anything
@@ -107,9 +117,15 @@ def run_grid(
     run_dir = Path(out_dir) / grid.name
     gpu = _wants_cuda(device, spec)
     context = RunContext.for_grid(
-        grid, run_dir, cache_dir=cache_dir, device=device, data_dir=data_dir, download=download,
-        checkpoint_every=checkpoint_every, plugins=plugins,
-    )  # fmt: skip
+        grid,
+        run_dir,
+        cache_dir=cache_dir,
+        device=device,
+        data_dir=data_dir,
+        download=download,
+        checkpoint_every=checkpoint_every,
+        plugins=plugins,
+    )
     if spec.name == "local" and spec.workers == 1:
         preload(context, grid.datasets)  # bad data fails here; the loaded sets are reused
     elif not spec.remote:

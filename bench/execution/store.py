@@ -43,7 +43,9 @@ LEADERBOARD_COLUMNS = csv_columns(CellRow)
 CELL_COLUMNS = columns(CellRow)
 #: The classifier_results table: a classifier row under its cell's identity and key.
 CLASSIFIER_COLUMNS = [*CELL_IDENTITY, *columns(ClassifierRow), "key"]
-_KINDS = {c: sql_kind(CellRow, c) for c in CELL_COLUMNS} | {c: sql_kind(ClassifierRow, c) for c in columns(ClassifierRow)}
+_KINDS = {c: sql_kind(CellRow, c) for c in CELL_COLUMNS} | {
+    c: sql_kind(ClassifierRow, c) for c in columns(ClassifierRow)
+}
 _JSON_COLUMNS = {c for c, kind in _KINDS.items() if kind == "JSON"}
 _INTEGER_COLUMNS = {c for c, kind in _KINDS.items() if kind == "INTEGER"}
 
@@ -229,7 +231,10 @@ class Store:
 
         ``row.run_id`` (from ``start_run``) ties the cell to its run; see ``run_cells``.
         """
-        if row.run_id is not None and not self._db.execute("SELECT 1 FROM runs WHERE run_id = ?", (row.run_id,)).fetchone():
+        if (
+            row.run_id is not None
+            and not self._db.execute("SELECT 1 FROM runs WHERE run_id = ?", (row.run_id,)).fetchone()
+        ):
             raise ValueError(f"run_id {row.run_id!r} is not a run of {self.path}; expected an id from start_run")
         cell = {c: _encode(c, getattr(row, c)) for c in CELL_COLUMNS} | {
             "finished": time.time(),

@@ -25,8 +25,16 @@ from bench.execution.workspace import RunContext, Workspace, noise_seed, workspa
 from bench.grids import Cell
 from bench.registry import CLASSIFIERS, DENOISERS
 
-__all__ = ["ClassifierFit", "DenoiserFit", "FitGroup", "run_unit", "needs_gpu", "score_cell", "score_or_fail",
-           "failed_cell"]  # fmt: skip
+__all__ = [
+    "ClassifierFit",
+    "DenoiserFit",
+    "FitGroup",
+    "run_unit",
+    "needs_gpu",
+    "score_cell",
+    "score_or_fail",
+    "failed_cell",
+]
 
 N_SAMPLES = 8  # test images kept per cell for the report's image grids
 
@@ -91,7 +99,9 @@ class FitGroup:
 
     def run(self, workspace: Workspace) -> list[ScoredCell]:
         if self.fit_error is not None:  # not fitted again: it would fail the same way
-            return [failed_cell(cell, f"its fit failed: {self.fit_error}", str(workspace.device)) for cell in self.cells]
+            return [
+                failed_cell(cell, f"its fit failed: {self.fit_error}", str(workspace.device)) for cell in self.cells
+            ]
         workspace.classifiers.errors = dict(self.classifier_errors)
         return [score_or_fail(workspace, cell) for cell in self.cells]
 
@@ -142,17 +152,27 @@ def score_cell(workspace: Workspace, cell: Cell) -> ScoredCell:
     ssim = metrics.mean_ci(per_image["ssim"], seed=cell.seed)
     row = CellRow(
         **{**cell_identity(cell), "n_test": n_eval},
-        psnr=psnr[0], psnr_ci_low=psnr[1], psnr_ci_high=psnr[2],
-        ssim=ssim[0], ssim_ci_low=ssim[1], ssim_ci_high=ssim[2],
+        psnr=psnr[0],
+        psnr_ci_low=psnr[1],
+        psnr_ci_high=psnr[2],
+        ssim=ssim[0],
+        ssim_ci_low=ssim[1],
+        ssim_ci_high=ssim[2],
         mse=float(metrics.mse(denoised, clean).mean()),
-        psnr_noisy=float(metrics.psnr(noisy, clean).mean()), ssim_noisy=float(metrics.ssim(noisy, clean).mean()),
-        fit_seconds=fit_seconds, images_per_second=images_per_second,
-        params=int(model.n_parameters()), device=str(workspace.device), seed=noise_seed(cell),
-        status="ok", history=model.history_, versions=workspace.versions,
+        psnr_noisy=float(metrics.psnr(noisy, clean).mean()),
+        ssim_noisy=float(metrics.ssim(noisy, clean).mean()),
+        fit_seconds=fit_seconds,
+        images_per_second=images_per_second,
+        params=int(model.n_parameters()),
+        device=str(workspace.device),
+        seed=noise_seed(cell),
+        status="ok",
+        history=model.history_,
+        versions=workspace.versions,
         fit_state=model.fitted_state() if model.cacheable else None,
         # float32 numpy arrays, one value per test image: what paired tests compare
         per_image={name: values.float().cpu().numpy() for name, values in per_image.items()},
-    )  # fmt: skip
+    )
     samples = {"clean": _to_uint8(clean), "noisy": _to_uint8(noisy), "denoised": _to_uint8(denoised)}
     classifier_rows = workspace.classifiers.score(
         cell, workspace.data(cell.dataset)[:2], (clean, noisy, denoised, labels), workspace.n_classes(cell.dataset)
@@ -177,7 +197,9 @@ def timed_denoise(model: Any, noisy: Tensor, device: torch.device) -> tuple[Tens
 
 def failed_cell(cell: Cell, error: str, device: str) -> ScoredCell:
     """A cell that did not finish: its row says why; no scores, classifier rows or samples."""
-    return ScoredCell(CellRow(**cell_identity(cell), status="failed", error=error, device=device, seed=noise_seed(cell)))
+    return ScoredCell(
+        CellRow(**cell_identity(cell), status="failed", error=error, device=device, seed=noise_seed(cell))
+    )
 
 
 def check_output(denoised: Tensor, noisy: Tensor, name: str) -> None:
@@ -195,10 +217,17 @@ def check_output(denoised: Tensor, noisy: Tensor, name: str) -> None:
 def cell_identity(cell: Cell) -> dict[str, Any]:
     """The columns of a cell's row that say which cell it is (the same whether it failed or not)."""
     return {
-        "key": cell.key, "dataset": cell.dataset, "noise": cell.noise, "level": cell.level,
-        "train_level": str(cell.train_level), "denoiser": cell.denoiser, "denoiser_params": dict(cell.params),
-        "n_train": cell.n_train, "n_test": cell.n_test, "base_seed": cell.seed,
-    }  # fmt: skip
+        "key": cell.key,
+        "dataset": cell.dataset,
+        "noise": cell.noise,
+        "level": cell.level,
+        "train_level": str(cell.train_level),
+        "denoiser": cell.denoiser,
+        "denoiser_params": dict(cell.params),
+        "n_train": cell.n_train,
+        "n_test": cell.n_test,
+        "base_seed": cell.seed,
+    }
 
 
 def _to_uint8(images: Tensor):

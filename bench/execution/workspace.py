@@ -31,8 +31,16 @@ from bench.machine import versions
 from bench.noise import Noise, TrainingNoise, derive_seed
 from bench.params import frozen_params
 
-__all__ = ["RunContext", "Workspace", "workspace_for", "preload", "member_cells", "noise_seed", "training_noise",
-           "worker_name"]  # fmt: skip
+__all__ = [
+    "RunContext",
+    "Workspace",
+    "workspace_for",
+    "preload",
+    "member_cells",
+    "noise_seed",
+    "training_noise",
+    "worker_name",
+]
 
 
 @dataclass(frozen=True)
@@ -51,10 +59,17 @@ class RunContext:
 
     @classmethod
     def for_grid(
-        cls, grid: Grid, run_dir: str | Path, *, cache_dir: str | Path | None = None, device: str = "auto",
-        data_dir: str | Path | None = None, download: bool = False, checkpoint_every: float | None = None,
+        cls,
+        grid: Grid,
+        run_dir: str | Path,
+        *,
+        cache_dir: str | Path | None = None,
+        device: str = "auto",
+        data_dir: str | Path | None = None,
+        download: bool = False,
+        checkpoint_every: float | None = None,
         plugins: Iterable[str] = (),
-    ) -> RunContext:  # fmt: skip
+    ) -> RunContext:
         """The context of a run of ``grid`` into ``run_dir``: its fits in ``cache_dir`` (default
         ``run_dir/cache``). Every caller builds it here, so equal settings give an equal ``key``,
         and a process that ran the grid finds its loaded workspace again."""
@@ -122,9 +137,11 @@ class Workspace:
             put = lambda t: as_float_images(t).to(self.device)  # noqa: E731
             n_test = self.context.n_test
             self._data[name] = (
-                put(ds.train_images[train]), ds.train_labels[train].to(self.device),
-                put(ds.test_images[:n_test]), ds.test_labels[:n_test].to(self.device),
-            )  # fmt: skip
+                put(ds.train_images[train]),
+                ds.train_labels[train].to(self.device),
+                put(ds.test_images[:n_test]),
+                ds.test_labels[:n_test].to(self.device),
+            )
 
     def test_set(self, cell: Cell) -> tuple[Tensor, Tensor]:
         """(clean, noisy) test images of the cell: every denoiser sees the same noisy images."""
