@@ -78,6 +78,8 @@ def test_registered_entries_stay_on_the_device(noisy):
         assert out.device == x.device and out.shape == x.shape, name
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_gpu_check_script_runs_on_the_cpu_and_prints_its_table():
     # The script's own logic, exercised without a GPU: every step runs on the CPU in quick mode.
     script = Path(__file__).parents[1] / ".ci" / "gpu-check"

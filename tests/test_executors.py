@@ -41,6 +41,8 @@ def in_process(tmp_path_factory) -> tuple[pd.DataFrame, pd.DataFrame]:
     return _rows(out / "smoke")
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("spec", [ExecutorSpec(workers=2), ExecutorSpec(name="dask", workers=2)], ids=["local", "dask"])
 def test_two_workers_give_the_in_process_rows_bit_for_bit(tmp_path, in_process, spec):
     if spec.name == "dask":
@@ -60,6 +62,38 @@ def _cli(*args: str, **kwargs) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen([sys.executable, "-m", "bench", *args], cwd=ROOT, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kwargs)  # fmt: skip
+
+
+@pytest.fixture
+def cli():
+    """``_cli`` for a test, which kills what it launched (and the workers) if still running at the
+    end: a test that fails while waiting must not leave an endless run behind."""
+    launched: list[subprocess.Popen] = []
+
+    def launch(*args: str, **kwargs) -> subprocess.Popen:
+        launched.append(_cli(*args, **kwargs))
+        return launched[-1]
+
+    yield launch
+    for proc in launched:
+        if proc.poll() is None:
+            _kill_tree(proc)
+
+
+def _kill_tree(proc: subprocess.Popen) -> None:
+    try:
+        import psutil
+
+        children = psutil.Process(proc.pid).children(recursive=True)
+    except Exception:  # no psutil, or the driver just ended
+        children = []
+    proc.kill()
+    proc.communicate(timeout=60)
+    for child in children:
+        try:
+            child.kill()
+        except Exception:  # already gone
+            pass
 
 
 # Four cells of a few seconds each, so that a worker is mid-cell when it is killed.
@@ -84,9 +118,11 @@ def _wait_for(condition, timeout: float = 120.0) -> None:
         time.sleep(0.2)
 
 
-def test_a_killed_worker_costs_only_a_retry_and_its_fit_resumes(tmp_path):
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_killed_worker_costs_only_a_retry_and_its_fit_resumes(tmp_path, cli):
     psutil = pytest.importorskip("psutil")
-    proc = _cli(*SLOW, "--workers", "2", "--checkpoint-every", "0.5", "--out", str(tmp_path))
+    proc = cli(*SLOW, "--workers", "2", "--checkpoint-every", "0.5", "--out", str(tmp_path))
     store, cache = tmp_path / "smoke" / "store.sqlite", tmp_path / "smoke" / "cache"
     driver = psutil.Process(proc.pid)
 
@@ -131,10 +167,12 @@ def test_workers_that_die_while_idle_are_replaced_and_the_run_goes_on(tmp_path):
         assert any(f"(pid {victim.pid}) died (killed by SIGKILL) while idle" in line for line in lines), lines
 
 
-def test_the_workers_die_with_a_driver_killed_by_sigkill(tmp_path):
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_the_workers_die_with_a_driver_killed_by_sigkill(tmp_path, cli):
     psutil = pytest.importorskip("psutil")
     endless = [*(arg.replace("=400", "=1000000") for arg in SLOW), "--set", "conv_ae_fmnist.patience=1000000"]
-    proc = _cli(*endless, "--workers", "2", "--checkpoint-every", "0.5", "--out", str(tmp_path))
+    proc = cli(*endless, "--workers", "2", "--checkpoint-every", "0.5", "--out", str(tmp_path))
     driver = psutil.Process(proc.pid)
 
     def workers():
@@ -152,17 +190,19 @@ def test_the_workers_die_with_a_driver_killed_by_sigkill(tmp_path):
     assert not alive, f"workers outlived their driver: {alive}"
 
 
-def test_driver_killed_mid_run_under_dask_redoes_only_what_was_in_flight(tmp_path):
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_driver_killed_mid_run_under_dask_redoes_only_what_was_in_flight(tmp_path, cli):
     pytest.importorskip("distributed")
     args = [*SLOW, "--executor", "dask", "--workers", "2", "--out", str(tmp_path)]
     store = tmp_path / "smoke" / "store.sqlite"
-    proc = _cli(*args, start_new_session=True)
+    proc = cli(*args, start_new_session=True)
     _wait_for(lambda: len(_stored(store)) >= 1)
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and the cluster it started
     proc.communicate()
     before = set(_stored(store))
     assert 1 <= len(before) < 4
-    rerun = _cli(*args)
+    rerun = cli(*args)
     output, _ = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, output
     assert f"{len(before)} of 4 cells already in" in output and f"running {4 - len(before)}" in output
@@ -234,9 +274,11 @@ def test_scaling_times_only_the_classical_cells_and_reports_ratios():
         classical_cells(named_grid("smoke").narrow(denoisers=["conv_ae_fmnist"]))
 
 
-def test_ctrl_c_stops_cleanly_keeping_finished_cells_and_closing_the_workers(tmp_path):
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_ctrl_c_stops_cleanly_keeping_finished_cells_and_closing_the_workers(tmp_path, cli):
     psutil = pytest.importorskip("psutil")
-    proc = _cli(*SLOW, "--workers", "2", "--out", str(tmp_path))
+    proc = cli(*SLOW, "--workers", "2", "--out", str(tmp_path))
     store = tmp_path / "smoke" / "store.sqlite"
     _wait_for(lambda: len(_stored(store)) >= 1)
     children = psutil.Process(proc.pid).children(recursive=True)

@@ -42,6 +42,8 @@ def _bench(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_the_readme_plugin_is_listed_checked_and_run_from_the_command_line(plugin_dir):
     commands = [line.split("#")[0].split() for line in _block("Adding a denoiser", "bash").splitlines() if line.strip()]
     assert [c[:4] for c in commands] == [

@@ -152,6 +152,7 @@ def test_same_seed_same_numbers_and_seed_changes_noise(tmp_path):
     assert not read(a).psnr.equals(read(c).psnr)
 
 
+@pytest.mark.timeout(900)
 @pytest.mark.slow
 def test_sigkill_mid_run_resumes_and_loses_nothing_finished(tmp_path):
     grid = tmp_path / "kill.toml"
