@@ -9,9 +9,10 @@ sigma 25/255; bm3d_torch also gets a colour case on CBSD68 crops. Where the data
 the images are synthesised (smoothed noise), and the header says so. Ours and the reference
 alternate within each repeat, one thread each; figures are medians over repeats.
 
-Peak memory comes from a fresh subprocess per measurement (``resource.getrusage``'s peak
-resident set size), after the imports and the batch, so one measurement never inherits
-another's peak; the table gives the whole peak and its growth during ``denoise``.
+Peak memory comes from a fresh subprocess per measurement, so one never inherits another's:
+after the imports and the batch the process's peak resident size is reset (Linux), and the
+table gives the peak during the one call and its growth over the resident size before it
+(``resource.getrusage``'s whole-life peak where the reset is not available).
 """
 
 from __future__ import annotations
@@ -170,22 +171,46 @@ def _per_megapixel(seconds: list[float], megapixels: float) -> float:
     return statistics.median(seconds) / megapixels if seconds else float("nan")
 
 
+def _status_mib(field: str) -> float | None:
+    # A field of /proc/self/status (VmRSS, VmHWM) in MiB; None where there is none (not Linux).
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def _reset_peak() -> bool:
+    # Linux resets a process's peak resident size (VmHWM) when "5" is written to clear_refs:
+    # without it, the imports' peak would hide a call that needs less.
+    try:
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+        return True
+    except OSError:
+        return False
+
+
 def _peak_child(name: str, which: str, size: int, colour: bool) -> None:
-    # Runs in the subprocess: setup, then one call; prints the peak RSS before and after it (MiB).
+    # Runs in the subprocess: setup, then one call; prints the resident memory before it and
+    # the peak during it (MiB). Where the peak cannot be reset, getrusage's whole-life peak.
     from bench.cost.speed import _entry
 
     torch.set_num_threads(1)
     noisy, _ = photo_batch(size, colour=colour, seed=0)
     noisy = noisy[:1]
-    if which == "ours":
-        fn, arg = _entry(name), noisy
-    else:
-        fn, arg = _reference(name, colour)[1], noisy.numpy()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    if fn is not None:
-        fn(arg)
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"setup_mib": before / 1024, "peak_mib": after / 1024, "measured": fn is not None}))
+    fn, arg = (_entry(name), noisy) if which == "ours" else (_reference(name, colour)[1], noisy.numpy())
+    if fn is None:
+        print(json.dumps({"measured": False}))
+        return
+    reset = _reset_peak()
+    before = _status_mib("VmRSS") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    fn(arg)
+    peak = _status_mib("VmHWM") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"setup_mib": before, "peak_mib": peak, "measured": True}))
 
 
 def peak_memory(size: int = 512, *, entries: list[str] | None = None) -> list[dict]:
