@@ -346,6 +346,8 @@ def _kill_after_checkpoints(process: subprocess.Popen, folder: Path, count: int)
     process.send_signal(signal.SIGKILL)
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(600)
 @pytest.mark.parametrize("name", ["conv_ae_long", "stacked_classifier_long"])
 def test_a_fit_killed_with_sigkill_resumes_bit_identically(name, tmp_path):
     stem = tmp_path / "cache" / "fit.ckpt"

@@ -181,6 +181,7 @@ def _published(table: pd.DataFrame, experiment: str, metric: str) -> list[float]
     return table[(table.experiment == experiment) & (table.metric == metric)].published.tolist()
 
 
+@pytest.mark.slow
 def test_seed001_tiny_run_writes_published_vs_ours(seed001):
     (frame, lines), out = seed001
     table = _check_written(frame, lines, out, "001")
@@ -195,6 +196,7 @@ def test_seed001_tiny_run_writes_published_vs_ours(seed001):
     assert median.protocol_note.str.contains("the median (?:beats|does not beat) it by").any()
 
 
+@pytest.mark.slow
 def test_seed001_rerun_skips_stored_cells_and_honours_set(seed001, real_data_dir, tmp_path):
     _, out = seed001
     shutil.copytree(out, tmp_path, dirs_exist_ok=True)
@@ -212,6 +214,7 @@ def test_seed001_rerun_skips_stored_cells_and_honours_set(seed001, real_data_dir
     assert len(median) == 1 and ours.iloc[0] == pytest.approx(median.mse.iloc[0], rel=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     bool(_missing("conv_ae_fmnist", "cnn_denoiser_fmnist")),
     reason=f"seed 001 models not registered yet: {_missing('conv_ae_fmnist', 'cnn_denoiser_fmnist')}",
@@ -224,6 +227,7 @@ def test_seed001_tiny_run_scores_both_models(seed001):
     assert not frame.protocol_note.str.startswith("not run").any()
 
 
+@pytest.mark.slow
 def test_seed004_tiny_run_writes_published_vs_ours(seed004):
     (frame, lines), out = seed004
     table = _check_written(frame, lines, out, "004")
@@ -236,6 +240,7 @@ def test_seed004_tiny_run_writes_published_vs_ours(seed004):
     assert detail["calibration"]["target"] == 13.68 and len(detail["calibration"]["evaluations"]) >= 3
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     bool(_missing("bn_conv_ae", "unet")),
     reason=f"seed 004 denoisers not registered yet: {_missing('bn_conv_ae', 'unet')}",
@@ -247,6 +252,7 @@ def test_seed004_tiny_run_denoises_with_the_report_model(seed004):
     assert not frame.protocol_note.str.startswith("not run").any()
 
 
+@pytest.mark.slow
 def test_seed002_tiny(real_data_dir, tmp_path):
     frame, lines = _tiny("002", real_data_dir, tmp_path)
     _check_written(frame, lines, tmp_path, "002")
@@ -259,6 +265,7 @@ def seed003(real_data_dir, tmp_path_factory):
     return _tiny("003", real_data_dir, out), out
 
 
+@pytest.mark.slow
 def test_seed003_tiny_run_writes_published_vs_ours(seed003):
     (frame, lines), out = seed003
     table = _check_written(frame, lines, out, "003")
@@ -273,6 +280,7 @@ def test_seed003_tiny_run_writes_published_vs_ours(seed003):
     assert not table.protocol_note.str.startswith("not run").any()
 
 
+@pytest.mark.slow
 def test_seed003_reads_its_cells_from_the_store(seed003):
     (frame, _), out = seed003
     cells = pd.read_csv(out / "seed-003" / "leaderboard.csv")
@@ -292,6 +300,7 @@ def test_seed003_reads_its_cells_from_the_store(seed003):
     assert row.ours.iloc[0] == pytest.approx(found[(0.7, 0.2)], rel=1e-5)
 
 
+@pytest.mark.slow
 def test_seed003_rerun_skips_stored_cells(seed003, real_data_dir, tmp_path):
     (frame, _), out = seed003
     shutil.copytree(out, tmp_path, dirs_exist_ok=True)
@@ -324,6 +333,7 @@ def test_run_grid_seeds_rejects_narrowing_flags_with_one_line(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow
 def test_seed000_tiny_run_and_set_reaches_the_cross_validation_folds(real_data_dir, tmp_path, monkeypatch):
     # The five VGG-16 folds are fits of the entry too: --set vgg16.width narrows them like the grid's VGG-16.
     lines: list[str] = []
