@@ -305,14 +305,18 @@ def command_check_entry(args: argparse.Namespace) -> int:
 
 def command_report(args: argparse.Namespace) -> int:
     from bench.report import rebuild
-    from bench.report.excerpt import readme_block, readme_excerpt, update_readme
+    from bench.report.excerpt import END, START, readme_block, readme_excerpt, update_readme
+    from bench.report.published import PUBLISHED_END, PUBLISHED_START, has_published, published_excerpt
 
+    # A run with published figures beside its rows (natural images) has its own README block.
+    literature = has_published(args.run_dir)
+    markers, excerpt = ((PUBLISHED_START, PUBLISHED_END), published_excerpt) if literature else ((START, END), readme_excerpt)
     if args.readme:
-        readme_block(args.readme)  # a README without the block is refused before anything is rewritten
+        readme_block(args.readme, markers)  # a README without the block is refused before anything is rewritten
     for path in rebuild(args.run_dir):
         print(path)
     if args.readme:
-        print(update_readme(args.readme, readme_excerpt(args.run_dir)))
+        print(update_readme(args.readme, excerpt(args.run_dir), markers))
     return 0
 
 

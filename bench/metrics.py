@@ -18,7 +18,7 @@ from torch import Tensor
 
 from bench.estimator import check_images
 
-__all__ = ["mse", "psnr", "ssim", "accuracy", "mean_ci"]
+__all__ = ["mse", "psnr", "psnr_uint8", "ssim", "accuracy", "mean_ci"]
 
 _SIGMA, _TRUNCATE, _K1, _K2 = 1.5, 3.5, 0.01, 0.03
 _RADIUS = int(_TRUNCATE * _SIGMA + 0.5)  # 5: the 11x11 window, and the border skimage crops
@@ -46,6 +46,18 @@ def psnr(pred: Tensor, target: Tensor) -> Tensor:
     20.0
     """
     return -10.0 * torch.log10(mse(pred, target).clamp_min(1e-10))
+
+
+def psnr_uint8(pred: Tensor, target: Tensor) -> Tensor:
+    """PSNR per image of ``pred`` clipped to [0, 1] and rounded to 8 bits, as the denoising
+    papers' ``im2uint8`` does before scoring (``target`` is used as given).
+
+    >>> x = torch.zeros(1, 1, 2, 2); y = torch.full((1, 1, 2, 2), 0.1)
+    >>> round(float(psnr_uint8(y, x)[0]), 2)  # 0.1 rounds to 26/255
+    19.83
+    """
+    _check_pair(pred, target)
+    return psnr(pred.float().clamp(0.0, 1.0).mul(255.0).round().div(255.0), target)
 
 
 @lru_cache(maxsize=16)

@@ -1,8 +1,10 @@
-"""Noise models on clean images x in [0, 1] (DESIGN.md section 4), clipped back to [0, 1].
+"""Noise models on clean images x in [0, 1] (DESIGN.md section 4), clipped back to [0, 1],
+except ``awgn``, the literature's unclipped Gaussian noise at sigma/255.
 
 Each kind is a plain function ``f(clean, level, generator)`` registered in ``NOISES``.
 ``Noise.apply`` draws on a CPU generator seeded from names and moves the result to the
-images' device, so CPU and GPU runs see bit-identical noise. ``TrainingNoise`` redraws
+images' device, so CPU and GPU runs see bit-identical noise; images of different sizes (an
+``ImageList``) each draw from their own seed, derived from the set's seed and their index. ``TrainingNoise`` redraws
 noise per batch on the batch's own device for training (fixed, blind or mixed levels).
 """
 
@@ -16,6 +18,7 @@ import torch
 from torch import Tensor
 
 from bench.estimator import check_images
+from bench.images import ImageList, Images
 from bench.registry import NOISES
 
 __all__ = ["Noise", "TrainingNoise", "derive_seed", "LEVEL_RANGES", "TRAIN_MODES"]
@@ -61,6 +64,14 @@ def gaussian(clean: Tensor, level: float, generator: torch.Generator) -> Tensor:
     return (clean + level * noise).clamp_(0.0, 1.0)
 
 
+@_register("awgn", 0.0, float("inf"), (5.0, 55.0), "x + (s/255)*N(0,1), not clipped; s on the 0-255 scale")
+def awgn(clean: Tensor, level: float, generator: torch.Generator) -> Tensor:
+    # The denoising literature's protocol (DnCNN's and FFDNet's test code): the noisy image
+    # keeps values outside [0, 1], and the level is written as sigma on the 0-255 scale.
+    noise = torch.randn(clean.shape, generator=generator, device=clean.device, dtype=torch.float32)
+    return clean + (level / 255.0) * noise
+
+
 @_register("salt_pepper", 0.0, 1.0, (0.02, 0.5), "each pixel with probability p set to 0 or 1, half each")
 def salt_pepper(clean: Tensor, level: float, generator: torch.Generator) -> Tensor:
     hit = _uniform(_pixel_shape(clean), clean, generator) < level
@@ -98,9 +109,9 @@ class Noise:
 
     Parameters
     ----------
-    kind : {'gaussian', 'salt_pepper', 'masking', 'impulse', 'poisson', 'speckle'}
+    kind : {'gaussian', 'awgn', 'salt_pepper', 'masking', 'impulse', 'poisson', 'speckle'}
     level : float
-        Sigma for gaussian/speckle, probability for salt_pepper/masking/impulse, peak for poisson.
+        Sigma for gaussian/speckle (0-1 scale) and awgn (0-255 scale, e.g. 25), probability for salt_pepper/masking/impulse, peak for poisson.
 
     Examples
     --------
@@ -126,8 +137,16 @@ class Noise:
         check_images(clean, f"{self.kind} noise's clean images")
         return NOISES.entry(self.kind).factory(clean, self.level, generator)
 
-    def apply(self, clean: Tensor, *, seed: int) -> Tensor:
-        """Noisy copy of ``clean``, the same on every device for the same seed."""
+    def apply(self, clean: Images, *, seed: int) -> Images:
+        """Noisy copy of ``clean``, the same on every device for the same seed.
+
+        Each image of an ImageList draws from ``derive_seed(seed, "image", index)``, so its
+        noise does not depend on the other images' sizes or on how a run batches them.
+        """
+        if isinstance(clean, ImageList):
+            return ImageList(
+                [self.apply(image[None], seed=derive_seed(seed, "image", i))[0] for i, image in enumerate(clean)]
+            )
         check_images(clean, f"{self.kind} noise's clean images")
         generator = torch.Generator(device="cpu").manual_seed(seed)
         return self.draw(clean.detach().to("cpu", torch.float32), generator).to(clean.device)

@@ -71,3 +71,13 @@ def test_mean_ci_brackets_the_mean_and_is_seeded():
 
 def test_accuracy():
     assert metrics.accuracy(torch.tensor([1, 2, 3, 4]), torch.tensor([1, 2, 0, 4])) == 0.75
+
+
+def test_psnr_uint8_scores_the_output_rounded_to_8_bits():
+    clean = torch.randint(0, 256, (3, 1, 16, 16)).float() / 255
+    offset = (clean + 0.3 / 255).clamp(0, 1)  # rounds back to clean: infinite PSNR, floored
+    assert torch.all(metrics.psnr_uint8(offset, clean) == 100.0) and torch.all(metrics.psnr(offset, clean) < 100)
+    noisy = clean + 0.05 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))
+    expected = metrics.psnr((noisy.clamp(0, 1) * 255).round() / 255, clean)
+    assert torch.equal(metrics.psnr_uint8(noisy, clean), expected)
+    assert torch.allclose(metrics.psnr_uint8(noisy, clean), metrics.psnr(noisy.clamp(0, 1), clean), atol=0.05)

@@ -109,3 +109,25 @@ def test_training_noise_modes():
     assert kinds == set(LEVEL_RANGES)
     with pytest.raises(ValueError, match="training noise mode 'sometimes'"):
         TrainingNoise("gaussian", 0.1, mode="sometimes")
+
+
+def test_awgn_is_unclipped_gaussian_at_sigma_over_255():
+    clean = torch.full((4, 1, 64, 64), 0.98)  # near the top: clipping would show
+    noisy = Noise("awgn", 25).apply(clean, seed=3)
+    residual = noisy - clean
+    assert abs(float(residual.std()) - 25 / 255) < 0.002 and abs(float(residual.mean())) < 0.002
+    assert float(noisy.max()) > 1.1 and float(noisy.min()) < 0.9  # not clipped to [0, 1]
+    assert torch.equal(noisy, Noise("awgn", 25.0).apply(clean, seed=3))
+
+
+def test_images_of_different_sizes_each_draw_their_own_seeded_noise():
+    from bench.images import ImageList
+
+    images = ImageList([torch.rand(1, 8, 12), torch.rand(1, 12, 8), torch.rand(1, 8, 12)])
+    noisy = Noise("awgn", 15).apply(images, seed=7)
+    assert [tuple(n.shape) for n in noisy] == [(1, 8, 12), (1, 12, 8), (1, 8, 12)]
+    first = Noise("awgn", 15).apply(images[0][None], seed=derive_seed(7, "image", 0))[0]
+    assert torch.equal(noisy[0], first)
+    assert torch.equal(Noise("awgn", 15).apply(images[:1], seed=7)[0], first)  # whatever the other images are
+    assert not torch.equal(noisy[0] - images[0], noisy[2] - images[2])
+    assert all(torch.equal(a, b) for a, b in zip(noisy, Noise("awgn", 15).apply(images, seed=7)))

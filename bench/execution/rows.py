@@ -39,6 +39,7 @@ class CellRow:
     psnr: float | None = field(default=None, metadata=_CSV)
     psnr_ci_low: float | None = field(default=None, metadata=_CSV)
     psnr_ci_high: float | None = field(default=None, metadata=_CSV)
+    psnr_uint8: float | None = field(default=None, metadata=_CSV)  # of the output rounded to 8 bits
     ssim: float | None = field(default=None, metadata=_CSV)
     mse: float | None = field(default=None, metadata=_CSV)
     psnr_noisy: float | None = field(default=None, metadata=_CSV)
@@ -62,7 +63,7 @@ class CellRow:
     key: str
     run_id: int | None = None  # the run that stored it (set by the driver)
     finished: float | None = None  # when it was stored (set by the store)
-    #: float32 arrays by metric ("psnr", "ssim"), one value per scored test image
+    #: float32 arrays by metric ("psnr", "ssim", "psnr_uint8"), one value per scored test image
     per_image: dict[str, np.ndarray] | None = field(default=None, metadata=_NOT_STORED)
 
 

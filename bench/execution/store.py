@@ -48,6 +48,8 @@ _KINDS = {c: sql_kind(CellRow, c) for c in CELL_COLUMNS} | {
 }
 _JSON_COLUMNS = {c for c, kind in _KINDS.items() if kind == "JSON"}
 _INTEGER_COLUMNS = {c for c, kind in _KINDS.items() if kind == "INTEGER"}
+#: Cell columns added after stores were first written: an older store gains them when opened.
+_ADDED_COLUMNS = ("psnr_uint8",)
 
 
 # A failed cell `c` for which an ok cell of the same settings exists under another key.
@@ -169,6 +171,10 @@ class Store:
     def _check_columns(self) -> None:
         # A database that is not a run store of this version would fail on the first cell.
         have = {row[1] for row in self._db.execute("PRAGMA table_info(cells)")}
+        # Stores written before a metric existed gain its column (empty for their cells).
+        for column in (c for c in _ADDED_COLUMNS if c not in have):
+            self._db.execute(f"ALTER TABLE cells ADD COLUMN {column} {_sql_type(column)}")
+            have.add(column)
         missing = [c for c in CELL_COLUMNS if c not in have]
         if missing:
             raise sqlite3.DatabaseError(f"its cells table lacks {', '.join(missing)}")

@@ -27,10 +27,11 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from bench import data
 from bench.version import __version__
 from bench.noise import Noise
 from bench.params import fit_params, frozen_entries, hashable
-from bench.registry import CLASSIFIERS, DATASETS, DENOISERS, NOISES
+from bench.registry import CLASSIFIERS, DENOISERS, NOISES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -134,9 +135,15 @@ class Grid:
         out = []
         classifiers = tuple((name, self.cell_params(name)) for name in self.classifiers)
         for dataset in self.datasets:
+            # Unlabelled sets (image folders) get no classifier columns, and networks skip a colour
+            # set that names no colour training set (bench.data); neither is a failure.
+            scored_by = classifiers if data.labelled(dataset) else ()
+            networks = data.networks_train_on(dataset)
             for kind, levels in self.noises:
                 for level in levels:
                     for name in self.denoisers:
+                        if not networks and DENOISERS.entry(name).accelerated:
+                            continue
                         for train_level in self._train_levels(level, levels, name):
                             params = self.cell_params(name)
                             out.append(
@@ -150,7 +157,7 @@ class Grid:
                                     self.n_train,
                                     self.n_test,
                                     self.seed,
-                                    classifiers,
+                                    scored_by,
                                 )
                             )
         return out
@@ -249,8 +256,11 @@ def _check_names(names, registry) -> None:
 def _validate(grid: Grid) -> None:
     if not grid.name or not all(c.isalnum() or c in "-_." for c in grid.name):
         raise ValueError(f"grid name {grid.name!r} is invalid; expected letters, digits, '-', '_' or '.'")
+    if not grid.datasets:
+        raise ValueError(f"grid {grid.name!r} has no datasets; expected at least one")
+    for name in grid.datasets:
+        data.check_spec(name)
     for what, names, registry in (
-        ("dataset", grid.datasets, DATASETS),
         ("denoiser", grid.denoisers, DENOISERS),
         ("classifier", grid.classifiers, CLASSIFIERS),
     ):
@@ -309,6 +319,22 @@ def _check_params(registry, name: str, params: dict[str, Any]) -> None:
     model.check_params()  # its message names the entry, as the one above does
 
 
+def folder_datasets(tables: dict[str, Any], base: Path) -> list[str]:
+    """Dataset specs from a grid file's ``[datasets.NAME]`` tables: ``path`` (a folder of images,
+    relative to the grid file) and an optional ``train`` (the dataset its networks train on).
+
+    >>> folder_datasets({"photos": {"path": "/p"}, "bsd68": {}}, Path("/g"))
+    ['photos=folder:/p', 'bsd68']
+    """
+    specs = []
+    for name, table in tables.items():
+        if not isinstance(table, dict) or set(table) - {"path", "train"}:
+            raise ValueError(f"[datasets.{name}]: expected a table with keys path and train; got {table!r}")
+        spec = f"{name}=folder:{(base / table['path']).resolve()}" if "path" in table else name
+        specs.append(spec + (f"?train={table['train']}" if "train" in table else ""))
+    return specs
+
+
 def load_grid_file(path: str | os.PathLike) -> Grid:
     """A Grid from a TOML file; unknown keys and bad values raise ValueError naming the file."""
     path = Path(path)
@@ -324,6 +350,8 @@ def load_grid_file(path: str | os.PathLike) -> Grid:
         )
     data.setdefault("name", path.stem)
     try:
+        if isinstance(data.get("datasets"), dict):
+            data["datasets"] = folder_datasets(data["datasets"], path.parent)
         return Grid.build(**data)
     except (TypeError, ValueError) as err:
         raise ValueError(f"grid file {path}: {err}") from None

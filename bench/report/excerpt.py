@@ -110,19 +110,21 @@ def readme_excerpt(run_dir: str | Path) -> str:
     return "\n".join(lines)
 
 
-def readme_block(readme: str | Path) -> tuple[str, str, str]:
-    """``(before, block, after)`` of the README's excerpt block; a one-line ValueError without one."""
-    path = Path(readme)
+def readme_block(readme: str | Path, markers: tuple[str, str] = (START, END)) -> tuple[str, str, str]:
+    """``(before, block, after)`` of the README's block between ``markers`` (the leaderboard
+    excerpt's by default); a one-line ValueError without one."""
+    path, (start, end) = Path(readme), markers
+    what = "leaderboard excerpt" if markers == (START, END) else "excerpt"
     text = path.read_text() if path.is_file() else None
-    if text is None or START not in text or END not in text.split(START, 1)[1]:
-        raise ValueError(f"{path} has no leaderboard excerpt block; expected the lines {START!r} and {END!r}")
-    head, rest = text.split(START, 1)
-    block, tail = rest.split(END, 1)
+    if text is None or start not in text or end not in text.split(start, 1)[1]:
+        raise ValueError(f"{path} has no {what} block; expected the lines {start!r} and {end!r}")
+    head, rest = text.split(start, 1)
+    block, tail = rest.split(end, 1)
     return head, block.strip("\n"), tail
 
 
-def update_readme(readme: str | Path, excerpt: str) -> Path:
-    """Replace the block between ``START`` and ``END`` in ``readme`` with ``excerpt``."""
+def update_readme(readme: str | Path, excerpt: str, markers: tuple[str, str] = (START, END)) -> Path:
+    """Replace the block between ``markers`` (the leaderboard excerpt's by default) in ``readme``."""
     path = Path(readme)
-    head, _, tail = readme_block(path)
-    return write_text_atomic(path, f"{head}{START}\n{excerpt}\n{END}{tail}")
+    head, _, tail = readme_block(path, markers)
+    return write_text_atomic(path, f"{head}{markers[0]}\n{excerpt}\n{markers[1]}{tail}")

@@ -29,6 +29,7 @@ from bench.report.provenance import write_provenance
 from bench.report.significance import rank_and_test
 from bench.execution.rows import CELL_IDENTITY, ClassifierRow, csv_columns
 from bench.execution.store import CORRECT_PREFIX, LEADERBOARD_COLUMNS, PER_IMAGE_METRICS, Store
+from bench.report.published import beside
 
 __all__ = ["write_outputs", "rebuild", "open_run", "leaderboard", "per_image_frame", "PER_IMAGE_ID_COLUMNS"]
 
@@ -55,7 +56,7 @@ def leaderboard(cells: pd.DataFrame, per_image: dict[str, dict[str, np.ndarray]]
     tests["vs_runner_up"] = tests["vs_runner_up"].map(board.set_index("key")["denoiser"])
     board = pd.concat([board, tests], axis=1)
     board["denoiser_params"] = board["denoiser_params"].map(_params_text)
-    return board
+    return beside(board)  # published figures for the same method, set and sigma, where there are any
 
 
 def per_image_frame(cells: pd.DataFrame, per_image: dict[str, dict[str, np.ndarray]]) -> pd.DataFrame:
@@ -63,14 +64,17 @@ def per_image_frame(cells: pd.DataFrame, per_image: dict[str, dict[str, np.ndarr
     names = sorted(
         {n.removeprefix(CORRECT_PREFIX) for a in per_image.values() for n in a if n.startswith(CORRECT_PREFIX)}
     )
-    columns = [*PER_IMAGE_ID_COLUMNS, "image", *PER_IMAGE_METRICS, *(f"correct_{n}" for n in names)]
+    # Metrics beyond the standard two (psnr_uint8 on natural images) are exported where some cell has them.
+    extra = sorted({n for a in per_image.values() for n in a if not n.startswith(CORRECT_PREFIX)} - set(PER_IMAGE_METRICS))
+    metrics = [*PER_IMAGE_METRICS, *extra]
+    columns = [*PER_IMAGE_ID_COLUMNS, "image", *metrics, *(f"correct_{n}" for n in names)]
     frames = []
     for _, cell in cells[cells["key"].isin(per_image.keys())].iterrows():
         arrays = per_image[cell["key"]]
         n = len(next(iter(arrays.values())))
         part = {c: cell[c] for c in PER_IMAGE_ID_COLUMNS} | {"image": np.arange(n)}
         part["denoiser_params"] = _params_text(cell["denoiser_params"])  # a dict would read as columns
-        part |= {m: arrays.get(m, np.full(n, np.nan, np.float32)) for m in PER_IMAGE_METRICS}
+        part |= {m: arrays.get(m, np.full(n, np.nan, np.float32)) for m in metrics}
         for name in names:
             correct = arrays.get(CORRECT_PREFIX + name)
             part[f"correct_{name}"] = pd.array(correct if correct is not None else [pd.NA] * n, dtype="boolean")

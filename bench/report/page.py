@@ -16,10 +16,12 @@ from typing import Any
 
 import pandas as pd
 
+from bench.data import display_name
 from bench.files import write_text_atomic
 from bench.report import plots
 from bench.report.images import IMAGE_BUDGET, image_grids
 from bench.report.provenance import run_seconds
+from bench.report.published import literature_frame
 from bench.report.tables import (
     accuracy_metrics,
     classifier_table,
@@ -58,6 +60,7 @@ def render_report(store: Store, run_dir: str | Path | None = None) -> str:
     cells, classifiers = store.cells(), store.classifier_results()
     accuracy = accuracy_metrics(classifiers)
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, trim_blocks=True, lstrip_blocks=True)
+    env.filters["dataset"] = display_name  # "Kodak24 (crops)", a folder's label
     template = env.get_template("report.html.j2")
     context = {
         "summary": summary(cells, store.runs()),
@@ -65,13 +68,18 @@ def render_report(store: Store, run_dir: str | Path | None = None) -> str:
         "leaderboards": leaderboards(cells, classifiers, accuracy, store.per_image()),
         "figures": plots.figures(cells, classifiers),
         "classifiers": classifier_table(classifiers),
-        "seeds": seed_tables(load_seed_frames(run_dir)) if run_dir is not None else [],
+        "seeds": seed_tables(_published_frames(cells) + (load_seed_frames(run_dir) if run_dir is not None else [])),
     }
     # Image strips get what the rest of the page leaves of PAGE_BUDGET: a large grid's tables
     # and figures grow with its cells, and the page must stay small enough to share.
     rest = len(template.render(image_grids={"grids": [], "left_out": 0}, **context).encode())
     budget = min(IMAGE_BUDGET, max(0, PAGE_BUDGET - rest))
     return template.render(image_grids=image_grids(store, cells, budget=budget), **context)
+
+
+def _published_frames(cells: pd.DataFrame) -> list[pd.DataFrame]:
+    frame = literature_frame(cells) if len(cells) else None
+    return [] if frame is None else [frame]
 
 
 def _when(stamp: Any) -> str:
@@ -126,7 +134,7 @@ def summary(cells: pd.DataFrame, runs: pd.DataFrame) -> dict[str, Any]:
     return {
         "grid": ", ".join(dict.fromkeys(runs.get("grid", pd.Series(dtype=str)).dropna())) or "unknown",
         "description": next((s["description"] for s in reversed(specs) if s.get("description")), ""),
-        "datasets": ", ".join(sorted(cells["dataset"].dropna().unique())) or "none",
+        "datasets": ", ".join(display_name(d) for d in sorted(cells["dataset"].dropna().unique())) or "none",
         "devices": ", ".join(sorted(devices)) or "unknown",
         "versions": [{"text": text, "runs": ", ".join(ids)} for text, ids in versions.items()],
         "seed": ", ".join(sorted(seeds)) or "unknown",

@@ -1,0 +1,98 @@
+"""Published figures as data, joined to our rows for the same method, set and sigma."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pandas as pd
+import pytest
+
+from bench.cli import main
+from bench.execution.store import Store
+from bench.report import write_outputs
+from bench.report.excerpt import START
+from bench.report.published import PUBLISHED_END, PUBLISHED_START, beside, published_excerpt, published_table
+
+
+def _row(denoiser: str, train_level: str, level: float = 25.0, **changes) -> dict:
+    row = {"dataset": "bsd68", "noise": "awgn", "level": level, "train_level": train_level, "denoiser": denoiser,
+           "psnr": 28.6, "ssim": 0.80, "status": "ok"}  # fmt: skip
+    return row | changes
+
+
+def test_every_published_figure_names_its_source():
+    table = published_table()
+    assert (table["source"].str.len() > 10).all() and table["metric"].isin(["psnr", "ssim"]).all()
+    bm3d = table[(table["method"] == "BM3D") & (table["metric"] == "psnr")].set_index("level")["value"]
+    assert bm3d.to_dict() == {15.0: 31.07, 25.0: 28.57, 50.0: 25.62}
+    dncnn = table[table["method"].str.startswith("DnCNN") & (table["level"] == 25)].set_index("method")["value"]
+    assert dncnn.to_dict() == {"DnCNN-S": 29.23, "DnCNN-B": 29.16}
+
+
+def test_a_malformed_table_is_refused(tmp_path):
+    path = tmp_path / "published.csv"
+    path.write_text("dataset,noise,level,method,denoisers,trained,metric,value,source\nbsd68,awgn,25,X,,,psnr,1.0,\n")
+    with pytest.raises(ValueError, match=r"row 2 needs metric psnr or ssim and a source"):
+        published_table(path)
+
+
+def test_rows_meet_the_figure_of_their_method_set_sigma_and_training():
+    board = pd.DataFrame([
+        _row("bm3d", "25.0"), _row("dncnn", "25.0", psnr=29.0), _row("dncnn", "blind", psnr=29.1),
+        _row("dncnn", "15.0"),  # trained at another level: no published counterpart
+        _row("median", "25.0"), _row("bm3d", "25.0", dataset="set12"), _row("bm3d", "25.0", status="failed"),
+    ])  # fmt: skip
+    joined = beside(board)
+    assert joined["published_method"].fillna("").tolist() == ["BM3D", "DnCNN-S", "DnCNN-B", "", "", "", ""]
+    assert joined.loc[0, "published_psnr"] == 28.57 and joined.loc[0, "psnr_vs_published"] == pytest.approx(0.03)
+    assert joined.loc[0, "published_ssim"] == 0.8017 and joined.loc[0, "ssim_vs_published"] == pytest.approx(-0.0017)
+    assert joined.loc[1, "psnr_vs_published"] == pytest.approx(29.0 - 29.23) and pd.isna(joined.loc[1, "published_ssim"])
+    assert joined.loc[2, "published_psnr"] == 29.16 and "cszn/DnCNN" in joined.loc[2, "published_source"]
+    other = pd.DataFrame([_row("bm3d", "0.1", level=0.1, dataset="mnist", noise="gaussian")])
+    assert list(beside(other).columns) == list(other.columns)  # other runs keep their shape
+
+
+def _store_with_bsd68(run_dir):
+    with Store(run_dir / "store.sqlite") as store:
+        run = store.start_run(grid="natural", spec={}, argv=["run"], device="cpu", versions={})
+        for key, denoiser, psnr in (("a", "bm3d", 28.61), ("b", "median", 25.9)):
+            store.put_cell({
+                "key": key, "dataset": "bsd68", "noise": "awgn", "level": 25.0, "train_level": "25.0",
+                "denoiser": denoiser, "denoiser_params": {}, "status": "ok", "run_id": run, "psnr": psnr,
+                "psnr_uint8": psnr - 0.01, "ssim": 0.79, "n_test": 68, "n_train": 400,
+            })  # fmt: skip
+        store.finish_run(run, ok=2, failed=0)
+        write_outputs(store, run_dir)
+
+
+def test_the_leaderboard_page_and_readme_show_the_published_figure_beside_ours(tmp_path):
+    run_dir = tmp_path / "natural"
+    _store_with_bsd68(run_dir)
+    board = pd.read_csv(run_dir / "leaderboard.csv")
+    bm3d = board[board["denoiser"] == "bm3d"].iloc[0]
+    assert bm3d["published_psnr"] == 28.57 and bm3d["psnr_vs_published"] == pytest.approx(0.04)
+    assert bm3d["psnr_uint8"] == pytest.approx(28.60)
+    page = (run_dir / "report.html").read_text()
+    assert "The literature&#39;s figures beside ours" in page and "28.57" in page
+    excerpt = published_excerpt(run_dir)
+    assert "| BSD68 | 25 | BM3D | bm3d (25.0) | 68 | 28.57 | 28.61 (28.60) | +0.04 | 0.8017 | 0.7900 | -0.0117 | [1], [2] |" in excerpt
+    assert "[2] github.com/cszn/DnCNN/blob/" in excerpt
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{START}\nold leaderboard\n<!-- leaderboard-excerpt: end -->\n"
+                      f"{PUBLISHED_START}\nold\n{PUBLISHED_END}\ntail\n")  # fmt: skip
+    assert main(["report", str(run_dir), "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert "old leaderboard" in text and "\nold\n" not in text and "28.61 (28.60)" in text and text.endswith("tail\n")
+
+
+def test_an_older_store_gains_the_uint8_column(tmp_path):
+    path = tmp_path / "store.sqlite"
+    with Store(path):
+        pass
+    with sqlite3.connect(path) as db:
+        db.execute("ALTER TABLE cells DROP COLUMN psnr_uint8")
+    db.close()
+    with Store(path) as store:
+        store.put_cell({"key": "a", "dataset": "digits", "noise": "gaussian", "level": 0.2, "train_level": "0.2",
+                        "denoiser": "median", "denoiser_params": {}, "status": "ok", "psnr": 20.0})  # fmt: skip
+        assert "psnr_uint8" in store.cells().columns
