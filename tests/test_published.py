@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from bench.cli import main
+from bench.execution.rows import CellRow
 from bench.execution.store import Store
 from bench.report import write_outputs
 from bench.report.excerpt import START
@@ -56,11 +57,11 @@ def _store_with_bsd68(run_dir):
     with Store(run_dir / "store.sqlite") as store:
         run = store.start_run(grid="natural", spec={}, argv=["run"], device="cpu", versions={})
         for key, denoiser, psnr in (("a", "bm3d", 28.61), ("b", "median", 25.9)):
-            store.put_cell({
+            store.put_cell(CellRow(**{
                 "key": key, "dataset": "bsd68", "noise": "awgn", "level": 25.0, "train_level": "25.0",
                 "denoiser": denoiser, "denoiser_params": {}, "status": "ok", "run_id": run, "psnr": psnr,
                 "psnr_uint8": psnr - 0.01, "ssim": 0.79, "n_test": 68, "n_train": 400,
-            })  # fmt: skip
+            }))  # fmt: skip
         store.finish_run(run, ok=2, failed=0)
         write_outputs(store, run_dir)
 
@@ -93,6 +94,6 @@ def test_an_older_store_gains_the_uint8_column(tmp_path):
         db.execute("ALTER TABLE cells DROP COLUMN psnr_uint8")
     db.close()
     with Store(path) as store:
-        store.put_cell({"key": "a", "dataset": "digits", "noise": "gaussian", "level": 0.2, "train_level": "0.2",
-                        "denoiser": "median", "denoiser_params": {}, "status": "ok", "psnr": 20.0})  # fmt: skip
-        assert "psnr_uint8" in store.cells().columns
+        store.put_cell(CellRow(key="a", dataset="digits", noise="gaussian", level=0.2, train_level="0.2",
+                               denoiser="median", denoiser_params={}, status="ok", psnr=20.0, psnr_uint8=19.9))  # fmt: skip
+        assert store.cells()["psnr_uint8"].tolist() == [19.9]
