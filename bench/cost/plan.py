@@ -16,6 +16,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ import torch
 from bench.cost import timing
 from bench.files import write_text_atomic
 from bench.grids import Cell, Grid
+from bench.images import map_batches
 from bench.registry import CLASSIFIERS, DENOISERS
 from bench.execution.classifier_pool import classifier_stem
 from bench.execution.fits import fit_key, is_cached
@@ -179,7 +181,7 @@ def _probe_denoiser(runner: Workspace, cell: Cell, node: Callable[[Cell], dict])
 
     fit, model = _probe_fit(make, lambda m: m.fit(*pairs, seed=0, noise=noise), work, runner.device)
     n_eval = round(share * len(clean))
-    once = _inference_seconds(model.denoise, noisy, n_eval, runner.device)
+    once = _inference_seconds(partial(map_batches, model.denoise), noisy, n_eval, runner.device)
     # The runner warms up once, then makes the timed passes its rule allows.
     return {"fit": fit, "cell": once * (timing.planned_passes(once) + 1), "budget": work.budget, "eval": share}
 

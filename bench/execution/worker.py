@@ -16,13 +16,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from bench import metrics
+from bench import images as image_sets, metrics
 from bench.cost import timing
 from bench.errors import one_line
 from bench.estimator import check_images
 from bench.execution.rows import CellRow, ScoredCell
 from bench.execution.workspace import RunContext, Workspace, noise_seed, workspace_for
 from bench.grids import Cell
+from bench.images import Images, map_batches, sample_crops
 from bench.registry import CLASSIFIERS, DENOISERS
 
 __all__ = [
@@ -144,10 +145,14 @@ def score_cell(workspace: Workspace, cell: Cell) -> ScoredCell:
     labels = workspace.data(cell.dataset)[3]
     # Slow methods (BM3D) may score only the first `eval_images` test images; n_test says so.
     n_eval = min(len(clean), model.eval_images or len(clean))
-    clean, noisy, labels = clean[:n_eval], noisy[:n_eval], labels[:n_eval]
-    denoised, images_per_second = timed_denoise(model, noisy, workspace.device)
-    check_output(denoised, noisy, cell.denoiser)
-    per_image = {"psnr": metrics.psnr(denoised, clean), "ssim": metrics.ssim(denoised, clean)}
+    clean, noisy = clean[:n_eval], noisy[:n_eval]
+    labels = None if labels is None else labels[:n_eval]
+    denoised, images_per_second = timed_denoise(model, noisy, workspace.device, cell.denoiser)
+    # Images of several sizes are scored batch by batch (bench.images.per_image), in order.
+    per_image = {
+        name: image_sets.per_image(fn, denoised, clean)
+        for name, fn in (("psnr", metrics.psnr), ("psnr_uint8", metrics.psnr_uint8), ("ssim", metrics.ssim))
+    }
     psnr = metrics.mean_ci(per_image["psnr"], seed=cell.seed)
     ssim = metrics.mean_ci(per_image["ssim"], seed=cell.seed)
     row = CellRow(
@@ -155,12 +160,13 @@ def score_cell(workspace: Workspace, cell: Cell) -> ScoredCell:
         psnr=psnr[0],
         psnr_ci_low=psnr[1],
         psnr_ci_high=psnr[2],
+        psnr_uint8=float(per_image["psnr_uint8"].mean()),
         ssim=ssim[0],
         ssim_ci_low=ssim[1],
         ssim_ci_high=ssim[2],
-        mse=float(metrics.mse(denoised, clean).mean()),
-        psnr_noisy=float(metrics.psnr(noisy, clean).mean()),
-        ssim_noisy=float(metrics.ssim(noisy, clean).mean()),
+        mse=float(image_sets.per_image(metrics.mse, denoised, clean).mean()),
+        psnr_noisy=float(image_sets.per_image(metrics.psnr, noisy, clean).mean()),
+        ssim_noisy=float(image_sets.per_image(metrics.ssim, noisy, clean).mean()),
         fit_seconds=fit_seconds,
         images_per_second=images_per_second,
         params=int(model.n_parameters()),
@@ -173,7 +179,7 @@ def score_cell(workspace: Workspace, cell: Cell) -> ScoredCell:
         # float32 numpy arrays, one value per test image: what paired tests compare
         per_image={name: values.float().cpu().numpy() for name, values in per_image.items()},
     )
-    samples = {"clean": _to_uint8(clean), "noisy": _to_uint8(noisy), "denoised": _to_uint8(denoised)}
+    samples = sample_crops(clean, noisy, denoised, n=N_SAMPLES)
     classifier_rows = workspace.classifiers.score(
         cell, workspace.data(cell.dataset)[:2], (clean, noisy, denoised, labels), workspace.n_classes(cell.dataset)
     )
@@ -188,11 +194,26 @@ def score_or_fail(workspace: Workspace, cell: Cell) -> ScoredCell:
         return failed_cell(cell, one_line(err), str(workspace.device))
 
 
-def timed_denoise(model: Any, noisy: Tensor, device: torch.device) -> tuple[Tensor, float]:
-    """Denoised images and warm images/s (the runner's rule: median of up to 3 timed passes)."""
-    model.denoise(noisy[: min(len(noisy), 16)])
-    passes = timing.runner_passes(lambda: model.denoise(noisy), device)
+def timed_denoise(model: Any, noisy: Images, device: torch.device, name: str = "") -> tuple[Images, float]:
+    """Denoised images, each same-size batch checked, and warm images/s (the runner's rule:
+    median of up to 3 timed passes, after a warm-up on the first images)."""
+
+    def denoise(batch: Tensor) -> Tensor:
+        return check_output(model.denoise(batch), batch, name or getattr(model, "name", ""))
+
+    map_batches(denoise, noisy[: warm_up_count(noisy)])
+    passes = timing.runner_passes(lambda: map_batches(denoise, noisy), device)
     return passes.result, len(noisy) / max(passes.wall, 1e-9)
+
+
+#: The warm-up pass before timing: up to 16 images and about 2^18 pixels (one photo, or 16 thumbnails).
+_WARM_UP_IMAGES, _WARM_UP_PIXELS = 16, 2**18
+
+
+def warm_up_count(images: Images) -> int:
+    """How many leading images warm a denoiser up: a BM3D pass over 16 photos would cost minutes."""
+    pixels = int(images[0].shape[-1] * images[0].shape[-2])
+    return max(1, min(len(images), _WARM_UP_IMAGES, _WARM_UP_PIXELS // max(pixels, 1)))
 
 
 def failed_cell(cell: Cell, error: str, device: str) -> ScoredCell:
@@ -202,7 +223,8 @@ def failed_cell(cell: Cell, error: str, device: str) -> ScoredCell:
     )
 
 
-def check_output(denoised: Tensor, noisy: Tensor, name: str) -> None:
+def check_output(denoised: Tensor, noisy: Tensor, name: str) -> Tensor:
+    """``denoised`` when it is a valid output for ``noisy``, else a one-line ValueError."""
     check_images(denoised, f"denoiser {name!r}'s output", floating=False)
     if denoised.shape != noisy.shape:
         raise ValueError(f"denoiser {name!r} returned {tuple(denoised.shape)}; expected shape {tuple(noisy.shape)}")
@@ -212,6 +234,7 @@ def check_output(denoised: Tensor, noisy: Tensor, name: str) -> None:
         raise ValueError(
             f"denoiser {name!r} returned values outside [0, 1]: [{float(denoised.min()):.3g}, {float(denoised.max()):.3g}]"
         )
+    return denoised
 
 
 def cell_identity(cell: Cell) -> dict[str, Any]:
@@ -229,6 +252,3 @@ def cell_identity(cell: Cell) -> dict[str, Any]:
         "base_seed": cell.seed,
     }
 
-
-def _to_uint8(images: Tensor):
-    return images[:N_SAMPLES].mul(255).round().clamp(0, 255).to(torch.uint8).cpu().numpy()

@@ -21,15 +21,16 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from bench.data import load
+from bench.data import load, training_split
 from bench.device import resolve_device
-from bench.estimator import as_float_images
 from bench.execution import fits as fit_cache
 from bench.execution.classifier_pool import ClassifierPool
 from bench.grids import Cell, Grid
+from bench.images import put_images
 from bench.machine import versions
 from bench.noise import Noise, TrainingNoise, derive_seed
 from bench.params import frozen_params
+from bench.registry import DENOISERS
 
 __all__ = [
     "RunContext",
@@ -99,6 +100,7 @@ class Workspace:
     gpu: bool = True
     _data: dict[str, tuple[Tensor, Tensor, Tensor, Tensor]] = field(default_factory=dict)
     _n_classes: dict[str, int] = field(default_factory=dict)
+    _networks_train: dict[str, bool] = field(default_factory=dict)
     _noisy: dict[tuple, Tensor] = field(default_factory=dict)
     _fits: dict[str, tuple[Any, dict[str, float]]] = field(default_factory=dict)
 
@@ -127,20 +129,24 @@ class Workspace:
     def load(self, name: str) -> None:
         """Load a dataset's training subset and test images onto the device (bad data raises)."""
         if name not in self._data:
-            ds = load(name, data_dir=self.context.data_dir, download=self.context.download)
+            context = self.context
+            ds = load(name, data_dir=context.data_dir, download=context.download)
+            # A test set without a training split borrows one (bench.data.training_split).
+            train_images, train_labels, self._networks_train[name] = training_split(
+                ds, data_dir=context.data_dir, download=context.download
+            )
             self._n_classes[name] = len(ds.classes)
             order = torch.randperm(
-                len(ds.train_images),
-                generator=torch.Generator().manual_seed(derive_seed(self.context.base_seed, name, "train-subset")),
+                len(train_images),
+                generator=torch.Generator().manual_seed(derive_seed(context.base_seed, name, "train-subset")),
             )
-            train = order[: self.context.n_train]
-            put = lambda t: as_float_images(t).to(self.device)  # noqa: E731
-            n_test = self.context.n_test
+            train = order[: context.n_train]
+            on_device = lambda t: None if t is None else t.to(self.device)  # noqa: E731
             self._data[name] = (
-                put(ds.train_images[train]),
-                ds.train_labels[train].to(self.device),
-                put(ds.test_images[:n_test]),
-                ds.test_labels[:n_test].to(self.device),
+                put_images(train_images[train], self.device),
+                on_device(None if train_labels is None else train_labels[train]),
+                put_images(ds.test_images[: context.n_test], self.device),
+                on_device(None if ds.test_labels is None else ds.test_labels[: context.n_test]),
             )
 
     def test_set(self, cell: Cell) -> tuple[Tensor, Tensor]:
@@ -171,6 +177,12 @@ class Workspace:
         """
         key = fit_cache.fit_key(cell.fit_spec)
         model = cell.make_denoiser()
+        self.data(cell.dataset)
+        if DENOISERS.entry(cell.denoiser).accelerated and not self._networks_train[cell.dataset]:
+            raise ValueError(
+                f"{cell.dataset} has no training images of its own colour for network {cell.denoiser!r}; "
+                "expected a colour training set, e.g. cbsd68?train=folder:PATH"
+            )
         if key in self._fits:  # fitted for a cell that may differ in inference-only parameters
             fitted, seconds = self._fits[key]
             own = model.get_params()
