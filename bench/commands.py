@@ -102,6 +102,9 @@ def command_run(args: argparse.Namespace) -> int:
     )
     if grid.description:
         print(f"  {grid.description}")
+    for dataset in grid.datasets:
+        for name, why in grid.left_out(dataset):
+            print(f"  left out on {dataset}: {name}: {why}")
     summary = run_grid(
         grid,
         out_dir=args.out,

@@ -196,3 +196,32 @@ def test_sample_crops_cut_one_region_of_all_three_sets():
     assert crops["clean"][0].max() == 255 and np.array_equal(crops["denoised"][0] > 0, crops["clean"][0] > 0)
     thumbs = torch.rand(10, 1, 28, 28)
     assert sample_crops(thumbs, thumbs, thumbs, n=8)["noisy"].shape == (8, 1, 28, 28)
+
+
+def test_a_grid_of_folders_leaves_out_what_cannot_run_there_and_their_classifiers():
+    from bench.grids import Grid
+
+    grid = Grid.build(name="g", datasets=["bsd68", "cbsd68", "digits"], noises={"awgn": [25]},
+                      denoisers=["median", "dncnn", "dense_dae"], classifiers=["svm_rbf"])  # fmt: skip
+    ran = {(c.dataset, c.denoiser) for c in grid.cells()}
+    assert ran == {("bsd68", "median"), ("bsd68", "dncnn"), ("cbsd68", "median"),
+                   ("digits", "median"), ("digits", "dncnn"), ("digits", "dense_dae")}  # fmt: skip
+    assert [n for n, _ in grid.left_out("cbsd68")] == ["dncnn", "dense_dae"]
+    assert "fixed input size" in dict(grid.left_out("bsd68"))["dense_dae"]
+    assert all(c.classifiers == () for c in grid.cells() if c.dataset != "digits")
+    assert all(c.classifiers for c in grid.cells() if c.dataset == "digits")
+
+
+def test_a_grid_file_names_folders_as_datasets(tmp_path):
+    from bench.grids.grid import load_grid_file
+
+    _folder(tmp_path, [(16, 16)])
+    path = tmp_path / "mine.toml"
+    path.write_text('denoisers = ["median"]\n[noises]\nawgn = [25]\n[datasets.holiday]\npath = "photos"\n'
+                    '[datasets.cbsd68]\ntrain = "folder:colour"\n')  # fmt: skip
+    grid = load_grid_file(path)
+    assert grid.datasets == (f"holiday=folder:{tmp_path / 'photos'}", "cbsd68?train=folder:colour")
+    assert data.display_name(grid.datasets[0]) == "holiday" and data.load(grid.datasets[0]).display == "holiday"
+    path.write_text('denoisers = ["median"]\n[noises]\nawgn = [25]\n[datasets.x]\nfolder = "p"\n')
+    with pytest.raises(ValueError, match=r"mine.toml: \[datasets.x\]: expected a table with keys path and train"):
+        load_grid_file(path)

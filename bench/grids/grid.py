@@ -138,11 +138,11 @@ class Grid:
             # Unlabelled sets (image folders) get no classifier columns, and networks skip a colour
             # set that names no colour training set (bench.data); neither is a failure.
             scored_by = classifiers if data.labelled(dataset) else ()
-            networks = data.networks_train_on(dataset)
+            skipped = dict(self.left_out(dataset))
             for kind, levels in self.noises:
                 for level in levels:
                     for name in self.denoisers:
-                        if not networks and DENOISERS.entry(name).accelerated:
+                        if name in skipped:
                             continue
                         for train_level in self._train_levels(level, levels, name):
                             params = self.cell_params(name)
@@ -160,6 +160,19 @@ class Grid:
                                     scored_by,
                                 )
                             )
+        return out
+
+    def left_out(self, dataset: str) -> list[tuple[str, str]]:
+        """(denoiser, why) for the grid's denoisers that do not run on ``dataset``: networks on a
+        colour set without a colour training set, and entries of one fixed input size on folders
+        of images (their sizes vary). Neither fails a cell: ``cells`` leaves them out."""
+        out = []
+        for name in self.denoisers:
+            entry = DENOISERS.entry(name)
+            if entry.accelerated and not data.networks_train_on(dataset):
+                out.append((name, f"no colour training set for {dataset} (name one with {dataset}?train=folder:PATH)"))
+            elif getattr(entry.factory, "fixed_input_size", False) and not data.labelled(dataset):
+                out.append((name, f"it takes one fixed input size, and {dataset}'s images vary in size"))
         return out
 
     def _train_levels(self, level: float, levels: tuple[float, ...], name: str) -> tuple[float | str, ...]:
