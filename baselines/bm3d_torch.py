@@ -119,8 +119,11 @@ class _Sums:
             columns = blocks.view(n, self.blocks, c * BLOCK * BLOCK).transpose(1, 2)
             return F.fold(columns, (h, w), BLOCK)
 
-        numerator = (self.numerator @ inverse.T).mul_(kaiser)
-        return fold(numerator) / fold(self.denominator[..., None] * kaiser).clamp_min(1e-12)
+        # The sums are released as they are used: on a large image each is 64 floats a pixel.
+        numerator, self.numerator = self.numerator, None
+        numerator = fold((numerator @ inverse.T).mul_(kaiser))
+        denominator, self.denominator = self.denominator, None
+        return numerator / fold(denominator[..., None] * kaiser).clamp_min(1e-12)
 
 
 def _hard_threshold(
@@ -142,6 +145,7 @@ def _hard_threshold(
         groups = groups * keep
         weights = 1.0 / keep.sum((2, 4)).clamp_min(1).float()
         sums.add(_group_transform(groups, haar, inverse=True), weights, members)
+    del coefficients, luminance, features  # before the image's temporaries
     return sums.image(t[_HT_INVERSE], t["kaiser"])
 
 
@@ -162,6 +166,7 @@ def _wiener(
         groups = _group_transform(gather(noisy_coefficients, members), haar) * gains
         weights = 1.0 / gains.square().sum((2, 4)).clamp_min(1e-12)
         sums.add(_group_transform(groups, haar, inverse=True), weights, members)
+    del pilot_coefficients, noisy_coefficients, features  # before the image's temporaries
     return sums.image(t["dct2"].T, t["kaiser"])
 
 
