@@ -140,7 +140,7 @@ def _check_device_and_data(grid, args: argparse.Namespace, spec) -> None:
         return
     resolve_device(args.device)
     for name in grid.datasets:
-        load(name, data_dir=args.data_dir, download=args.download)  # IDX reads are cached for the run
+        load(name, data_dir=args.data_dir, download=args.download)  # cached: the run reuses what this loads
 
 
 def _rank_against(run_dir: Path, denoisers) -> None:
