@@ -276,8 +276,9 @@ def tv_chambolle(images: Tensor, *, weight: float, eps: float = 2e-4, max_num_it
     if planes.device.type == "cpu" and _COMPILED_TV:
         from baselines.filters_cpu import tv_chambolle_planes
 
-        # One compiled pass per iteration and plane: on one thread 3-7x the batched torch
-        # passes below, from 28x28 thumbnails to 512x512 photographs (python -m bench speed --sizes).
+        # One compiled pass per iteration and plane, scikit-image's arithmetic bit for bit:
+        # ahead of the batched torch passes below on one thread from 28x28 thumbnails to
+        # 512x512 photographs, and of scikit-image (python -m bench speed --sizes).
         out = tv_chambolle_planes(planes.contiguous().numpy(), weight, float(eps), max_num_iter)
         return torch.from_numpy(out).view(n, c, h, w)
     # Cache-sized batches: 2.7x faster on a CPU for 4,096 28x28 images than one batch.
