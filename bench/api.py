@@ -76,8 +76,8 @@ def run(
     from dataclasses import replace
 
     from bench.execution.executors import ExecutorSpec
-    from bench.grids import Grid, resolve_grid
     from bench.execution.runner import run_grid
+    from bench.grids import Grid, resolve_grid
 
     options = {key: narrow.pop(key) for key in ("device", "data_dir", "seed") if key in narrow}
     grid = grid if isinstance(grid, Grid) else resolve_grid(str(grid), data_dir=options.get("data_dir"))

@@ -144,8 +144,8 @@ def _check_device_and_data(grid, args: argparse.Namespace, spec) -> None:
 
 
 def _rank_against(run_dir: Path, denoisers) -> None:
-    from bench.report.against import format_ranking, ranking
     from bench.execution.store import Store
+    from bench.report.against import format_ranking, ranking
 
     with Store(run_dir / "store.sqlite") as store:
         frame = ranking(store, list(denoisers))
@@ -277,8 +277,8 @@ def command_list(args: argparse.Namespace) -> int:
 
 
 def command_scaling(args: argparse.Namespace) -> int:
-    from bench.grids import resolve_grid
     from bench.cost.scaling import classical_cells, format_scaling, measure
+    from bench.grids import resolve_grid
 
     grid = classical_cells(resolve_grid(args.grid, data_dir=args.data_dir).narrow(datasets=args.datasets))
     print(f"grid {grid.name}: {len(grid.cells())} classical cells, no classifiers")
@@ -326,10 +326,9 @@ def command_report(args: argparse.Namespace) -> int:
 def command_env(args: argparse.Namespace) -> int:
     import torch
 
-    from bench.device import resolve_device
-
-    from bench.machine import versions
     from bench.data import find, search_path
+    from bench.device import resolve_device
+    from bench.machine import versions
     from bench.registry import DATASETS
 
     for name, version in versions().items():

@@ -14,8 +14,8 @@ import torch
 from torch import Tensor
 
 from bench.estimator import Denoiser, Rule
-from bench.registry import DENOISERS
 from bench.params import is_member, parse_member
+from bench.registry import DENOISERS
 
 __all__ = ["AverageOf"]
 

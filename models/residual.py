@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.neural_denoiser import NeuralDenoiser, register
 from models.engine.layers import PatchConv2d, UpConv2d, conv_block
 from models.engine.recipe import Recipe
+from models.neural_denoiser import NeuralDenoiser, register
 
 __all__ = ["DnCNNNet", "ResidualUNetNet", "DnCNN", "UNet"]
 

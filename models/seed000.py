@@ -15,9 +15,9 @@ import math
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.neural_denoiser import NeuralDenoiser, register
 from models.engine.layers import PatchConv2d, UpConv2d, conv_block, crop_to
 from models.engine.recipe import Recipe
+from models.neural_denoiser import NeuralDenoiser, register
 
 __all__ = ["VGG16AENet", "AlexNetAENet", "ResNet18AENet", "VGG16AE", "AlexNetAE", "ResNet18AE"]
 

@@ -13,9 +13,9 @@ import math
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.neural_denoiser import NeuralDenoiser, register
 from models.engine.layers import PatchConv2d, UpConv2d, crop_to, pad_to, pool_relu
 from models.engine.recipe import Recipe
+from models.neural_denoiser import NeuralDenoiser, register
 
 __all__ = ["ConvAEFashionMNISTNet", "cnn_denoiser_net", "ConvAEFashionMNIST", "CNNDenoiserFashionMNIST"]
 

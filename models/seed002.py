@@ -15,9 +15,9 @@ import math
 
 from torch import Tensor, nn
 
-from models.neural_denoiser import LatentInterpolation, NeuralDenoiser, register
 from models.engine.layers import crop_to, pad_to
 from models.engine.recipe import Recipe
+from models.neural_denoiser import LatentInterpolation, NeuralDenoiser, register
 
 __all__ = ["KerasTutorialAENet", "ConvAESmall", "ConvAEDeep"]
 

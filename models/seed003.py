@@ -19,8 +19,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from models.neural_denoiser import LatentInterpolation, NeuralDenoiser, register, seeded
 from models.engine.training import Recipe, TrainResult, train
+from models.neural_denoiser import LatentInterpolation, NeuralDenoiser, register, seeded
 
 __all__ = ["DenseAENet", "DenseDAE", "StackedDAE"]
 

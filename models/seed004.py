@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from models.neural_denoiser import NeuralDenoiser, register
 from models.engine.layers import conv_block, crop_to, pad_to
 from models.engine.recipe import Recipe
+from models.neural_denoiser import NeuralDenoiser, register
 
 __all__ = ["BNConvAENet", "BNConvAE"]
 

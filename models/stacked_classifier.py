@@ -26,11 +26,11 @@ from torch import Tensor, nn
 from bench.estimator import FRACTION, POSITIVE, POSITIVE_INT, one_of
 from bench.noise import Noise, derive_seed
 from bench.registry import CLASSIFIERS
-from models.neural_denoiser import seeded
 from models.engine.checkpoint import Checkpoints
-from models.torch_classifier import EVAL_BATCH, TorchClassifier, check_training_data
 from models.engine.recipe import Recipe, loss_value
 from models.engine.training import autocast, planned_steps, run_training
+from models.neural_denoiser import seeded
+from models.torch_classifier import EVAL_BATCH, TorchClassifier, check_training_data
 
 __all__ = ["StackedAESoftmax", "few_label_indices"]
 

@@ -18,10 +18,10 @@ from torch import Tensor, nn
 
 from bench.estimator import NON_NEGATIVE_INT, Classifier, check_images, one_of
 from models.engine.augment import random_shift
-from models.neural_denoiser import seeded
 from models.engine.checkpoint import Checkpoints, seconds_trained
 from models.engine.recipe import SCHEDULES, Recipe
 from models.engine.training import autocast, planned_steps, run_training
+from models.neural_denoiser import seeded
 
 __all__ = ["check_training_data", "TorchClassifier", "recalibrate_batchnorm", "EVAL_BATCH"]
 

@@ -1,11 +1,11 @@
 import pytest
 import torch
 
-from bench.grids import Grid
-from bench.registry import DENOISERS
 from bench.execution.worker import score_or_fail
 from bench.execution.workspace import RunContext, preload
+from bench.grids import Grid
 from bench.params import parse_member
+from bench.registry import DENOISERS
 
 DNCNN = "dncnn:epochs=1,depth=3,width=8,batch_size=16,max_steps=4"
 

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from baselines.svm import SVMRBF
-from bench.execution import fits as fit_cache
 from bench.estimator import NotFittedError
+from bench.execution import fits as fit_cache
 from bench.registry import CLASSIFIERS
-from models.engine.augment import random_shift
 from models.classifiers import alexnet_net, cnn_small_net, cross_validate, resnet18_net, vgg16_net
+from models.engine.augment import random_shift
 from models.stacked_classifier import StackedAESoftmax, few_label_indices
 
 NAMES = CLASSIFIERS.names()

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.report.compare import compare_runs, format_comparison, main_compare
 from bench.execution.rows import CellRow, ClassifierRow
 from bench.execution.store import Store
+from bench.report.compare import compare_runs, format_comparison, main_compare
 
 RNG = np.random.default_rng(0)
 PSNR = RNG.normal(24.0, 2.0, 300).astype(np.float32)

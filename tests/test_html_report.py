@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from bench.cli import main
-from bench.report import image_grids, render_report, seed_tables, write_outputs
 from bench.execution.rows import CellRow, ClassifierRow
 from bench.execution.store import Store
+from bench.report import image_grids, render_report, seed_tables, write_outputs
 
 EVIL = "<script>alert(1)</script>"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

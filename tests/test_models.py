@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench.execution import fits as fit_cache
 from bench.estimator import NotFittedError
+from bench.execution import fits as fit_cache
 from bench.registry import DENOISERS
 from models import neural_denoiser as base
 from models.engine import training
@@ -201,8 +201,8 @@ def test_deep_seed000_autoencoders_learn_instead_of_collapsing(name, real_data_d
 
 def test_stock_speed_reference_is_conv_ae_fmnist_written_plainly():
     # bench.cost.neural_speed reports conv_ae_fmnist's speed as a ratio to StockConvAE: it must be the same work.
-    from models.seed001 import ConvAEFashionMNISTNet
     from bench.cost.neural_speed import StockConvAE
+    from models.seed001 import ConvAEFashionMNISTNet
 
     ours, stock = ConvAEFashionMNISTNet(1), StockConvAE()
     stock.load_state_dict(ours.state_dict())

@@ -108,8 +108,8 @@ def test_check_entry_reports_a_failing_check(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def reference_run(tmp_path_factory) -> Path:
-    from bench.grids import named_grid
     from bench.execution.runner import run_grid
+    from bench.grids import named_grid
 
     out = tmp_path_factory.mktemp("reference")
     grid = named_grid("smoke").narrow(denoisers=["identity", "median", "gaussian_blur"], classifiers=[])

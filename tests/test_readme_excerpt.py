@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from bench.cli import main
-from bench.report import rebuild
-from bench.report.excerpt import END, START, readme_block, readme_excerpt, update_readme
 from bench.execution.rows import CellRow, ClassifierRow
 from bench.execution.store import Store
+from bench.report import rebuild
+from bench.report.excerpt import END, START, readme_block, readme_excerpt, update_readme
 
 RNG = np.random.default_rng(3)
 BASE = RNG.normal(22.0, 1.5, 200).astype(np.float32)

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
+from bench.execution.workspace import RunContext, preload
 from bench.grids import Grid
 from bench.registry import DENOISERS
-from bench.execution.workspace import RunContext, preload
 
 SMALL = {"epochs": 2, "depth": 3, "width": 8, "batch_size": 16}
 

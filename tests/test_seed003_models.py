@@ -6,8 +6,8 @@ import torch
 
 from bench.noise import TrainingNoise
 from bench.registry import CLASSIFIERS, DENOISERS
-from models.neural_denoiser import seeded
 from models.engine.recipe import Recipe
+from models.neural_denoiser import seeded
 from models.stacked_classifier import StackedAESoftmax
 
 

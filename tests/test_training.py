@@ -7,8 +7,8 @@ from torch import nn
 
 from bench.noise import TrainingNoise
 from bench.registry import DENOISERS
-from models.neural_denoiser import NeuralDenoiser
 from models.engine.training import Recipe, collapse_reason, train
+from models.neural_denoiser import NeuralDenoiser
 
 
 def blobs(n=64, seed=0, sigma=0.2):

@@ -19,10 +19,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bench.cost import timing
-from bench.registry import DENOISERS
-from models.neural_denoiser import DENOISE_CHUNK
 from bench.device import tune_cpu_allocator
+from bench.registry import DENOISERS
 from models.engine.training import to_layout, train_step
+from models.neural_denoiser import DENOISE_CHUNK
 
 __all__ = ["StockConvAE", "measure"]
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import torch
 
 from bench.execution.executors import ExecutorSpec
+from bench.execution.runner import run_grid
 from bench.grids import Grid
 from bench.registry import DENOISERS
-from bench.execution.runner import run_grid
 
 __all__ = ["classical_cells", "measure", "format_scaling"]
 

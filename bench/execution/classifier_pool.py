@@ -10,8 +10,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from bench.execution import fits as fit_cache
 from bench.errors import one_line
+from bench.execution import fits as fit_cache
 from bench.execution.rows import ClassifierRow
 from bench.registry import CLASSIFIERS
 

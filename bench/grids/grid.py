@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from bench import data
-from bench.version import __version__
 from bench.noise import Noise
 from bench.params import fit_params, frozen_entries, hashable
 from bench.registry import CLASSIFIERS, DENOISERS, NOISES
+from bench.version import __version__
 
 if sys.version_info >= (3, 11):
     import tomllib

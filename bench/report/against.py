@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.execution.store import Store
 from bench.grids import Grid
 from bench.report.significance import full_size, paired_test, same_images
-from bench.execution.store import Store
 
 __all__ = ["reference_spec", "check_matches", "start_from", "ranking", "format_ranking", "against_grid_name"]
 

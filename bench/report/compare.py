@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from bench.execution.store import CORRECT_PREFIX
 from bench.report.outputs import open_run
 from bench.report.significance import paired_test, same_images
-from bench.execution.store import CORRECT_PREFIX
 
 __all__ = ["MATCH_COLUMNS", "NEGLIGIBLE", "Comparison", "compare_runs", "format_comparison", "main_compare"]
 

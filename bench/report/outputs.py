@@ -23,13 +23,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.execution.rows import CELL_IDENTITY, ClassifierRow, csv_columns
+from bench.execution.store import CORRECT_PREFIX, LEADERBOARD_COLUMNS, PER_IMAGE_METRICS, Store
 from bench.files import write_atomic
 from bench.report.page import write_report
 from bench.report.provenance import write_provenance
-from bench.report.significance import rank_and_test
-from bench.execution.rows import CELL_IDENTITY, ClassifierRow, csv_columns
-from bench.execution.store import CORRECT_PREFIX, LEADERBOARD_COLUMNS, PER_IMAGE_METRICS, Store
 from bench.report.published import beside
+from bench.report.significance import rank_and_test
 
 __all__ = ["write_outputs", "rebuild", "open_run", "leaderboard", "per_image_frame", "PER_IMAGE_ID_COLUMNS"]
 

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from bench.data import display_name
+from bench.execution.store import Store
 from bench.files import write_text_atomic
 from bench.report import plots
 from bench.report.images import IMAGE_BUDGET, image_grids
@@ -30,7 +31,6 @@ from bench.report.tables import (
     rows_table,
     seed_tables,
 )
-from bench.execution.store import Store
 
 __all__ = ["render_report", "write_report", "summary", "run_time"]
 

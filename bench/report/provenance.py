@@ -16,8 +16,8 @@ from typing import Any
 
 import pandas as pd
 
-from bench.files import write_text_atomic
 from bench.execution.store import Store
+from bench.files import write_text_atomic
 
 __all__ = ["provenance", "write_provenance", "run_seconds"]
 

@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.execution.store import CORRECT_PREFIX
 from bench.report.select import diagonal
 from bench.report.significance import rank_and_test
-from bench.execution.store import CORRECT_PREFIX
 
 __all__ = ["leaderboards", "classifier_table", "accuracy_metrics", "rows_table", "load_seed_frames", "seed_tables"]
 

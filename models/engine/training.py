@@ -58,11 +58,11 @@ from torch import Tensor, nn
 
 from bench.noise import derive_seed
 from models.engine import checkpoint
-from models.engine.split import batches as _batches
-from models.engine.split import planned_steps, split_validation
 from models.engine.checkpoint import Best, Checkpoints, EpochInProgress
 from models.engine.layers import autocast, autocasts, to_layout
 from models.engine.recipe import Recipe, loss_value, make_optimizer, schedule_factor
+from models.engine.split import batches as _batches
+from models.engine.split import planned_steps, split_validation
 
 __all__ = [
     "Recipe",
