@@ -181,6 +181,7 @@ def _published(table: pd.DataFrame, experiment: str, metric: str) -> list[float]
     return table[(table.experiment == experiment) & (table.metric == metric)].published.tolist()
 
 
+@pytest.mark.timeout(900)
 @pytest.mark.slow
 def test_seed001_tiny_run_writes_published_vs_ours(seed001):
     (frame, lines), out = seed001
@@ -196,6 +197,7 @@ def test_seed001_tiny_run_writes_published_vs_ours(seed001):
     assert median.protocol_note.str.contains("the median (?:beats|does not beat) it by").any()
 
 
+@pytest.mark.timeout(900)
 @pytest.mark.slow
 def test_seed001_rerun_skips_stored_cells_and_honours_set(seed001, real_data_dir, tmp_path):
     _, out = seed001
@@ -214,6 +216,7 @@ def test_seed001_rerun_skips_stored_cells_and_honours_set(seed001, real_data_dir
     assert len(median) == 1 and ours.iloc[0] == pytest.approx(median.mse.iloc[0], rel=1e-5)
 
 
+@pytest.mark.timeout(900)
 @pytest.mark.slow
 @pytest.mark.skipif(
     bool(_missing("conv_ae_fmnist", "cnn_denoiser_fmnist")),
@@ -227,6 +230,7 @@ def test_seed001_tiny_run_scores_both_models(seed001):
     assert not frame.protocol_note.str.startswith("not run").any()
 
 
+@pytest.mark.timeout(900)
 @pytest.mark.slow
 def test_seed004_tiny_run_writes_published_vs_ours(seed004):
     (frame, lines), out = seed004
@@ -240,6 +244,7 @@ def test_seed004_tiny_run_writes_published_vs_ours(seed004):
     assert detail["calibration"]["target"] == 13.68 and len(detail["calibration"]["evaluations"]) >= 3
 
 
+@pytest.mark.timeout(900)
 @pytest.mark.slow
 @pytest.mark.skipif(
     bool(_missing("bn_conv_ae", "unet")),
@@ -252,6 +257,7 @@ def test_seed004_tiny_run_denoises_with_the_report_model(seed004):
     assert not frame.protocol_note.str.startswith("not run").any()
 
 
+@pytest.mark.timeout(900)
 @pytest.mark.slow
 def test_seed002_tiny(real_data_dir, tmp_path):
     frame, lines = _tiny("002", real_data_dir, tmp_path)
@@ -265,6 +271,7 @@ def seed003(real_data_dir, tmp_path_factory):
     return _tiny("003", real_data_dir, out), out
 
 
+@pytest.mark.timeout(900)
 @pytest.mark.slow
 def test_seed003_tiny_run_writes_published_vs_ours(seed003):
     (frame, lines), out = seed003
@@ -280,6 +287,7 @@ def test_seed003_tiny_run_writes_published_vs_ours(seed003):
     assert not table.protocol_note.str.startswith("not run").any()
 
 
+@pytest.mark.timeout(900)
 @pytest.mark.slow
 def test_seed003_reads_its_cells_from_the_store(seed003):
     (frame, _), out = seed003
@@ -300,6 +308,7 @@ def test_seed003_reads_its_cells_from_the_store(seed003):
     assert row.ours.iloc[0] == pytest.approx(found[(0.7, 0.2)], rel=1e-5)
 
 
+@pytest.mark.timeout(900)
 @pytest.mark.slow
 def test_seed003_rerun_skips_stored_cells(seed003, real_data_dir, tmp_path):
     (frame, _), out = seed003
@@ -333,6 +342,7 @@ def test_run_grid_seeds_rejects_narrowing_flags_with_one_line(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.timeout(900)
 @pytest.mark.slow
 def test_seed000_tiny_run_and_set_reaches_the_cross_validation_folds(real_data_dir, tmp_path, monkeypatch):
     # The five VGG-16 folds are fits of the entry too: --set vgg16.width narrows them like the grid's VGG-16.
