@@ -97,3 +97,27 @@ def test_an_older_store_gains_the_uint8_column(tmp_path):
         store.put_cell(CellRow(key="a", dataset="digits", noise="gaussian", level=0.2, train_level="0.2",
                                denoiser="median", denoiser_params={}, status="ok", psnr=20.0, psnr_uint8=19.9))  # fmt: skip
         assert store.cells()["psnr_uint8"].tolist() == [19.9]
+
+
+def test_a_first_report_of_a_natural_run_writes_the_published_block_not_the_leaderboard_one(tmp_path):
+    run_dir = tmp_path / "natural"
+    _store_with_bsd68(run_dir)
+    for name in ("leaderboard.csv", "report.html"):
+        (run_dir / name).unlink()  # as a store copied from elsewhere, before any report
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{START}\nkept\n<!-- leaderboard-excerpt: end -->\n{PUBLISHED_START}\n{PUBLISHED_END}\n")
+    assert main(["report", str(run_dir), "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert "\nkept\n" in text and "| BSD68 | 25 | BM3D |" in text
+
+
+def test_the_readme_published_block_matches_the_committed_check_run():
+    from pathlib import Path
+
+    from bench.report.excerpt import readme_block
+
+    root = Path(__file__).resolve().parents[1]
+    _, block, _ = readme_block(root / "README.md", (PUBLISHED_START, PUBLISHED_END))
+    assert block == published_excerpt(root / "results" / "natural-bm3d-check"), (
+        "the README's published block is stale: python -m bench report results/natural-bm3d-check --readme README.md"
+    )

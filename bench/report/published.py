@@ -124,9 +124,13 @@ PUBLISHED_END = "<!-- published-excerpt: end -->"
 
 
 def has_published(run_dir: str | Path) -> bool:
-    """Whether a run folder's leaderboard.csv has rows with published figures."""
-    path = Path(run_dir) / "leaderboard.csv"
-    return path.is_file() and "published_method" in pd.read_csv(path, nrows=0).columns
+    """Whether a run folder's cells have published figures beside them (read from its store, so
+    the answer holds before its CSVs are written)."""
+    from bench.report.outputs import open_run
+
+    with open_run(run_dir) as store:
+        cells = store.cells()
+    return len(cells) > 0 and literature_frame(cells) is not None
 
 
 def published_excerpt(run_dir: str | Path) -> str:
@@ -143,7 +147,8 @@ def published_excerpt(run_dir: str | Path) -> str:
     lines = [
         f"Published figures beside ours for the same method, set and sigma, from `{label}/` "
         "(unclipped Gaussian noise, PSNR on the output clipped to [0, 1]; in brackets the PSNR of the "
-        "output rounded to 8 bits). Difference = ours − published.",
+        "output rounded to 8 bits). Difference = ours − published; a published figure is the mean over "
+        "the whole set, ours over the `images` scored.",
         "",
         "| set | sigma | method | ours (training) | images | published PSNR | our PSNR | difference | published SSIM | our SSIM | difference | source |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
