@@ -10,12 +10,12 @@ of oneDNN).
 from __future__ import annotations
 
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from bench.cost import timing
 from bench.execution.executors import ExecutorSpec
 from bench.execution.runner import run_grid
 from bench.grids import Grid
@@ -56,9 +56,10 @@ def measure(grid: Grid, *, workers: int = 2, data_dir=None, dask: bool = True) -
     timings = []
     for label, spec in setups:
         with tempfile.TemporaryDirectory() as out:
-            start = time.perf_counter()
-            summary = run_grid(grid, out_dir=Path(out), data_dir=data_dir, executor=spec, log=lambda _: None)
-            seconds = time.perf_counter() - start
+            run = timing.timed(
+                lambda: run_grid(grid, out_dir=Path(out), data_dir=data_dir, executor=spec, log=lambda _: None)
+            )
+            summary, seconds = run.result, run.wall
         torch.set_num_threads(threads)  # the one-thread setup changed this process's count
         if summary.failed:
             raise RuntimeError(f"{summary.failed} cells failed under {label}; the timing would not compare")
