@@ -14,7 +14,18 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["ImageList", "Images", "size_groups", "map_batches", "per_image", "count", "common_crop", "put_images", "sample_crops", "SAMPLE_CROP"]
+__all__ = [
+    "ImageList",
+    "Images",
+    "size_groups",
+    "map_batches",
+    "per_image",
+    "count",
+    "common_crop",
+    "put_images",
+    "sample_crops",
+    "SAMPLE_CROP",
+]
 
 
 class ImageList:
@@ -162,7 +173,11 @@ def _detailed_box(image: Tensor, size: tuple[int, int]) -> tuple[int, int]:
     height, width = image.shape[-2:]
     tops = sorted({round(f * (height - size[0])) for f in (0.25, 0.5, 0.75)})
     lefts = sorted({round(f * (width - size[1])) for f in (0.25, 0.5, 0.75)})
-    spread = {(t, l): float(image[:, t : t + size[0], l : l + size[1]].float().std()) for t in tops for l in lefts}
+    spread = {
+        (top, left): float(image[:, top : top + size[0], left : left + size[1]].float().std())
+        for top in tops
+        for left in lefts
+    }
     return max(spread, key=spread.get)
 
 
@@ -175,7 +190,7 @@ def sample_crops(clean: Images, noisy: Images, denoised: Images, *, n: int) -> d
     boxes = [_detailed_box(clean[i], size) for i in range(count_)]
 
     def crops(images: Images) -> np.ndarray:
-        cut = [images[i][:, t : t + size[0], l : l + size[1]] for i, (t, l) in enumerate(boxes)]
+        cut = [images[i][:, top : top + size[0], left : left + size[1]] for i, (top, left) in enumerate(boxes)]
         return torch.stack(cut).mul(255).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
 
     return {"clean": crops(clean), "noisy": crops(noisy), "denoised": crops(denoised)}

@@ -47,7 +47,9 @@ def test_rows_meet_the_figure_of_their_method_set_sigma_and_training():
     assert joined["published_method"].fillna("").tolist() == ["BM3D", "DnCNN-S", "DnCNN-B", "", "", "", ""]
     assert joined.loc[0, "published_psnr"] == 28.57 and joined.loc[0, "psnr_vs_published"] == pytest.approx(0.03)
     assert joined.loc[0, "published_ssim"] == 0.8017 and joined.loc[0, "ssim_vs_published"] == pytest.approx(-0.0017)
-    assert joined.loc[1, "psnr_vs_published"] == pytest.approx(29.0 - 29.23) and pd.isna(joined.loc[1, "published_ssim"])
+    assert joined.loc[1, "psnr_vs_published"] == pytest.approx(29.0 - 29.23) and pd.isna(
+        joined.loc[1, "published_ssim"]
+    )
     assert joined.loc[2, "published_psnr"] == 29.16 and "cszn/DnCNN" in joined.loc[2, "published_source"]
     other = pd.DataFrame([_row("bm3d", "0.1", level=0.1, dataset="mnist", noise="gaussian")])
     assert list(beside(other).columns) == list(other.columns)  # other runs keep their shape
@@ -76,7 +78,10 @@ def test_the_leaderboard_page_and_readme_show_the_published_figure_beside_ours(t
     page = (run_dir / "report.html").read_text()
     assert "The literature&#39;s figures beside ours" in page and "28.57" in page
     excerpt = published_excerpt(run_dir)
-    assert "| BSD68 | 25 | BM3D | bm3d (25.0) | 68 | 28.57 | 28.61 (28.60) | +0.04 | 0.8017 | 0.7900 | -0.0117 | [1], [2] |" in excerpt
+    assert (
+        "| BSD68 | 25 | BM3D | bm3d (25.0) | 68 | 28.57 | 28.61 (28.60) | +0.04 | 0.8017 | 0.7900 | -0.0117 | [1], [2] |"
+        in excerpt
+    )
     assert "[2] github.com/cszn/DnCNN/blob/" in excerpt
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{START}\nold leaderboard\n<!-- leaderboard-excerpt: end -->\n"
