@@ -10,8 +10,9 @@ the images are synthesised (smoothed noise), and the header says so. Ours and th
 alternate within each repeat, one thread each; figures are medians over repeats.
 
 Peak memory comes from a fresh subprocess per measurement, so one never inherits another's:
-after the imports and the batch the process's peak resident size is reset (Linux), and the
-table gives the peak during the one call and its growth over the resident size before it
+after the imports, the batch and one warm-up call the process's peak resident size is reset
+(Linux), and the table gives the peak during the next call and its growth over the resident
+size before it
 (``resource.getrusage``'s whole-life peak where the reset is not available).
 """
 
@@ -206,6 +207,7 @@ def _peak_child(name: str, which: str, size: int, colour: bool) -> None:
     if fn is None:
         print(json.dumps({"measured": False}))
         return
+    fn(arg)  # warm-up: loading compiled kernels costs memory once per process, not per call
     reset = _reset_peak()
     before = _status_mib("VmRSS") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     fn(arg)
@@ -267,7 +269,7 @@ def format_memory_table(rows: list[dict]) -> str:
         for which in ("ours", "reference"):
             result = row[which]
             if result.get("measured"):
-                grown = result["peak_mib"] - result["setup_mib"]
+                grown = max(0.0, result["peak_mib"] - result["setup_mib"])
                 cells.append(f"{which} peak {result['peak_mib']:,.0f} MiB (+{grown:,.0f} in the call)")
             else:
                 cells.append(f"{which} -" + (f" ({result['error']})" if "error" in result else ""))
