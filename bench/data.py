@@ -4,6 +4,8 @@
 ``/usr/share/datasets`` (Debian's dataset packages), and downloads with torchvision only when
 ``download=True``. The embedded default ``digits`` needs no files: scikit-learn's 1,797 8x8
 digits, upscaled to 28x28 so that every model built for MNIST-sized input runs on it.
+Folders of images (the literature's test sets and ``folder:PATH``) are read by
+``bench.folders``; ``training_split`` gives a set without one the training split it names.
 """
 
 from __future__ import annotations
