@@ -5,16 +5,27 @@ convolution + batch norm + ReLU + max-pooling in the encoder, deconvolutions + b
 ReLU in the decoder, a ReLU on the output layer ("the network should produce positive
 output"), Adam, MSE, batch 100, 100 epochs, Gaussian noise on MNIST. It gives no layer
 sizes: we use two stages of 32 and 64 filters (3x3 convolutions, 2x2 pooling) mirrored by
-2x2 stride-2 transposed convolutions. The "max-pooling in the decoder" it mentions has no
-denoising reading and is left out. A ReLU output can die (an all-black image): the
-training loop's collapse check restarts such a run once.
+two 2x upsampling stages. The "max-pooling in the decoder" it mentions has no denoising reading
+and is left out. A ReLU output can die (an all-black image): the training loop's collapse
+check restarts such a run once.
+
+Where the report's reading produces dead outputs: its deconvolutions read as 2x2 stride-2
+transposed convolutions give each output pixel phase (y % 2, x % 2) weights of its own, and
+behind the ReLU output one phase can be pushed below zero for every input and never recover
+(no gradient through a dead ReLU). The output is then a regular grid of pixels stuck at 0:
+trained on 6,000 MNIST images at gaussian 0.3 for 3 epochs, one phase in four read 0 on 99.9%
+of pixels (phase MSE 0.10 against 0.013 elsewhere), 15.1 dB against the input's 13.3.
+Each decoder stage here is instead a resize-convolution (nearest 2x upsampling, then a 3x3
+convolution, ``UpConv2d``), whose weights all output phases share: 21.0 dB on the same run,
+every phase at MSE 0.008. Keeping the transposed convolutions and ending in a shared 3x3
+convolution was not enough (15.8 dB, two phases in sixteen dead).
 """
 
 from __future__ import annotations
 
 from torch import Tensor, nn
 
-from models.engine.layers import conv_block, crop_to, pad_to
+from models.engine.layers import UpConv2d, conv_block, crop_to, pad_to
 from models.engine.recipe import Recipe
 from models.neural_denoiser import NeuralDenoiser, register
 
@@ -22,7 +33,7 @@ __all__ = ["BNConvAENet", "BNConvAE"]
 
 
 class BNConvAENet(nn.Module):
-    """conv-BN-ReLU-pool x 2 -> deconv-BN-ReLU -> deconv -> ReLU; sides padded to a multiple of 4."""
+    """conv-BN-ReLU-pool x 2 -> up-conv-BN-ReLU -> up-conv -> ReLU; sides padded to a multiple of 4."""
 
     def __init__(self, channels: int, width: int = 32) -> None:
         super().__init__()
@@ -30,10 +41,10 @@ class BNConvAENet(nn.Module):
             conv_block(channels, width), nn.MaxPool2d(2), conv_block(width, 2 * width), nn.MaxPool2d(2)
         )
         self.decoder = nn.Sequential(
-            nn.ConvTranspose2d(2 * width, width, 2, stride=2, bias=False),
+            UpConv2d(2 * width, width),
             nn.BatchNorm2d(width),
             nn.ReLU(),
-            nn.ConvTranspose2d(width, channels, 2, stride=2),
+            UpConv2d(width, channels),
             nn.ReLU(),
         )
 
@@ -45,8 +56,8 @@ class BNConvAENet(nn.Module):
 
 @register(
     "bn_conv_ae",
-    source="seed 004: conv + BN + ReLU + max-pool encoder, deconvolution decoder, ReLU output, Adam, MSE",
-    description="conv-BN-ReLU-maxpool autoencoder with a transposed-conv decoder and ReLU output",
+    source="seed 004: conv + BN + ReLU + max-pool encoder, deconvolution (upsample+conv) decoder, ReLU output, Adam, MSE",
+    description="conv-BN-ReLU-maxpool autoencoder with an upsample+conv decoder and ReLU output",
     test_params={"epochs": 1, "batch_size": 32, "width": 8},
 )
 class BNConvAE(NeuralDenoiser):
