@@ -183,7 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run a grid and write results/<grid>/leaderboard.csv")
     _add_grid_options(run)
-    run.add_argument("--download", action="store_true", help="download missing datasets (torchvision; the natural sets from GitHub)")
+    run.add_argument(
+        "--download", action="store_true", help="download missing datasets (torchvision; the natural sets from GitHub)"
+    )
     run.add_argument(
         "--against",
         metavar="RUN_DIR",

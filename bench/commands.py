@@ -313,7 +313,9 @@ def command_report(args: argparse.Namespace) -> int:
 
     # A run with published figures beside its rows (natural images) has its own README block.
     literature = has_published(args.run_dir)
-    markers, excerpt = ((PUBLISHED_START, PUBLISHED_END), published_excerpt) if literature else ((START, END), readme_excerpt)
+    markers, excerpt = (
+        ((PUBLISHED_START, PUBLISHED_END), published_excerpt) if literature else ((START, END), readme_excerpt)
+    )
     if args.readme:
         readme_block(args.readme, markers)  # a README without the block is refused before anything is rewritten
     for path in rebuild(args.run_dir):

@@ -26,8 +26,20 @@ from bench.folders import IMAGE_SUFFIXES, NATURAL_SETS, parse_spec, read_folder
 from bench.images import ImageList, Images, common_crop
 from bench.registry import DATASETS
 
-__all__ = ["Dataset", "DataError", "load", "find", "search_path", "read_idx", "read_cifar_batch", "check_spec",
-           "labelled", "networks_train_on", "display_name", "training_split"]
+__all__ = [
+    "Dataset",
+    "DataError",
+    "load",
+    "find",
+    "search_path",
+    "read_idx",
+    "read_cifar_batch",
+    "check_spec",
+    "labelled",
+    "networks_train_on",
+    "display_name",
+    "training_split",
+]
 
 _IDX_DTYPE = {0x08: np.uint8}
 _IDX_FILES = {
@@ -381,7 +393,9 @@ def training_split(
         return images, labels, networks
     if have == 1 and want == 3:
         return images.repeat(1, 3, 1, 1), labels, False
-    raise DataError(f"{dataset.name}: {want}-channel test images cannot train on {have}-channel images from {dataset.train_from}")
+    raise DataError(
+        f"{dataset.name}: {want}-channel test images cannot train on {have}-channel images from {dataset.train_from}"
+    )
 
 
 def _channels(images: Images) -> int:

@@ -25,8 +25,17 @@ from PIL import Image, UnidentifiedImageError
 
 from bench.images import ImageList
 
-__all__ = ["NaturalSet", "NATURAL_SETS", "FolderSpec", "parse_spec", "read_folder", "image_files",
-           "download_set", "MAX_PIXELS", "IMAGE_SUFFIXES"]  # fmt: skip
+__all__ = [
+    "NaturalSet",
+    "NATURAL_SETS",
+    "FolderSpec",
+    "parse_spec",
+    "read_folder",
+    "image_files",
+    "download_set",
+    "MAX_PIXELS",
+    "IMAGE_SUFFIXES",
+]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 #: Files a dataset folder may hold besides images (provenance and licence notes).
@@ -61,24 +70,51 @@ class NaturalSet:
 NATURAL_SETS: dict[str, NaturalSet] = {
     s.name: s
     for s in (
-        NaturalSet("bsd68", "BSD68", f"{_DNCNN}/testsets/BSD68", tuple(f"test{i:03d}.png" for i in range(1, 69)),
-                   "cszn/DnCNN testsets/BSD68 (Martin et al. 2001)",
-                   "68 grey natural test images, 481x321 and 321x481"),
-        NaturalSet("set12", "Set12", f"{_DNCNN}/testsets/Set12", tuple(f"{i:02d}.png" for i in range(1, 13)),
-                   "cszn/DnCNN testsets/Set12", "12 grey test images, 256x256 and 512x512"),
-        NaturalSet("train400", "Train400", f"{_DNCNN}/TrainingCodes/DnCNN_TrainingCodes_v1.0/data/Train400",
-                   tuple(f"test_{i:03d}.png" for i in range(1, 401)),
-                   "cszn/DnCNN TrainingCodes Train400 (Zhang et al. 2017)",
-                   "DnCNN's 400 grey 180x180 training images (its own training split)", train_from=None),
-        NaturalSet("cbsd68", "CBSD68", f"{_FFDNET}/testsets/CBSD68", tuple(f"{s}.png" for s in _CBSD68_STEMS),
-                   "cszn/FFDNet testsets/CBSD68", "the 68 BSD68 test images in colour", colour=True),
-        NaturalSet("kodak24", "Kodak24 (crops)", f"{_FFDNET}/testsets/Kodak24",
-                   tuple(f"kodim{i:02d}.png" for i in range(1, 25)),
-                   "cszn/FFDNet testsets/Kodak24 (500x500 crops of the Kodak PhotoCD images)",
-                   "24 colour 500x500 crops of Kodak (published Kodak24 tables use the full 768x512 images)",
-                   colour=True),
+        NaturalSet(
+            "bsd68",
+            "BSD68",
+            f"{_DNCNN}/testsets/BSD68",
+            tuple(f"test{i:03d}.png" for i in range(1, 69)),
+            "cszn/DnCNN testsets/BSD68 (Martin et al. 2001)",
+            "68 grey natural test images, 481x321 and 321x481",
+        ),
+        NaturalSet(
+            "set12",
+            "Set12",
+            f"{_DNCNN}/testsets/Set12",
+            tuple(f"{i:02d}.png" for i in range(1, 13)),
+            "cszn/DnCNN testsets/Set12",
+            "12 grey test images, 256x256 and 512x512",
+        ),
+        NaturalSet(
+            "train400",
+            "Train400",
+            f"{_DNCNN}/TrainingCodes/DnCNN_TrainingCodes_v1.0/data/Train400",
+            tuple(f"test_{i:03d}.png" for i in range(1, 401)),
+            "cszn/DnCNN TrainingCodes Train400 (Zhang et al. 2017)",
+            "DnCNN's 400 grey 180x180 training images (its own training split)",
+            train_from=None,
+        ),
+        NaturalSet(
+            "cbsd68",
+            "CBSD68",
+            f"{_FFDNET}/testsets/CBSD68",
+            tuple(f"{s}.png" for s in _CBSD68_STEMS),
+            "cszn/FFDNet testsets/CBSD68",
+            "the 68 BSD68 test images in colour",
+            colour=True,
+        ),
+        NaturalSet(
+            "kodak24",
+            "Kodak24 (crops)",
+            f"{_FFDNET}/testsets/Kodak24",
+            tuple(f"kodim{i:02d}.png" for i in range(1, 25)),
+            "cszn/FFDNet testsets/Kodak24 (500x500 crops of the Kodak PhotoCD images)",
+            "24 colour 500x500 crops of Kodak (published Kodak24 tables use the full 768x512 images)",
+            colour=True,
+        ),
     )
-}  # fmt: skip
+}
 
 
 @dataclass(frozen=True)

@@ -161,7 +161,6 @@ class ResNet18AENet(nn.Module):
     convolution's kernel is the bottleneck size, so the network is built for one H x W.
     """
 
-
     def __init__(self, shape: tuple[int, int, int], width: float = 1.0) -> None:
         super().__init__()
         c, h, w = shape

@@ -183,6 +183,7 @@ def test_real_data_against_stored_package_psnr(name, real_data_dir):
     assert ours >= reference["bm3d"] - TOLERANCE_DB, (ours, reference)
 
 
+@pytest.mark.timeout(900)
 @pytest.mark.slow
 def test_against_the_package_live():
     pytest.importorskip("bm3d", reason="bm3d is an optional extra: pip install 'denoise-bench[bm3d]'")

@@ -77,7 +77,9 @@ FITS = {
     ),
     # patch training: images of several sizes, patches, flips and noise drawn from the loop's generator
     "dncnn_patches": (
-        lambda: DENOISERS.create("dncnn", depth=3, width=8, patch_size=12, patches_per_epoch=64, epochs=3, batch_size=16),
+        lambda: DENOISERS.create(
+            "dncnn", depth=3, width=8, patch_size=12, patches_per_epoch=64, epochs=3, batch_size=16
+        ),
         lambda: (*[photos([(30, 40), (26, 33)])] * 2, {"noise": TrainingNoise("gaussian", 0.1)}),
     ),
     # the collapse restart: new network, lower rate, new epoch budget

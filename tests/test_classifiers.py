@@ -167,14 +167,20 @@ def test_schedule_shift_and_precision_reach_the_fit(task):
         weights, reference = model.fitted_tensors(), plain.fitted_tensors()
         assert any(not torch.equal(weights[k], reference[k]) for k in weights), f"{options} changed nothing"
         assert all(v.dtype != torch.bfloat16 for v in weights.values())
-    for bad, expected in (({"shift": -1}, "an integer >= 0"), ({"schedule": "linear"}, "one of"), ({"width": 0}, "> 0")):
+    for bad, expected in (
+        ({"shift": -1}, "an integer >= 0"),
+        ({"schedule": "linear"}, "one of"),
+        ({"width": 0}, "> 0"),
+    ):
         with pytest.raises(ValueError, match=expected):
             make("cnn_small", **bad).check_params()
 
 
 def test_bad_arguments_raise_one_line_errors(task):
     bad = StackedAESoftmax(finetune="partial")  # constructors only store (the estimator convention)
-    with pytest.raises(ValueError, match="stacked_ae_softmax': finetune='partial' is invalid; expected one of: full, frozen"):
+    with pytest.raises(
+        ValueError, match="stacked_ae_softmax': finetune='partial' is invalid; expected one of: full, frozen"
+    ):
         bad.check_params()
     with pytest.raises(ValueError, match="labels must be integer of shape"):
         make("cnn_small").fit(task[0], task[1][:5])

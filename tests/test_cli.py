@@ -185,9 +185,17 @@ def test_a_full_disk_while_writing_the_report_is_one_line_exit_2(tmp_path, capsy
 
 @pytest.mark.parametrize(
     ("args", "cores", "workers"),
-    [([], 2, 2), ([], 16, 2), ([], 1, 1), (["--grid", "smoke"], 2, 1), (["--workers", "3"], 2, 3),
-     (["--threads", "2"], 2, 1), (["--device", "cuda"], 2, 1), (["--executor", "dask"], 2, 1)],
-)  # fmt: skip
+    [
+        ([], 2, 2),
+        ([], 16, 2),
+        ([], 1, 1),
+        (["--grid", "smoke"], 2, 1),
+        (["--workers", "3"], 2, 3),
+        (["--threads", "2"], 2, 1),
+        (["--device", "cuda"], 2, 1),
+        (["--executor", "dask"], 2, 1),
+    ],
+)
 def test_the_quick_grid_runs_on_two_local_workers_by_default_on_a_cpu(monkeypatch, args, cores, workers):
     import os
 

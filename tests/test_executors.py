@@ -17,8 +17,8 @@ import pytest
 
 from bench.cli import main
 from bench.execution.executors import ExecutorSpec, slurm_cluster
-from bench.grids import named_grid
 from bench.execution.runner import run_grid
+from bench.grids import named_grid
 
 ROOT = Path(__file__).resolve().parents[1]
 SCORES = ["psnr", "psnr_ci_low", "psnr_ci_high", "ssim", "mse", "psnr_noisy", "status"]
@@ -60,8 +60,15 @@ def test_two_workers_give_the_in_process_rows_bit_for_bit(tmp_path, in_process, 
 
 def _cli(*args: str, **kwargs) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "bench", *args], cwd=ROOT, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kwargs)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench", *args],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        **kwargs,
+    )
 
 
 @pytest.fixture
@@ -97,8 +104,20 @@ def _kill_tree(proc: subprocess.Popen) -> None:
 
 
 # Four cells of a few seconds each, so that a worker is mid-cell when it is killed.
-SLOW = ["run", "--grid", "smoke", "--denoisers", "identity,conv_ae_fmnist", "--classifiers", "none", "--no-estimate",
-        "--set", "conv_ae_fmnist.max_steps=400", "--set", "conv_ae_fmnist.epochs=400"]  # fmt: skip
+SLOW = [
+    "run",
+    "--grid",
+    "smoke",
+    "--denoisers",
+    "identity,conv_ae_fmnist",
+    "--classifiers",
+    "none",
+    "--no-estimate",
+    "--set",
+    "conv_ae_fmnist.max_steps=400",
+    "--set",
+    "conv_ae_fmnist.epochs=400",
+]
 
 
 def _stored(store: Path) -> list[str]:
@@ -232,15 +251,28 @@ def test_bad_executor_input_is_one_line_exit_2_and_writes_nothing(tmp_path, caps
 
 def test_slurm_job_script_asks_for_the_partition_time_and_gpus():
     pytest.importorskip("dask_jobqueue")
-    spec = ExecutorSpec(name="slurm", slurm_partition="gpu", slurm_time="02:30:00", gpus_per_job=2, threads=8,
-                        slurm_memory="32GB", slurm_scheduler_host="127.0.0.1")  # fmt: skip
+    spec = ExecutorSpec(
+        name="slurm",
+        slurm_partition="gpu",
+        slurm_time="02:30:00",
+        gpus_per_job=2,
+        threads=8,
+        slurm_memory="32GB",
+        slurm_scheduler_host="127.0.0.1",
+    )
     cluster = slurm_cluster(spec)
     try:
         script = cluster.job_script()
     finally:
         cluster.close()
-    for expected in ("#SBATCH -p gpu", "#SBATCH -t 02:30:00", "#SBATCH --gres=gpu:2", "--resources GPU=2",
-                     "--nthreads 8", "#SBATCH --mem=30G"):  # fmt: skip
+    for expected in (
+        "#SBATCH -p gpu",
+        "#SBATCH -t 02:30:00",
+        "#SBATCH --gres=gpu:2",
+        "--resources GPU=2",
+        "--nthreads 8",
+        "#SBATCH --mem=30G",
+    ):
         assert expected in script, script
 
 
@@ -253,8 +285,9 @@ def test_a_worker_without_the_data_fails_its_cells_naming_the_worker_and_the_pat
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.delenv("BENCH_DATA_DIR", raising=False)
     grid = named_grid("smoke").narrow(datasets=["mnist"], denoisers=["identity"], classifiers=[])
-    context = RunContext(base_seed=0, n_train=10, n_test=10, cache_dir=str(tmp_path / "cache"),
-                         data_dir=str(tmp_path / "no-data-here"))  # fmt: skip
+    context = RunContext(
+        base_seed=0, n_train=10, n_test=10, cache_dir=str(tmp_path / "cache"), data_dir=str(tmp_path / "no-data-here")
+    )
     [scored] = run_unit(context, FitGroup(grid.cells()[:1]))
     row = scored.row
     assert row.status == "failed" and scored.samples is None
@@ -267,8 +300,13 @@ def test_scaling_times_only_the_classical_cells_and_reports_ratios():
 
     grid = classical_cells(named_grid("smoke"))
     assert "conv_ae_fmnist" not in grid.denoisers and "median" in grid.denoisers and grid.classifiers == ()
-    table = format_scaling([Timing("in process, default threads", 10.0, 8), Timing("1 worker, 1 thread (reference)", 12.0, 8),
-                            Timing("--workers 2", 6.0, 8)])  # fmt: skip
+    table = format_scaling(
+        [
+            Timing("in process, default threads", 10.0, 8),
+            Timing("1 worker, 1 thread (reference)", 12.0, 8),
+            Timing("--workers 2", 6.0, 8),
+        ]
+    )
     assert table.splitlines()[3].split()[-2:] == ["2.00x", "1.67x"]  # vs one worker on one thread, vs the default
     with pytest.raises(ValueError, match="has no classical denoisers"):
         classical_cells(named_grid("smoke").narrow(denoisers=["conv_ae_fmnist"]))

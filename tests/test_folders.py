@@ -108,10 +108,27 @@ def test_the_cli_refuses_a_bad_folder_with_exit_2_and_writes_nothing(tmp_path):
     (folder / "x.txt").write_text("hello")
     out = tmp_path / "out"
     result = subprocess.run(
-        [sys.executable, "-m", "bench", "run", "--grid", "natural", "--datasets", f"folder:{folder}",
-         "--denoisers", "identity", "--levels", "25", "--out", str(out)],
-        capture_output=True, text=True, cwd=ROOT, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "run",
+            "--grid",
+            "natural",
+            "--datasets",
+            f"folder:{folder}",
+            "--denoisers",
+            "identity",
+            "--levels",
+            "25",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert result.returncode == 2, result.stderr
     assert "x.txt: not an image file" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not out.exists()
@@ -170,8 +187,11 @@ def test_a_failed_download_leaves_nothing_behind(tmp_path):
         folders.download_set(fake, tmp_path / "cache")
     assert list((tmp_path / "cache").iterdir()) == []
     calls = []
-    folders.download_set(replace(fake, files=("01.png",)), tmp_path / "cache", fetch=lambda u, p: calls.append(u) or
-                         p.write_bytes((remote / "01.png").read_bytes()))  # fmt: skip
+    folders.download_set(
+        replace(fake, files=("01.png",)),
+        tmp_path / "cache",
+        fetch=lambda u, p: calls.append(u) or p.write_bytes((remote / "01.png").read_bytes()),
+    )
     assert calls == [f"{remote.as_uri()}/01.png"]
 
 
@@ -201,11 +221,22 @@ def test_sample_crops_cut_one_region_of_all_three_sets():
 def test_a_grid_of_folders_leaves_out_what_cannot_run_there_and_their_classifiers():
     from bench.grids import Grid
 
-    grid = Grid.build(name="g", datasets=["bsd68", "cbsd68", "digits"], noises={"awgn": [25]},
-                      denoisers=["median", "dncnn", "dense_dae"], classifiers=["svm_rbf"])  # fmt: skip
+    grid = Grid.build(
+        name="g",
+        datasets=["bsd68", "cbsd68", "digits"],
+        noises={"awgn": [25]},
+        denoisers=["median", "dncnn", "dense_dae"],
+        classifiers=["svm_rbf"],
+    )
     ran = {(c.dataset, c.denoiser) for c in grid.cells()}
-    assert ran == {("bsd68", "median"), ("bsd68", "dncnn"), ("cbsd68", "median"),
-                   ("digits", "median"), ("digits", "dncnn"), ("digits", "dense_dae")}  # fmt: skip
+    assert ran == {
+        ("bsd68", "median"),
+        ("bsd68", "dncnn"),
+        ("cbsd68", "median"),
+        ("digits", "median"),
+        ("digits", "dncnn"),
+        ("digits", "dense_dae"),
+    }
     assert [n for n, _ in grid.left_out("cbsd68")] == ["dncnn", "dense_dae"]
     assert "fixed input size" in dict(grid.left_out("bsd68"))["dense_dae"]
     assert all(c.classifiers == () for c in grid.cells() if c.dataset != "digits")
@@ -217,8 +248,10 @@ def test_a_grid_file_names_folders_as_datasets(tmp_path):
 
     _folder(tmp_path, [(16, 16)])
     path = tmp_path / "mine.toml"
-    path.write_text('denoisers = ["median"]\n[noises]\nawgn = [25]\n[datasets.holiday]\npath = "photos"\n'
-                    '[datasets.cbsd68]\ntrain = "folder:colour"\n')  # fmt: skip
+    path.write_text(
+        'denoisers = ["median"]\n[noises]\nawgn = [25]\n[datasets.holiday]\npath = "photos"\n'
+        '[datasets.cbsd68]\ntrain = "folder:colour"\n'
+    )
     grid = load_grid_file(path)
     assert grid.datasets == (f"holiday=folder:{tmp_path / 'photos'}", "cbsd68?train=folder:colour")
     assert data.display_name(grid.datasets[0]) == "holiday" and data.load(grid.datasets[0]).display == "holiday"

@@ -3,10 +3,10 @@
 import pytest
 
 from bench.cli import main
-from bench.grids import Grid
 from bench.cost.plan import Plan, make_plan, work_of
-from bench.registry import CLASSIFIERS, DENOISERS
 from bench.execution.workspace import RunContext
+from bench.grids import Grid
+from bench.registry import CLASSIFIERS, DENOISERS
 from models.engine.split import planned_steps
 
 
@@ -42,9 +42,17 @@ def test_makespan_schedules_longest_units_first():
 
 
 def test_plan_counts_cells_fits_and_what_is_stored(tmp_path):
-    grid = Grid.build(name="p", datasets=["digits"], noises={"gaussian": [0.1, 0.2]}, denoisers=["identity", "median"],
-                      classifiers=["svm_rbf"], n_train=100, n_test=50, train_levels="blind",
-                      params={"median": {"tune_images": 8}, "svm_rbf": {"max_train": 100}})  # fmt: skip
+    grid = Grid.build(
+        name="p",
+        datasets=["digits"],
+        noises={"gaussian": [0.1, 0.2]},
+        denoisers=["identity", "median"],
+        classifiers=["svm_rbf"],
+        n_train=100,
+        n_test=50,
+        train_levels="blind",
+        params={"median": {"tune_images": 8}, "svm_rbf": {"max_train": 100}},
+    )
     context = RunContext(base_seed=0, n_train=100, n_test=50, cache_dir=str(tmp_path / "cache"), device="cpu")
     done = {grid.cells()[0].key}
     plan = make_plan(grid, context=context, workers=2, threads=1, done=done)
@@ -85,8 +93,13 @@ def test_plan_bad_input_is_exit_2(tmp_path, capsys, args):
 
 
 def test_auto_training_levels_fit_networks_blind_plus_the_middle_level_and_tune_filters_per_level():
-    grid = Grid.build(name="a", datasets=["digits"], noises={"gaussian": [0.1, 0.2, 0.3]},
-                      denoisers=["median", "dncnn"], train_levels="auto")  # fmt: skip
+    grid = Grid.build(
+        name="a",
+        datasets=["digits"],
+        noises={"gaussian": [0.1, 0.2, 0.3]},
+        denoisers=["median", "dncnn"],
+        train_levels="auto",
+    )
     cells = {(c.denoiser, c.level, c.train_level) for c in grid.cells()}
     assert {c for c in cells if c[0] == "median"} == {("median", v, v) for v in (0.1, 0.2, 0.3)}
     assert {c for c in cells if c[0] == "dncnn"} == {("dncnn", v, "blind") for v in (0.1, 0.2, 0.3)} | {
@@ -116,9 +129,18 @@ def test_an_average_is_planned_as_its_members_and_never_fitted_whole(tmp_path, m
 
     monkeypatch.setattr(AverageOf, "fit", lambda *a, **k: pytest.fail("the plan fitted the whole average"))
     dncnn = {"depth": 3, "width": 8, "batch_size": 8, "max_steps": 400}
-    grid = Grid.build(name="p", datasets=["digits"], noises={"gaussian": [0.1]}, n_train=100, n_test=50,
-                      denoisers=["dncnn", "average_of"], params={"dncnn": dncnn,
-                      "average_of": {"members": ["median", "dncnn:depth=3,width=8,batch_size=8,max_steps=400"]}})  # fmt: skip
+    grid = Grid.build(
+        name="p",
+        datasets=["digits"],
+        noises={"gaussian": [0.1]},
+        n_train=100,
+        n_test=50,
+        denoisers=["dncnn", "average_of"],
+        params={
+            "dncnn": dncnn,
+            "average_of": {"members": ["median", "dncnn:depth=3,width=8,batch_size=8,max_steps=400"]},
+        },
+    )
     context = RunContext(base_seed=0, n_train=100, n_test=50, cache_dir=str(tmp_path / "cache"), device="cpu")
     costs = {cost.name: cost for cost in make_plan(grid, context=context, workers=1, threads=1).entries}
     mean, member = costs["average_of"], costs["dncnn"]
@@ -128,8 +150,15 @@ def test_an_average_is_planned_as_its_members_and_never_fitted_whole(tmp_path, m
 
 
 def _grid(denoisers, params=None):
-    return Grid.build(name="p", datasets=["digits"], noises={"gaussian": [0.1]}, n_train=100, n_test=50,
-                      denoisers=denoisers, params=params or {})  # fmt: skip
+    return Grid.build(
+        name="p",
+        datasets=["digits"],
+        noises={"gaussian": [0.1]},
+        n_train=100,
+        n_test=50,
+        denoisers=denoisers,
+        params=params or {},
+    )
 
 
 def _context(tmp_path):
@@ -166,7 +195,10 @@ def test_the_plan_knows_the_fit_cache_and_a_restart_costs_its_own_stage(tmp_path
 
     small = {"depth": 3, "width": 8, "batch_size": 8, "max_steps": 40}
     context = _context(tmp_path)
-    member_grid, restart_grid = _grid(["dncnn"], {"dncnn": small}), _grid(["dncnn"], {"dncnn": {**small, "restarts": 1}})
+    member_grid, restart_grid = (
+        _grid(["dncnn"], {"dncnn": small}),
+        _grid(["dncnn"], {"dncnn": {**small, "restarts": 1}}),
+    )
     member_fit = make_plan(member_grid, context=context, workers=1, threads=1).entries[0].fit_total
     fresh = make_plan(restart_grid, context=context, workers=1, threads=1).entries[0]
     assert member_fit > 0 and fresh.fit_total > member_fit and fresh.cached == 0  # the member, then its own stage
@@ -182,12 +214,17 @@ def test_the_plan_knows_the_fit_cache_and_a_restart_costs_its_own_stage(tmp_path
 
 def test_a_member_shared_by_two_units_is_planned_once(tmp_path):
     member = "dncnn:depth=3,width=8,batch_size=8,max_steps=40"
-    params = {"dncnn": {"depth": 3, "width": 8, "batch_size": 8, "max_steps": 40},
-              "average_of": {"members": [member + ",restarts=1", member]}}  # fmt: skip
+    params = {
+        "dncnn": {"depth": 3, "width": 8, "batch_size": 8, "max_steps": 40},
+        "average_of": {"members": [member + ",restarts=1", member]},
+    }
     context = _context(tmp_path)
-    costs = {c.name: c for c in make_plan(_grid(["dncnn", "average_of"], params), context=context, workers=1,
-                                          threads=1).entries}  # fmt: skip
-    restart = make_plan(_grid(["dncnn"], {"dncnn": {**params["dncnn"], "restarts": 1}}), context=context, workers=1,
-                        threads=1).entries[0]  # fmt: skip
+    costs = {
+        c.name: c
+        for c in make_plan(_grid(["dncnn", "average_of"], params), context=context, workers=1, threads=1).entries
+    }
+    restart = make_plan(
+        _grid(["dncnn"], {"dncnn": {**params["dncnn"], "restarts": 1}}), context=context, workers=1, threads=1
+    ).entries[0]
     # The average's units: the restart's own stage only (its member is the grid's dncnn, costed once).
     assert costs["average_of"].fit_total == pytest.approx(restart.fit_total - costs["dncnn"].fit_total)

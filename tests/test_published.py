@@ -16,8 +16,16 @@ from bench.report.published import PUBLISHED_END, PUBLISHED_START, beside, publi
 
 
 def _row(denoiser: str, train_level: str, level: float = 25.0, **changes) -> dict:
-    row = {"dataset": "bsd68", "noise": "awgn", "level": level, "train_level": train_level, "denoiser": denoiser,
-           "psnr": 28.6, "ssim": 0.80, "status": "ok"}  # fmt: skip
+    row = {
+        "dataset": "bsd68",
+        "noise": "awgn",
+        "level": level,
+        "train_level": train_level,
+        "denoiser": denoiser,
+        "psnr": 28.6,
+        "ssim": 0.80,
+        "status": "ok",
+    }
     return row | changes
 
 
@@ -38,11 +46,17 @@ def test_a_malformed_table_is_refused(tmp_path):
 
 
 def test_rows_meet_the_figure_of_their_method_set_sigma_and_training():
-    board = pd.DataFrame([
-        _row("bm3d", "25.0"), _row("dncnn", "25.0", psnr=29.0), _row("dncnn", "blind", psnr=29.1),
-        _row("dncnn", "15.0"),  # trained at another level: no published counterpart
-        _row("median", "25.0"), _row("bm3d", "25.0", dataset="set12"), _row("bm3d", "25.0", status="failed"),
-    ])  # fmt: skip
+    board = pd.DataFrame(
+        [
+            _row("bm3d", "25.0"),
+            _row("dncnn", "25.0", psnr=29.0),
+            _row("dncnn", "blind", psnr=29.1),
+            _row("dncnn", "15.0"),  # trained at another level: no published counterpart
+            _row("median", "25.0"),
+            _row("bm3d", "25.0", dataset="set12"),
+            _row("bm3d", "25.0", status="failed"),
+        ]
+    )
     joined = beside(board)
     assert joined["published_method"].fillna("").tolist() == ["BM3D", "DnCNN-S", "DnCNN-B", "", "", "", ""]
     assert joined.loc[0, "published_psnr"] == 28.57 and joined.loc[0, "psnr_vs_published"] == pytest.approx(0.03)
@@ -59,11 +73,26 @@ def _store_with_bsd68(run_dir):
     with Store(run_dir / "store.sqlite") as store:
         run = store.start_run(grid="natural", spec={}, argv=["run"], device="cpu", versions={})
         for key, denoiser, psnr in (("a", "bm3d", 28.61), ("b", "median", 25.9)):
-            store.put_cell(CellRow(**{
-                "key": key, "dataset": "bsd68", "noise": "awgn", "level": 25.0, "train_level": "25.0",
-                "denoiser": denoiser, "denoiser_params": {}, "status": "ok", "run_id": run, "psnr": psnr,
-                "psnr_uint8": psnr - 0.01, "ssim": 0.79, "n_test": 68, "n_train": 400,
-            }))  # fmt: skip
+            store.put_cell(
+                CellRow(
+                    **{
+                        "key": key,
+                        "dataset": "bsd68",
+                        "noise": "awgn",
+                        "level": 25.0,
+                        "train_level": "25.0",
+                        "denoiser": denoiser,
+                        "denoiser_params": {},
+                        "status": "ok",
+                        "run_id": run,
+                        "psnr": psnr,
+                        "psnr_uint8": psnr - 0.01,
+                        "ssim": 0.79,
+                        "n_test": 68,
+                        "n_train": 400,
+                    }
+                )
+            )
         store.finish_run(run, ok=2, failed=0)
         write_outputs(store, run_dir)
 
@@ -84,8 +113,10 @@ def test_the_leaderboard_page_and_readme_show_the_published_figure_beside_ours(t
     )
     assert "[2] github.com/cszn/DnCNN/blob/" in excerpt
     readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{START}\nold leaderboard\n<!-- leaderboard-excerpt: end -->\n"
-                      f"{PUBLISHED_START}\nold\n{PUBLISHED_END}\ntail\n")  # fmt: skip
+    readme.write_text(
+        f"intro\n{START}\nold leaderboard\n<!-- leaderboard-excerpt: end -->\n"
+        f"{PUBLISHED_START}\nold\n{PUBLISHED_END}\ntail\n"
+    )
     assert main(["report", str(run_dir), "--readme", str(readme)]) == 0
     text = readme.read_text()
     assert "old leaderboard" in text and "\nold\n" not in text and "28.61 (28.60)" in text and text.endswith("tail\n")
@@ -99,8 +130,20 @@ def test_an_older_store_gains_the_uint8_column(tmp_path):
         db.execute("ALTER TABLE cells DROP COLUMN psnr_uint8")
     db.close()
     with Store(path) as store:
-        store.put_cell(CellRow(key="a", dataset="digits", noise="gaussian", level=0.2, train_level="0.2",
-                               denoiser="median", denoiser_params={}, status="ok", psnr=20.0, psnr_uint8=19.9))  # fmt: skip
+        store.put_cell(
+            CellRow(
+                key="a",
+                dataset="digits",
+                noise="gaussian",
+                level=0.2,
+                train_level="0.2",
+                denoiser="median",
+                denoiser_params={},
+                status="ok",
+                psnr=20.0,
+                psnr_uint8=19.9,
+            )
+        )
         assert store.cells()["psnr_uint8"].tolist() == [19.9]
 
 

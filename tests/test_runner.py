@@ -11,22 +11,28 @@ import pandas as pd
 import pytest
 import torch
 
-from bench.execution import runner
 from bench.estimator import Denoiser
+from bench.execution import runner
 from bench.execution.executors import InProcess
+from bench.execution.runner import run_grid
+from bench.execution.store import Store
 from bench.grids import Grid
 from bench.registry import DENOISERS, Entry
 from bench.report import diagonal
-from bench.execution.runner import run_grid
-from bench.execution.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMING = ["fit_seconds", "images_per_second"]
 
 
 def tiny_grid(**changes):
-    fields = dict(name="t", datasets=["digits"], noises={"salt_pepper": [0.1], "gaussian": [0.2]},
-                  denoisers=["identity", "median"], n_train=64, n_test=100)  # fmt: skip
+    fields = dict(
+        name="t",
+        datasets=["digits"],
+        noises={"salt_pepper": [0.1], "gaussian": [0.2]},
+        denoisers=["identity", "median"],
+        n_train=64,
+        n_test=100,
+    )
     return Grid.build(**{**fields, **changes})
 
 

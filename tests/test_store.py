@@ -9,14 +9,23 @@ import pandas as pd
 import pytest
 
 from bench.cli import main
-from bench.report import write_outputs
 from bench.execution.rows import CellRow, ClassifierRow
 from bench.execution.store import Store, StoreError
+from bench.report import write_outputs
 
 
 def _cell(key: str, *, status: str = "ok", params: dict | None = None, run_id: int | None = None, **changes) -> CellRow:
-    row = {"key": key, "dataset": "digits", "noise": "gaussian", "level": 0.2, "train_level": "0.2",
-           "denoiser": "median", "denoiser_params": params or {}, "status": status, "run_id": run_id}  # fmt: skip
+    row = {
+        "key": key,
+        "dataset": "digits",
+        "noise": "gaussian",
+        "level": 0.2,
+        "train_level": "0.2",
+        "denoiser": "median",
+        "denoiser_params": params or {},
+        "status": status,
+        "run_id": run_id,
+    }
     if status == "ok":
         row |= {"psnr": 25.0, "ssim": 0.9}
     else:
@@ -103,8 +112,16 @@ SSIM = RNG.uniform(0.5, 0.9, 300).astype(np.float32)
 def _scored(key: str, psnr, *, denoiser: str = "median", n_test: int = 300, **changes) -> CellRow:
     psnr = np.asarray(psnr, dtype=np.float32)
     per_image = {"psnr": psnr, "ssim": SSIM[: len(psnr)]}
-    return _cell(key, denoiser=denoiser, n_test=n_test, seed=11, base_seed=0, per_image=per_image,
-                 psnr=float(psnr.mean()), **changes)  # fmt: skip
+    return _cell(
+        key,
+        denoiser=denoiser,
+        n_test=n_test,
+        seed=11,
+        base_seed=0,
+        per_image=per_image,
+        psnr=float(psnr.mean()),
+        **changes,
+    )
 
 
 def _classifier(name: str, correct) -> ClassifierRow:
@@ -125,9 +142,18 @@ def test_per_image_results_are_kept_and_exported(tmp_path):
         write_outputs(store, tmp_path)
     frame = pd.read_csv(tmp_path / "per_image.csv.gz")
     assert list(frame.columns) == [
-        "dataset", "noise", "level", "train_level", "denoiser", "denoiser_params", "image", "psnr", "ssim",
-        "correct_cnn", "correct_svm",
-    ]  # fmt: skip
+        "dataset",
+        "noise",
+        "level",
+        "train_level",
+        "denoiser",
+        "denoiser_params",
+        "image",
+        "psnr",
+        "ssim",
+        "correct_cnn",
+        "correct_svm",
+    ]
     a, b = frame[frame.denoiser == "median"], frame[frame.denoiser == "dncnn"]
     assert len(a) == 300 and len(b) == 100 and a.image.tolist() == list(range(300))
     np.testing.assert_allclose(a.psnr, PSNR, rtol=1e-5)
@@ -187,13 +213,20 @@ def test_leaderboard_tests_the_winner_against_the_runner_up(tmp_path, other, dis
 
 
 def test_a_run_keeps_per_image_results_that_average_to_its_leaderboard(tmp_path):
+    from bench.execution.runner import run_grid
     from bench.grids import Grid
     from bench.registry import CLASSIFIERS
-    from bench.execution.runner import run_grid
 
-    grid = Grid.build(name="t", datasets=["digits"], noises={"gaussian": [0.2]}, denoisers=["identity", "median"],
-                      classifiers=["svm_rbf"], params={"svm_rbf": CLASSIFIERS.entry("svm_rbf").test_params},
-                      n_train=64, n_test=80)  # fmt: skip
+    grid = Grid.build(
+        name="t",
+        datasets=["digits"],
+        noises={"gaussian": [0.2]},
+        denoisers=["identity", "median"],
+        classifiers=["svm_rbf"],
+        params={"svm_rbf": CLASSIFIERS.entry("svm_rbf").test_params},
+        n_train=64,
+        n_test=80,
+    )
     run_grid(grid, out_dir=tmp_path, log=lambda line: None)
     run = tmp_path / "t"
     board = pd.read_csv(run / "leaderboard.csv").set_index("denoiser")

@@ -23,14 +23,14 @@ from typing import Any
 import torch
 
 from bench.cost import timing
-from bench.files import write_text_atomic
-from bench.grids import Cell, Grid
-from bench.images import map_batches
-from bench.registry import CLASSIFIERS, DENOISERS
 from bench.execution.classifier_pool import classifier_stem
 from bench.execution.fits import fit_key, is_cached
 from bench.execution.worker import ClassifierFit
 from bench.execution.workspace import RunContext, Workspace, member_cells, preload, training_noise
+from bench.files import write_text_atomic
+from bench.grids import Cell, Grid
+from bench.images import map_batches
+from bench.registry import CLASSIFIERS, DENOISERS
 
 __all__ = ["Plan", "make_plan", "format_plan", "work_of"]
 
@@ -59,8 +59,12 @@ def work_of(model: Any, n_train: int) -> Work:
         before = sum(len(member.planned_stage_steps(n_train)) for member in _members(model))
         stages, batch = model.planned_stage_steps(n_train)[before:], model.recipe().batch_size
         steps = "+".join(f"{s:,}" for s in stages)
-        return Work("max_steps", (4, 12), sum(stages) / len(stages),
-                    budget=f"{steps} steps x {batch} = {sum(stages) * batch:,} images")  # fmt: skip
+        return Work(
+            "max_steps",
+            (4, 12),
+            sum(stages) / len(stages),
+            budget=f"{steps} steps x {batch} = {sum(stages) * batch:,} images",
+        )
     if "max_train" in params:  # the kernel SVM: libsvm's time grows about as n^2
         n = min(params["max_train"] or n_train, n_train)
         return Work("max_train", (250, 1000), n, power=2.0, budget=f"{n:,} training images")
@@ -167,8 +171,12 @@ def _probe_denoiser(runner: Workspace, cell: Cell, node: Callable[[Cell], dict])
     members = member_cells(cell, template)
     if not template.own_fit:  # average_of: its members' denoise passes (a whole fit would take hours)
         found = [node(member) for member in members]
-        return {"fit": 0.0, "cell": sum(f["cell"] for f in found), "budget": " + ".join(f["budget"] for f in found),
-                "eval": share}  # fmt: skip
+        return {
+            "fit": 0.0,
+            "cell": sum(f["cell"] for f in found),
+            "budget": " + ".join(f["budget"] for f in found),
+            "eval": share,
+        }
     pairs, noise = runner.training_pairs(cell), training_noise(cell)
     # A warm restart goes on from its member, fitted here on the probe's smallest budget
     # (untimed): only the restart's own stage is timed.
@@ -227,8 +235,16 @@ def make_plan(grid: Grid, *, context: RunContext, workers: int, threads: int, do
     cells = grid.cells()
     todo = [c for c in cells if c.key not in done]
     classifier_units, groups = plan_units(todo)
-    plan = Plan(grid, len(cells), len(cells) - len(todo), len(groups), len(classifier_units), workers, threads,
-                str(runner.device))  # fmt: skip
+    plan = Plan(
+        grid,
+        len(cells),
+        len(cells) - len(todo),
+        len(groups),
+        len(classifier_units),
+        workers,
+        threads,
+        str(runner.device),
+    )
     cache_dir = Path(context.cache_dir)
     probes = _Probes(cache_dir / "probes.json", (str(runner.device), threads, grid.n_train, grid.n_test))
     costs: dict[str, EntryCost] = {}
@@ -237,8 +253,9 @@ def make_plan(grid: Grid, *, context: RunContext, workers: int, threads: int, do
         images = runner.data(unit.dataset)[0]
         key = probes.key("classifier", unit.classifier, unit.params, images.shape)
         found = probes.get(key, lambda u=unit: _probe_classifier(runner, u))
-        cached = is_cached(classifier_stem(cache_dir, unit.dataset, unit.classifier, unit.params, len(images),
-                                           context.base_seed))  # fmt: skip
+        cached = is_cached(
+            classifier_stem(cache_dir, unit.dataset, unit.classifier, unit.params, len(images), context.base_seed)
+        )
         cost = costs.setdefault(key, EntryCost("classifier", unit.classifier, budget=found["budget"]))
         plan.unit_seconds.append(cost.add(0.0 if cached else found["fit"], 0, cached))
         predict[unit.dataset] = predict.get(unit.dataset, 0.0) + found["predict"]
@@ -254,8 +271,9 @@ def make_plan(grid: Grid, *, context: RunContext, workers: int, threads: int, do
         cached = is_cached(cache_dir / fit_key(first.fit_spec))
         key = probes.key("denoiser", first.denoiser, first.params, runner.data(first.dataset)[0].shape)
         cell_seconds = found["cell"] + predict.get(first.dataset, 0.0) * found["eval"]
-        cost = costs.setdefault(key, EntryCost("denoiser", first.denoiser, budget=found["budget"],
-                                               cell_seconds=cell_seconds))  # fmt: skip
+        cost = costs.setdefault(
+            key, EntryCost("denoiser", first.denoiser, budget=found["budget"], cell_seconds=cell_seconds)
+        )
         fit = _fit_seconds(first, node, planned, cache_dir)
         plan.unit_seconds.append(cost.add(fit, len(group.cells), cached))
     plan.entries = list(costs.values())

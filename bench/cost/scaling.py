@@ -57,7 +57,9 @@ def measure(grid: Grid, *, workers: int = 2, data_dir=None, dask: bool = True) -
     for label, spec in setups:
         with tempfile.TemporaryDirectory() as out:
             run = timing.timed(
-                lambda: run_grid(grid, out_dir=Path(out), data_dir=data_dir, executor=spec, log=lambda _: None)
+                lambda spec=spec: run_grid(
+                    grid, out_dir=Path(out), data_dir=data_dir, executor=spec, log=lambda _: None
+                )
             )
             summary, seconds = run.result, run.wall
         torch.set_num_threads(threads)  # the one-thread setup changed this process's count

@@ -73,9 +73,7 @@ def median_pass(fn: Callable[[], Any], repeats: int, device: torch.device | None
         raise ValueError(f"repeats must be at least 1; got {repeats!r}")
     fn()
     passes = [timed(fn, device) for _ in range(repeats)]
-    return Pass(
-        statistics.median(p.wall for p in passes), statistics.median(p.cpu for p in passes), passes[-1].result
-    )
+    return _median(passes)
 
 
 def runner_passes(fn: Callable[[], Any], device: torch.device | None = None) -> Pass:
@@ -89,9 +87,12 @@ def runner_passes(fn: Callable[[], Any], device: torch.device | None = None) -> 
     passes: list[Pass] = []
     while len(passes) < MAX_PASSES and sum(p.wall for p in passes) < PASS_BUDGET_S:
         passes.append(timed(fn, device))
-    return Pass(
-        statistics.median(p.wall for p in passes), statistics.median(p.cpu for p in passes), passes[-1].result
-    )
+    return _median(passes)
+
+
+def _median(passes: list[Pass]) -> Pass:
+    """The median wall and CPU seconds of ``passes``, and the last one's result."""
+    return Pass(statistics.median(p.wall for p in passes), statistics.median(p.cpu for p in passes), passes[-1].result)
 
 
 def planned_passes(pass_seconds: float) -> int:

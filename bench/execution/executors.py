@@ -27,10 +27,9 @@ from multiprocessing.connection import wait
 from typing import Any
 
 from bench.errors import one_line
-
-from bench.logs import show_training_progress, shows_training_progress
 from bench.execution.worker import run_unit
 from bench.execution.workspace import RunContext
+from bench.logs import show_training_progress, shows_training_progress
 
 __all__ = ["ExecutorSpec", "UnitFailure", "Executor", "make_executor", "slurm_cluster", "EXECUTORS", "RETRIES"]
 
@@ -270,12 +269,16 @@ def slurm_cluster(spec: ExecutorSpec):
     gpus = spec.gpus_per_job
     options = {"dashboard_address": None} | ({"host": spec.slurm_scheduler_host} if spec.slurm_scheduler_host else {})
     return SLURMCluster(
-        queue=spec.slurm_partition, walltime=spec.slurm_time, cores=spec.threads or 4, processes=1,
-        memory=spec.slurm_memory, job_name="denoise-bench",
+        queue=spec.slurm_partition,
+        walltime=spec.slurm_time,
+        cores=spec.threads or 4,
+        processes=1,
+        memory=spec.slurm_memory,
+        job_name="denoise-bench",
         job_extra_directives=[f"--gres=gpu:{gpus}"] if gpus else [],
         worker_extra_args=["--resources", f"GPU={gpus}"] if gpus else [],
         scheduler_options=options,
-    )  # fmt: skip
+    )
 
 
 class DaskExecutor(Executor):
@@ -302,9 +305,13 @@ class DaskExecutor(Executor):
         else:
             self.threads = spec.cpu_threads()
             self.cluster = LocalCluster(
-                n_workers=spec.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                dashboard_address=None, resources={"GPU": 1} if gpu else None,
-            )  # fmt: skip
+                n_workers=spec.workers,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+                resources={"GPU": 1} if gpu else None,
+            )
             self.client = Client(self.cluster)
             self.description = f"a Dask LocalCluster of {spec.workers} workers, {self.threads} CPU thread(s) each"
 

@@ -31,9 +31,17 @@ from bench.files import write_atomic, write_text_atomic
 from bench.params import stored_fit_params
 
 __all__ = [
-    "fit_key", "save_fitted", "load_fitted", "write_sidecar", "read_sidecar", "DamagedFit", "is_cacheable",
-    "is_cached", "seconds_before", "fit_or_load",
-]  # fmt: skip
+    "fit_key",
+    "save_fitted",
+    "load_fitted",
+    "write_sidecar",
+    "read_sidecar",
+    "DamagedFit",
+    "is_cacheable",
+    "is_cached",
+    "seconds_before",
+    "fit_or_load",
+]
 
 log = logging.getLogger("bench.training")
 

@@ -18,17 +18,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bench.execution import fits as fit_cache
+from bench.data import load
 from bench.device import resolve_device
 from bench.errors import one_line
-from bench.machine import machine, versions
-from bench.data import load
+from bench.execution import fits as fit_cache
 from bench.execution.executors import ExecutorSpec, UnitFailure, make_executor
-from bench.grids import Cell, Grid
 from bench.execution.rows import CellRow
 from bench.execution.store import Store
 from bench.execution.worker import ClassifierFit, DenoiserFit, FitGroup, failed_cell, needs_gpu
 from bench.execution.workspace import RunContext, preload
+from bench.grids import Cell, Grid
+from bench.machine import machine, versions
 
 __all__ = ["run_grid", "RunSummary", "plan_units"]
 

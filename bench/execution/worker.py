@@ -16,7 +16,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from bench import images as image_sets, metrics
+from bench import images as image_sets
+from bench import metrics
 from bench.cost import timing
 from bench.errors import one_line
 from bench.estimator import check_images
@@ -251,4 +252,3 @@ def cell_identity(cell: Cell) -> dict[str, Any]:
         "n_test": cell.n_test,
         "base_seed": cell.seed,
     }
-

@@ -65,7 +65,9 @@ def per_image_frame(cells: pd.DataFrame, per_image: dict[str, dict[str, np.ndarr
         {n.removeprefix(CORRECT_PREFIX) for a in per_image.values() for n in a if n.startswith(CORRECT_PREFIX)}
     )
     # Metrics beyond the standard two (psnr_uint8 on natural images) are exported where some cell has them.
-    extra = sorted({n for a in per_image.values() for n in a if not n.startswith(CORRECT_PREFIX)} - set(PER_IMAGE_METRICS))
+    extra = sorted(
+        {n for a in per_image.values() for n in a if not n.startswith(CORRECT_PREFIX)} - set(PER_IMAGE_METRICS)
+    )
     metrics = [*PER_IMAGE_METRICS, *extra]
     columns = [*PER_IMAGE_ID_COLUMNS, "image", *metrics, *(f"correct_{n}" for n in names)]
     frames = []

@@ -16,14 +16,30 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["PUBLISHED_CSV", "published_table", "beside", "comparisons", "literature_frame", "PUBLISHED_COLUMNS",
-           "published_excerpt", "has_published", "PUBLISHED_START", "PUBLISHED_END"]  # fmt: skip
+__all__ = [
+    "PUBLISHED_CSV",
+    "published_table",
+    "beside",
+    "comparisons",
+    "literature_frame",
+    "PUBLISHED_COLUMNS",
+    "published_excerpt",
+    "has_published",
+    "PUBLISHED_START",
+    "PUBLISHED_END",
+]
 
 PUBLISHED_CSV = Path(__file__).with_name("published.csv")
 _FIELDS = ["dataset", "noise", "level", "method", "denoisers", "trained", "metric", "value", "source"]
 #: What ``beside`` adds to a leaderboard row that has published figures.
-PUBLISHED_COLUMNS = ["published_method", "published_psnr", "psnr_vs_published", "published_ssim",
-                     "ssim_vs_published", "published_source"]  # fmt: skip
+PUBLISHED_COLUMNS = [
+    "published_method",
+    "published_psnr",
+    "psnr_vs_published",
+    "published_ssim",
+    "ssim_vs_published",
+    "published_source",
+]
 
 
 def published_table(path: str | Path = PUBLISHED_CSV) -> pd.DataFrame:
@@ -59,11 +75,12 @@ def _trained_as(row: pd.Series) -> str:
 
 def _match(row: pd.Series, figures: pd.DataFrame) -> pd.Series | None:
     same = figures[
-        (figures["dataset"] == row["dataset"]) & (figures["noise"] == row["noise"])
+        (figures["dataset"] == row["dataset"])
+        & (figures["noise"] == row["noise"])
         & ((figures["level"] - row["level"]).abs() < 1e-9)
         & figures["denoisers"].map(lambda names: row["denoiser"] in names.split())
         & figures["trained"].isin(["", _trained_as(row)])
-    ]  # fmt: skip
+    ]
     return None if same.empty else same.iloc[0]
 
 
@@ -106,12 +123,19 @@ def literature_frame(cells: pd.DataFrame) -> pd.DataFrame | None:
     for row in comparisons(beside(cells)):
         for metric in ("psnr", "ssim"):
             if pd.notna(row[f"published_{metric}"]):
-                rows.append({
-                    "set": display_name(row["dataset"]), "sigma": f"{row['noise']} {row['level']:g}",
-                    "method": row["published_method"], "ours": row["denoiser"], "train": row["train_level"],
-                    "metric": metric.upper(), "published": row[f"published_{metric}"], "ours_value": row[metric],
-                    "source": row["published_source"],
-                })  # fmt: skip
+                rows.append(
+                    {
+                        "set": display_name(row["dataset"]),
+                        "sigma": f"{row['noise']} {row['level']:g}",
+                        "method": row["published_method"],
+                        "ours": row["denoiser"],
+                        "train": row["train_level"],
+                        "metric": metric.upper(),
+                        "published": row[f"published_{metric}"],
+                        "ours_value": row[metric],
+                        "source": row["published_source"],
+                    }
+                )
     if not rows:
         return None
     frame = pd.DataFrame(rows).rename(columns={"ours": "entry", "ours_value": "ours"})
