@@ -21,7 +21,7 @@ from bench.estimator import check_images
 from bench.images import ImageList, Images
 from bench.registry import NOISES
 
-__all__ = ["Noise", "TrainingNoise", "derive_seed", "LEVEL_RANGES", "TRAIN_MODES"]
+__all__ = ["Noise", "TrainingNoise", "derive_seed", "LEVEL_RANGES", "MIXED_KINDS", "TRAIN_MODES"]
 
 #: Allowed level range of each kind, and the range blind/mixed training draws from.
 LEVEL_RANGES: dict[str, tuple[float, float]] = {}
@@ -103,6 +103,11 @@ def speckle(clean: Tensor, level: float, generator: torch.Generator) -> Tensor:
     return (clean + clean * level * noise).clamp_(0.0, 1.0)
 
 
+#: The kinds ``mixed`` training draws from by default: every kind but ``awgn``, the literature's
+#: unclipped Gaussian on the 0-255 scale (gaussian's twin), so mixed fits stay as they were.
+MIXED_KINDS = tuple(kind for kind in LEVEL_RANGES if kind != "awgn")
+
+
 @dataclass(frozen=True)
 class Noise:
     """One noise kind at one level.
@@ -165,7 +170,7 @@ class TrainingNoise:
     mode : {'fixed', 'blind', 'mixed'}
         ``blind`` draws a random level of ``kind`` per batch, ``mixed`` a random kind and level.
     kinds : tuple of str
-        The kinds ``mixed`` draws from (default: every kind).
+        The kinds ``mixed`` draws from (default: ``MIXED_KINDS``).
     """
 
     kind: str
@@ -185,7 +190,7 @@ class TrainingNoise:
         """The Noise for the next batch."""
         if self.mode == "fixed":
             return Noise(self.kind, self.level)
-        kinds = (self.kinds or tuple(LEVEL_RANGES)) if self.mode == "mixed" else (self.kind,)
+        kinds = (self.kinds or MIXED_KINDS) if self.mode == "mixed" else (self.kind,)
         u = torch.rand(2, generator=generator, device=generator.device).tolist()
         kind = kinds[min(int(u[0] * len(kinds)), len(kinds) - 1)]
         low, high = LEVEL_RANGES[kind]

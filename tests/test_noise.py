@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from bench.noise import LEVEL_RANGES, Noise, TrainingNoise, derive_seed
+from bench.noise import LEVEL_RANGES, MIXED_KINDS, Noise, TrainingNoise, derive_seed
 
 
 def grey(n=64, value=0.5, c=1, size=32):
@@ -106,7 +106,7 @@ def test_training_noise_modes():
     low, high = LEVEL_RANGES["gaussian"]
     assert len(blind_levels) == 20 and all(low <= v <= high for v in blind_levels)
     kinds = {TrainingNoise("gaussian", mode="mixed").pick(g).kind for _ in range(60)}
-    assert kinds == set(LEVEL_RANGES)
+    assert kinds == set(MIXED_KINDS)
     with pytest.raises(ValueError, match="training noise mode 'sometimes'"):
         TrainingNoise("gaussian", 0.1, mode="sometimes")
 
@@ -131,3 +131,10 @@ def test_images_of_different_sizes_each_draw_their_own_seeded_noise():
     assert torch.equal(Noise("awgn", 15).apply(images[:1], seed=7)[0], first)  # whatever the other images are
     assert not torch.equal(noisy[0] - images[0], noisy[2] - images[2])
     assert all(torch.equal(a, b) for a, b in zip(noisy, Noise("awgn", 15).apply(images, seed=7)))
+
+
+def test_mixed_training_keeps_drawing_from_the_thumbnail_kinds():
+    assert "awgn" in LEVEL_RANGES and "awgn" not in MIXED_KINDS and "gaussian" in MIXED_KINDS
+    generator = torch.Generator().manual_seed(0)
+    kinds = {TrainingNoise("gaussian", mode="mixed").pick(generator).kind for _ in range(300)}
+    assert kinds == set(MIXED_KINDS)

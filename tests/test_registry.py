@@ -25,7 +25,7 @@ def test_duplicate_name_raises():
 
 def test_unknown_name_suggests_close_matches():
     with pytest.raises(
-        ValueError, match=r"unknown noise 'gausian' \(did you mean gaussian\?\); expected one of: gaussian"
+        ValueError, match=r"unknown noise 'gausian' \(did you mean gaussian\?\); expected one of: awgn, gaussian"
     ):
         NOISES.create("gausian")
 
@@ -33,7 +33,7 @@ def test_unknown_name_suggests_close_matches():
 def test_registries_load_their_packages_on_first_use():
     assert {"identity", "median"} <= set(DENOISERS.names())
     assert {"digits", "mnist", "fashion-mnist", "cifar10"} <= set(DATASETS.names())
-    assert set(NOISES.names()) == {"gaussian", "salt_pepper", "masking", "impulse", "poisson", "speckle"}
+    assert set(NOISES.names()) == {"gaussian", "awgn", "salt_pepper", "masking", "impulse", "poisson", "speckle"}
 
 
 @pytest.mark.parametrize(
