@@ -14,6 +14,7 @@ from bench.cli import main
 from bench.execution.rows import CellRow, ClassifierRow
 from bench.execution.store import Store
 from bench.report import image_grids, render_report, seed_tables, write_outputs
+from bench.report.outputs import leaderboard
 
 EVIL = "<script>alert(1)</script>"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -427,3 +428,35 @@ def test_a_winner_the_paired_test_cannot_tell_from_the_runner_up_is_marked_not_d
         assert mark(name, 1, "psnr") == {"tie"} and mark(name, 0, "ssim") == {"tie"}  # equal SSIM everywhere
         assert "not distinguishable" in rows[name][1].find_all("span", "m-psnr")[0].text()
     assert not root.find_all("span", "best")[1:]  # one winner on the whole page
+
+
+def test_outputs_below_the_noisy_input_or_identity_are_marked_broken(tmp_path):
+    # psnr_noisy is 15 dB in every cell; identity at 0.1 scores 16 (its output clipped)
+    cells = [("identity", 0.1, "0.1", 16.0), ("median", 0.1, "0.1", 15.5), ("dncnn", 0.1, "0.1", 14.0)]
+    cells += [("dncnn", 0.3, "0.3", 20.0), ("median", 0.3, "0.3", 17.0)]
+    with Store(tmp_path / "store.sqlite") as store:
+        for name, level, train, psnr in cells:
+            store.put_cell(CellRow(**_row(name, level, train, psnr, 0.8) | {"below_noisy": psnr < 15.0}))
+        board = leaderboard(store.cells(), {}).set_index(["denoiser", "level"])
+        root = _Tree(render_report(store)).root
+    # identity is not checked against itself; at 0.3 there is no identity cell to compare with
+    flags = {
+        column: {key: None if pd.isna(value) else bool(value) for key, value in board[column].items()}
+        for column in ("below_identity", "below_noisy")
+    }
+    assert flags["below_identity"] == {
+        ("identity", 0.1): None,
+        ("median", 0.1): True,
+        ("dncnn", 0.1): True,
+        ("dncnn", 0.3): None,
+        ("median", 0.3): None,
+    }
+    assert [key for key, below in flags["below_noisy"].items() if below] == [("dncnn", 0.1)]
+    rows = {row.find_all("th")[0].text(): row.find_all("td") for row in _body_rows(_table(root, "digits · gaussian"))}
+    broken = {name: [bool(td.find_all("span", "broken")) for td in tds] for name, tds in rows.items()}
+    assert broken == {"identity": [False, False], "median": [True, False], "dncnn": [True, False]}
+    (dncnn_flag,) = rows["dncnn"][0].find_all("span", "broken")
+    why = dncnn_flag.attrs["title"]
+    assert "below its noisy input's 15.00 dB" in why and "below identity's" in why
+    (median_flag,) = rows["median"][0].find_all("span", "broken")
+    assert "noisy input" not in median_flag.attrs["title"]

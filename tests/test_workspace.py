@@ -56,6 +56,7 @@ def test_scoring_a_cell_gives_its_typed_rows_and_a_failure_a_failed_row(tmp_path
     row = scored.row
     assert (row.key, row.status, row.error, row.n_test, row.denoiser_params) == (cell.key, "ok", None, 12, {})
     assert row.psnr_ci_low <= row.psnr <= row.psnr_ci_high and row.psnr > row.psnr_noisy
+    assert row.below_noisy is False
     assert np.isclose(row.psnr, scored.row.per_image["psnr"].mean(), atol=1e-4)
     assert set(scored.samples) == {"clean", "noisy", "denoised"} and scored.classifiers == ()
     failed = score_or_fail(workspace, replace(cell, dataset="no-such-dataset"))
@@ -63,3 +64,12 @@ def test_scoring_a_cell_gives_its_typed_rows_and_a_failure_a_failed_row(tmp_path
     assert failed.samples is None and failed.row.psnr is None and failed.row.device == "cpu"
     assert failed_cell(cell, "why", "cpu").row.error == "why"
     assert Path(workspace.context.cache_dir).name == "cache"
+
+
+def test_a_cell_that_scores_below_its_noisy_input_says_so(tmp_path):
+    # a 7x7 median at very light noise blurs the digits away: worse than doing nothing
+    grid = _grid(noises={"gaussian": [0.01]}, params={"median": {"size": 7}})
+    workspace = preload(RunContext.for_grid(grid, tmp_path / "tiny", device="cpu"), ["digits"])
+    [cell] = grid.cells()
+    row = score_cell(workspace, cell).row
+    assert row.psnr < row.psnr_noisy and row.below_noisy is True

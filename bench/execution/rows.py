@@ -44,6 +44,8 @@ class CellRow:
     mse: float | None = field(default=None, metadata=_CSV)
     psnr_noisy: float | None = field(default=None, metadata=_CSV)
     ssim_noisy: float | None = field(default=None, metadata=_CSV)
+    #: psnr < psnr_noisy: the output is worse than its input (a broken fit, not a result)
+    below_noisy: bool | None = field(default=None, metadata=_CSV)
     fit_seconds: float | None = field(default=None, metadata=_CSV)
     images_per_second: float | None = field(default=None, metadata=_CSV)
     params: int | None = field(default=None, metadata=_CSV)  # the fitted model's parameter count

@@ -49,7 +49,7 @@ _KINDS = {c: sql_kind(CellRow, c) for c in CELL_COLUMNS} | {
 _JSON_COLUMNS = {c for c, kind in _KINDS.items() if kind == "JSON"}
 _INTEGER_COLUMNS = {c for c, kind in _KINDS.items() if kind == "INTEGER"}
 #: Cell columns added after stores were first written: an older store gains them when opened.
-_ADDED_COLUMNS = ("psnr_uint8",)
+_ADDED_COLUMNS = ("psnr_uint8", "below_noisy")
 
 
 # A failed cell `c` for which an ok cell of the same settings exists under another key.

@@ -156,6 +156,7 @@ def score_cell(workspace: Workspace, cell: Cell) -> ScoredCell:
     }
     psnr = metrics.mean_ci(per_image["psnr"], seed=cell.seed)
     ssim = metrics.mean_ci(per_image["ssim"], seed=cell.seed)
+    psnr_noisy = float(image_sets.per_image(metrics.psnr, noisy, clean).mean())
     row = CellRow(
         **{**cell_identity(cell), "n_test": n_eval},
         psnr=psnr[0],
@@ -166,7 +167,8 @@ def score_cell(workspace: Workspace, cell: Cell) -> ScoredCell:
         ssim_ci_low=ssim[1],
         ssim_ci_high=ssim[2],
         mse=float(image_sets.per_image(metrics.mse, denoised, clean).mean()),
-        psnr_noisy=float(image_sets.per_image(metrics.psnr, noisy, clean).mean()),
+        psnr_noisy=psnr_noisy,
+        below_noisy=bool(psnr[0] < psnr_noisy),
         ssim_noisy=float(image_sets.per_image(metrics.ssim, noisy, clean).mean()),
         fit_seconds=fit_seconds,
         images_per_second=images_per_second,

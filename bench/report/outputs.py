@@ -7,6 +7,8 @@
   difference, dB), ``vs_runner_up_ci_low/high`` (its 95% bootstrap interval),
   ``vs_runner_up_p`` (Wilcoxon signed-rank) and ``distinguishable`` (see
   :mod:`bench.report.significance`). Empty where there is no runner-up or no per-image data.
+  Then ``below_identity``: the cell's mean PSNR is below ``identity``'s on the same test set (empty
+  without an ``identity`` cell there); with the row's ``below_noisy``, it marks a broken output.
 - ``classifiers.csv``: one row per cell and classifier.
 - ``per_image.csv.gz``: one row per cell and scored test image: ``PER_IMAGE_ID_COLUMNS``,
   ``image`` (index in the test set), ``psnr``, ``ssim`` and one ``correct_<classifier>``
@@ -29,6 +31,7 @@ from bench.files import write_atomic
 from bench.report.page import write_report
 from bench.report.provenance import write_provenance
 from bench.report.published import beside
+from bench.report.select import below_identity
 from bench.report.significance import rank_and_test
 
 __all__ = ["write_outputs", "rebuild", "open_run", "leaderboard", "per_image_frame", "PER_IMAGE_ID_COLUMNS"]
@@ -55,6 +58,7 @@ def leaderboard(cells: pd.DataFrame, per_image: dict[str, dict[str, np.ndarray]]
     tests = rank_and_test(board, psnr, by=RANK_GROUP, value="psnr")
     tests["vs_runner_up"] = tests["vs_runner_up"].map(board.set_index("key")["denoiser"])
     board = pd.concat([board, tests], axis=1)
+    board["below_identity"] = below_identity(cells)
     board["denoiser_params"] = board["denoiser_params"].map(_params_text)
     return beside(board)  # published figures for the same method, set and sigma, where there are any
 

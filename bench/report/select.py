@@ -7,7 +7,10 @@ import json
 import numpy as np
 import pandas as pd
 
-__all__ = ["diagonal"]
+__all__ = ["diagonal", "below_identity", "BASELINE"]
+
+#: The entry every other is checked against: one that returns its input.
+BASELINE = "identity"
 
 
 def diagonal(cells: pd.DataFrame, *, ok_only: bool = True) -> pd.DataFrame:
@@ -41,3 +44,19 @@ def _variants(rows: pd.DataFrame) -> pd.Series:
             named = [f"{key}={json.dumps(p[key])}" for key in differ if key in p]
             suffix[index] = f" [{', '.join(named)}]" if named else ""
     return suffix
+
+
+def below_identity(cells: pd.DataFrame) -> pd.Series:
+    """Whether each ok cell's mean PSNR is below ``identity``'s on the same test set (dataset, noise, level).
+
+    A denoiser worse than returning its input is broken, whatever its training. NA for failed
+    cells, for ``identity`` itself and where the run has no ok ``identity`` cell to compare with.
+    """
+    ok = cells["status"] == "ok"
+    test_set = ["dataset", "noise", "level"]
+    identity = cells[ok & (cells["denoiser"] == BASELINE)].groupby(test_set)["psnr"].max()
+    reference = pd.Series(
+        [identity.get(tuple(row)) for row in cells[test_set].itertuples(index=False)], index=cells.index, dtype=float
+    )
+    below = pd.Series(pd.array(cells["psnr"].astype(float) < reference, dtype="boolean"), index=cells.index)
+    return below.mask(~ok | (cells["denoiser"] == BASELINE) | reference.isna())

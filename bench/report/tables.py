@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from bench.execution.store import CORRECT_PREFIX
-from bench.report.select import diagonal
+from bench.report.select import BASELINE, below_identity, diagonal
 from bench.report.significance import rank_and_test
 
 __all__ = ["leaderboards", "classifier_table", "accuracy_metrics", "rows_table", "load_seed_frames", "seed_tables"]
@@ -145,7 +145,7 @@ def leaderboards(
     ``per_image`` (``Store.per_image()``) lets each column's winner be tested against its
     runner-up; without it the top mean is marked.
     """
-    board = diagonal(cells, ok_only=False)
+    board = diagonal(cells.assign(below_identity=below_identity(cells)), ok_only=False)
     verdicts = _verdicts(board.copy(), classifiers, metrics, per_image or {})
     accuracy = classifiers.groupby(["key", "classifier"])["accuracy_denoised"].mean().to_dict()
     tables = []
@@ -186,7 +186,23 @@ def _board_cell(cell: pd.Series | None, accuracy: dict, metrics: list[dict]) -> 
             "values": _metric_values(pd.Series(dtype=object), {}, metrics),
         }
     scores = {m["classifier"]: accuracy.get((cell["key"], m["classifier"])) for m in metrics}
-    return {"status": "ok", "error": "", "key": cell["key"], "values": _metric_values(cell, scores, metrics)}
+    values = _metric_values(cell, scores, metrics)
+    return {"status": "ok", "error": "", "key": cell["key"], "values": values, "broken": broken_output(cell)}
+
+
+def _is_true(flag: Any) -> bool:
+    """A stored flag that is set (None, NA and NaN, as in cells stored before the flag existed, are not)."""
+    return flag is not None and not pd.isna(flag) and bool(flag)
+
+
+def broken_output(cell: pd.Series) -> str:
+    """Why a cell's output reads as broken (PSNR below its noisy input or below identity's), else ''."""
+    reasons = []
+    if _is_true(cell.get("below_noisy")):
+        reasons.append(f"PSNR {cell['psnr']:.2f} dB below its noisy input's {cell['psnr_noisy']:.2f} dB")
+    if _is_true(cell.get("below_identity")):
+        reasons.append(f"PSNR below {BASELINE}'s on the same test images")
+    return "; ".join(reasons)
 
 
 def _noisy_row(
