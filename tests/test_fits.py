@@ -61,12 +61,21 @@ def _edit_sidecar(stem):
     stem.with_suffix(".json").write_text(json.dumps(record))
 
 
+def _drop_checksum_and_add(stem, key=None):
+    record = json.loads(stem.with_suffix(".json").read_text())
+    del record["checksum"]
+    if key:
+        record[key] = 1
+    stem.with_suffix(".json").write_text(json.dumps(record))
+
+
 DAMAGE = {
     "half-json": (lambda s: s.with_suffix(".json").write_text(s.with_suffix(".json").read_text()[:40]), "not JSON"),
     "zero-bytes": (lambda s: s.with_suffix(".json").write_bytes(b""), "not JSON"),
     "a-list": (lambda s: s.with_suffix(".json").write_text("[1, 2, 3]"), "a JSON list; expected an object"),
     "edited": (_edit_sidecar, "checksum mismatch: its content changed"),
     "weights-flipped": (_flip_weights, "checksum mismatch of its weights file"),
+    "no-checksum-unknown-layout": (lambda s: _drop_checksum_and_add(s, "by_hand"), "no checksum"),
     "weights-gone": (lambda s: s.with_suffix(".safetensors").unlink(), "weights file fit.safetensors is missing"),
 }
 
@@ -85,6 +94,17 @@ def test_a_damaged_entry_is_named_once_set_aside_and_refitted(damage, tmp_path, 
     assert str(stem.with_suffix(".json")) in warnings[0] and reason in warnings[0] and "refitted" in warnings[0]
     assert (tmp_path / "fit.json.corrupt").is_file()
     assert fit_or_load(stem)[1] == 0  # the refit was cached whole
+
+
+def test_an_entry_written_before_sidecar_checksums_still_loads(tmp_path, caplog):
+    stem = tmp_path / "fit"
+    fit_or_load(stem)
+    _drop_checksum_and_add(stem)  # the sidecar layout older versions wrote: weights checksum only
+    with caplog.at_level(logging.WARNING, logger="bench.training"):
+        assert fit_or_load(stem)[1] == 0
+    assert not caplog.records
+    _flip_weights(stem)  # its weights are still checked
+    assert fit_or_load(stem)[1] == 1
 
 
 def test_nan_or_infinite_weights_are_never_cached_and_the_reason_names_the_entry(tmp_path):

@@ -84,6 +84,10 @@ def write_sidecar(path: Path, record: dict[str, Any]) -> None:
     write_text_atomic(path, text)
 
 
+#: The keys of a sidecar written before sidecars carried their own checksum.
+_UNCHECKED_LAYOUT = {"config", "state", "extra", "sha256"}
+
+
 def read_sidecar(path: Path) -> dict[str, Any]:
     """The record ``write_sidecar`` wrote at ``path``; DamagedFit unless it parses and its checksum holds."""
     try:
@@ -93,8 +97,12 @@ def read_sidecar(path: Path) -> dict[str, Any]:
     if not isinstance(record, dict):
         raise DamagedFit(f"a JSON {type(record).__name__}; expected an object")
     checksum = record.pop("checksum", None)
+    if checksum is None and set(record) == _UNCHECKED_LAYOUT:
+        # Written before sidecars carried a checksum: its weights' checksum is still checked, and
+        # keeping it keeps every older cache valid (refitting them all would cost hours).
+        return record
     if checksum is None:
-        raise DamagedFit("no checksum; written by an older version or by hand")
+        raise DamagedFit("no checksum; written by hand or by an unknown version")
     if checksum != _content_digest(record):
         raise DamagedFit("checksum mismatch: its content changed after it was written")
     return record
