@@ -460,3 +460,21 @@ def test_outputs_below_the_noisy_input_or_identity_are_marked_broken(tmp_path):
     assert "below its noisy input's 15.00 dB" in why and "below identity's" in why
     (median_flag,) = rows["median"][0].find_all("span", "broken")
     assert "noisy input" not in median_flag.attrs["title"]
+
+
+def test_fits_whose_validation_loss_still_fell_at_the_end_are_marked_not_converged(tmp_path):
+    flat = [{"epoch": e, "train_loss": 1.0, "val_loss": v} for e, v in enumerate([1.0, 0.5, 0.45, 0.4, 0.399], 1)]
+    falling = [{"epoch": e, "train_loss": 1.0, "val_loss": v} for e, v in enumerate([1.0, 0.5, 0.45, 0.4, 0.38], 1)]
+    with Store(tmp_path / "store.sqlite") as store:
+        for name, history in (("dncnn", falling), ("unet", flat), ("median", None)):
+            store.put_cell(CellRow(**_row(name, 0.1, "0.1", 20.0, 0.8) | {"history": history}))
+        board = leaderboard(store.cells(), {}).set_index("denoiser")
+        root = _Tree(render_report(store)).root
+    assert {name: None if pd.isna(v) else bool(v) for name, v in board["converged"].items()} == {
+        "dncnn": False,
+        "unet": True,
+        "median": None,
+    }
+    rows = {row.find_all("th")[0].text(): row.find_all("td") for row in _body_rows(_table(root, "digits · gaussian"))}
+    marked = {name: bool(tds[0].find_all("span", "unconverged")) for name, tds in rows.items()}
+    assert marked == {"dncnn": True, "unet": False, "median": False}

@@ -9,6 +9,8 @@
   :mod:`bench.report.significance`). Empty where there is no runner-up or no per-image data.
   Then ``below_identity``: the cell's mean PSNR is below ``identity``'s on the same test set (empty
   without an ``identity`` cell there); with the row's ``below_noisy``, it marks a broken output.
+  ``converged``: the fit's validation curve flattened by its end (:mod:`bench.report.convergence`);
+  empty for entries without one.
 - ``classifiers.csv``: one row per cell and classifier.
 - ``per_image.csv.gz``: one row per cell and scored test image: ``PER_IMAGE_ID_COLUMNS``,
   ``image`` (index in the test set), ``psnr``, ``ssim`` and one ``correct_<classifier>``
@@ -28,6 +30,7 @@ import pandas as pd
 from bench.execution.rows import CELL_IDENTITY, ClassifierRow, csv_columns
 from bench.execution.store import CORRECT_PREFIX, LEADERBOARD_COLUMNS, PER_IMAGE_METRICS, Store
 from bench.files import write_atomic
+from bench.report.convergence import converged
 from bench.report.page import write_report
 from bench.report.provenance import write_provenance
 from bench.report.published import beside
@@ -59,6 +62,7 @@ def leaderboard(cells: pd.DataFrame, per_image: dict[str, dict[str, np.ndarray]]
     tests["vs_runner_up"] = tests["vs_runner_up"].map(board.set_index("key")["denoiser"])
     board = pd.concat([board, tests], axis=1)
     board["below_identity"] = below_identity(cells)
+    board["converged"] = pd.array([converged(h) for h in cells.get("history", [None] * len(cells))], dtype="boolean")
     board["denoiser_params"] = board["denoiser_params"].map(_params_text)
     return beside(board)  # published figures for the same method, set and sigma, where there are any
 

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from bench.execution.store import CORRECT_PREFIX
+from bench.report.convergence import CONVERGED_BELOW, converged
 from bench.report.select import BASELINE, below_identity, diagonal
 from bench.report.significance import rank_and_test
 
@@ -187,7 +188,18 @@ def _board_cell(cell: pd.Series | None, accuracy: dict, metrics: list[dict]) -> 
         }
     scores = {m["classifier"]: accuracy.get((cell["key"], m["classifier"])) for m in metrics}
     values = _metric_values(cell, scores, metrics)
-    return {"status": "ok", "error": "", "key": cell["key"], "values": values, "broken": broken_output(cell)}
+    fit_converged = converged(cell.get("history"))
+    return {
+        "status": "ok",
+        "error": "",
+        "key": cell["key"],
+        "values": values,
+        "broken": broken_output(cell),
+        "unconverged": "" if fit_converged is not False else _UNCONVERGED,
+    }
+
+
+_UNCONVERGED = f"the last fifth of training still lowered the best validation loss by {CONVERGED_BELOW:.0%} or more"
 
 
 def _is_true(flag: Any) -> bool:
