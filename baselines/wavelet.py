@@ -7,7 +7,7 @@ import pywt
 import torch
 from torch import Tensor
 
-from baselines.base import TunedDenoiser, check_positive, estimate_noise_sigma, from_numpy, sigma_from_diagonal
+from baselines.base import TunedDenoiser, check_positive, estimate_noise_sigma, from_numpy
 from bench.estimator import POSITIVE, POSITIVE_INT, Rule, one_of
 from bench.registry import DENOISERS
 
@@ -61,8 +61,7 @@ def bayes_shrink(
         Float array (..., H, W); the work is done in its dtype.
     sigma : ndarray or None
         Noise sigma of each plane, shape ``planes.shape[:-2]``; None estimates it
-        (``baselines.base.estimate_noise_sigma``), from the decomposition itself when the
-        wavelet is db2, whose finest diagonal coefficients the estimate reads.
+        (``baselines.base.estimate_noise_sigma``, in float64).
     sigma_scale : float
         Multiplier on ``sigma``.
     wavelet : str
@@ -78,7 +77,11 @@ def bayes_shrink(
     coeffs = pywt.wavedec2(planes, wavelet, level=levels, axes=(-2, -1))
     if sigma is None:
         # The decomposition's finest level is dwt2(planes, wavelet): for db2 the estimate's input.
-        sigma = sigma_from_diagonal(coeffs[-1][2]) if wavelet == "db2" else estimate_noise_sigma(planes)
+        # In float64 whatever the planes' dtype: the estimate drops exactly-zero coefficients
+        # (flat regions), and which ones round to exactly zero depends on the precision. On
+        # images with flat 0 and 1 regions (MNIST under salt-and-pepper) a float32 estimate
+        # moved sigma enough to change the tuned filter's output by up to 0.3.
+        sigma = estimate_noise_sigma(planes.astype(np.float64, copy=False))
     variance = (sigma_scale * np.asarray(sigma, dtype=np.float64))[..., None, None] ** 2
     shrunk = [coeffs[0]] + [
         tuple(_threshold(d, _bayes_threshold(d, variance), mode) for d in level) for level in coeffs[1:]
