@@ -21,21 +21,10 @@ from torch import Tensor
 
 from bench import metrics
 from bench.cost import timing
-from bench.noise import Noise
+from bench.cost.references import FIXED, batch, entry, references
 from bench.registry import DENOISERS
 
 __all__ = ["images_per_second", "metric_speed", "classical_speed", "format_table", "main"]
-
-#: Parameters of each timed entry: fixed (the tuned values on gaussian 0.1), so that only
-#: ``denoise`` is timed, never the tuning.
-FIXED = {
-    "median": {"size": 3},
-    "gaussian_blur": {"sigma": 0.5},
-    "tv_chambolle": {"weight": 0.04},
-    "wavelet": {"wavelet": "db2", "levels": 2, "mode": "soft", "sigma_scale": 1.0},
-    "nlm": {"patch_size": 5, "patch_distance": 5, "h_scale": 1.2},
-    "bm3d_torch": {"sigma_scale": 1.0},
-}
 
 
 def images_per_second(fn: Callable[[], object], n_images: int, *, repeats: int = 5) -> float:
@@ -55,48 +44,11 @@ class Case:
     n_reference: int
 
 
-def _batch(n: int, seed: int) -> tuple[Tensor, Tensor]:
-    # Smooth 28x28 images with gaussian 0.1 noise: the size every seed report uses.
-    generator = torch.Generator().manual_seed(seed)
-    clean = torch.nn.functional.avg_pool2d(torch.rand(n, 1, 30, 30, generator=generator), 3, 1)
-    return Noise("gaussian", 0.1).apply(clean, seed=seed + 1), clean
-
-
-def _references() -> dict[str, tuple[str, Callable[[np.ndarray], object] | None, int]]:
-    """Each entry's reference: its label, a callable on N x C x H x W float numpy, images per call."""
-    import scipy.ndimage as ndi
-    from skimage.restoration import denoise_tv_chambolle, denoise_wavelet
-
-    from baselines.nlm import skimage_nl_means
-
-    def per_image(fn: Callable[[np.ndarray], object]) -> Callable[[np.ndarray], object]:
-        return lambda planes: [fn(plane[0]) for plane in planes]
-
-    nlm = FIXED["nlm"]
-    refs = {
-        "median": ("scipy.ndimage.median_filter", lambda x: ndi.median_filter(x, size=(1, 1, 3, 3)), 4096),
-        "gaussian_blur": ("scipy.ndimage.gaussian_filter", lambda x: ndi.gaussian_filter(x, (0, 0, 0.5, 0.5)), 4096),
-        "tv_chambolle": ("skimage loop", per_image(lambda p: denoise_tv_chambolle(p, weight=0.04)), 256),
-        "wavelet": ("skimage loop", per_image(lambda p: denoise_wavelet(p, wavelet="db2", wavelet_levels=2)), 256),
-        "nlm": ("skimage loop", lambda x: skimage_nl_means(x.astype(np.float64), **nlm), 256),
-        "bm3d_torch": ("bm3d package", None, 4),
-    }
-    try:
-        import bm3d  # noqa: F401  (the optional package; absent: no reference column)
-
-        from baselines.bm3d_package import bm3d_denoise
-
-        refs["bm3d_torch"] = ("bm3d package", lambda x: bm3d_denoise(x.astype(np.float64), sigma_scale=1.0), 4)
-    except ImportError:
-        pass
-    return refs
-
-
 def classical_cases(n_images: int, *, quick: bool = False, entries: list[str] | None = None) -> list[Case]:
     """The classical entries with a reference (those in ``entries`` if given); slow ones time
     fewer images (images/s is per image)."""
     cases = []
-    for name, (label, reference, n_reference) in _references().items():
+    for name, (label, reference, n_reference) in references().items():
         if name not in DENOISERS.names() or (entries is not None and name not in entries):
             continue
         n_ours = (
@@ -106,15 +58,8 @@ def classical_cases(n_images: int, *, quick: bool = False, entries: list[str] | 
         )
         if quick:
             n_ours, n_reference = min(n_ours, 64), min(n_reference, 2 if name == "bm3d_torch" else 32)
-        cases.append(Case(name, _entry(name), n_ours, label, reference, min(n_reference, n_images)))
+        cases.append(Case(name, entry(name), n_ours, label, reference, min(n_reference, n_images)))
     return cases
-
-
-def _entry(name: str) -> Callable[[Tensor], object]:
-    model = DENOISERS.create(name, **FIXED[name])
-    noisy, clean = _batch(8, seed=5)
-    model.fit(noisy, clean)  # every parameter is fixed: fitting only records them
-    return model.denoise
 
 
 def _compare(case: Case, noisy: Tensor, devices: list[torch.device], repeats: int) -> dict:
@@ -148,7 +93,7 @@ def classical_speed(
     entries: list[str] | None = None,
 ) -> list[dict]:
     """One row per classical entry: images/s per device, the reference's, and the ratios."""
-    noisy, _ = _batch(n_images, seed)
+    noisy, _ = batch(n_images, seed)
     cases = classical_cases(n_images, quick=quick, entries=entries)
     return [_compare(case, noisy, devices, repeats) for case in cases]
 
@@ -157,7 +102,7 @@ def metric_speed(*, n_images: int = 4096, n_reference: int = 256, seed: int = 0,
     """Our batched SSIM/PSNR against scikit-image's per-image loop on 28x28 grey images."""
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-    noisy, clean = _batch(n_images, seed)
+    noisy, clean = batch(n_images, seed)
     ref_clean, ref_noisy = (t[:n_reference, 0].double().numpy() for t in (clean, noisy))
     opts = dict(data_range=1.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
     rows = []

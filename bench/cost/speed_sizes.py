@@ -110,7 +110,7 @@ def photo_batch(size: int, *, colour: bool = False, seed: int = 0) -> tuple[Tens
 
 def _cases(entries: list[str] | None) -> list[tuple[str, bool]]:
     """(entry, colour) pairs to time: every classical entry in grey, bm3d_torch in colour too."""
-    from bench.cost.speed import FIXED
+    from bench.cost.references import FIXED
     from bench.registry import DENOISERS
 
     names = [name for name in FIXED if name in DENOISERS.names() and (entries is None or name in entries)]
@@ -118,7 +118,7 @@ def _cases(entries: list[str] | None) -> list[tuple[str, bool]]:
 
 
 def _reference(name: str, colour: bool) -> tuple[str, Callable[[np.ndarray], object] | None]:
-    from bench.cost.speed import _references
+    from bench.cost.references import references as _references
 
     label, reference, _ = _references()[name]
     if colour and name != "bm3d_torch":
@@ -145,7 +145,7 @@ def size_speed(
 
 def _time_case(name: str, colour: bool, noisy: Tensor, repeats: int) -> dict:
     """Ours and the reference on ``noisy``, interleaved ``repeats`` times after a warm-up each."""
-    from bench.cost.speed import _entry
+    from bench.cost.references import entry as _entry
 
     ours = _entry(name)
     label, reference = _reference(name, colour)
@@ -198,7 +198,7 @@ def _reset_peak() -> bool:
 def _peak_child(name: str, which: str, size: int, colour: bool) -> None:
     # Runs in the subprocess: setup, then one call; prints the resident memory before it and
     # the peak during it (MiB). Where the peak cannot be reset, getrusage's whole-life peak.
-    from bench.cost.speed import _entry
+    from bench.cost.references import entry as _entry
 
     torch.set_num_threads(1)
     noisy, _ = photo_batch(size, colour=colour, seed=0)

@@ -29,6 +29,7 @@ from bench.execution.rows import CELL_IDENTITY, CellRow, ClassifierRow, columns,
 
 __all__ = [
     "Store",
+    "open_run",
     "StoreError",
     "CELL_COLUMNS",
     "LEADERBOARD_COLUMNS",
@@ -336,3 +337,11 @@ class Store:
             return {}
         with np.load(io.BytesIO(row[0])) as data:
             return {name: data[name] for name in data.files}
+
+
+def open_run(run_dir: str | Path) -> Store:
+    """The store of a run folder; a folder without one is a one-line ValueError."""
+    path = Path(run_dir) / "store.sqlite"
+    if not path.is_file():
+        raise ValueError(f"no run store at {path}; expected a folder written by 'python -m bench run'")
+    return Store(path)

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from bench.execution.rows import CELL_IDENTITY, ClassifierRow, csv_columns
-from bench.execution.store import CORRECT_PREFIX, LEADERBOARD_COLUMNS, PER_IMAGE_METRICS, Store
+from bench.execution.store import CORRECT_PREFIX, LEADERBOARD_COLUMNS, PER_IMAGE_METRICS, Store, open_run
 from bench.files import write_atomic
 from bench.report.convergence import converged
 from bench.report.page import write_report
@@ -109,14 +109,6 @@ def write_outputs(store: Store, run_dir: Path) -> list[Path]:
     written.append(write_provenance(store, run_dir))
     written.append(write_report(store, run_dir))  # after the CSVs: the page reads seed tables beside them
     return written
-
-
-def open_run(run_dir: str | Path) -> Store:
-    """The store of a run folder; a folder without one is a one-line ValueError."""
-    path = Path(run_dir) / "store.sqlite"
-    if not path.is_file():
-        raise ValueError(f"no run store at {path}; expected a folder written by 'python -m bench run'")
-    return Store(path)
 
 
 def rebuild(run_dir: str | Path) -> list[Path]:

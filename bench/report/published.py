@@ -150,7 +150,7 @@ PUBLISHED_END = "<!-- published-excerpt: end -->"
 def has_published(run_dir: str | Path) -> bool:
     """Whether a run folder's cells have published figures beside them (read from its store, so
     the answer holds before its CSVs are written)."""
-    from bench.report.outputs import open_run
+    from bench.execution.store import open_run
 
     with open_run(run_dir) as store:
         cells = store.cells()

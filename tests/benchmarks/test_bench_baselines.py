@@ -5,7 +5,7 @@ prints, per entry, our ``denoise`` and the library a user would otherwise call (
 on the same batch, scikit-image's per-image loop, the bm3d package) on a fixed, seeded batch
 of 28x28 images, and again on four 256x256 photograph crops (``bench.cost.speed_sizes``); the
 ratio of their images/s is the speed-up (``python -m bench speed`` and ``python -m bench speed
---sizes 28,64,256,512`` print the same comparisons as tables). Parameters are fixed (``bench.cost.speed.FIXED``) so
+--sizes 28,64,256,512`` print the same comparisons as tables). Parameters are fixed (``bench.cost.references.FIXED``) so
 that only ``denoise`` is timed. Slow calls get one timed round instead of calibration.
 """
 
@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from bench.cost.speed import FIXED, _references
+from bench.cost.references import FIXED
+from bench.cost.references import references as _references
 from bench.cost.speed_sizes import photo_batch
 from bench.noise import Noise
 from bench.registry import DENOISERS
