@@ -8,7 +8,9 @@ different block where two distances tie to rounding, so it is held to a mean dif
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -83,7 +85,15 @@ def test_registered_entries_stay_on_the_device(noisy):
 def test_gpu_check_script_runs_on_the_cpu_and_prints_its_table():
     # The script's own logic, exercised without a GPU: every step runs on the CPU in quick mode.
     script = Path(__file__).parents[1] / ".ci" / "gpu-check"
-    done = subprocess.run([str(script), "--device", "cpu", "--quick"], capture_output=True, text=True, timeout=480)
+    # The script calls `python`: this interpreter's, as in an activated environment.
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    done = subprocess.run(
+        [str(script), "--device", "cpu", "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=480,
+        env={**os.environ, "PATH": path},
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].split()[:3] == ["check", "status", "seconds"]
