@@ -253,7 +253,6 @@ def test_bayes_shrink_estimates_sigma_as_skimage_and_in_float32_as_in_float64(wa
     np.testing.assert_allclose(single, out, atol=5e-6)
 
 
-
 def test_bayes_shrink_in_float32_keeps_the_float64_sigma_on_flat_images():
     # Flat 0 and 1 regions (digits under salt-and-pepper): which detail coefficients are
     # exactly zero, and so left out of the sigma estimate, depends on the precision; the
