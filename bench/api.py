@@ -43,6 +43,22 @@ def _register(denoiser: Any) -> tuple[str, dict[str, Any], str | None]:
     return name, params, None if cls.__module__ == "__main__" else cls.__module__
 
 
+def _registered(denoisers: list[Any], params: dict, workers: int) -> tuple[list[str], dict, list[str]]:
+    """(names, parameters per entry, modules workers import) of ``run``'s denoisers, registered."""
+    names, settings, modules, in_main = [], dict(params), [], False
+    for denoiser in denoisers:
+        name, own, module = _register(denoiser)
+        names.append(name)
+        settings[name] = {**own, **settings.get(name, {})}
+        modules += [module] if module else []
+        in_main |= not isinstance(denoiser, str) and module is None
+    if workers > 1 and in_main:
+        raise ValueError(
+            "denoisers defined in __main__ cannot reach worker processes; define them in a module or use workers=1"
+        )
+    return names, settings, modules
+
+
 def run(
     grid: Any = "quick",
     *,
@@ -81,17 +97,7 @@ def run(
 
     options = {key: narrow.pop(key) for key in ("device", "data_dir", "seed") if key in narrow}
     grid = grid if isinstance(grid, Grid) else resolve_grid(str(grid), data_dir=options.get("data_dir"))
-    names, settings, modules, in_main = [], dict(params or {}), [], False
-    for denoiser in denoisers or []:
-        name, own, module = _register(denoiser)
-        names.append(name)
-        settings[name] = {**own, **settings.get(name, {})}
-        modules += [module] if module else []
-        in_main |= not isinstance(denoiser, str) and module is None
-    if workers > 1 and in_main:
-        raise ValueError(
-            "denoisers defined in __main__ cannot reach worker processes; define them in a module or use workers=1"
-        )
+    names, settings, modules = _registered(denoisers or [], params or {}, workers)
     grid = grid.narrow(denoisers=names or None, params={k: v for k, v in settings.items() if v} or None, **narrow)
     if "seed" in options:
         grid = replace(grid, seed=options["seed"])
