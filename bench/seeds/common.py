@@ -48,7 +48,10 @@ __all__ = [
 
 #: ``tiny`` is for tests (seconds), ``quick`` for a 2-core CPU (minutes), ``full`` for a GPU.
 BUDGETS = ("tiny", "quick", "full")
-COLUMNS = ["seed", "experiment", "metric", "published", "ours", "n_test", "protocol_note"]
+#: Columns of ``SEED.csv``. ``reading`` says which reading was chosen where the report is silent
+#: or contradicts itself (and why); ``deviations`` lists every other departure from the report's
+#: protocol, a budget's shrinking included ("; "-joined in the CSV).
+COLUMNS = ["seed", "experiment", "metric", "published", "ours", "n_test", "reading", "deviations", "protocol_note"]
 
 
 def check_budget(budget: str) -> str:
@@ -83,9 +86,22 @@ class Experiment:
     rows: list[dict[str, Any]] = field(default_factory=list)
 
     def add(
-        self, metric: str, published: float | None, ours: float | None, *, n_test: int | None, note: str = ""
+        self,
+        metric: str,
+        published: float | None,
+        ours: float | None,
+        *,
+        n_test: int | None,
+        note: str = "",
+        reading: str = "",
+        deviations: tuple[str, ...] = (),
     ) -> None:
-        """One "published vs ours" row; None is written as an empty cell."""
+        """One "published vs ours" row; None is written as an empty cell.
+
+        ``reading``: where the report is silent or contradicts itself, which reading was chosen
+        and why. ``deviations``: every other departure from the report's protocol, including
+        what a budget shrank (one string each).
+        """
         nan = float("nan")
         self.rows.append(
             {
@@ -94,6 +110,8 @@ class Experiment:
                 "published": nan if published is None else float(published),
                 "ours": nan if ours is None else float(ours),
                 "n_test": n_test,
+                "reading": reading,
+                "deviations": "; ".join(deviations),
                 "protocol_note": note,
             }
         )
@@ -145,11 +163,28 @@ class Reproduction:
         self.log(f"[{self.report}] {name}: {'; '.join(parts) or 'no rows'} ({seconds:.1f} s)")
         self.write()  # after every experiment: a run that dies later keeps what it measured
 
-    def skip(self, name: str, published: dict[str, float | None], reason: str, *, n_test: int | None = None) -> None:
+    def skip(
+        self,
+        name: str,
+        published: dict[str, float | None],
+        reason: str,
+        *,
+        n_test: int | None = None,
+        reading: str = "",
+        deviations: tuple[str, ...] = (),
+    ) -> None:
         """Rows with an empty 'ours' and ``reason`` as the note, for an experiment that cannot run here."""
         with self.experiment(name) as exp:
             for metric, value in published.items():
-                exp.add(metric, value, None, n_test=n_test, note=f"not run: {reason}")
+                exp.add(
+                    metric,
+                    value,
+                    None,
+                    n_test=n_test,
+                    note=f"not run: {reason}",
+                    reading=reading,
+                    deviations=deviations,
+                )
 
     def frame(self) -> pd.DataFrame:
         frame = pd.DataFrame(self.rows, columns=COLUMNS[1:])
