@@ -197,7 +197,15 @@ class ResNet18AENet(nn.Module):
 # neither for VGG: all three use that pairing.
 def _faithful(epochs: int, **extra) -> Recipe:
     return Recipe(
-        optimizer="adadelta", lr=1.0, loss="bce", epochs=epochs, batch_size=128, patience=None, note="seed 000", **extra
+        optimizer="adadelta",
+        lr=1.0,
+        loss="bce",
+        epochs=epochs,
+        batch_size=128,
+        patience=None,
+        redraw_noise=False,  # "we add noise to each image": the training set is corrupted once
+        note="seed 000",
+        **extra,
     )
 
 
@@ -288,7 +296,7 @@ class ResNet18AE(_WidthDenoiser):
     """
 
     fixed_input_size = True  # the transposed convolution's kernel is the bottleneck size
-    recipes = {"faithful": _faithful(50, val_fraction=1 / 7), "ours": _OURS}
+    recipes = {"faithful": _faithful(50, val_fraction=1 / 7, cap_validation=False), "ours": _OURS}
 
     def build(self, shape: tuple[int, int, int]) -> nn.Module:
         return ResNet18AENet(shape, self.width)

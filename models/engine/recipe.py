@@ -53,8 +53,11 @@ class Recipe:
     patience : int or None
         Epochs without validation improvement before stopping; None trains all epochs.
     val_fraction : float
-        Share of the given images held out for validation (seeded; at most 2,048, none
-        below 100 images: see ``models.engine.training.split_validation``).
+        Share of the given images held out for validation (seeded; at most 2,048 unless
+        ``cap_validation`` is False, none below 100 images: see ``models.engine.split.split_validation``).
+    cap_validation : bool
+        Cap the hold-out at 2,048 images (True); False holds out the whole ``val_fraction``,
+        as a report's own split does (seed 001's 80/20, seed 000's 6:1).
     max_steps : int or None
         Cap on optimizer steps (per training stage); the schedule then runs over at most this
         many steps. Unlike a wall-clock budget it gives the same numbers on every machine.
@@ -80,6 +83,7 @@ class Recipe:
     momentum: float = 0.0
     patience: int | None = 5
     val_fraction: float = 0.1
+    cap_validation: bool = True
     max_steps: int | None = None
     precision: str = "auto"
     redraw_noise: bool = True

@@ -14,7 +14,7 @@ from torch import Tensor
 from bench.noise import derive_seed
 from models.engine.recipe import Recipe
 
-__all__ = ["MAX_VALIDATION", "MIN_IMAGES_FOR_VALIDATION", "split_validation", "batches", "planned_steps"]
+__all__ = ["MAX_VALIDATION", "MIN_IMAGES_FOR_VALIDATION", "held_out_count", "split_validation", "batches", "planned_steps"]
 
 #: Cap on held-out images: 2,048 pin a validation loss down well, and validating 6,000
 #: images every epoch would cost a slow CPU model more than its time budget.
@@ -24,13 +24,27 @@ MAX_VALIDATION = 2048
 MIN_IMAGES_FOR_VALIDATION = 100
 
 
-def split_validation(n: int, fraction: float, seed: int, device: torch.device) -> tuple[Tensor, Tensor]:
+def held_out_count(n: int, fraction: float, cap: bool = True) -> int:
+    """Images ``split_validation`` holds out of ``n``: ``round(fraction * n)``, at most
+    MAX_VALIDATION when ``cap``, and none below MIN_IMAGES_FOR_VALIDATION images.
+
+    >>> held_out_count(60000, 0.2), held_out_count(60000, 0.2, cap=False)
+    (2048, 12000)
+    """
+    if n < MIN_IMAGES_FOR_VALIDATION:
+        return 0
+    return min(round(fraction * n), MAX_VALIDATION) if cap else round(fraction * n)
+
+
+def split_validation(
+    n: int, fraction: float, seed: int, device: torch.device, *, cap: bool = True
+) -> tuple[Tensor, Tensor]:
     """Seeded (train, validation) indices of ``range(n)``: the one validation rule.
 
-    ``round(fraction * n)`` images are held out, at most MAX_VALIDATION, and none below
-    MIN_IMAGES_FOR_VALIDATION images; holding none out, both are the whole pool.
+    ``held_out_count(n, fraction, cap)`` images are held out; holding none out, both are the
+    whole pool.
     """
-    n_val = min(round(fraction * n), MAX_VALIDATION) if n >= MIN_IMAGES_FOR_VALIDATION else 0
+    n_val = held_out_count(n, fraction, cap)
     if n_val == 0:
         everything = torch.arange(n, device=device)
         return everything, everything
@@ -47,8 +61,7 @@ def planned_steps(recipe: Recipe, n: int) -> int:
     >>> planned_steps(Recipe(epochs=3, batch_size=8), 1000)  # 900 pairs after the hold-out
     339
     """
-    n_val = min(round(recipe.val_fraction * n), MAX_VALIDATION) if n >= MIN_IMAGES_FOR_VALIDATION else 0
-    n_fit = n - n_val
+    n_fit = n - held_out_count(n, recipe.val_fraction, recipe.cap_validation)
     batch = min(recipe.batch_size, n_fit)
     per_epoch = math.ceil(n_fit / batch)
     if per_epoch > 1 and n_fit % batch == 1:

@@ -161,7 +161,7 @@ class _Engine:
         self.recipe, self.batch_loss, self.reinit, self.seed, self.n = recipe, batch_loss, reinit, seed, n
         self.deadline, self.stage, self.checkpoints = deadline, stage, checkpoints
         self.stage_name = stage or "fit"
-        self.train_idx, val_idx = split_validation(n, recipe.val_fraction, seed, self.device)
+        self.train_idx, val_idx = split_validation(n, recipe.val_fraction, seed, self.device, cap=recipe.cap_validation)
         self.info: dict[str, Any] = {"collapse": [], "restarted": False, "collapsed": None, "stopped": "epochs"}
         held_out = len(val_idx) < n
         self.generator = torch.Generator(device=self.device).manual_seed(derive_seed(seed, "batches and noise"))
