@@ -29,6 +29,7 @@ from bench.data import find
 from bench.files import write_text_atomic
 from bench.noise import Noise, derive_seed
 from bench.registry import Registry
+from bench.seeds.verdicts import add_verdicts
 
 __all__ = [
     "BUDGETS",
@@ -48,10 +49,33 @@ __all__ = [
 
 #: ``tiny`` is for tests (seconds), ``quick`` for a 2-core CPU (minutes), ``full`` for a GPU.
 BUDGETS = ("tiny", "quick", "full")
-#: Columns of ``SEED.csv``. ``reading`` says which reading was chosen where the report is silent
-#: or contradicts itself (and why); ``deviations`` lists every other departure from the report's
-#: protocol, a budget's shrinking included ("; "-joined in the CSV).
-COLUMNS = ["seed", "experiment", "metric", "published", "ours", "n_test", "reading", "deviations", "protocol_note"]
+#: Columns of ``SEED.csv``: the comparison first (see :mod:`bench.seeds.verdicts`), the long
+#: texts last. ``best_of_bench`` / ``best_entry``: our best entry on the same data, beside (not
+#: instead of) ours for the report's own model. ``reading``: which reading was chosen where the
+#: report is silent or contradicts itself, and why; ``deviations``: every other departure from
+#: the report's protocol, a budget's shrinking included ("; "-joined); ``not_comparable``: why
+#: the published value and ours measure different things (empty when they do not).
+COLUMNS = [
+    "seed",
+    "experiment",
+    "metric",
+    "published",
+    "ours",
+    "difference",
+    "tolerance",
+    "verdict",
+    "best_of_bench",
+    "best_entry",
+    "n_test",
+    "budget",
+    "not_comparable",
+    "reading",
+    "deviations",
+    "protocol_note",
+]
+
+
+_DERIVED = ("seed", "difference", "verdict", "budget")
 
 
 def check_budget(budget: str) -> str:
@@ -95,23 +119,37 @@ class Experiment:
         note: str = "",
         reading: str = "",
         deviations: tuple[str, ...] = (),
+        tolerance: float | None = None,
+        not_comparable: str = "",
+        best: tuple[str, float | None] | None = None,
     ) -> None:
         """One "published vs ours" row; None is written as an empty cell.
 
         ``reading``: where the report is silent or contradicts itself, which reading was chosen
         and why. ``deviations``: every other departure from the report's protocol, including
-        what a budget shrank (one string each).
+        what a budget shrank (one string each). ``tolerance``: how far ours may be from the
+        published value, in the metric's units (None: the default of the metric's kind, see
+        :mod:`bench.seeds.verdicts`). ``not_comparable``: why the published value and ours are
+        not the same quantity under the same protocol (the verdict is then "not comparable").
+        ``best``: (entry, value) of our best entry on the same data, for its own column.
         """
         nan = float("nan")
+        if isinstance(deviations, str):  # one departure given as a bare string, not its letters
+            deviations = (deviations,)
+        best_entry, best_value = best if best is not None else ("", None)
         self.rows.append(
             {
                 "experiment": self.name,
                 "metric": metric,
                 "published": nan if published is None else float(published),
                 "ours": nan if ours is None else float(ours),
+                "tolerance": nan if tolerance is None else float(tolerance),
+                "best_of_bench": nan if best_value is None else float(best_value),
+                "best_entry": best_entry,
                 "n_test": n_test,
+                "not_comparable": not_comparable,
                 "reading": reading,
-                "deviations": "; ".join(deviations),
+                "deviations": "; ".join(d for d in deviations if d),
                 "protocol_note": note,
             }
         )
@@ -187,9 +225,12 @@ class Reproduction:
                 )
 
     def frame(self) -> pd.DataFrame:
-        frame = pd.DataFrame(self.rows, columns=COLUMNS[1:])
+        """The rows so far, with their difference, tolerance and verdict (``COLUMNS``)."""
+        frame = pd.DataFrame(self.rows, columns=[c for c in COLUMNS if c not in _DERIVED])
         frame.insert(0, "seed", self.report)
+        frame["budget"] = self.budget
         frame["n_test"] = frame["n_test"].astype("Int64")
+        frame = add_verdicts(frame)[COLUMNS]
         frame.attrs["name"] = f"seed {self.report}"
         return frame
 
