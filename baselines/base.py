@@ -15,10 +15,10 @@ from abc import abstractmethod
 from typing import Any, ClassVar
 
 import numpy as np
-import pywt
 import torch
 from torch import Tensor
 
+from baselines.dwt import finest_diagonal
 from bench.estimator import POSITIVE_INT, Denoiser, Rule, check_images
 from bench.metrics import psnr
 
@@ -121,7 +121,7 @@ def estimate_noise_sigma(planes: np.ndarray) -> np.ndarray:
     with warnings.catch_warnings():
         # dwt2 of a plane smaller than the filter warns about boundary effects; the estimate stays usable.
         warnings.simplefilter("ignore", UserWarning)
-        _, (_, _, diagonal) = pywt.dwt2(planes, "db2", axes=(-2, -1))
+        diagonal = finest_diagonal(planes, "db2")
     return sigma_from_diagonal(diagonal)
 
 

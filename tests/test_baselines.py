@@ -8,12 +8,14 @@ import sys
 
 import numpy as np
 import pytest
+import pywt
 import scipy.ndimage as ndi
 import torch
 from skimage.restoration import denoise_tv_chambolle, denoise_wavelet, estimate_sigma
 
 import baselines.filters as filters_module
 import baselines.nlm as nlm_module
+from baselines import dwt
 from baselines.base import estimate_noise_sigma, tuning_subset
 from baselines.bm3d_package import BM3D
 from baselines.classical import GaussianBlur, Median
@@ -251,6 +253,22 @@ def test_bayes_shrink_estimates_sigma_as_skimage_and_in_float32_as_in_float64(wa
     single = bayes_shrink(planes.astype(np.float32), sigma_scale=1.5, wavelet=wavelet, levels=2, mode="soft")
     assert single.dtype == np.float32
     np.testing.assert_allclose(single, out, atol=5e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(2, 28, 28), (1, 33, 64), (1, 512, 512)])
+def test_contiguous_row_transforms_are_pywavelets_bit_for_bit(shape, dtype):
+    # Same passes, same order, same arithmetic: equal exactly, not just close, so that which
+    # coefficients are exactly zero (and so the noise estimate) cannot change.
+    planes = np.random.default_rng(1).random(shape).astype(dtype)
+    for wavelet in ("db1", "db2", "sym4"):
+        levels = max(1, min(2, pywt.dwtn_max_level(shape[-2:], wavelet)))
+        ours, theirs = dwt.wavedec2(planes, wavelet, levels), pywt.wavedec2(planes, wavelet, level=levels)
+        assert np.array_equal(ours[0], theirs[0])
+        for our_level, their_level in zip(ours[1:], theirs[1:], strict=True):
+            assert all(np.array_equal(a, b) for a, b in zip(our_level, their_level, strict=True))
+        assert np.array_equal(dwt.waverec2(ours, wavelet), pywt.waverec2(theirs, wavelet))
+        assert np.array_equal(dwt.finest_diagonal(planes, wavelet), pywt.dwt2(planes, wavelet)[1][2])
 
 
 def test_bayes_shrink_in_float32_keeps_the_float64_sigma_on_flat_images():
