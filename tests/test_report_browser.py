@@ -118,3 +118,58 @@ def test_clicking_a_header_sorts_the_leaderboard(page):
     assert ssim == sorted(ssim, reverse=True)
     assert page.locator(f"{table} tbody th").first.inner_text() == "median"  # best SSIM at 0.1
     assert page.problems == []
+
+
+@pytest.fixture(scope="module")
+def two_sets_report(tmp_path_factory) -> Path:
+    """The fabricated run plus a second dataset, 'letters', tested at 0.5 only, whose dncnn output is broken."""
+    import numpy as np
+    from test_html_report import _row
+
+    from bench.execution.rows import CellRow
+    from bench.execution.store import Store
+
+    run_dir = build_store(tmp_path_factory.mktemp("run"))
+    rng = np.random.default_rng(1)
+    with Store(run_dir / "store.sqlite") as store:
+        for denoiser, psnr in (("median", 17.0), ("dncnn", 12.0)):
+            row = _row(denoiser, 0.5, "0.5", psnr, 0.5) | {"dataset": "letters", "key": f"letters-{denoiser}"}
+            samples = {k: rng.integers(0, 256, (3, 1, 8, 8), dtype=np.uint8) for k in ("clean", "noisy", "denoised")}
+            store.put_cell(CellRow(**row | {"below_noisy": psnr < row["psnr_noisy"]}), [], samples)
+    return next(p for p in rebuild(run_dir) if p.name == "report.html")
+
+
+def _shown_cells(page) -> list[str]:
+    return page.eval_on_selector_all(
+        ".cellgrid",
+        "gs => gs.filter(g => !g.hidden && g.offsetHeight > 0).map(g => g.querySelector('caption').textContent)",
+    )
+
+
+def test_the_image_picker_shows_one_cell_at_a_time(browser, two_sets_report):
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(two_sets_report.as_uri(), wait_until="load")
+    assert page.locator(".cellgrid").count() == 3
+    assert _shown_cells(page) == ["digits · gaussian 0.1"]
+    assert page.locator("#pick-dataset option").all_inner_texts() == ["digits", "letters"]
+    assert page.locator("#pick-level option").all_inner_texts() == ["0.1", "0.3"]
+
+    page.select_option("#pick-level", "0.3")
+    assert _shown_cells(page) == ["digits · gaussian 0.3"]
+
+    page.select_option("#pick-dataset", "letters")  # letters has no 0.3: its only level is picked
+    assert page.locator("#pick-level option").all_inner_texts() == ["0.5"]
+    assert _shown_cells(page) == ["letters · gaussian 0.5"]
+    shown = page.locator(".cellgrid:not([hidden])")
+    decoded = shown.locator("img").evaluate_all("imgs => imgs.map(i => i.complete && i.naturalWidth > 0)")
+    assert decoded == [True] * 4  # clean, noisy, dncnn, median
+    assert shown.locator("th", has_text="dncnn").locator(".broken").count() == 1
+    assert shown.locator("th", has_text="median").locator(".broken").count() == 0
+    assert page.locator("#pick-count").inner_text() == "cell 3 of 3"
+
+    page.select_option("#pick-dataset", "digits")
+    assert _shown_cells(page) == ["digits · gaussian 0.1"]
+    assert errors == []
+    page.close()

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 from bench.report.canvas import png_uri
-from bench.report.select import diagonal
+from bench.report.select import below_identity, diagonal
+from bench.report.tables import broken_output
 
 __all__ = ["image_strip", "image_grids", "IMAGE_BUDGET"]
 
@@ -33,7 +34,9 @@ def image_strip(images: np.ndarray, *, gap: int = 2) -> str:
     return png_uri(buffer.getvalue())
 
 
-IMAGE_BUDGET = 2_500_000  # bytes of image strips per page: keeps the quick grid's page under 5 MB
+#: Bytes of image strips per page. The page shows one cell's strips at a time (a selector picks
+#: the cell), so its height no longer grows with the grid; this keeps its file under 10 MB.
+IMAGE_BUDGET = 6_000_000
 
 
 def image_grids(store, cells: pd.DataFrame, *, budget: int = IMAGE_BUDGET) -> dict[str, Any]:
@@ -42,10 +45,13 @@ def image_grids(store, cells: pd.DataFrame, *, budget: int = IMAGE_BUDGET) -> di
     ``store`` is a :class:`bench.execution.store.Store`; cells without samples are left out. Once the
     strips pass ``budget`` bytes the remaining groups are counted in ``left_out``, not drawn
     (a full grid would otherwise make a page of tens of megabytes).
-    Returns ``{"grids": [{dataset, noise, level, height, strips: [{name, uri}]}], "left_out": n}``.
+    Each entry's strip carries ``broken``, why its output reads as broken (see
+    :func:`bench.report.tables.broken_output`), or ''.
+    Returns ``{"grids": [{dataset, noise, level, height, strips: [{name, uri, broken}]}], "left_out": n}``.
     """
     grids, used, left_out = [], 0, 0
-    for (dataset, noise, level), group in diagonal(cells).groupby(["dataset", "noise", "level"], sort=True):
+    rows = diagonal(cells.assign(below_identity=below_identity(cells)))
+    for (dataset, noise, level), group in rows.groupby(["dataset", "noise", "level"], sort=True):
         if used >= budget:
             left_out += 1
             continue
@@ -56,11 +62,13 @@ def image_grids(store, cells: pd.DataFrame, *, budget: int = IMAGE_BUDGET) -> di
                 continue
             if not strips:  # every entry of a cell group sees the same clean and noisy images
                 strips += [
-                    {"name": "clean", "uri": image_strip(samples["clean"])},
-                    {"name": "noisy", "uri": image_strip(samples["noisy"])},
+                    {"name": "clean", "uri": image_strip(samples["clean"]), "broken": ""},
+                    {"name": "noisy", "uri": image_strip(samples["noisy"]), "broken": ""},
                 ]
                 height = 2 * samples["clean"].shape[-2]
-            strips.append({"name": cell["entry"], "uri": image_strip(samples["denoised"])})
+            strips.append(
+                {"name": cell["entry"], "uri": image_strip(samples["denoised"]), "broken": broken_output(cell)}
+            )
         if strips:
             used += sum(len(strip["uri"]) for strip in strips)
             grids.append(
