@@ -40,11 +40,12 @@ def _pad_to_min(image: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
     return padded, (height, width)
 
 
-def bm3d_denoise(planes: np.ndarray, *, sigma_scale: float, nf: int = 32) -> np.ndarray:
+def bm3d_denoise(planes: np.ndarray, *, sigma_scale: float, nf: int = 32, sigma: float | None = None) -> np.ndarray:
     """BM3D of each image in ``planes`` (N x C x H x W float64, C = 1 or 3).
 
-    Each image's noise sigma is estimated (mean over channels) and multiplied by
-    ``sigma_scale``; an image whose estimate is 0 is returned unchanged. Colour images are
+    Each image's noise sigma is the known ``sigma`` (0-1 scale) or, where it is None, is
+    estimated (mean over channels); it is multiplied by ``sigma_scale``, and an image whose
+    sigma is 0 is returned unchanged. Colour images are
     filtered in bm3d_rgb's opponent colour space, but without its per-channel range
     normalisation, which divides by zero (NaN output) when a chrominance channel is
     constant, as in a grey image stored as RGB. One thread, because the package's
@@ -52,6 +53,8 @@ def bm3d_denoise(planes: np.ndarray, *, sigma_scale: float, nf: int = 32) -> np.
     block-matching candidate count (32 is the package default).
     """
     check_positive(sigma_scale, "bm3d sigma_scale")
+    if sigma is not None:
+        check_positive(sigma, "bm3d sigma")
     if not isinstance(nf, int) or isinstance(nf, bool) or nf < 1:
         raise ValueError(f"bm3d nf {nf!r} is invalid; expected an integer >= 1 (the package default is 32)")
     if planes.shape[1] not in (1, 3):
@@ -60,7 +63,8 @@ def bm3d_denoise(planes: np.ndarray, *, sigma_scale: float, nf: int = 32) -> np.
     profile = bm3d.BM3DProfile()
     profile.num_threads = 1
     profile.nf = nf
-    sigmas = sigma_scale * estimate_noise_sigma(planes).mean(axis=1)
+    known = None if sigma is None else np.full(len(planes), float(sigma))
+    sigmas = sigma_scale * (estimate_noise_sigma(planes).mean(axis=1) if known is None else known)
     out = planes.copy()
     for i, sigma in enumerate(sigmas):
         if sigma <= 0:
@@ -100,8 +104,12 @@ class BM3D(TunedDenoiser):
 
     Parameters
     ----------
+    sigma : float or None
+        The noise's known sigma on the 0-1 scale (``sigma=25/255, sigma_scale=1.0`` is the
+        literature's known-sigma setting, as for ``bm3d_torch``); None, the default,
+        estimates it per image.
     sigma_scale : float or None
-        Multiplier on the estimated sigma; None tunes over ``param_grid['sigma_scale']``.
+        Multiplier on the noise sigma; None tunes over ``param_grid['sigma_scale']``.
     nf : int
         Block-matching candidates per reference block (the package profile's ``nf``). 32,
         the package default, is the reference; measured on 12 Fashion-MNIST images at
@@ -122,7 +130,7 @@ class BM3D(TunedDenoiser):
 
     name = "bm3d"
     param_grid = {"sigma_scale": (0.75, 1.0, 1.5, 2.0)}
-    param_rules = {"sigma_scale": POSITIVE.or_none("tuned"), "nf": POSITIVE_INT}
+    param_rules = {"sigma": POSITIVE.or_none("estimated"), "sigma_scale": POSITIVE.or_none("tuned"), "nf": POSITIVE_INT}
     #: Optional modules this entry imports when used; generated tests can skip on their absence.
     requires = ("bm3d",)
 
@@ -130,8 +138,15 @@ class BM3D(TunedDenoiser):
     budgets = {"quick": {"nf": 8, "subsample": 8, "eval_images": 24}, "full": {"eval_images": 1000}}
 
     def __init__(
-        self, *, sigma_scale: float | None = None, nf: int = 32, subsample: int = 16, eval_images: int | None = None
+        self,
+        *,
+        sigma: float | None = None,
+        sigma_scale: float | None = None,
+        nf: int = 32,
+        subsample: int = 16,
+        eval_images: int | None = None,
     ) -> None:
+        self.sigma = sigma
         self.sigma_scale = sigma_scale
         self.nf = nf
         self.subsample = subsample
@@ -147,4 +162,4 @@ class BM3D(TunedDenoiser):
         return self
 
     def _filter(self, noisy: Tensor, *, sigma_scale: float) -> Tensor:
-        return from_numpy(bm3d_denoise(to_numpy(noisy), sigma_scale=sigma_scale, nf=self.nf), noisy)
+        return from_numpy(bm3d_denoise(to_numpy(noisy), sigma_scale=sigma_scale, nf=self.nf, sigma=self.sigma), noisy)

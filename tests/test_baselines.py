@@ -17,7 +17,7 @@ import baselines.filters as filters_module
 import baselines.nlm as nlm_module
 from baselines import dwt
 from baselines.base import estimate_noise_sigma, tuning_subset
-from baselines.bm3d_package import BM3D
+from baselines.bm3d_package import BM3D, bm3d_denoise
 from baselines.classical import GaussianBlur, Median
 from baselines.filters import _nonzero_median, gaussian_filter, median_filter, noise_sigma, tv_chambolle
 from baselines.nlm import nl_means, skimage_nl_means
@@ -395,6 +395,21 @@ def test_bm3d_tunes_on_a_subsample_and_beats_identity(gaussian_pairs):
     grey_rgb = test_noisy[:2, :, 6:14, 6:14].repeat(1, 3, 1, 1)
     out = model.denoise(grey_rgb)
     assert out.shape == (2, 3, 8, 8) and torch.isfinite(out).all()
+
+
+def test_bm3d_known_sigma_replaces_the_estimate(gaussian_pairs):
+    # sigma is the known noise level (the literature's setting); sigma_scale still multiplies it.
+    pytest.importorskip("bm3d", reason="bm3d is an optional extra: pip install 'denoise-bench[bm3d]'")
+    noisy = gaussian_pairs[2][:2].double().numpy()
+    known = bm3d_denoise(noisy, sigma_scale=1.0, nf=8, sigma=0.1)
+    assert np.array_equal(bm3d_denoise(noisy, sigma_scale=2.0, nf=8, sigma=0.05), known)
+    assert not np.allclose(bm3d_denoise(noisy, sigma_scale=1.0, nf=8, sigma=0.05), known, atol=1e-3)
+    with pytest.raises(ValueError, match="bm3d sigma"):
+        bm3d_denoise(noisy, sigma_scale=1.0, sigma=0.0)
+    model = BM3D(sigma=0.1, sigma_scale=1.0, nf=8).fit(*gaussian_pairs[:2])
+    # The entry clamps its output to [0, 1] and returns float32.
+    expected = torch.from_numpy(known).float().clamp(0, 1)
+    torch.testing.assert_close(model.denoise(gaussian_pairs[2][:2]), expected, atol=0, rtol=0)
 
 
 # --- real data -------------------------------------------------------------------------------
