@@ -63,6 +63,27 @@ def test_size_speed_gives_seconds_per_megapixel_of_both_and_the_cost_growth(monk
     assert "scipy.ndimage.median_filter" in table and "median: CPU s/MP at 32 over CPU s/MP at 16" in table
 
 
+def test_a_slow_reference_times_the_first_images_of_the_batch_and_says_so(monkeypatch, tmp_path):
+    # The bm3d package takes ~0.5 s per 28x28 image: it times references()' "images per call".
+    from bench.cost import references as references_module
+
+    real_references = references_module.references
+    monkeypatch.setattr(
+        references_module,
+        "references",
+        lambda: {
+            name: (label, fn, 2 if name == "median" else most) for name, (label, fn, most) in real_references().items()
+        },
+    )
+    monkeypatch.setattr("bench.data.search_path", lambda data_dir=None: [tmp_path])
+    monkeypatch.setattr(speed_sizes, "BATCH_PIXELS", 32 * 32)
+    rows, _ = size_speed((16, 32), entries=["median"], repeats=1)
+    assert [(row["images"], row["reference_images"]) for row in rows] == [(4, 2), (1, 1)]
+    assert all(row["reference_s_per_mp"] > 0 for row in rows)
+    header, first = format_size_table(rows).splitlines()[:2]
+    assert "ref images" in header and first.split()[:3] == ["16", "median", "4"] and " 2 " in first
+
+
 @pytest.mark.slow
 def test_peak_memory_is_measured_in_a_subprocess_per_call():
     rows = peak_memory(64, entries=["median"])
