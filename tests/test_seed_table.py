@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from bench.seeds.common import COLUMNS, Reproduction
+from bench.seeds.presentation import format_report
 
 
 def _repro(tmp_path: Path, lines: list[str] | None = None) -> Reproduction:
@@ -68,3 +69,116 @@ def test_every_published_value_gets_a_difference_tolerance_and_verdict(tmp_path)
     assert math.isnan(table.difference[4]), "a difference between unlike things is left blank"
     assert table.best_entry[5] == "median" and table.best_of_bench[5] == pytest.approx(0.85)
     assert table.protocol_note[7].startswith("not run: denoiser 'x'")
+
+
+def _fabricated(tmp_path: Path) -> tuple[Reproduction, pd.DataFrame]:
+    """A seed table with one row of each verdict, as a protocol writes it."""
+    repro = _repro(tmp_path)
+    with repro.experiment("conv_ae_fmnist (faithful)") as exp:
+        exp.add("val_mse", 0.01255, 0.0131, n_test=None, reading="validation = the held-out 20% (report's repository)")
+        exp.add(
+            "val_psnr_of_mean_mse_db",
+            19.01,
+            18.40,
+            n_test=None,
+            deviations=("tiny budget: 256 of 48,000 training pairs",),
+            best=("median", 20.31),
+        )
+        exp.add("test_psnr_of_mean_mse_db", 19.01, 20.3, n_test=10, not_comparable="published is the autoencoder's")
+        exp.add("test_ssim", None, 0.8, n_test=10)
+    repro.skip("cnn_denoiser_fmnist", {"val_mse": 0.0132}, "denoiser 'cnn_denoiser_fmnist' is not registered")
+    return repro, repro.frame()
+
+
+def test_reproduce_ends_with_an_aligned_table_and_names_the_page(tmp_path):
+    _, frame = _fabricated(tmp_path)
+    text = format_report("001", frame, tmp_path)
+    lines = text.splitlines()
+    assert lines[0] == "seed 001 (tiny budget): 4 published values: 1 within, 1 outside, 1 not comparable, 1 not run"
+    header = lines[1]
+    order = ["experiment", "metric", "published", "ours", "difference", "tolerance", "verdict"]
+    order += ["best of denoise-bench", "budget", "departs", "deviations / why"]
+    assert [header.index(h) for h in order] == sorted(header.index(h) for h in order), header
+    rows = lines[2:7]
+    starts = {h: header.index(h) for h in ("published", "difference", "verdict")}
+    for row in rows:  # aligned: each column starts where its header does
+        assert row[starts["published"] - 2 : starts["published"]] == "  "
+    mse, psnr, unlike, ssim, skipped = rows
+    assert mse[starts["difference"] :].startswith("+0.00055 (+4.4%)") and "within" in mse and "±10%" in mse
+    assert psnr[starts["difference"] :].startswith("-0.61") and "±0.5 dB" in psnr and "outside" in psnr
+    assert "median 20.31" in psnr and psnr.endswith("yes      tiny budget: 256 of 48,000 training pairs")
+    assert "not comparable" in unlike and unlike.endswith("not comparable: published is the autoencoder's")
+    assert ssim.split()[1:4] == ["-", "0.8", "-"] and mse.startswith("conv_ae_fmnist (faithful)  val_mse")
+    assert psnr.startswith(" " * len("conv_ae_fmnist (faithful)  ") + "val_psnr")
+    assert "not run" in skipped and skipped.endswith("not run: denoiser 'cnn_denoiser_fmnist' is not registered")
+    assert "  conv_ae_fmnist (faithful): validation = the held-out 20% (report's repository)" in lines
+    assert lines[-1] == f"table: {tmp_path}/seeds/001.csv; page: {tmp_path}/seed-001/report.html"
+
+
+def _png(path: Path) -> Path:
+    from PIL import Image
+
+    Image.new("L", (6, 4), 128).save(path)
+    return path
+
+
+def test_the_page_shows_the_seed_table_first_with_verdicts_marks_and_figures(tmp_path):
+    from bench.execution.store import Store
+    from bench.report.page import render_report
+
+    repro, frame = _fabricated(tmp_path)
+    run_dir = tmp_path / "seed-001"
+    run_dir.mkdir()
+    frame.to_csv(run_dir / "seed-001.csv", index=False)
+    png = _png(tmp_path / "seeds" / "002_interpolation.png")
+    repro.extra.update(
+        vgg16_cv={"folds_pct": [97.0, 98.0, 96.5, 97.5, 98.5], "n_images": 600},
+        calibration={
+            "target": 13.68,
+            "evaluations": [{"x": 0.3, "f": 60.0}, {"x": 3.0, "f": 11.0}, {"x": 1.6, "f": 20.0}],
+        },
+        dae_cost_sweeps={
+            "hidden 100": {"0.01": {"cost": 30.0}, "0.1": {"cost": 12.0}},
+            "lr 0.1": {"100": {"cost": 9.0}},
+        },
+        interpolation_png=str(png),
+    )
+    (run_dir / "seed-001.json").write_text(repro.detail_json())
+    with Store(run_dir / "store.sqlite") as store:
+        html = render_report(store, run_dir)
+    assert html.index('id="seed-reports"') < html.index('id="summary"'), "the seed table comes first"
+    section = html[html.index('id="seed-reports"') : html.index('id="summary"')]
+    assert "<h3>Seed 001</h3>" in section
+    header = section[section.index("<thead>") : section.index("</thead>")]
+    columns = [h.split(">")[-1] for h in header.split("</th>")[:-1]]
+    assert columns == [
+        "experiment",
+        "metric",
+        "published",
+        "ours",
+        "difference",
+        "tolerance",
+        "verdict",
+        "best of denoise-bench",
+        "budget",
+        "departs",
+        "deviations / why",
+    ]
+    assert section.count('<td class="verdict within">within</td>') == 1
+    assert section.count('<td class="verdict outside">outside</td>') == 1
+    assert section.count('class="verdict not-comparable"') == 1 and section.count('class="verdict not-run"') == 1
+    assert section.count('<tr class="departs"') == 1, "the row departing from the protocol is marked"
+    assert "Cross-validation folds (vgg16, 5 folds over 600 images): mean 97.50%" in section
+    assert "Calibration: accuracy on noisy images against sigma (3 evaluations)" in section
+    assert "Cost sweeps" in section and "Latent interpolation: decoded codes" in section
+    assert section.count("data:image/png;base64,") == 3
+
+
+def test_a_seed_number_read_back_keeps_its_zeros(tmp_path):
+    from bench.report.seed_page import seed_report_tables
+    from bench.report.tables import load_seed_frames
+
+    _, frame = _fabricated(tmp_path)
+    frame.assign(seed=4).to_csv(tmp_path / "old.csv", index=False)  # an old table whose seed was written as 4
+    titles = [t["title"] for t in seed_report_tables(load_seed_frames(tmp_path))]
+    assert titles == ["Seed 001", "Seed 004"]

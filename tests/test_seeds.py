@@ -131,7 +131,7 @@ def test_run_grid_seeds_dispatches_to_every_protocol(tmp_path, capsys, monkeypat
     assert main(["run", "--grid", "seeds", "--device", "cpu", "--out", str(tmp_path)]) == 0
     assert calls[0]["reports"] == REPORTS and calls[0]["budget"] == "quick" and calls[0]["out_dir"] == str(tmp_path)
     printed = capsys.readouterr().out
-    assert "grid seeds" in printed and "seed 004: 1 rows" in printed
+    assert "grid seeds" in printed and "seed 004 (" in printed and "seed-004/report.html" in printed
     assert main(["list"]) == 0 and "  seeds " in capsys.readouterr().out
 
 

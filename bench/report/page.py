@@ -24,6 +24,7 @@ from bench.report import plots
 from bench.report.images import IMAGE_BUDGET, image_grids
 from bench.report.provenance import run_seconds
 from bench.report.published import literature_frame
+from bench.report.seed_page import is_seed_report, seed_extras, seed_report_tables
 from bench.report.tables import (
     accuracy_metrics,
     classifier_table,
@@ -69,13 +70,25 @@ def render_report(store: Store, run_dir: str | Path | None = None) -> str:
         "leaderboards": leaderboards(cells, classifiers, accuracy, store.per_image()),
         "figures": plots.figures(cells, classifiers),
         "classifiers": classifier_table(classifiers),
-        "seeds": seed_tables(_published_frames(cells) + (load_seed_frames(run_dir) if run_dir is not None else [])),
+        **_seed_context(cells, run_dir),
     }
     # Image strips get what the rest of the page leaves of PAGE_BUDGET: a large grid's tables
     # and figures grow with its cells, and the page must stay small enough to share.
     rest = len(template.render(image_grids={"grids": [], "left_out": 0}, **context).encode())
     budget = min(IMAGE_BUDGET, max(0, PAGE_BUDGET - rest))
     return template.render(image_grids=image_grids(store, cells, budget=budget), **context)
+
+
+def _seed_context(cells: pd.DataFrame, run_dir: str | Path | None) -> dict[str, Any]:
+    """The seed reports' tables and figures (shown first), and any other "published vs ours" tables."""
+    frames = load_seed_frames(run_dir) if run_dir is not None else []
+    reports = [f for f in frames if is_seed_report(f)]
+    others = [f for f in frames if not is_seed_report(f)]
+    return {
+        "seed_reports": seed_report_tables(reports),
+        "seed_extras": seed_extras(run_dir) if reports else [],
+        "seeds": seed_tables(_published_frames(cells) + others),
+    }
 
 
 def _published_frames(cells: pd.DataFrame) -> list[pd.DataFrame]:

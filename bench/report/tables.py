@@ -266,7 +266,7 @@ def load_seed_frames(run_dir: str | Path) -> list[pd.DataFrame]:
         if path.name in _NOT_SEED_TABLES:
             continue
         try:
-            frame = pd.read_csv(path)
+            frame = pd.read_csv(path, dtype={"seed": str})  # seeds are spelled 000 ... 004
         except (OSError, ValueError, pd.errors.ParserError):
             continue  # not a table this page can show; the CSV stays the record
         if _SEED_COLUMNS <= set(frame.columns):

@@ -3,9 +3,11 @@
 ``PROTOCOLS`` is a registry of one protocol per seed report (``s000`` ... ``s004``), each a
 function ``run(repro, results) -> pandas.DataFrame``: it runs its grids with
 ``results.run(grid)`` (the normal runner, store, fit cache, executors and report, in
-``OUT/seed-SEED/``), reads the cells back and writes ``OUT/seeds/SEED.csv`` (columns seed,
-experiment, metric, published, ours, n_test, protocol_note) and ``OUT/seeds/SEED.json``; the
-table also goes to ``OUT/seed-SEED/seed-SEED.csv``, which that folder's report.html shows.
+``OUT/seed-SEED/``), reads the cells back and writes ``OUT/seeds/SEED.csv`` (the columns of
+``bench.seeds.common.COLUMNS``: published, ours, difference, tolerance, verdict, ...) and
+``OUT/seeds/SEED.json``; the table also goes to ``OUT/seed-SEED/seed-SEED.csv``, which that
+folder's report.html shows first. ``reproduce`` ends with each report's aligned table
+(:mod:`bench.seeds.presentation`).
 
 ``python -m bench reproduce SEED [--budget tiny|quick|full]`` runs one (or ``all``);
 ``python -m bench run --grid seeds`` runs them all.
@@ -22,6 +24,7 @@ import pandas as pd
 from bench.registry import CLASSIFIERS, DENOISERS, Registry
 from bench.seeds.common import BUDGETS, Reproduction, check_budget, has_dataset
 from bench.seeds.declared import NARROWING_FLAGS, Launch, Results
+from bench.seeds.presentation import format_report
 
 __all__ = [
     "PROTOCOLS",
@@ -188,18 +191,15 @@ def run_experiments(
     log: Callable[[str], None] = print,
     **options: Any,
 ) -> int:
-    """:func:`run_all`, then one line per report and a total; the exit code (0 ok, 1 if any failed)."""
+    """:func:`run_all`, then each report's table (:func:`~bench.seeds.presentation.format_report`) or
+    its one-line error, and a total; the exit code (0 ok, 1 if any failed)."""
     import time
 
     start = time.perf_counter()
     results = run_all(reports=reports, budget=budget, out_dir=out_dir, log=log, **options)
     for report, result in results.items():
-        done = (
-            f"failed: {result}"
-            if isinstance(result, str)
-            else f"{len(result)} rows -> {Path(out_dir) / 'seeds' / report}.csv"
-        )
-        log(f"seed {report}: {done}")
+        log("")
+        log(f"seed {report}: failed: {result}" if isinstance(result, str) else format_report(report, result, out_dir))
     failed = sum(isinstance(r, str) for r in results.values())
     log(f"done in {time.perf_counter() - start:.1f} s: {len(results) - failed} ok, {failed} failed")
     return 1 if failed else 0

@@ -240,6 +240,11 @@ class Reproduction:
         folder.mkdir(parents=True, exist_ok=True)
         frame = self.frame()
         write_text_atomic(folder / f"{self.report}.csv", frame.to_csv(index=False, float_format="%.6g"))
+        write_text_atomic(folder / f"{self.report}.json", self.detail_json())
+        return frame
+
+    def detail_json(self) -> str:
+        """``SEED.json``: budget, device, base seed and the protocol's extra detail (folds, curves...)."""
         detail = {
             "seed": self.report,
             "budget": self.budget,
@@ -247,10 +252,7 @@ class Reproduction:
             "base_seed": self.seed,
             **self.extra,
         }
-        write_text_atomic(
-            folder / f"{self.report}.json", json.dumps(_finite_or_none(detail), indent=1, default=str, allow_nan=False)
-        )
-        return frame
+        return json.dumps(_finite_or_none(detail), indent=1, default=str, allow_nan=False)
 
 
 def _fmt(value: float) -> str:

@@ -182,13 +182,14 @@ class Results:
         return runner.classifiers.model(dataset, name, params, images, labels, seed=grid.seed)
 
     def publish(self, frame: pd.DataFrame) -> Path:
-        """Put the table beside the run's outputs and rebuild its report.html, which shows it."""
+        """Put the table and its detail (``seed-SEED.csv`` and ``.json``) beside the run's outputs
+        and rebuild its report.html, which shows them first."""
+        from bench.files import write_text_atomic
         from bench.report import rebuild
 
         path = self.run_dir / f"{grid_name(self.repro.report)}.csv"
-        tmp = path.with_suffix(".csv.tmp")
-        frame.to_csv(tmp, index=False, float_format="%.6g")
-        tmp.replace(path)
+        write_text_atomic(path, frame.to_csv(index=False, float_format="%.6g"))
+        write_text_atomic(path.with_suffix(".json"), self.repro.detail_json())
         rebuild(self.run_dir)
         return path
 
