@@ -30,6 +30,7 @@ __all__ = [
     "NATURAL_SETS",
     "FolderSpec",
     "parse_spec",
+    "training_source",
     "read_folder",
     "image_files",
     "download_set",
@@ -153,6 +154,26 @@ def parse_spec(spec: str) -> FolderSpec:
     if sep:
         raise ValueError(f"dataset {spec!r}: a label names a folder only; expected LABEL=folder:PATH")
     return FolderSpec(label, name=rest, train=train)
+
+
+def training_source(spec: str) -> str:
+    """The name of the data a dataset spec's fits train on, known without loading it.
+
+    A registered grey set without a training split of its own names the one it borrows
+    (``train400`` for BSD68 and Set12), so the test sets that train on Train400 share one fit
+    instead of each training the same networks on the same patches. Every other spec is its
+    own training source: sets with their own training split (MNIST, Train400), colour sets
+    (their grey training split is repeated to three channels, other data than Train400's), a
+    ``?train=`` override and folders (what those train on is known only once they are read).
+
+    >>> training_source("set12"), training_source("mnist"), training_source("cbsd68")
+    ('train400', 'mnist', 'cbsd68')
+    """
+    parsed = parse_spec(spec)
+    natural = NATURAL_SETS.get(parsed.name or "") if parsed.path is None else None
+    if natural is None or natural.colour or natural.train_from is None or parsed.train is not None:
+        return spec
+    return natural.train_from
 
 
 def _is_note(path: Path) -> bool:

@@ -73,3 +73,48 @@ def test_a_cell_that_scores_below_its_noisy_input_says_so(tmp_path):
     [cell] = grid.cells()
     row = score_cell(workspace, cell).row
     assert row.psnr < row.psnr_noisy and row.below_noisy is True
+
+
+def _grey_sets(root: Path) -> None:
+    """Tiny stand-ins for bsd68, set12 and the train400 both borrow, under ``root``."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name, count, size in (("bsd68", 2, 20), ("set12", 2, 24), ("train400", 4, 18)):
+        (root / name).mkdir(parents=True)
+        for i in range(count):
+            Image.fromarray(rng.integers(0, 256, (size, size), dtype=np.uint8)).save(root / name / f"{i:03d}.png")
+
+
+def test_test_sets_that_train_on_train400_share_one_fit_and_its_data(tmp_path):
+    from bench.execution import fits
+    from bench.execution.runner import plan_units
+    from bench.execution.workspace import Workspace
+
+    _grey_sets(tmp_path / "data")
+    grid = _grid(datasets=["bsd68", "set12"], noises={"awgn": [15, 25]}, denoisers=["median"], n_train=3, n_test=2)
+    cells = grid.cells()
+    _, groups = plan_units(cells)
+    assert len(groups) == 2 and all({c.dataset for c in g.cells} == {"bsd68", "set12"} for g in groups)
+    workspace = Workspace(RunContext.for_grid(grid, tmp_path / "run", device="cpu", data_dir=tmp_path / "data"))
+    bsd68, set12 = cells[0], next(c for c in cells if c.dataset == "set12")
+    for part in (0, 1):  # noisy and clean training pairs
+        assert np.array_equal(workspace.training_pairs(bsd68)[part], workspace.training_pairs(set12)[part])
+    workspace.fitted(bsd68)
+    workspace._fits.clear()  # a fresh process: only the disk cache is left
+    workspace.fitted(set12)
+    assert [p.stem for p in (tmp_path / "run" / "cache").glob("*.json")] == [fits.fit_key(bsd68.fit_spec)]
+
+
+def test_a_set_with_its_own_training_split_keeps_its_fit_key():
+    grid = _grid(datasets=["digits", "train400", "cbsd68", "bsd68?train=train400"], noises={"awgn": [25]})
+    datasets = {c.dataset: c.fit_spec["dataset"] for c in grid.cells()}
+    assert datasets == {
+        "digits": "digits",
+        "train400": "train400",
+        "cbsd68": "cbsd68",
+        "bsd68?train=train400": "bsd68?train=train400",
+    }
+    digits = grid.cells()[0]
+    old_spec = {k: v for k, v in digits.spec().items() if k not in ("level", "n_test", "classifiers")}
+    assert digits.fit_spec == old_spec  # the key a digits fit always had

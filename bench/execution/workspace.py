@@ -25,6 +25,7 @@ from bench.data import load, training_split
 from bench.device import resolve_device
 from bench.execution import fits as fit_cache
 from bench.execution.classifier_pool import ClassifierPool
+from bench.folders import training_source
 from bench.grids import Cell, Grid
 from bench.images import put_images
 from bench.machine import versions
@@ -138,7 +139,10 @@ class Workspace:
             self._n_classes[name] = len(ds.classes)
             order = torch.randperm(
                 len(train_images),
-                generator=torch.Generator().manual_seed(derive_seed(context.base_seed, name, "train-subset")),
+                # Seeded by the training data's name: test sets that train on one set draw one subset.
+                generator=torch.Generator().manual_seed(
+                    derive_seed(context.base_seed, training_source(name), "train-subset")
+                ),
             )
             train = order[: context.n_train]
             on_device = lambda t: None if t is None else t.to(self.device)  # noqa: E731
@@ -161,7 +165,7 @@ class Workspace:
         """(noisy, clean) training images of the cell's fit, from its training noise and seed."""
         clean = self.data(cell.dataset)[0]
         train_noise = training_noise(cell)
-        seed = derive_seed(cell.seed, cell.dataset, "train", cell.noise, cell.train_level)
+        seed = derive_seed(cell.seed, training_source(cell.dataset), "train", cell.noise, cell.train_level)
         if train_noise.mode == "fixed":
             return train_noise.pick(None).apply(clean, seed=seed), clean
         # Blind/mixed pairs: chunks of the training set at levels (and kinds) drawn from one seed.
@@ -216,7 +220,9 @@ class Workspace:
         if members:
             model.use_fitted(fitted)
         if own_fit:
-            fit_seed = derive_seed(cell.seed, "fit", cell.dataset, cell.noise, cell.train_level, cell.denoiser)
+            fit_seed = derive_seed(
+                cell.seed, "fit", training_source(cell.dataset), cell.noise, cell.train_level, cell.denoiser
+            )
             seconds[key] = fit_cache.fit_or_load(
                 model,
                 stem,

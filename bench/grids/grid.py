@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import data
+from bench.folders import training_source
 from bench.noise import Noise
 from bench.params import fit_params, frozen_entries, hashable
 from bench.registry import CLASSIFIERS, DENOISERS, NOISES
@@ -75,10 +76,16 @@ class Cell:
 
     @property
     def fit_spec(self) -> dict[str, Any]:
-        """What the fitted denoiser depends on (not the test level): cells sharing it share a fit."""
+        """What the fitted denoiser depends on (not the test level): cells sharing it share a fit.
+
+        Its ``dataset`` is the data the fit trains on (:func:`bench.folders.training_source`):
+        BSD68's and Set12's cells share their Train400 fits; a set with its own training split
+        keeps its name, so its keys are those it always had.
+        """
         spec = self.spec()
         for test_only in ("level", "n_test", "classifiers"):
             spec.pop(test_only)
+        spec["dataset"] = training_source(self.dataset)
         factory = DENOISERS.entry(self.denoiser).factory if self.denoiser in DENOISERS else None
         spec["params"] = _without_defaults(factory, fit_params(factory, spec["params"]))
         return spec
