@@ -92,3 +92,18 @@ def test_report_readme_without_the_block_is_refused_before_anything_is_written(r
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "has no leaderboard excerpt block" in err[0]
     assert not (run_dir / "leaderboard.csv").exists() and readme.read_text() == "# no block here\n"
+
+
+def test_a_set_shown_under_another_name_is_shown_so_in_the_csv_and_the_excerpt(run_dir, tmp_path):
+    import pandas as pd
+
+    assert "dataset_label" not in pd.read_csv(run_dir / "leaderboard.csv").columns  # thumbnail runs keep their shape
+    crops = tmp_path / "kodak"
+    with Store(crops / "store.sqlite") as store:
+        for key, denoiser, psnr in (("k1", "median", BASE), ("k2", "nlm", BASE + 1.0)):
+            store.put_cell(CellRow(**_cell(key, denoiser, psnr, noise="awgn", level=25.0) | {"dataset": "kodak24"}))
+    rebuild(crops)
+    board = pd.read_csv(crops / "leaderboard.csv")
+    assert list(board.columns[:2]) == ["dataset", "dataset_label"]
+    assert set(board["dataset"]) == {"kodak24"} and set(board["dataset_label"]) == {"Kodak24 (crops)"}
+    assert "| Kodak24 (crops) | awgn 25 | nlm |" in readme_excerpt(crops)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.data import display_name
 from bench.files import write_text_atomic
 from bench.report.significance import full_size
 
@@ -103,7 +104,7 @@ def readme_excerpt(run_dir: str | Path) -> str:
     for row in rows:
         name = _classifier(classifiers, row["dataset"])
         lines.append(
-            f"| {row['dataset']} | {row['noise']} {row['level']:g} | {row['denoiser']} "
+            f"| {display_name(row['dataset'])} | {row['noise']} {row['level']:g} | {row['denoiser']} "
             f"| {row['psnr']:.2f} ({row['psnr_noisy']:.2f}) | {row['ssim']:.3f} ({row['ssim_noisy']:.3f}) "
             f"| {_lead(row)} | {_accuracy(classifiers, row, name)} |"
         )

@@ -11,6 +11,9 @@
   without an ``identity`` cell there); with the row's ``below_noisy``, it marks a broken output.
   ``converged``: the fit's validation curve flattened by its end (:mod:`bench.report.convergence`);
   empty for entries without one.
+  Where a dataset is shown under another name than the one the CLI takes (``kodak24`` is
+  "Kodak24 (crops)", ``bsd68`` "BSD68", a folder its label), ``dataset_label`` follows ``dataset``
+  with the name tables show; a run of thumbnail sets keeps its columns.
 - ``classifiers.csv``: one row per cell and classifier.
 - ``per_image.csv.gz``: one row per cell and scored test image: ``PER_IMAGE_ID_COLUMNS``,
   ``image`` (index in the test set), ``psnr``, ``ssim`` and one ``correct_<classifier>``
@@ -27,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.data import display_name
 from bench.execution.rows import CELL_IDENTITY, ClassifierRow, csv_columns
 from bench.execution.store import CORRECT_PREFIX, LEADERBOARD_COLUMNS, PER_IMAGE_METRICS, Store, open_run
 from bench.files import write_atomic
@@ -64,6 +68,9 @@ def leaderboard(cells: pd.DataFrame, per_image: dict[str, dict[str, np.ndarray]]
     board["below_identity"] = below_identity(cells)
     board["converged"] = pd.array([converged(h) for h in cells.get("history", [None] * len(cells))], dtype="boolean")
     board["denoiser_params"] = board["denoiser_params"].map(_params_text)
+    labels = board["dataset"].map(display_name)
+    if (labels != board["dataset"]).any():
+        board.insert(board.columns.get_loc("dataset") + 1, "dataset_label", labels)
     return beside(board)  # published figures for the same method, set and sigma, where there are any
 
 
