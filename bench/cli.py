@@ -208,9 +208,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("name", help="a registered name (with --plugin for your own)")
     _add_plugin_option(check)
     report = commands.add_parser("report", help="rebuild the CSVs and HTML of a run folder from its store")
-    report.add_argument("run_dir", help="a folder written by 'run', e.g. results/quick")
     report.add_argument(
-        "--readme", metavar="PATH", help="also rewrite the leaderboard excerpt block of this README from the run's CSVs"
+        "run_dir", help="a folder written by 'run', e.g. results/quick, or one of seed results (results/seeds)"
+    )
+    report.add_argument(
+        "--readme",
+        metavar="PATH",
+        help="also rewrite this README's excerpt block (leaderboard, published or seeds) from the folder's CSVs",
     )
     compare = commands.add_parser(
         "compare", help="per-cell PSNR, SSIM and accuracy differences of two run folders (B minus A)"

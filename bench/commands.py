@@ -306,11 +306,33 @@ def command_check_entry(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _report_seeds(args: argparse.Namespace) -> int:
+    """``report DIR`` on a folder of seed results: every seed run folder's page again, and the README's seed block."""
+    from bench.report import rebuild
+    from bench.report.excerpt import readme_block, update_readme
+    from bench.seeds.excerpt import SEEDS_END, SEEDS_START, seeds_excerpt
+
+    markers = (SEEDS_START, SEEDS_END)
+    if args.readme:
+        readme_block(args.readme, markers)  # a README without the block is refused before anything is rewritten
+    folder = Path(args.run_dir)
+    for run_dir in sorted({*folder.glob("seed-*/store.sqlite"), *folder.parent.glob("seed-*/store.sqlite")}):
+        for path in rebuild(run_dir.parent):
+            print(path)
+    if args.readme:
+        print(update_readme(args.readme, seeds_excerpt(folder, Path(args.readme).parent), markers))
+    return 0
+
+
 def command_report(args: argparse.Namespace) -> int:
     from bench.report import rebuild
     from bench.report.excerpt import END, START, readme_block, readme_excerpt, update_readme
     from bench.report.published import PUBLISHED_END, PUBLISHED_START, has_published, published_excerpt
+    from bench.seeds.excerpt import has_seed_tables
 
+    # A folder of seed reports' results (no store of its own) has its own README block.
+    if not (Path(args.run_dir) / "store.sqlite").is_file() and has_seed_tables(args.run_dir):
+        return _report_seeds(args)
     # A run with published figures beside its rows (natural images) has its own README block.
     literature = has_published(args.run_dir)
     markers, excerpt = (

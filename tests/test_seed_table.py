@@ -9,7 +9,10 @@ import pandas as pd
 import pytest
 import torch
 
+from bench.cli import main
+from bench.report.excerpt import readme_block
 from bench.seeds.common import COLUMNS, Reproduction
+from bench.seeds.excerpt import SEEDS_END, SEEDS_START, has_seed_tables, seeds_excerpt
 from bench.seeds.presentation import format_report
 
 
@@ -182,3 +185,53 @@ def test_a_seed_number_read_back_keeps_its_zeros(tmp_path):
     frame.assign(seed=4).to_csv(tmp_path / "old.csv", index=False)  # an old table whose seed was written as 4
     titles = [t["title"] for t in seed_report_tables(load_seed_frames(tmp_path))]
     assert titles == ["Seed 001", "Seed 004"]
+
+
+# --- the README's seed block ------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _results(tmp_path: Path) -> Path:
+    """A results folder as 'reproduce 001 --out DIR' leaves it: DIR/seeds/001.csv and DIR/seed-001/report.html."""
+    _fabricated(tmp_path)
+    (tmp_path / "seed-001").mkdir()
+    (tmp_path / "seed-001" / "report.html").write_text("<!doctype html>")
+    return tmp_path / "seeds"
+
+
+def test_the_seed_excerpt_summarises_each_seed_and_lists_its_published_rows(tmp_path):
+    folder = _results(tmp_path)
+    lines = seeds_excerpt(folder, base=tmp_path).splitlines()
+    assert "| seed | budget | published values | within | outside | not comparable | not run | page |" in lines
+    assert "| 001 | tiny | 4 | 1 | 1 | 1 | 1 | [seed-001/report.html](seed-001/report.html) |" in lines
+    start = lines.index("<details><summary>Seed 001: 4 published values</summary>")
+    table = lines[start + 2 : lines.index("</details>", start) - 1]
+    assert table[0].startswith("| experiment | metric | published | ours | difference | tolerance | verdict |")
+    assert table[0].endswith("| budget | departs |")
+    assert len(table) == 2 + 4, "one row per published value, none of ours alone"
+    assert "| val_mse | 0.01255 | 0.0131 | +0.00055 (+4.4%) | ±10% | within |" in table[2]
+    with pytest.raises(ValueError, match="has no seed table; expected SEED.csv files"):
+        seeds_excerpt(tmp_path / "seed-001")
+
+
+def test_report_on_seed_results_rewrites_only_the_seed_block(tmp_path, capsys):
+    folder = _results(tmp_path)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# title\n{SEEDS_START}\nold\n{SEEDS_END}\nafter\n")
+    assert main(["report", str(folder), "--readme", str(readme)]) == 0
+    assert readme.read_text() == f"# title\n{SEEDS_START}\n{seeds_excerpt(folder, tmp_path)}\n{SEEDS_END}\nafter\n"
+    readme.write_text("# no block\n")
+    assert main(["report", str(folder), "--readme", str(readme)]) == 2
+    assert "has no excerpt block" in capsys.readouterr().err and readme.read_text() == "# no block\n"
+
+
+def test_the_committed_seed_block_matches_the_committed_results():
+    _, block, _ = readme_block(ROOT / "README.md", (SEEDS_START, SEEDS_END))
+    folder = ROOT / "results" / "seeds"
+    if not has_seed_tables(folder):
+        assert block.startswith("Not generated yet: no seed results are committed.")
+        return
+    assert block == seeds_excerpt(folder, ROOT), (
+        "the README's seed block is stale: python -m bench report results/seeds --readme README.md"
+    )
