@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -176,3 +177,17 @@ def test_a_smoke_run_against_itself_with_one_parameter_set(tmp_path, capsys):
     median = [line for line in lines if " median " in line]
     assert len(median) == 2 and all('{"tune_images": 8} -> {"size": 5, "tune_images": 8}' in line for line in median)
     assert lines[-1].startswith("4 cells compared (B minus A, 2 with other parameters); ")
+
+
+def test_comparing_an_older_store_leaves_its_file_as_it_was(tmp_path):
+    run = _run(tmp_path / "a", _base_rows())
+    path = Path(run) / "store.sqlite"
+    with sqlite3.connect(path) as db:  # a store written before the columns added since
+        db.execute("ALTER TABLE cells DROP COLUMN below_noisy")
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    before = path.read_bytes()
+    comparison = compare_runs(run, run)
+    assert len(comparison.frame) == 3
+    assert path.read_bytes() == before  # a committed run is read, not migrated in place
+    assert "below_noisy" not in {row[1] for row in sqlite3.connect(path).execute("PRAGMA table_info(cells)")}

@@ -14,7 +14,9 @@ from __future__ import annotations
 import functools
 import io
 import json
+import shutil
 import sqlite3
+import tempfile
 import time
 import zipfile
 import zlib
@@ -154,19 +156,33 @@ def _guarded(what: str, also: tuple[type[BaseException], ...] = ()):
 
 
 class Store:
-    """A SQLite run store at ``path`` (created with its folder if missing)."""
+    """A SQLite run store at ``path`` (created with its folder if missing).
 
-    def __init__(self, path: str | Path) -> None:
+    ``read_only=True`` reads a private copy, so that commands which only read a run (``compare``,
+    ``--against``) never rewrite its file: opening a store in WAL mode, or giving an older store
+    the columns added since, would otherwise change a committed ``store.sqlite`` in place.
+    """
+
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        self._copy = None
+        if read_only:
+            self._copy = tempfile.TemporaryDirectory(prefix="bench-store-")
+            opened = Path(self._copy.name) / "store.sqlite"
+            for suffix in ("", "-wal"):  # a run killed mid-write leaves committed cells in its -wal
+                if Path(f"{self.path}{suffix}").is_file():
+                    shutil.copyfile(f"{self.path}{suffix}", f"{opened}{suffix}")
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            opened = self.path
+        self._db = sqlite3.connect(opened, isolation_level=None, timeout=30)
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
             self._check_columns()
         except sqlite3.DatabaseError as err:  # not a database, a damaged one, another program's, a full disk
-            self._db.close()
+            self.close()
             raise StoreError(self.path, "cannot be used", err) from None
 
     def _check_columns(self) -> None:
@@ -185,6 +201,9 @@ class Store:
 
     def close(self) -> None:
         self._db.close()
+        if self._copy is not None:
+            self._copy.cleanup()
+            self._copy = None
 
     def __enter__(self) -> Store:
         return self
@@ -339,9 +358,10 @@ class Store:
             return {name: data[name] for name in data.files}
 
 
-def open_run(run_dir: str | Path) -> Store:
-    """The store of a run folder; a folder without one is a one-line ValueError."""
+def open_run(run_dir: str | Path, *, read_only: bool = False) -> Store:
+    """The store of a run folder; a folder without one is a one-line ValueError. ``read_only``
+    reads a copy and leaves the folder's file untouched (see ``Store``)."""
     path = Path(run_dir) / "store.sqlite"
     if not path.is_file():
         raise ValueError(f"no run store at {path}; expected a folder written by 'python -m bench run'")
-    return Store(path)
+    return Store(path, read_only=read_only)

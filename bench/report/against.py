@@ -32,7 +32,7 @@ def reference_spec(reference_dir: str | Path) -> dict:
         raise ValueError(
             f"--against {reference_dir}: no run store at {path}; expected a folder written by 'python -m bench run'"
         )
-    with Store(path) as store:
+    with Store(path, read_only=True) as store:
         runs = store.runs()
     if runs.empty:
         raise ValueError(f"--against {reference_dir}: its store holds no run")

@@ -62,7 +62,7 @@ class Comparison:
 
 def _load(run_dir: str) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
     """A run's ok cells (one per matched setting: the latest), per-image results, accuracies."""
-    with open_run(run_dir) as store:
+    with open_run(run_dir, read_only=True) as store:
         cells, classifiers = store.cells(), store.classifier_results()
         cells = cells[cells["status"] == "ok"].copy()
         cells["denoiser_params"] = cells["denoiser_params"].map(lambda p: json.dumps(p or {}, sort_keys=True))

@@ -152,7 +152,7 @@ def has_published(run_dir: str | Path) -> bool:
     the answer holds before its CSVs are written)."""
     from bench.execution.store import open_run
 
-    with open_run(run_dir) as store:
+    with open_run(run_dir, read_only=True) as store:
         cells = store.cells()
     return len(cells) > 0 and literature_frame(cells) is not None
 
