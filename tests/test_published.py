@@ -32,10 +32,28 @@ def _row(denoiser: str, train_level: str, level: float = 25.0, **changes) -> dic
 def test_every_published_figure_names_its_source():
     table = published_table()
     assert (table["source"].str.len() > 10).all() and table["metric"].isin(["psnr", "ssim"]).all()
+    table = table[table["dataset"] == "bsd68"]
     bm3d = table[(table["method"] == "BM3D") & (table["metric"] == "psnr")].set_index("level")["value"]
     assert bm3d.to_dict() == {15.0: 31.07, 25.0: 28.57, 50.0: 25.62}
     dncnn = table[table["method"].str.startswith("DnCNN") & (table["level"] == 25)].set_index("method")["value"]
     assert dncnn.to_dict() == {"DnCNN-S": 29.23, "DnCNN-B": 29.16}
+
+
+def test_set12_and_cbsd68_figures_stand_beside_our_rows_with_their_sources():
+    board = pd.DataFrame(
+        [
+            _row("bm3d", "15.0", level=15.0, dataset="set12", psnr=32.0),
+            _row("dncnn", "50.0", level=50.0, dataset="set12", psnr=27.0),
+            _row("bm3d_torch", "25.0", dataset="cbsd68", psnr=30.5),
+            _row("median", "25.0", dataset="cbsd68"),
+        ]
+    )
+    joined = beside(board)
+    assert joined["published_method"].fillna("").tolist() == ["BM3D", "DnCNN-S", "CBM3D", ""]
+    assert joined["published_psnr"].tolist()[:3] == [32.37, 27.18, 30.71]
+    assert joined.loc[2, "psnr_vs_published"] == pytest.approx(30.5 - 30.71)
+    assert "cszn/DPIR/blob/" in joined.loc[0, "published_source"]
+    assert "cszn/FFDNet/blob/" in joined.loc[2, "published_source"]
 
 
 def test_a_malformed_table_is_refused(tmp_path):
@@ -53,7 +71,7 @@ def test_rows_meet_the_figure_of_their_method_set_sigma_and_training():
             _row("dncnn", "blind", psnr=29.1),
             _row("dncnn", "15.0"),  # trained at another level: no published counterpart
             _row("median", "25.0"),
-            _row("bm3d", "25.0", dataset="set12"),
+            _row("bm3d", "25.0", dataset="kodak24"),  # crops: no published figure is for them
             _row("bm3d", "25.0", status="failed"),
         ]
     )

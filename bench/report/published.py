@@ -3,8 +3,10 @@
 ``published.csv`` holds one figure per row: the test set, noise and level, the method as the
 paper names it, our denoisers that implement it (``denoisers``, space-separated), how the
 published network was trained (``level``: at the test level, as DnCNN-S; ``blind``: one model
-for every level, as DnCNN-B; empty: no training), the metric, the value and where it is
-printed. A figure is added only where its source can be named exactly.
+for every level, as DnCNN-B; empty: no training, or none the source states), the metric, the
+value and where it is printed. A figure is added only where its source can be named exactly:
+the repository, commit and file, and where in it (a table printed as an image, as FFDNet's and
+DPIR's READMEs show theirs, is named as that image file).
 
 ``beside`` joins the figures to a leaderboard: each of our rows for the same method, set and
 sigma gains the published PSNR and SSIM and our difference from them.
