@@ -78,7 +78,14 @@ def _fabricated(tmp_path: Path) -> tuple[Reproduction, pd.DataFrame]:
     """A seed table with one row of each verdict, as a protocol writes it."""
     repro = _repro(tmp_path)
     with repro.experiment("conv_ae_fmnist (faithful)") as exp:
-        exp.add("val_mse", 0.01255, 0.0131, n_test=None, reading="validation = the held-out 20% (report's repository)")
+        exp.add(
+            "val_mse",
+            0.01255,
+            0.0131,
+            n_test=None,
+            note="kept epoch 3 of 5",
+            reading="validation = the held-out 20% (report's repository)",
+        )
         exp.add(
             "val_psnr_of_mean_mse_db",
             19.01,
@@ -166,8 +173,13 @@ def test_the_page_shows_the_seed_table_first_with_verdicts_marks_and_figures(tmp
         "budget",
         "departs",
         "deviations / why",
+        "reading",
+        "note",
     ]
-    assert section.count('<td class="verdict within">within</td>') == 1
+    assert (
+        section.count('<td class="verdict within">within</td>') == 1
+        and '<td class="long">kept epoch 3 of 5</td>' in section
+    )
     assert section.count('<td class="verdict outside">outside</td>') == 1
     assert section.count('class="verdict not-comparable"') == 1 and section.count('class="verdict not-run"') == 1
     assert section.count('<tr class="departs"') == 1, "the row departing from the protocol is marked"

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from bench.report.canvas import figure_uri, panels, png_uri
-from bench.seeds.presentation import DISPLAY_COLUMNS, display_rows
+from bench.seeds.presentation import PAGE_COLUMNS, display_rows
 from bench.seeds.verdicts import add_verdicts
 
 __all__ = ["is_seed_report", "seed_report_tables", "load_seed_details", "seed_extras"]
@@ -57,18 +57,30 @@ def _number(text: str) -> float | None:
         return None
 
 
+def _cell_class(key: str, text: str, sort: float | None) -> str:
+    """The cell's CSS classes: a verdict's own colour, the long texts' style, numbers aligned right."""
+    classes = []
+    if key == "verdict" and text != "-":
+        classes += ["verdict", text.replace(" ", "-")]
+    if key in ("why", "reading", "note"):
+        classes.append("long")
+    if sort is not None:
+        classes.append("num")
+    return " ".join(classes)
+
+
 def seed_report_table(frame: pd.DataFrame) -> dict[str, Any]:
     """One seed report's table for the template: title, columns, rows of {text, sort, cls}, row marks."""
     frame = _with_verdicts(frame)
     rows = display_rows(frame)
-    keys = [(k, h) for k, h in DISPLAY_COLUMNS if k != "best" or any(r["best"] for r in rows)]
+    optional = {"best", "reading", "note"}  # shown when some row has one
+    keys = [(k, h) for k, h in PAGE_COLUMNS if k not in optional or any(r[k] for r in rows)]
     body, marks = [], []
     for row in rows:
         cells = []
         for key, _ in keys:
             sort = _number(row[key]) if key in _SORTED else None
-            cls = f"verdict {row[key].replace(' ', '-')}" if key == "verdict" else ("why" if key == "why" else "")
-            cells.append({"text": row[key], "sort": sort, "cls": cls})
+            cells.append({"text": row[key], "sort": sort, "cls": _cell_class(key, row[key], sort)})
         body.append(cells)
         marks.append("departs" if row["departs"] else "")
     return {"title": f"Seed {_seed_label(frame)}", "columns": [h for _, h in keys], "rows": body, "marks": marks}
@@ -86,9 +98,13 @@ def seed_report_tables(frames: list[pd.DataFrame]) -> list[dict[str, Any]]:
 
 
 def load_seed_details(run_dir: str | Path) -> list[tuple[dict[str, Any], Path]]:
-    """(detail, its path) of every seed detail JSON of a run folder (``seed-*.json``, ``seeds/*.json``)."""
+    """(detail, its path) of every seed detail JSON of a run folder (``seed-*.json``, ``seeds/*.json``,
+    else ``../seeds/SEED.json`` beside the results of a ``seed-SEED.csv``)."""
     run_dir, found = Path(run_dir), []
-    for path in sorted([*run_dir.glob("seed-*.json"), *run_dir.glob("seeds/*.json")]):
+    # A run folder written before its detail was copied beside its table: OUT/seeds/SEED.json.
+    siblings = [run_dir.parent / "seeds" / f"{p.stem[len('seed-') :]}.json" for p in run_dir.glob("seed-*.csv")]
+    paths = [*run_dir.glob("seed-*.json"), *run_dir.glob("seeds/*.json"), *(p for p in siblings if p.is_file())]
+    for path in sorted(paths):
         try:
             detail = json.loads(path.read_text())
         except (OSError, ValueError):
@@ -153,8 +169,11 @@ def _sweeps(detail: dict[str, Any]) -> dict[str, str] | None:
         return None
     fig, axes = panels(len(sweeps), width=3.4, height=2.6, columns=min(len(sweeps), 3))
     for ax, (name, points) in zip(axes, sweeps.items(), strict=False):
-        ax.plot([p[0] for p in points], [p[1] for p in points], "o-", markersize=3)
+        xs = [p[0] for p in points]
+        ax.plot(xs, [p[1] for p in points], "o-", markersize=3)
         ax.set_xscale("log")
+        ax.minorticks_off()  # the swept values themselves as ticks: log minor labels overlap
+        ax.set_xticks(xs, [f"{x:g}" for x in xs], fontsize=8)
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("learning rate" if name.startswith("hidden") else "hidden units")
         ax.set_ylabel("training cost")

@@ -14,7 +14,16 @@ import pandas as pd
 
 from bench.seeds.verdicts import NOT_COMPARABLE, NOT_RUN, format_difference, format_tolerance, format_value
 
-__all__ = ["display_rows", "format_table", "format_readings", "format_report", "why", "page_path", "DISPLAY_COLUMNS"]
+__all__ = [
+    "PAGE_COLUMNS",
+    "display_rows",
+    "format_table",
+    "format_readings",
+    "format_report",
+    "why",
+    "page_path",
+    "DISPLAY_COLUMNS",
+]
 
 #: (column of :func:`display_rows`, header) in the order shown; ``best`` only when some row has one.
 DISPLAY_COLUMNS = [
@@ -30,6 +39,8 @@ DISPLAY_COLUMNS = [
     ("departs", "departs"),
     ("why", "deviations / why"),
 ]
+#: The page adds the row's reading and its note (the measurement's details) after them.
+PAGE_COLUMNS = [*DISPLAY_COLUMNS, ("reading", "reading"), ("note", "note")]
 
 
 def _text(value: object) -> str:
@@ -50,7 +61,7 @@ def why(row: pd.Series) -> str:
 
 
 def display_rows(frame: pd.DataFrame) -> list[dict[str, str]]:
-    """One dict of display strings per row of a seed table (keys: :data:`DISPLAY_COLUMNS`)."""
+    """One dict of display strings per row of a seed table (keys: :data:`PAGE_COLUMNS`)."""
     rows = []
     for _, row in frame.iterrows():
         metric, published = _text(row.get("metric")), row.get("published")
@@ -68,6 +79,11 @@ def display_rows(frame: pd.DataFrame) -> list[dict[str, str]]:
                 "budget": _text(row.get("budget")),
                 "departs": "yes" if _text(row.get("deviations")) else "",
                 "why": why(row),
+                "reading": _text(row.get("reading")),
+                # a "not run: ..." note is already the row's why
+                "note": ""
+                if _text(row.get("protocol_note")).startswith("not run")
+                else _text(row.get("protocol_note")),
             }
         )
     return rows
