@@ -171,7 +171,7 @@ def _check_written(frame: pd.DataFrame, lines: list[str], out, report: str) -> p
     assert {grid["name"] for grid in detail["grids"]} == {f"seed-{report}"}
     pd.testing.assert_frame_equal(pd.read_csv(run_dir / f"seed-{report}.csv", dtype={"seed": str}), on_disk)
     page = (run_dir / "report.html").read_text()
-    assert "Published vs ours" in page and f"seed-{report}" in page and "protocol_note" in page
+    assert "Published vs ours" in page and f"<h3>Seed {report}</h3>" in page and "deviations / why" in page
     ran = on_disk[~on_disk.protocol_note.str.startswith("not run")]
     assert len(ran) and ran.ours.map(math.isfinite).all(), ran[~ran.ours.map(math.isfinite)]
     return on_disk
