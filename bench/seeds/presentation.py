@@ -93,9 +93,23 @@ def _columns(rows: list[dict[str, str]]) -> list[tuple[str, str]]:
     return [(key, head) for key, head in DISPLAY_COLUMNS if key != "best" or any(r["best"] for r in rows)]
 
 
+def _say_once(rows: list[dict[str, str]]) -> None:
+    """An experiment named on its first row only; a long text already given in it becomes '(as above)'."""
+    experiment, said = None, set()
+    for row in rows:
+        if row["experiment"] == experiment:
+            row["experiment"] = ""
+        else:
+            experiment, said = row["experiment"], set()
+        if row["why"] in said:
+            row["why"] = "(as above)"
+        elif row["why"]:
+            said.add(row["why"])
+
+
 def format_table(frame: pd.DataFrame, *, title: str = "") -> str:
-    """An aligned plain-text table of a seed table (each experiment named on its first row; the
-    long text column last, unpadded).
+    """An aligned plain-text table of a seed table (each experiment named on its first row, a long
+    text repeated within it given once; the long text column last, unpadded).
 
     >>> frame = pd.DataFrame({"experiment": ["ae"], "metric": ["val_mse"], "published": [0.01255], "ours": [0.0131],
     ...     "difference": [0.00055], "tolerance": [0.001255], "verdict": ["within"], "budget": ["tiny"]})
@@ -105,9 +119,7 @@ def format_table(frame: pd.DataFrame, *, title: str = "") -> str:
     """
     rows = display_rows(frame)
     columns = _columns(rows)
-    for previous, row in zip(rows[-2::-1], rows[:0:-1], strict=True):  # an experiment named once, on its first row
-        if row["experiment"] == previous["experiment"]:
-            row["experiment"] = ""
+    _say_once(rows)
     widths = {key: max([len(head)] + [len(r[key]) for r in rows]) for key, head in columns}
     lines = [title] if title else []
     for values in [dict((key, head) for key, head in columns), *rows]:
