@@ -152,20 +152,40 @@ class BasicBlock(nn.Module):
         return F.relu(self.body(x) + self.shortcut(x[:, :, :: self.stride, :: self.stride]))
 
 
+#: ResNet-18 autoencoder stems: the report's Conv1 (7x7 convolution, batch norm, ReLU, 3x3
+#: stride-2 max-pool; stride 1 in the convolution is our reading of its "fine-tuned stride"),
+#: and a 3x3 stride-1 stem without max-pool (He et al.'s small-image stem).
+STEMS = ("report", "small")
+
+
 class ResNet18AENet(nn.Module):
-    """ResNet-18 encoder (3x3 stem without max-pool for 28x28 input, four stages of two basic
-    blocks, 64-128-256-512, global average pool -> 1x1x512 as in the report), mirrored decoder:
-    a transposed convolution back to the last stage's size, then per stage two basic blocks
-    and a nearest 2x upsampling, a 3x3 convolution to C channels and a sigmoid.
-    The report's final 1x5 kernel (a size fix) is replaced by cropping. The transposed
-    convolution's kernel is the bottleneck size, so the network is built for one H x W.
+    """ResNet-18 encoder (stem, four stages of two basic blocks, 64-128-256-512, global average
+    pool -> 1x1x512 as in the report), mirrored decoder: a transposed convolution back to the
+    last stage's size, then per stage two basic blocks and a nearest 2x upsampling (one more
+    after the report's max-pool stem), a 3x3 convolution to C channels and a sigmoid.
+    ``stem='report'``: 7x7 convolution and max-pool (28 -> 14 -> 14, 7, 4, 2); ``'small'``: a
+    3x3 convolution, no max-pool (28 -> 28, 14, 7, 4). The report's final 1x5 kernel (a size
+    fix) is replaced by cropping. The transposed convolution's kernel is the bottleneck size,
+    so the network is built for one H x W.
     """
 
-    def __init__(self, shape: tuple[int, int, int], width: float = 1.0) -> None:
+    def __init__(self, shape: tuple[int, int, int], width: float = 1.0, stem: str = "small") -> None:
         super().__init__()
         c, h, w = shape
         ch = [_scaled(n, width) for n in (64, 128, 256, 512)]
-        self.stem = conv_block(c, ch[0])
+        if stem not in STEMS:
+            raise ValueError(f"resnet18_ae stem {stem!r} is unknown; expected one of: {', '.join(STEMS)}")
+        self.pooled_stem = stem == "report"
+        if self.pooled_stem:
+            self.stem = nn.Sequential(
+                nn.Conv2d(c, ch[0], 7, padding=3, bias=False),
+                nn.BatchNorm2d(ch[0]),
+                nn.ReLU(),
+                nn.MaxPool2d(3, stride=2, padding=1),
+            )
+            h, w = math.ceil(h / 2), math.ceil(w / 2)
+        else:
+            self.stem = conv_block(c, ch[0])
         stages, cin = [], ch[0]
         for i, cout in enumerate(ch):
             stages.append(nn.Sequential(BasicBlock(cin, cout, 1 if i == 0 else 2), BasicBlock(cout, cout)))
@@ -189,6 +209,8 @@ class ResNet18AENet(nn.Module):
         y = self.expand(F.adaptive_avg_pool2d(y, 1))
         for i, stage in enumerate(self.decoder):
             y = stage(y if i == 0 else _up_crop(y, sizes[-1 - i]))
+        if self.pooled_stem:  # undo the stem's max-pool
+            y = _up_crop(y, tuple(x.shape[-2:]))
         return self.head(y)
 
 
@@ -291,6 +313,12 @@ class AlexNetAE(_WidthDenoiser):
 class ResNet18AE(_WidthDenoiser):
     """Seed 000's ResNet-18 autoencoder (``ResNet18AENet``).
 
+    Parameters
+    ----------
+    stem : {'small', 'report'}
+        'report' is the report's 7x7 convolution and max-pool (seed 000's faithful protocol);
+        'small' (default, what the grids use) a 3x3 stem without max-pool.
+
     ``config='faithful'``: Adadelta (lr 1.0), binary cross-entropy, batch 128, 50 epochs,
     train:validation 6:1 (the report). ``config='ours'``: Adam 1e-3, cosine, binary cross-entropy, 20 epochs.
     """
@@ -298,5 +326,9 @@ class ResNet18AE(_WidthDenoiser):
     fixed_input_size = True  # the transposed convolution's kernel is the bottleneck size
     recipes = {"faithful": _faithful(50, val_fraction=1 / 7, cap_validation=False), "ours": _OURS}
 
+    def __init__(self, *, stem: str = "small", **common) -> None:
+        super().__init__(**common)
+        self.stem = stem
+
     def build(self, shape: tuple[int, int, int]) -> nn.Module:
-        return ResNet18AENet(shape, self.width)
+        return ResNet18AENet(shape, self.width, self.stem)

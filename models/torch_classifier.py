@@ -23,7 +23,7 @@ from models.engine.recipe import SCHEDULES, Recipe
 from models.engine.training import autocast, planned_steps, run_training
 from models.neural_denoiser import seeded
 
-__all__ = ["check_training_data", "TorchClassifier", "recalibrate_batchnorm", "EVAL_BATCH"]
+__all__ = ["check_training_data", "TorchClassifier", "classification_loss", "recalibrate_batchnorm", "EVAL_BATCH"]
 
 #: Images per forward pass when predicting or evaluating.
 EVAL_BATCH = 1024
@@ -124,7 +124,7 @@ class TorchClassifier(Classifier):
         settings = {"lr": self.lr, "epochs": self.epochs, "batch_size": self.batch_size, "patience": self.patience}
         settings |= {"schedule": self.schedule, "precision": self.precision}
         settings |= {"val_fraction": self.val_fraction, "max_steps": self.max_steps, "note": self.name}
-        return Recipe(optimizer="adam", **(settings | overrides))
+        return Recipe(**({"optimizer": "adam"} | settings | overrides))
 
     def planned_stage_steps(self, n: int) -> list[int]:
         """Optimizer steps of each training stage on ``n`` images, before early stopping (``bench plan``)."""
@@ -147,7 +147,7 @@ class TorchClassifier(Classifier):
                 batch = random_shift(images[pool[idx]], self.shift, generator)
                 with autocast(device, recipe.precision):
                     logits = net(batch)
-                return nn.functional.cross_entropy(logits.float(), labels[pool[idx]])
+                return classification_loss(recipe.loss, logits, labels[pool[idx]])
 
             def validation(val_idx: Tensor, held_out: bool):
                 held = pool[val_idx]  # on its own training images the loss says when to keep, not when to stop
@@ -208,6 +208,17 @@ class TorchClassifier(Classifier):
         self.net_, self.input_shape_, self.n_classes_ = net.to(device).eval(), shape, n_classes
         self.history_ = list(state.get("history", []))
         return self
+
+
+def classification_loss(name: str, logits: Tensor, labels: Tensor) -> Tensor:
+    """A classifier's training loss, in float32: cross-entropy, or with ``name='bce'`` Keras'
+    ``binary_crossentropy`` on softmax outputs against one-hot labels (what seed 000 trained with).
+    """
+    logits = logits.float()
+    if name != "bce":
+        return nn.functional.cross_entropy(logits, labels)
+    target = nn.functional.one_hot(labels, logits.shape[1]).float()
+    return nn.functional.binary_cross_entropy(logits.softmax(1).clamp(1e-7, 1 - 1e-7), target)
 
 
 @torch.no_grad()

@@ -42,3 +42,59 @@ def test_faithful_recipes_keep_the_reports_split(name, fraction):
     recipe = DENOISERS.create(name, config="faithful").recipe()
     assert recipe.val_fraction == pytest.approx(fraction)
     assert recipe.cap_validation is False
+
+
+def test_seed000_resnet_autoencoder_takes_the_reports_stem():
+    from models.seed000 import ResNet18AENet
+
+    report, small = ResNet18AENet((1, 28, 28), 0.125, "report"), ResNet18AENet((1, 28, 28), 0.125, "small")
+    assert report.stem[0].kernel_size == (7, 7) and isinstance(report.stem[-1], torch.nn.MaxPool2d)
+    assert small.stem[0].kernel_size == (3, 3)
+    assert report(torch.rand(2, 1, 28, 28)).shape == (2, 1, 28, 28)
+    with pytest.raises(ValueError, match="resnet18_ae stem 'big' is unknown"):
+        ResNet18AENet((1, 28, 28), 0.125, "big")
+
+
+def test_seed000_faithful_classifiers_are_the_reports():
+    from bench.registry import CLASSIFIERS
+
+    vgg = CLASSIFIERS.create("vgg16_faithful")
+    net = vgg.build((1, 28, 28), 10)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())  # plain VGG-16
+    assert sum(isinstance(m, torch.nn.MaxPool2d) for m in net.modules()) == 5  # all five pools kept
+    assert net.classifier[0].out_features == 4096
+    assert (vgg.recipe().optimizer, vgg.recipe().epochs, vgg.recipe().batch_size) == ("sgd", 10, 32)
+    resnet = CLASSIFIERS.create("resnet18_faithful")
+    net = resnet.build((1, 28, 28), 10)
+    assert net[0].kernel_size == (7, 7) and net[-1].in_features == 256 * 4 * 4  # three stages, flatten + dense
+    recipe = resnet.recipe()
+    assert (recipe.optimizer, recipe.loss, recipe.epochs, recipe.val_fraction, recipe.cap_validation) == (
+        "adadelta",
+        "bce",
+        100,
+        0.1,
+        False,
+    )
+    alexnet = CLASSIFIERS.create("alexnet_faithful", width=0.0625)
+    net = alexnet.build((1, 28, 28), 10)
+    assert net.size == 224 and net.net.features[0].kernel_size == (11, 11)
+    assert (alexnet.recipe().optimizer, alexnet.recipe().loss, alexnet.recipe().epochs) == ("adam", "bce", 50)
+    assert net(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_bce_classification_loss_is_keras_binary_crossentropy_on_softmax():
+    from models.torch_classifier import classification_loss
+
+    logits, labels = torch.tensor([[2.0, 0.0, -1.0]]), torch.tensor([0])
+    p = logits.softmax(1)[0]
+    keras = -(torch.log(p[0]) + torch.log(1 - p[1]) + torch.log(1 - p[2])) / 3
+    assert classification_loss("bce", logits, labels).item() == pytest.approx(keras.item(), rel=1e-5)
+    assert classification_loss("mse", logits, labels).item() == pytest.approx(-torch.log(p[0]).item(), rel=1e-5)
+
+
+def test_seed003_frozen_variants_pretrain_without_masking():
+    from bench.registry import CLASSIFIERS
+
+    for name in ("stacked_ae_softmax_frozen", "stacked_ae_softmax_1label", "stacked_ae_softmax_5labels"):
+        assert CLASSIFIERS.create(name).mask_level == 0.0  # the report adds noise only from Table 3 on
+    assert CLASSIFIERS.create("stacked_ae_softmax").mask_level == 0.2  # ours: a denoising pretraining

@@ -195,6 +195,12 @@ def test_seed001_tiny_run_writes_published_vs_ours(seed001):
     median = table[table.experiment == "median (tuned window)"]
     assert set(median.metric) >= {"test_mse", "test_psnr_db", "test_psnr_of_mean_mse_db"}
     assert median.protocol_note.str.contains("the median (?:beats|does not beat) it by").any()
+    # The report published no median: the AE's 19.01 dB is not set beside it as its published value.
+    assert median[median.metric == "test_psnr_of_mean_mse_db"].published.isna().all()
+    # Faithful at every budget: the report's 80/20 split, all of the 20% held out, and the budget's cut stated.
+    val = table[(table.experiment == "conv_ae_fmnist (faithful)") & (table.metric == "val_mse")]
+    assert val.protocol_note.str.contains(r"the held-out 51 of 256 training pairs \(20%\)").all() and len(val) == 1
+    assert val.deviations.str.contains("tiny budget").all() and val.reading.str.contains("80/20").all()
 
 
 @pytest.mark.timeout(900)
@@ -224,9 +230,9 @@ def test_seed001_rerun_skips_stored_cells_and_honours_set(seed001, real_data_dir
 )
 def test_seed001_tiny_run_scores_both_models(seed001):
     (frame, _), _ = seed001
-    assert _published(frame, "conv_ae_fmnist (ours)", "val_mse") == [0.01255]
-    assert _published(frame, "conv_ae_fmnist (ours)", "train_mse") == [0.0182373]
-    assert _published(frame, "cnn_denoiser_fmnist (ours)", "val_mse") == [0.0132]
+    assert _published(frame, "conv_ae_fmnist (faithful)", "val_mse") == [0.01255]
+    assert _published(frame, "conv_ae_fmnist (faithful)", "train_mse") == [0.0182373]
+    assert _published(frame, "cnn_denoiser_fmnist (faithful)", "val_mse") == [0.0132]
     assert not frame.protocol_note.str.startswith("not run").any()
 
 
@@ -261,8 +267,16 @@ def test_seed004_tiny_run_denoises_with_the_report_model(seed004):
 @pytest.mark.slow
 def test_seed002_tiny(real_data_dir, tmp_path):
     frame, lines = _tiny("002", real_data_dir, tmp_path)
-    _check_written(frame, lines, tmp_path, "002")
+    table = _check_written(frame, lines, tmp_path, "002")
     assert (tmp_path / "seeds" / "002_interpolation.png").stat().st_size > 1000
+    # The report's comparison of four architectures is declared: [7] measured, the other three say why not.
+    comparison = table[table.experiment == "architecture comparison on MNIST (the report picks [7])"]
+    assert len(comparison) == 4 and comparison.ours.notna().sum() == 1
+    assert comparison[comparison.ours.isna()].protocol_note.str.startswith("not run: ").all()
+    # Faithful at the tiny budget too: the tutorial's recipe, shrunk, and the row says so.
+    leaderboard = pd.read_csv(tmp_path / "seed-002" / "leaderboard.csv")
+    assert leaderboard[leaderboard.denoiser == "conv_ae_small"].denoiser_params.str.contains('"faithful"').all()
+    assert table[table.experiment == "mnist: conv_ae_small noisy"].deviations.str.contains("tiny budget").all()
 
 
 @pytest.fixture(scope="module")
@@ -284,7 +298,20 @@ def test_seed003_tiny_run_writes_published_vs_ours(seed003):
     assert _published(
         table, "Table 4: stacked_ae_softmax_frozen trained at 70% masking", "test_accuracy_pct_at_20%"
     ) == [63.2]
-    assert not table.protocol_note.str.startswith("not run").any()
+    # Every published number keeps its row: what the tiny budget leaves out says so.
+    skipped = table[table.protocol_note.str.startswith("not run")]
+    assert skipped.protocol_note.str.contains("the tiny budget").all()
+    table1 = set(table[table.experiment.str.startswith("Table 1: stacked_ae_softmax_frozen, lr ")].experiment)
+    assert len(table1) == 5, table1
+    table4 = table[table.experiment.str.startswith("Table 4: ")]
+    assert len(table4) == 12 and table4.published.notna().all() and table4.ours.notna().sum() == 4
+    # Table 3: the training images masked once, the test images clean (as Table 2's); the frozen
+    # variant pretrains without masking, so nothing is masked twice.
+    table3 = table[table.experiment.str.startswith("Table 3: ")]
+    assert table3.protocol_note.str.contains("masked once at 20%").all()
+    assert table3.protocol_note.str.contains("clean test images").all()
+    assert table.reading.str.contains("Table 3 masks the training images once").all()
+    assert table[table.experiment.str.startswith("Table 2: ")].deviations.str.contains("Adam").all()
 
 
 @pytest.mark.timeout(900)
@@ -345,9 +372,9 @@ def test_run_grid_seeds_rejects_narrowing_flags_with_one_line(tmp_path, capsys):
 @pytest.mark.timeout(900)
 @pytest.mark.slow
 def test_seed000_tiny_run_and_set_reaches_the_cross_validation_folds(real_data_dir, tmp_path, monkeypatch):
-    # The five VGG-16 folds are fits of the entry too: --set vgg16.width narrows them like the grid's VGG-16.
+    # The five VGG-16 folds are fits of the entry too: --set vgg16_faithful.width narrows them like the grid's.
     lines: list[str] = []
-    launch = Launch(params={"vgg16": {"width": 0.05}})
+    launch = Launch(params={"vgg16_faithful": {"width": 0.05}})
     options = {"budget": "tiny", "data_dir": real_data_dir, "device": "cpu", "out_dir": tmp_path, "launch": launch}
     frame = run("000", log=lines.append, **options)
     table = _check_written(frame, lines, tmp_path, "000")
@@ -364,5 +391,8 @@ def test_seed000_tiny_run_and_set_reaches_the_cross_validation_folds(real_data_d
     run("000", log=lambda line: None, **options)
     assert json.loads((tmp_path / "seeds" / "000.json").read_text())["vgg16_cv"] == detail["vgg16_cv"]
     assert set(table.metric) >= {"accuracy_clean_pct", "accuracy_denoised_pct", "cv_mean_pct", "psnr_db"}
-    vgg = table[(table.experiment == "vgg16_ae -> vgg16") & (table.metric == "accuracy_denoised_pct")]
-    assert vgg.protocol_note.str.endswith("classifies; --set vgg16.width=0.05").all(), "the row says what --set changed"
+    vgg = table[(table.experiment == "vgg16_ae -> vgg16_faithful") & (table.metric == "accuracy_denoised_pct")]
+    assert vgg.protocol_note.str.endswith("classifies; --set vgg16_faithful.width=0.05").all(), "the row says what --set changed"
+    # The folds run over the denoised training images (the report's 60,000 at full), not the test images.
+    assert detail["vgg16_cv"]["n_images"] == 200 and table[table.metric == "cv_fold1_pct"].published.tolist() == [99.042]
+    assert table.reading.str.contains("impulse 0.25").all() and vgg.deviations.str.contains("tiny budget").all()

@@ -12,6 +12,11 @@ as a level where denoising is known to help. Denoisers: ``bn_conv_ae`` (the repo
 our strongest neural ones (``dncnn``, ``unet``) and a tuned median filter. If 96% after
 denoising is out of reach at the calibrated sigma, the last rows say so with the numbers.
 
+Protocol (``faithful``, every budget, for the report's model): Adam 1e-3, MSE, batch 100, 100
+epochs, the training set corrupted once; the tiny and quick budgets shrink only images and
+epochs (each row's ``deviations``). Our other denoisers run under our recipes, on rows of their
+own. Each row's ``reading`` says how a gap of the report was filled (``READINGS``).
+
 Run by the grid runner: a first grid fits the classifier (on the clean training subset the
 denoisers also train on), the calibration reads it from the fit cache, and a second grid
 runs every denoiser at the calibrated sigma and at 0.5, with the classifier in every cell.
@@ -24,7 +29,7 @@ import pandas as pd
 from bench.grids import Grid
 from bench.registry import CLASSIFIERS, DENOISERS
 from bench.seeds import protocol
-from bench.seeds.common import Reproduction, bisect, fit_note, model_params, noisy, percent, settings
+from bench.seeds.common import Reproduction, bisect, model_params, noisy, percent, settings
 from bench.seeds.declared import Results, collapse_warning, grid_name, percent_of
 
 PUBLISHED = {"clean": 98.25, "noisy": 13.68, "denoised": 96.10}
@@ -39,12 +44,49 @@ DATASET = "mnist"
 #: ``n_train``: the seeded training subset of the classifier and of every denoiser.
 SETTINGS = {
     "tiny": {"n_train": 1000, "n_test": 300, "n_calib": 300, "iterations": 4,
-             "denoisers": (REPORT_MODEL, "unet", "median"), "fit": {}, "clf_overrides": {"epochs": 3}},
+             "denoisers": (REPORT_MODEL, "unet", "median"), "fit": {}, "report_fit": {}, "clf_overrides": {"epochs": 3}},
     "quick": {"n_train": 20000, "n_test": 2000, "n_calib": 2000, "iterations": 7,
-              "denoisers": (REPORT_MODEL, "unet", "median"), "fit": {"max_steps": 800, "batch_size": 32}, "clf_overrides": {}},
+              "denoisers": (REPORT_MODEL, "unet", "median"), "fit": {"max_steps": 800, "batch_size": 32},
+              "report_fit": {"epochs": 4}, "clf_overrides": {}},
     "full": {"n_train": 60000, "n_test": 10000, "n_calib": 10000, "iterations": 10,
-             "denoisers": (REPORT_MODEL, "dncnn", "unet", "median"), "fit": {}, "clf_overrides": {"epochs": 30}},
+             "denoisers": (REPORT_MODEL, "dncnn", "unet", "median"), "fit": {}, "report_fit": {}, "clf_overrides": {"epochs": 30}},
 }  # fmt: skip
+
+
+#: Where the report is silent: the reading chosen, and why.
+READINGS = {
+    "noise": "the report gives no noise level: sigma calibrated so that the clean-trained classifier scores the report's 13.68% on the noisy test images (clipped gaussian noise)",
+    "classifier": f"{CLASSIFIER}: the report's CNN is unspecified beyond Adam and 30 epochs; two conv/max-pool stages (32, 64) and a dense 128 layer (the Keras MNIST example)",
+    REPORT_MODEL: "the autoencoder's layer sizes are ours (width 32 then 64 filters, two stages): the report names only conv + batch norm + ReLU + max-pool encoder and deconvolution decoder layers, no counts or sizes",
+}
+
+
+def reading(*names: str) -> str:
+    """The readings that apply to a row about ``names`` (the noise level always does)."""
+    return "; ".join(READINGS[name] for name in ("noise", "classifier", *names) if name in READINGS)
+
+
+def deviations(cfg, name: str | None = None) -> tuple[str, ...]:
+    """The departures from the report's protocol of a row about denoiser ``name`` under ``cfg``'s budget."""
+    out = []
+    if cfg.n_train != 60000:
+        out.append(f"{cfg.budget} budget: {cfg.n_train} of 60000 training images, {cfg.n_test} of 10000 test images")
+    if cfg.clf_overrides.get("epochs", 30) != 30:
+        out.append(f"{cfg.budget} budget: {CLASSIFIER} {cfg.clf_overrides['epochs']} epochs (report: 30)")
+    if name == REPORT_MODEL and cfg.budget != "full":
+        params = {k: v for k, v in _params(cfg, name).items() if k != "config"}
+        shown = ", ".join(f"{k} {v}" for k, v in params.items())
+        out.append(f"{cfg.budget} budget: {name} with {shown} (report: 100 epochs of batch 100)")
+    elif name not in (None, REPORT_MODEL):
+        out.append(f"{name} is not in the report: our entry under its own recipe or tuning, scored beside it")
+    return tuple(out)
+
+
+def _params(cfg, name: str) -> dict:
+    """``name``'s parameters: the report's model faithful with the budget's epochs, the others ours."""
+    if name == REPORT_MODEL:
+        return model_params(DENOISERS, name, cfg.budget, config="faithful", **cfg.report_fit)[0]
+    return model_params(DENOISERS, name, cfg.budget, config="ours", **cfg.fit)[0]
 
 
 def entries(budget: str) -> set[str]:
@@ -52,16 +94,9 @@ def entries(budget: str) -> set[str]:
     return {"identity", CLASSIFIER, *SETTINGS[budget]["denoisers"]}
 
 
-def _config(budget: str, name: str) -> str:
-    return "faithful" if budget == "full" and name == REPORT_MODEL else "ours"
-
-
 def _grid(cfg, seed: int, levels: list[float], denoisers: list[str]) -> Grid:
     """``identity`` (the noisy input) and ``denoisers`` at ``levels``, the classifier in every cell."""
-    params = {
-        name: model_params(DENOISERS, name, cfg.budget, config=_config(cfg.budget, name), **cfg.fit)[0]
-        for name in denoisers
-    }
+    params = {name: _params(cfg, name) for name in denoisers}
     params[CLASSIFIER] = model_params(CLASSIFIERS, CLASSIFIER, cfg.budget, **cfg.clf_overrides)[0]
     return Grid.build(
         name=grid_name("004"),
@@ -104,6 +139,8 @@ def _calibrate(repro: Reproduction, results: Results, grid: Grid, cfg) -> float:
             n_test=len(images),
             note=f"report gives no sigma; bisection on [{SIGMA_BRACKET[0]}, {SIGMA_BRACKET[1]}], {len(history)} evaluations, "
             f"clipped gaussian noise, target noisy accuracy {PUBLISHED['noisy']}% for {CLASSIFIER} trained on clean images{miss}",
+            reading=reading(),
+            deviations=deviations(cfg),
         )
     repro.extra["calibration"] = {
         "target": PUBLISHED["noisy"],
@@ -130,12 +167,15 @@ def _denoisers(
             note="by construction near 13.68 (sigma calibrated on it)"
             if calibrated
             else "no published number at this sigma",
+            reading=reading(),
+            deviations=deviations(cfg),
         )
     for name in cfg.denoisers:
         published = PUBLISHED["denoised"] if calibrated and name == REPORT_MODEL else None
         failed = results.missing(grid, name, level=sigma)
         if failed:
-            repro.skip(f"{label}: {name}", {"accuracy_denoised_pct": published}, failed, n_test=cfg.n_test)
+            common = {"n_test": cfg.n_test, "reading": reading(name), "deviations": deviations(cfg, name)}
+            repro.skip(f"{label}: {name}", {"accuracy_denoised_pct": published}, failed, **common)
             continue
         with repro.experiment(f"{label}: {name}") as exp:
             cell = results.cell(grid, name, level=sigma)
@@ -150,23 +190,13 @@ def _denoised_rows(
     row, name = results.row(cell), cell.denoiser
     accuracy = percent_of(results.accuracy(cell, CLASSIFIER), "accuracy_denoised")
     tuned = (row.get("fit_state") or {}).get("best_params", "")
-    how = f"{_config(repro.budget, name)} recipe" if DENOISERS.entry(name).accelerated else f"tuned {tuned}"
-    dropped = model_params(DENOISERS, name, repro.budget, config=_config(repro.budget, name), **cfg.fit)[1]
-    compare = "" if published or not calibrated else f"; compare the report's AE at {PUBLISHED['denoised']}"
-    exp.add(
-        "accuracy_denoised_pct",
-        published,
-        accuracy,
-        n_test=row["n_test"],
-        note=f"{CLASSIFIER} trained on clean images; {name} {how}{fit_note(repro.budget, cfg.n_train, cfg.fit, dropped)}{collapse_warning(row)}{compare}",
-    )
-    exp.add(
-        "psnr_db",
-        None,
-        float(row["psnr"]),
-        n_test=row["n_test"],
-        note="mean per-image PSNR of the denoised test images",
-    )
+    config = "faithful" if name == REPORT_MODEL else "ours"
+    how = f"{config} recipe" if DENOISERS.entry(name).accelerated else f"tuned {tuned}"
+    compare = "" if published or not calibrated else f"; the report's AE printed {PUBLISHED['denoised']} (its own row)"
+    note = f"{CLASSIFIER} trained on clean images; {name} {how}{collapse_warning(row)}{compare}"
+    common = {"n_test": row["n_test"], "reading": reading(name), "deviations": deviations(cfg, name)}
+    exp.add("accuracy_denoised_pct", published, accuracy, note=note, **common)
+    exp.add("psnr_db", None, float(row["psnr"]), note="mean per-image PSNR of the denoised test images", **common)
     return accuracy
 
 
@@ -190,6 +220,8 @@ def run(repro: Reproduction, results: Results) -> pd.DataFrame:
             percent_of(accuracy, "accuracy_clean"),
             n_test=cfg.n_test,
             note=f"{CLASSIFIER} (two conv/pool stages + dense 128; the report's CNN is unspecified) on {cfg.n_train} clean training images",
+            reading=reading(),
+            deviations=deviations(cfg),
         )
     repro.extra["classifier_history"] = getattr(results.classifier(first, DATASET, CLASSIFIER), "history_", None)
     sigma = _calibrate(repro, results, first, cfg)
@@ -197,28 +229,22 @@ def run(repro: Reproduction, results: Results) -> pd.DataFrame:
         _grid(cfg, repro.seed, list(dict.fromkeys([sigma, SECOND_SIGMA])), [n for n in cfg.denoisers if n in DENOISERS])
     )
     best = {level: _denoisers(repro, results, grid, cfg, level, level == sigma) for level in (sigma, SECOND_SIGMA)}
-    _verdict(repro, sigma, best, cfg.n_test)
+    _verdict(repro, sigma, best, cfg)
     return repro.write()
 
 
-def _verdict(repro: Reproduction, sigma: float, best: dict[float, dict[str, float]], n_test: int) -> None:
+def _verdict(repro: Reproduction, sigma: float, best: dict[float, dict[str, float]], cfg) -> None:
     """Does 96.10% after denoising hold at the calibrated sigma? And the sigma-0.5 target."""
     with repro.experiment("claim check") as exp:
-        for level, target, published in (
-            (sigma, PUBLISHED["denoised"], PUBLISHED["denoised"]),
-            (SECOND_SIGMA, 97.0, None),
-        ):
+        for level, target, published in ((sigma, PUBLISHED["denoised"], True), (SECOND_SIGMA, 97.0, False)):
             metric = f"best_denoised_accuracy_pct_sigma_{level:g}"
             if not best[level]:
-                exp.add(metric, published, None, n_test=n_test, note="not run: no denoiser registered")
+                exp.add(metric, None, None, n_test=cfg.n_test, note="not run: no denoiser registered")
                 continue
             name, value = max(best[level].items(), key=lambda kv: kv[1])
             verdict = "reached" if value >= target else "NOT reached"
             what = "the report's 96.10% after denoising" if published else "our target of >= 97% (full budget)"
-            exp.add(
-                metric,
-                published,
-                value,
-                n_test=n_test,
-                note=f"{what} {verdict} at sigma {level:g}: best is {name} with {value:.2f}% ({repro.budget} budget)",
-            )
+            # The best of any denoiser is ours, not the report's model: the published 96.10% sits
+            # on the report's autoencoder's own row, and is only named here.
+            note = f"best of denoise-bench: {what} {verdict} at sigma {level:g}: best is {name} with {value:.2f}% ({repro.budget} budget)"
+            exp.add(metric, None, value, n_test=cfg.n_test, note=note, reading=reading(), deviations=deviations(cfg))

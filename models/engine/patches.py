@@ -129,7 +129,9 @@ def train_patches(
     validation by the recipe's ``val_fraction``; the rest give the patches.
     """
     device = clean[0].device
-    train_idx, val_idx = split_validation(len(clean), recipe.val_fraction, seed, torch.device("cpu"), cap=recipe.cap_validation)
+    train_idx, val_idx = split_validation(
+        len(clean), recipe.val_fraction, seed, torch.device("cpu"), cap=recipe.cap_validation
+    )
     held_out = len(val_idx) < len(clean)
     pick = lambda images, idx: None if images is None else [images[int(i)] for i in idx]  # noqa: E731
     source = PatchSource(

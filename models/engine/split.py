@@ -14,7 +14,14 @@ from torch import Tensor
 from bench.noise import derive_seed
 from models.engine.recipe import Recipe
 
-__all__ = ["MAX_VALIDATION", "MIN_IMAGES_FOR_VALIDATION", "held_out_count", "split_validation", "batches", "planned_steps"]
+__all__ = [
+    "MAX_VALIDATION",
+    "MIN_IMAGES_FOR_VALIDATION",
+    "held_out_count",
+    "split_validation",
+    "batches",
+    "planned_steps",
+]
 
 #: Cap on held-out images: 2,048 pin a validation loss down well, and validating 6,000
 #: images every epoch would cost a slow CPU model more than its time budget.
