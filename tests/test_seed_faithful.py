@@ -37,7 +37,9 @@ def test_faithful_recipes_draw_the_training_noise_once(name):
     assert DENOISERS.create(name, config="ours").recipe().redraw_noise is True
 
 
-@pytest.mark.parametrize("name,fraction", [("conv_ae_fmnist", 0.2), ("cnn_denoiser_fmnist", 0.2), ("resnet18_ae", 1 / 7)])
+@pytest.mark.parametrize(
+    "name,fraction", [("conv_ae_fmnist", 0.2), ("cnn_denoiser_fmnist", 0.2), ("resnet18_ae", 1 / 7)]
+)
 def test_faithful_recipes_keep_the_reports_split(name, fraction):
     recipe = DENOISERS.create(name, config="faithful").recipe()
     assert recipe.val_fraction == pytest.approx(fraction)

@@ -201,6 +201,8 @@ def test_seed001_tiny_run_writes_published_vs_ours(seed001):
     val = table[(table.experiment == "conv_ae_fmnist (faithful)") & (table.metric == "val_mse")]
     assert val.protocol_note.str.contains(r"the held-out 51 of 256 training pairs \(20%\)").all() and len(val) == 1
     assert val.deviations.str.contains("tiny budget").all() and val.reading.str.contains("80/20").all()
+    psnr = table[(table.experiment == "conv_ae_fmnist (faithful)") & (table.metric == "val_psnr_of_mean_mse_db")]
+    assert psnr.best_entry.tolist() == ["median"]  # the median sits in its own column beside the AE's 19.01
 
 
 @pytest.mark.timeout(900)
@@ -392,7 +394,11 @@ def test_seed000_tiny_run_and_set_reaches_the_cross_validation_folds(real_data_d
     assert json.loads((tmp_path / "seeds" / "000.json").read_text())["vgg16_cv"] == detail["vgg16_cv"]
     assert set(table.metric) >= {"accuracy_clean_pct", "accuracy_denoised_pct", "cv_mean_pct", "psnr_db"}
     vgg = table[(table.experiment == "vgg16_ae -> vgg16_faithful") & (table.metric == "accuracy_denoised_pct")]
-    assert vgg.protocol_note.str.endswith("classifies; --set vgg16_faithful.width=0.05").all(), "the row says what --set changed"
+    assert vgg.protocol_note.str.endswith("classifies; --set vgg16_faithful.width=0.05").all(), (
+        "the row says what --set changed"
+    )
     # The folds run over the denoised training images (the report's 60,000 at full), not the test images.
-    assert detail["vgg16_cv"]["n_images"] == 200 and table[table.metric == "cv_fold1_pct"].published.tolist() == [99.042]
+    assert detail["vgg16_cv"]["n_images"] == 200 and table[table.metric == "cv_fold1_pct"].published.tolist() == [
+        99.042
+    ]
     assert table.reading.str.contains("impulse 0.25").all() and vgg.deviations.str.contains("tiny budget").all()

@@ -229,7 +229,12 @@ def _cross_validate(repro: Reproduction, results: Results, grid: Grid, cfg, cell
     with repro.experiment(name) as exp:
         result = cross_validate("vgg16_faithful", denoised, labels, k=K_FOLDS, seed=repro.seed, fit=fit_fold, **params)
         folds = [100 * f for f in result["folds"]]
-        repro.extra["vgg16_cv"] = {"folds_pct": folds, "n_images": n, "params": params}
+        repro.extra["vgg16_cv"] = {
+            "folds_pct": folds,
+            "published_folds_pct": list(VGG_FOLDS),
+            "n_images": n,
+            "params": params,
+        }
         note = f"{K_FOLDS}-fold CV over {n} vgg16_ae-denoised training images"
         common = {"n_test": n, "reading": reading, "deviations": deviations}
         exp.add("cv_mean_pct", published, 100 * result["mean"], note=f"Table 2 average; {note}", **common)

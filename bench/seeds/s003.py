@@ -56,6 +56,8 @@ TABLES_2_3 = {(1, 0.0): (52.84, 50.30), (5, 0.0): (72.80, 70.48), (1, 0.2): (54.
 TABLE4 = {0.2: (78.0, 68.0, 62.6, 48.4, 43.2, 38.0), 0.7: (63.2, 59.2, 59.0, 61.2, 54.2, 54.8)}
 TEST_LEVELS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 SVM_PUBLISHED, STACKED_PUBLISHED, OUR_TARGET = 84.32, 76.40, 85.0
+#: Table 1's training accuracies are met within 5 points (the target set for the faithful protocol).
+TABLE1_TRAIN_TOLERANCE = 5.0
 
 #: ``dae_iterations``: epochs of ``dense_dae``'s faithful recipe, full-batch (the report: 500
 #: iterations); the quick budget keeps the quick grid's 200 steps of batch 8 (40 full-batch
@@ -349,17 +351,31 @@ def _accuracy_rows(
         exp.add(metric, published, ours, n_test=n, note=f"{where}; {note}".rstrip("; "))
 
 
-def _train_accuracy(exp, results: Results, grid: Grid, name: str, published: float, note: str) -> float | None:
+def _train_accuracy(
+    exp, results: Results, grid: Grid, name: str, published: float, note: str, tolerance: float | None = None
+) -> float | None:
     """Accuracy on the images the classifier trained on (masked ones when it masks its input)."""
     stored = results.accuracy(results.cell(grid, "identity", level=grid.noises[0][1][0]), name)
     if _error(stored):
-        exp.add("train_accuracy_pct", published, None, n_test=grid.n_train, note=f"not run: {name}: {_error(stored)}")
+        exp.add(
+            "train_accuracy_pct",
+            published,
+            None,
+            n_test=grid.n_train,
+            note=f"not run: {name}: {_error(stored)}",
+            tolerance=tolerance,
+        )
         return None
     model = results.classifier(grid, DATASET, name)
     images, labels = results.runner(grid).data(DATASET)[:2]
     value = percent(model, model.training_images(images, seed=grid.seed), labels)
     exp.add(
-        "train_accuracy_pct", published, value, n_test=len(images), note=f"all {len(images)} training images; {note}"
+        "train_accuracy_pct",
+        published,
+        value,
+        n_test=len(images),
+        note=f"all {len(images)} training images; {note}",
+        tolerance=tolerance,
     )
     return value
 
@@ -379,13 +395,14 @@ def _table1(repro: Reproduction, results: Results, cfg) -> None:
         if FROZEN in names:
             with repro.experiment(f"Table 1: {FROZEN}, lr {lr}") as exp:
                 note = f"Adam at lr {lr} for pretraining and softmax (report: gradient descent, 500 iterations)"
-                train = _train_accuracy(exp, results, grid, FROZEN, train_pub, note)
+                train = _train_accuracy(exp, results, grid, FROZEN, train_pub, note, TABLE1_TRAIN_TOLERANCE)
                 # Adam at the report's gradient-descent rates may not train at all: say so.
                 note += "; chance level: Adam does not train at this rate" if train is not None and train < 20 else ""
                 _accuracy_rows(exp, results, grid, FROZEN, test_pub, note=note)
         if FAITHFUL in names:
             with repro.experiment(f"Table 1 (the report's protocol): {FAITHFUL}, lr {lr}") as exp:
-                _train_accuracy(exp, results, grid, FAITHFUL, train_pub, faithful_note.format(lr=lr))
+                note = faithful_note.format(lr=lr)
+                _train_accuracy(exp, results, grid, FAITHFUL, train_pub, note, TABLE1_TRAIN_TOLERANCE)
                 _accuracy_rows(exp, results, grid, FAITHFUL, test_pub, note=faithful_note.format(lr=lr))
     for lr in (lr for lr in TABLE1 if lr not in cfg.table1):
         why = f"the {cfg.budget} budget runs Table 1 at lr {', '.join(map(str, cfg.table1))} only"

@@ -170,7 +170,8 @@ def _denoisers(
             reading=reading(),
             deviations=deviations(cfg),
         )
-    for name in cfg.denoisers:
+    # The report's model last, so that its row can name our best of the others beside it.
+    for name in sorted(cfg.denoisers, key=lambda name: name == REPORT_MODEL):
         published = PUBLISHED["denoised"] if calibrated and name == REPORT_MODEL else None
         failed = results.missing(grid, name, level=sigma)
         if failed:
@@ -179,12 +180,13 @@ def _denoisers(
             continue
         with repro.experiment(f"{label}: {name}") as exp:
             cell = results.cell(grid, name, level=sigma)
-            found[name] = _denoised_rows(repro, results, exp, cfg, cell, published, calibrated)
+            best = max(found.items(), key=lambda kv: kv[1]) if published and found else None
+            found[name] = _denoised_rows(repro, results, exp, cfg, cell, published, calibrated, best)
     return {name: value for name, value in found.items() if value is not None}
 
 
 def _denoised_rows(
-    repro: Reproduction, results: Results, exp, cfg, cell, published: float | None, calibrated: bool
+    repro: Reproduction, results: Results, exp, cfg, cell, published: float | None, calibrated: bool, best=None
 ) -> float | None:
     """The accuracy and PSNR rows of one denoiser's cell; returns the accuracy."""
     row, name = results.row(cell), cell.denoiser
@@ -195,7 +197,7 @@ def _denoised_rows(
     compare = "" if published or not calibrated else f"; the report's AE printed {PUBLISHED['denoised']} (its own row)"
     note = f"{CLASSIFIER} trained on clean images; {name} {how}{collapse_warning(row)}{compare}"
     common = {"n_test": row["n_test"], "reading": reading(name), "deviations": deviations(cfg, name)}
-    exp.add("accuracy_denoised_pct", published, accuracy, note=note, **common)
+    exp.add("accuracy_denoised_pct", published, accuracy, note=note, best=best, **common)
     exp.add("psnr_db", None, float(row["psnr"]), note="mean per-image PSNR of the denoised test images", **common)
     return accuracy
 
