@@ -117,7 +117,7 @@ def test_set_parameters_reach_the_seeds_that_run_the_entry():
     assert check_narrowing({"params": {"median": {"tune_images": 4}}, "datasets": None}, ["001"], "tiny") == {
         "median": {"tune_images": 4}
     }
-    assert check_narrowing({"params": {"dncnn": {"depth": 3}}}, ["004"], "full") == {"dncnn": {"depth": 3}}
+    assert check_narrowing({"params": {"unet": {"depth": 3}}}, ["004"], "full") == {"unet": {"depth": 3}}
 
 
 def test_run_grid_seeds_dispatches_to_every_protocol(tmp_path, capsys, monkeypatch):

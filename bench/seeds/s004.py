@@ -9,7 +9,8 @@ The report gives no noise level. We calibrate it: the sigma at which our clean-t
 ``cnn_small`` classifies 13.68% of the noisy test images, found by bisection on sigma with
 the harness's clipped Gaussian noise; that sigma is reported, and sigma 0.5 is run beside it
 as a level where denoising is known to help. Denoisers: ``bn_conv_ae`` (the report's model),
-our strongest neural ones (``dncnn``, ``unet``) and a tuned median filter. If 96% after
+our strongest neural one (``unet``) and a tuned median filter (``dncnn``, about 22 CPU-hours a fit
+at 60,000 images, is left out: it is not the report's and the U-Net outdoes it). If 96% after
 denoising is out of reach at the calibrated sigma, the last rows say so with the numbers.
 
 Protocol (``faithful``, every budget, for the report's model): Adam 1e-3, MSE, batch 100, 100
@@ -49,7 +50,7 @@ SETTINGS = {
               "denoisers": (REPORT_MODEL, "unet", "median"), "fit": {"max_steps": 800, "batch_size": 32},
               "report_fit": {"epochs": 4}, "clf_overrides": {}},
     "full": {"n_train": 60000, "n_test": 10000, "n_calib": 10000, "iterations": 10,
-             "denoisers": (REPORT_MODEL, "dncnn", "unet", "median"), "fit": {}, "report_fit": {}, "clf_overrides": {"epochs": 30}},
+             "denoisers": (REPORT_MODEL, "unet", "median"), "fit": {}, "report_fit": {}, "clf_overrides": {"epochs": 30}},
 }  # fmt: skip
 
 
