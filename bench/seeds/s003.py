@@ -191,13 +191,19 @@ def deviations(experiment: str, cfg) -> tuple[str, ...]:
     if cfg.n_train != 5000:
         out.append(f"{cfg.budget} budget: {cfg.n_train} training images (report: 5,000), a few epochs a stage")
     if experiment.startswith(DAE) and cfg.dae_iterations != 500:
-        out.append(f"{cfg.budget} budget: {_dae_how(cfg)}")
+        out.append(_dae_how(cfg))  # "tiny budget: ..." / "quick budget: ..."
     if experiment.startswith("Table 1 (the report's protocol)") and cfg.faithful:
         out.append(f"{cfg.budget} budget: {cfg.faithful}")
     if experiment.startswith("stacked AE vs SVM: stacked_ae_softmax") and not experiment.endswith(FROZEN):
         out.append("our model: the encoder fine-tuned with the softmax, dropout 0.2 (the report froze the encoder)")
     elif FROZEN in experiment or "label(s) per class" in experiment:
         out.append(_ADAM)
+    few = {"1 label(s)": "stacked_ae_softmax_1label", "5 label(s)": "stacked_ae_softmax_5labels"}
+    stacked = next((name for key, name in few.items() if key in experiment), None)
+    stacked = stacked or next((name for name in (FROZEN, OURS) if name in experiment), None)
+    if stacked and cfg.budget != "full":
+        cut = {k: v for k, v in model_params(CLASSIFIERS, stacked, cfg.budget, **cfg.clf)[0].items() if k != "hidden"}
+        out.append(f"{cfg.budget} budget: {stacked} at " + ", ".join(f"{k} {v}" for k, v in cut.items()))
     return tuple(out)
 
 
