@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import math
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -11,9 +13,11 @@ import torch
 
 from bench.cli import main
 from bench.report.excerpt import readme_block
+from bench.seeds import run
 from bench.seeds.common import COLUMNS, Reproduction
 from bench.seeds.excerpt import SEEDS_END, SEEDS_START, has_seed_tables, seeds_excerpt
 from bench.seeds.presentation import format_report
+from bench.seeds.verdicts import VERDICTS
 
 
 def _repro(tmp_path: Path, lines: list[str] | None = None) -> Reproduction:
@@ -248,3 +252,47 @@ def test_the_committed_seed_block_matches_the_committed_results():
     assert block == seeds_excerpt(folder, ROOT), (
         "the README's seed block is stale: python -m bench report results/seeds --readme README.md"
     )
+
+
+# --- no published number disappears -------------------------------------------------------------
+
+#: Each report's published numbers, as its protocol module declares them (dict values, tuples, numbers).
+PUBLISHED_CONSTANTS = {
+    "000": ("PAIRS", "ALEXNET_FIG21", "VGG_FOLDS"),
+    "001": ("PUBLISHED",),
+    "002": (),
+    "003": ("TABLE1", "TABLES_2_3", "TABLE4", "SVM_PUBLISHED", "STACKED_PUBLISHED"),
+    "004": ("PUBLISHED",),
+}
+
+
+def _numbers(value: object) -> list[float]:
+    if isinstance(value, dict):
+        return [n for v in value.values() for n in _numbers(v)]
+    if isinstance(value, (tuple, list)):
+        return [n for v in value for n in _numbers(v)]
+    return [float(value)] if isinstance(value, (int, float)) else []
+
+
+def published_numbers(report: str) -> Counter:
+    """How often each number is published in ``report`` (rounded to 4 decimals), from its module's constants."""
+    module = importlib.import_module(f"bench.seeds.s{report}")
+    return Counter(round(n, 4) for name in PUBLISHED_CONSTANTS[report] for n in _numbers(getattr(module, name)))
+
+
+def test_published_numbers_are_read_from_the_protocols():
+    assert sum(published_numbers("003").values()) == 10 + 8 + 12 + 2, "Table 1's 10, Tables 2-3's 8, Table 4's 12, SVM"
+    assert published_numbers("001") == Counter({0.0182: 1, 0.0126: 1, 0.0187: 1, 0.0132: 1})
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+@pytest.mark.parametrize("report", ["000", "001", "002", "003", "004"])
+def test_at_tiny_every_published_number_keeps_its_row_with_a_verdict(report, real_data_dir, tmp_path):
+    frame = run(report, budget="tiny", data_dir=real_data_dir, device="cpu", out_dir=tmp_path, log=lambda line: None)
+    shown = Counter(round(float(v), 4) for v in frame["published"].dropna())
+    assert not published_numbers(report) - shown, "published numbers without a row at the tiny budget"
+    rows = frame[frame["published"].notna()]
+    assert set(rows["verdict"]) <= set(VERDICTS), "every published value has a verdict"
+    skipped = rows[rows["verdict"] == "not run"]
+    assert skipped["protocol_note"].str.match(r"not run: \S").all(), "a row not run says why"
