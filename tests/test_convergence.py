@@ -20,3 +20,15 @@ def test_only_the_last_stage_counts_and_short_or_missing_curves_cannot_tell():
     assert converged(pretrain + _curve([0.5, 0.4, 0.3, 0.2, 0.1], stage="fine-tune")) is False
     assert converged(None) is None and converged([]) is None and converged(_curve([0.3])) is None
     assert converged(_curve([None, None])) is None  # no validation set
+
+
+def test_a_fit_of_two_epochs_records_enough_points_for_a_verdict():
+    import torch
+
+    from bench.registry import DENOISERS
+
+    clean = torch.rand(120, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    noisy = (clean + 0.2 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(1))).clamp(0, 1)
+    model = DENOISERS.create("conv_ae_fmnist", epochs=2, batch_size=8, patience=None).fit(noisy, clean)
+    # 108 training pairs, 14 steps an epoch: scored every 28 // 10 = 2 steps, not twice
+    assert len(model.history_) == 14 and converged(model.history_) in (True, False)

@@ -7,7 +7,7 @@ from torch import nn
 
 from bench.noise import TrainingNoise
 from bench.registry import DENOISERS
-from models.engine.training import Recipe, collapse_reason, train
+from models.engine.training import Recipe, collapse_reason, denoising_loss, train, validation_score
 from models.neural_denoiser import NeuralDenoiser
 
 
@@ -50,6 +50,34 @@ def test_training_noise_is_redrawn_per_batch(noise):
     assert torch.equal(again.denoise(noisy), model.denoise(noisy))
 
 
+def _two_levels(low=0.05, high=0.5):
+    """Images with unclipped gaussian noise: the first half at ``low``, the second at ``high``."""
+    clean = blobs(8)[1]
+    noise = torch.randn(clean.shape, generator=torch.Generator().manual_seed(1))
+    scale = torch.tensor([low] * 4 + [high] * 4).view(8, 1, 1, 1)
+    return clean + scale * noise, clean
+
+
+def test_blind_training_weights_each_image_by_its_noise_power():
+    noisy, clean = _two_levels()  # one batch, two levels: 100x the noise power in its second half
+    identity = nn.Identity()
+    # passing the input through is as bad at every level under the weights, so no level outweighs another
+    assert float(denoising_loss(identity, noisy, clean, "mse", weighted=True)) == pytest.approx(1.0, rel=0.05)
+    halves = [float(denoising_loss(identity, noisy[part], clean[part], "mse")) for part in (slice(0, 4), slice(4, 8))]
+    assert halves[1] > 50 * halves[0]  # unweighted, the noisy half is all the loss
+    score, _ = validation_score(identity, [(noisy, clean)], weighted=True)
+    assert score == pytest.approx(1.0, rel=0.05)
+    assert validation_score(identity, [(noisy, clean)])[0] == pytest.approx(sum(halves) / 2, rel=1e-5)
+
+
+@pytest.mark.parametrize(("mode", "weighted"), [("blind", True), ("fixed", False)])
+def test_only_fits_whose_levels_vary_weight_their_loss(mode, weighted):
+    noisy, clean = blobs(24)
+    noise = TrainingNoise("gaussian", mode=mode) if mode == "blind" else TrainingNoise("gaussian", 0.2)
+    model = DENOISERS.create("conv_ae_fmnist", epochs=1, batch_size=8).fit(noisy, clean, seed=0, noise=noise)
+    assert model.training_["noise_weighted"] is weighted
+
+
 def test_patience_stops_early_and_the_budget_stops_at_once():
     noisy, clean = blobs(32)
     frozen = DENOISERS.create("conv_ae_fmnist", epochs=20, batch_size=8, lr=0.0, patience=1).fit(noisy, clean)
@@ -65,10 +93,28 @@ def test_a_step_budget_stops_mid_epoch_and_gives_the_same_weights_twice():
         for _ in range(2)
     ]
     assert capped[0].training_["steps"] == 7 and capped[0].training_["stopped"] == "budget"
-    assert len(capped[0].history_) == 2
+    # 7 planned steps: a validation point after every step (at least 10 points, the budget allowing)
+    assert [h["step"] for h in capped[0].history_] == list(range(1, 8))
     assert torch.equal(capped[0].denoise(noisy), capped[1].denoise(noisy))
     with pytest.raises(ValueError, match="max_steps"):
         DENOISERS.create("conv_ae_fmnist", max_steps=0).fit(noisy, clean)
+
+
+def test_a_fit_of_few_epochs_records_ten_validation_points_and_many_epochs_one_per_epoch():
+    noisy, clean = blobs(120)  # 108 training pairs at batch 8: 14 steps an epoch
+    short = DENOISERS.create("conv_ae_fmnist", epochs=2, batch_size=8, patience=None).fit(noisy, clean)
+    steps = [h["step"] for h in short.history_]
+    assert steps == list(range(2, 29, 2)) and short.training_["validation_every"] == 2
+    assert short.history_[5]["epoch"] == pytest.approx(12 / 14, abs=1e-3) and short.history_[-1]["epoch"] == 2
+    long = DENOISERS.create("conv_ae_fmnist", epochs=12, batch_size=8, max_steps=14 * 12, patience=None)
+    assert [h["epoch"] for h in long.fit(noisy, clean).history_] == list(range(1, 13))
+
+
+def test_patience_counts_epochs_when_a_fit_is_scored_within_epochs():
+    noisy, clean = blobs(32)  # no hold-out below 100 images: 4 steps an epoch, 8 planned, scored every step
+    frozen = DENOISERS.create("conv_ae_fmnist", epochs=2, batch_size=8, lr=0.0, patience=1).fit(noisy, clean)
+    # the first point is the best (the weights never move); one epoch of steps later the fit stops
+    assert frozen.training_["stopped"] == "early" and [h["step"] for h in frozen.history_] == [1, 2, 3, 4, 5]
 
 
 class _DeadOutput(nn.Module):
@@ -116,7 +162,8 @@ def test_train_accepts_vectors_and_restores_the_best_weights():
     )
     best = min(row["val_loss"] for row in result.history)
     assert result.info["best_val_loss"] == best
-    assert result.history[result.info["best_epoch"] - 1]["val_loss"] == best
+    at_best = [row["val_loss"] for row in result.history if row["epoch"] == result.info["best_epoch"]]
+    assert at_best == [best]
 
 
 def test_configs_choose_the_recipe_and_constructor_overrides_win():
@@ -145,7 +192,8 @@ def test_long_fits_log_progress_and_short_ones_stay_quiet(caplog, monkeypatch):
         monkeypatch.setattr(Progress, "every", 0.0)
         DENOISERS.create("dncnn", depth=3, width=4, epochs=2, batch_size=8).fit(noisy, clean)
     lines = [record.getMessage() for record in caplog.records]
-    assert len(lines) == 2 and lines[1].startswith("DnCNNNet: epoch 2/2, step 6, train_loss ")
+    # 6 planned steps: a validation point (and a line) after every step
+    assert len(lines) == 6 and lines[-1].startswith("DnCNNNet: epoch 2, step 6/6, train_loss ")
     assert "val_loss" in lines[1]
 
 
@@ -174,7 +222,8 @@ def test_the_engine_trains_only_what_requires_gradients_and_counts_steps():
         return F.mse_loss(net(x[idx]), y[idx])
 
     result = run_training(net, batch_loss, Recipe(epochs=50, batch_size=10, max_steps=25, patience=None), n=120)
-    assert result.info["steps"] == 25 and result.info["stopped"] == "budget" and len(result.history) == 3
+    assert result.info["steps"] == 25 and result.info["stopped"] == "budget"
+    assert [row["step"] for row in result.history] == [*range(2, 25, 2), 25]  # scored every 25 // 10 steps
     assert torch.equal(net[0].weight, frozen)
     assert result.history[0]["val_loss"] is None  # no validation given: the training loss picks the weights
 

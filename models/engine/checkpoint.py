@@ -17,7 +17,8 @@ from garbage.
 What a checkpoint holds (see ``models.engine.training``): the weights, the optimizer state, the
 learning-rate schedule's position, the RNG states (torch's CPU generator, CUDA's when it is
 in use, and the loop's generator of batch orders and training noise), step, epoch, the
-epoch in progress (its batch order, position and running loss), the best weights so far,
+epoch in progress (its batch order and position), the training loss since the last validation
+point, the best weights so far,
 the patience and collapse-restart state and the history. On the CPU a resumed fit gives
 bit-identical weights and losses to an uninterrupted one when its budget is in steps and
 epochs; a wall-clock budget (``max_seconds``) starts afresh on resume and cannot be.
@@ -62,11 +63,12 @@ __all__ = [
     "read_state",
     "load_state",
     "seconds_trained",
+    "fractional_epoch",
 ]
 
 log = logging.getLogger("bench.training")
 
-FORMAT = 2
+FORMAT = 3
 #: A checkpoint file is this line, the hex SHA-256 of the rest and a newline, then ``torch.save``'s bytes.
 MAGIC = b"denoise-bench checkpoint\n"
 _DIGEST_LENGTH = 64
@@ -157,33 +159,40 @@ class Checkpoints:
 
 @dataclass
 class Best:
-    """Best score so far, its weights and epoch, and the epochs waited since (patience)."""
+    """Best score so far, its weights, and the (fractional) epoch and step it was scored at;
+    patience counts the steps since."""
 
     loss: float = math.inf
     state: dict[str, Tensor] | None = None
-    epoch: int = 0
-    waited: int = 0
+    epoch: float = 0
+    step: int = 0
 
-    def update(self, net: nn.Module, loss: float, epoch: int) -> None:
+    def update(self, net: nn.Module, loss: float, epoch: float, step: int) -> None:
         if loss < self.loss:
-            self.loss, self.epoch, self.waited = loss, epoch, 0
+            self.loss, self.epoch, self.step = loss, epoch, step
             self.state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-        else:
-            self.waited += 1
 
 
 @dataclass
 class EpochInProgress:
-    """An epoch under way: its batch order, the batches done and the running loss sum."""
+    """An epoch under way: its batch order and the batches done."""
 
     order: Tensor
     position: int = 0
-    total: Tensor = field(default_factory=lambda: torch.zeros(()))
-    seen: int = 0
+
+
+def fractional_epoch(step: int, per_epoch: int) -> float | int:
+    """Epochs done after ``step`` steps of ``per_epoch``: an int at an epoch's end, else 3 decimals.
+
+    >>> fractional_epoch(564, 282), fractional_epoch(120, 282)
+    (2, 0.426)
+    """
+    whole, rest = divmod(step, per_epoch)
+    return whole if rest == 0 else round(step / per_epoch, 3)
 
 
 #: The engine's plain attributes a checkpoint carries besides tensors and RNG states.
-_SCALARS = ("step", "epoch", "last_epoch", "schedule_step", "lr")
+_SCALARS = ("step", "epoch", "last_step", "schedule_step", "lr", "loss_count")
 
 
 def fingerprint(engine: Any) -> str:
@@ -207,6 +216,7 @@ def capture(engine: Any, *, done: bool) -> dict[str, Any]:
         "history": engine.history,
         "info": engine.info,
         "epoch_in_progress": None if now is None else dict(vars(now)),
+        "loss_sum": engine.loss_sum,
         "elapsed": time.monotonic() - engine.start,  # seconds trained in this stage, across resumes
     }
 
@@ -243,14 +253,15 @@ def _apply(engine: Any, state: dict[str, Any]) -> None:
     engine.optimizer.load_state_dict(state["optimizer"])
     engine.net.load_state_dict(state["net"])
     set_rng_state(state["rng"], engine.generator)
-    engine.best = Best(float(best["loss"]), best["state"], int(best["epoch"]), int(best["waited"]))
+    engine.best = Best(float(best["loss"]), best["state"], best["epoch"], int(best["step"]))
+    engine.loss_sum = state["loss_sum"].to(engine.device)
     for name, value in scalars.items():
         setattr(engine, name, value)
     engine.history, engine.info = history, info
     engine.start = time.monotonic() - float(state.get("elapsed", 0.0))  # info["seconds"] spans the resumes
     if now is not None:
         device = engine.device
-        now = EpochInProgress(now["order"].to(device), int(now["position"]), now["total"].to(device), int(now["seen"]))
+        now = EpochInProgress(now["order"].to(device), int(now["position"]))
     engine.current = now
 
 

@@ -28,7 +28,7 @@ from models.engine.augment import random_dihedral
 from models.engine.checkpoint import Checkpoints
 from models.engine.recipe import Recipe
 from models.engine.split import split_validation
-from models.engine.training import TrainResult, denoising_loss, run_training, validation_score
+from models.engine.training import TrainResult, denoising_loss, levels_vary, run_training, validation_score
 
 __all__ = ["PatchPlan", "PatchSource", "train_patches"]
 
@@ -107,7 +107,7 @@ def _held_out_scorer(clean: list[Tensor], noisy: list[Tensor] | None, noise: Any
         for idx in groups.values()
         for part in (idx[j : j + 16] for j in range(0, len(idx), 16))
     ]
-    return lambda net: validation_score(net, pairs)
+    return lambda net: validation_score(net, pairs, weighted=levels_vary(noise))
 
 
 def train_patches(
@@ -149,7 +149,7 @@ def train_patches(
     def batch_loss(net: nn.Module, idx: Tensor, generator: torch.Generator) -> Tensor:
         target, inputs = source.draw(len(idx), generator)
         inputs = noise.sample(target, generator) if noise is not None else inputs
-        return denoising_loss(net, inputs, target, recipe.loss, recipe.precision)
+        return denoising_loss(net, inputs, target, recipe.loss, recipe.precision, levels_vary(noise))
 
     result = run_training(
         build(seed),

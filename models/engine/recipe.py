@@ -110,9 +110,15 @@ class Recipe:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
 
-def loss_value(name: str, out: Tensor, target: Tensor) -> Tensor:
-    """The training loss ``name`` of a batch, computed in float32."""
+def loss_value(name: str, out: Tensor, target: Tensor, weights: Tensor | None = None) -> Tensor:
+    """The training loss ``name`` of a batch, computed in float32.
+
+    ``weights`` (one per image): the mean over images of each image's loss times its weight
+    (``half_sse`` keeps its sum over pixels); None: the plain loss.
+    """
     out = out.float()
+    if weights is not None:
+        return (_per_image_loss(name, out, target) * weights).mean()
     if name == "mse":
         return F.mse_loss(out, target)
     if name == "half_sse":
@@ -120,6 +126,18 @@ def loss_value(name: str, out: Tensor, target: Tensor) -> Tensor:
     if name == "bce":
         return F.binary_cross_entropy(out.clamp(1e-6, 1 - 1e-6), target)
     return F.l1_loss(out, target)
+
+
+def _per_image_loss(name: str, out: Tensor, target: Tensor) -> Tensor:
+    """Each image's loss ``name`` (a vector over the batch)."""
+    if name == "bce":
+        per_pixel = F.binary_cross_entropy(out.clamp(1e-6, 1 - 1e-6), target, reduction="none")
+    elif name == "l1":
+        per_pixel = (out - target).abs()
+    else:
+        per_pixel = (out - target).pow(2)
+    per_image = per_pixel.flatten(1)
+    return 0.5 * per_image.sum(1) if name == "half_sse" else per_image.mean(1)
 
 
 def make_optimizer(recipe: Recipe, params, lr: float) -> torch.optim.Optimizer:

@@ -17,10 +17,13 @@ from models.engine.recipe import Recipe
 __all__ = [
     "MAX_VALIDATION",
     "MIN_IMAGES_FOR_VALIDATION",
+    "MIN_VALIDATION_POINTS",
     "held_out_count",
     "split_validation",
     "batches",
     "planned_steps",
+    "steps_per_epoch",
+    "validation_interval",
 ]
 
 #: Cap on held-out images: 2,048 pin a validation loss down well, and validating 6,000
@@ -29,6 +32,9 @@ MAX_VALIDATION = 2048
 #: Below this many images nothing is held out (the fit is scored on its training pool): a
 #: handful of held-out images says nothing, and few-label training must use every label.
 MIN_IMAGES_FOR_VALIDATION = 100
+#: Validation points a fit records at least (its planned steps allowing): a curve of 3 to 5
+#: epochs cannot say whether a fit had converged (``bench.report.convergence``).
+MIN_VALIDATION_POINTS = 10
 
 
 def held_out_count(n: int, fraction: float, cap: bool = True) -> int:
@@ -69,11 +75,30 @@ def planned_steps(recipe: Recipe, n: int) -> int:
     339
     """
     n_fit = n - held_out_count(n, recipe.val_fraction, recipe.cap_validation)
-    batch = min(recipe.batch_size, n_fit)
-    per_epoch = math.ceil(n_fit / batch)
-    if per_epoch > 1 and n_fit % batch == 1:
-        per_epoch -= 1
+    per_epoch = steps_per_epoch(n_fit, recipe.batch_size)
     return int(min(recipe.epochs * per_epoch, recipe.max_steps or math.inf))
+
+
+def steps_per_epoch(n_fit: int, batch_size: int) -> int:
+    """Batches in an epoch of ``n_fit`` training pairs (``batches`` merges a last one-image batch).
+
+    >>> steps_per_epoch(900, 8), steps_per_epoch(17, 8)
+    (113, 2)
+    """
+    batch = min(batch_size, n_fit)
+    per_epoch = math.ceil(n_fit / batch)
+    return per_epoch - 1 if per_epoch > 1 and n_fit % batch == 1 else per_epoch
+
+
+def validation_interval(planned: int, per_epoch: int) -> int:
+    """Optimizer steps between two validation points: once an epoch, and more often when that
+    would give fewer than ``MIN_VALIDATION_POINTS`` over the ``planned`` steps (a fit of fewer
+    steps than that is scored after every step).
+
+    >>> validation_interval(1200, 282), validation_interval(25, 11), validation_interval(3000, 200)
+    (120, 2, 200)
+    """
+    return max(1, min(per_epoch, planned // MIN_VALIDATION_POINTS))
 
 
 def batches(order: Tensor, batch_size: int) -> list[Tensor]:

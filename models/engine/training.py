@@ -9,13 +9,24 @@ recipe asks for ``precision='bf16'``.
 
 One budget vocabulary: ``recipe.epochs`` and ``recipe.max_steps`` (optimizer steps, per
 stage), plus an optional wall-clock ``deadline``; stopping mid-epoch happens after the batch
-that spends the budget. One validation rule (``split_validation``). After each epoch the
-score is the task's ``validation`` on the held-out images or, with none held out, on the
-training pool if the task scores that (denoisers do; a classifier's eval-mode loss on its
-own training images is no stopping signal, so it does not). The best-scoring weights are
-restored at the end and ``recipe.patience`` epochs without a better score stop early;
-without a score, the epoch's mean training loss picks the weights and never stops the fit.
-The learning-rate schedule (``recipe.schedule``) runs over the planned steps.
+that spends the budget. One validation rule (``split_validation``). The fit is scored at
+validation points: once an epoch, and every ``floor(planned steps / 10)`` steps when that is
+more often (``split.validation_interval``), so that even a fit of a few epochs records a
+curve of at least 10 points (``bench.report.convergence`` reads it), plus one where the
+budget ends. The score is the task's ``validation`` on the held-out images (at most 2,048)
+or, with none held out, on the training pool if the task scores that (denoisers do; a
+classifier's eval-mode loss on its own training images is no stopping signal, so it does
+not). The best-scoring weights are restored at the end and ``recipe.patience`` epochs'
+worth of steps without a better score stop early; without a score, the mean training loss
+since the last point picks the weights and never stops the fit. Each history entry is one
+point: its step, its (fractional) epoch, the training loss since the last point and the
+validation loss. The learning-rate schedule (``recipe.schedule``) runs over the planned steps.
+
+Blind and mixed training (levels drawn per batch) weights each image's loss by 1 / its
+input's noise power (``noise_weights``), in training and in validation. The benchmark scores
+the mean of per-image PSNRs, whose gradient weighs each image's squared error by 1 / that
+error; a plain MSE over randomly drawn levels is instead dominated by the noisiest batches
+(gaussian 0.5 has 25x the noise power of 0.1), and the fit neglects the low levels.
 
 Collapse: trained with MSE, an autoencoder with a sigmoid or ReLU output can settle on a
 constant (often all-black) image. A denoiser's validation checks its outputs each epoch
@@ -58,11 +69,11 @@ from torch import Tensor, nn
 
 from bench.noise import derive_seed
 from models.engine import checkpoint
-from models.engine.checkpoint import Best, Checkpoints, EpochInProgress
+from models.engine.checkpoint import Best, Checkpoints, EpochInProgress, fractional_epoch
 from models.engine.layers import autocast, autocasts, to_layout
 from models.engine.recipe import Recipe, loss_value, make_optimizer, schedule_factor
 from models.engine.split import batches as _batches
-from models.engine.split import planned_steps, split_validation
+from models.engine.split import planned_steps, split_validation, steps_per_epoch, validation_interval
 
 __all__ = [
     "Recipe",
@@ -77,10 +88,15 @@ __all__ = [
     "Progress",
     "validation_score",
     "denoising_loss",
+    "noise_weights",
+    "levels_vary",
 ]
 
 log = logging.getLogger("bench.training")
 
+#: Floor of an image's noise power in ``noise_weights``: an input almost without noise (a low
+#: level of a masking or impulse kind on a dark image) must not take over a batch's loss.
+NOISE_POWER_FLOOR = 1e-4
 #: Optimizer steps before a collapsed-looking model is acted upon.
 COLLAPSE_MIN_STEPS = 100
 #: ``batch_loss(net, indices, generator) -> scalar loss``; ``generator`` is the loop's.
@@ -92,25 +108,25 @@ Validation = Callable[[Tensor, bool], Scorer | None]
 
 
 class Progress:
-    """Logs an epoch line of a long fit on ``bench.training``, at most every ``every`` seconds,
-    so that a fit of minutes says how far it is and a fit of seconds says nothing."""
+    """Logs a validation point of a long fit on ``bench.training``, at most every ``every``
+    seconds, so that a fit of minutes says how far it is and a fit of seconds says nothing."""
 
     every = 30.0
 
     def __init__(self, what: str) -> None:
         self.what, self.last = what, time.monotonic()
 
-    def epoch(self, epoch: int, epochs: int, steps: int, **losses: float | None) -> None:
+    def point(self, epoch: float, step: int, steps: int, **losses: float | None) -> None:
         if time.monotonic() - self.last < self.every:
             return
         self.last = time.monotonic()
         shown = ", ".join(f"{name} {value:.5g}" for name, value in losses.items() if value is not None)
-        log.info("%s: epoch %d/%d, step %d, %s", self.what, epoch, epochs, steps, shown)
+        log.info("%s: epoch %g, step %d/%d, %s", self.what, epoch, step, steps, shown)
 
 
 @dataclass
 class TrainResult:
-    """The trained network (best weights restored), per-epoch history, a JSON summary, the training indices."""
+    """The trained network (best weights restored), the history of validation points, a JSON summary, the training indices."""
 
     net: nn.Module
     history: list[dict[str, Any]]
@@ -171,10 +187,14 @@ class _Engine:
         )
         self.batch_size = min(recipe.batch_size, len(self.train_idx))
         self.planned_steps = planned_steps(recipe, n)
+        self.per_epoch = steps_per_epoch(len(self.train_idx), recipe.batch_size)
+        self.interval = validation_interval(self.planned_steps, self.per_epoch)
         self.net, self.lr = net, recipe.lr
         self.optimizer = make_optimizer(recipe, _trainable(net), self.lr)
-        self.step, self.epoch, self.last_epoch, self.schedule_step = 0, 0, recipe.epochs, 0
+        self.step, self.epoch, self.last_step, self.schedule_step = 0, 0, self.planned_steps, 0
         self.best, self.history, self.current = Best(), [], None
+        # the training loss since the last validation point, summed on the device
+        self.loss_sum, self.loss_count = torch.zeros((), device=self.device), 0
         self.start = self.schedule_time = self.saved_at = time.monotonic()
 
     def lr_factor(self) -> float:
@@ -189,25 +209,36 @@ class _Engine:
         steps_done = self.recipe.max_steps is not None and self.step >= self.recipe.max_steps
         return steps_done or (self.deadline is not None and time.monotonic() >= self.deadline)
 
-    def run_epoch(self) -> float:
-        """Go on with the epoch in progress (a new one if none); the mean training loss."""
+    def run_to_point(self) -> float:
+        """Train up to the next validation point, across epochs; the mean training loss since the last."""
         self.net.train()
+        until = min((self.step // self.interval + 1) * self.interval, self.last_step)
+        self.run_epoch(until)  # at least one batch, even past a deadline
+        while self.step < until and not self.out_of_budget():
+            self.run_epoch(until)
+        mean = float(self.loss_sum) / max(1, self.loss_count)
+        self.loss_sum, self.loss_count = torch.zeros((), device=self.device), 0
+        return mean
+
+    def run_epoch(self, until: int) -> None:
+        """Go on with the epoch in progress (a new one if none) until step ``until`` or its end."""
         if self.current is None:
             self.epoch += 1
             perm = torch.randperm(len(self.train_idx), generator=self.generator, device=self.device)
-            self.current = EpochInProgress(self.train_idx[perm], 0, torch.zeros((), device=self.device), 0)
+            self.current = EpochInProgress(self.train_idx[perm], 0)
         now = self.current
-        for idx in _batches(now.order, self.batch_size)[now.position :]:
+        order = _batches(now.order, self.batch_size)
+        for idx in order[now.position :]:
             for group in self.optimizer.param_groups:
                 group["lr"] = self.lr * self.lr_factor()
             loss = _step(self.optimizer, partial(self.batch_loss, self.net, idx, self.generator))
-            now.total += loss * len(idx)  # summed on the device: no sync per batch
-            now.seen, now.position, self.step = now.seen + len(idx), now.position + 1, self.step + 1
-            if self.out_of_budget():
+            self.loss_sum += loss * len(idx)  # summed on the device: no sync per batch
+            self.loss_count, now.position, self.step = self.loss_count + len(idx), now.position + 1, self.step + 1
+            if self.out_of_budget() or self.step >= until:
                 break
             self.maybe_checkpoint()
-        self.current = None
-        return float(now.total) / max(1, now.seen)
+        if now.position >= len(order) or self.out_of_budget():
+            self.current = None
 
     def maybe_checkpoint(self) -> None:
         every = self.checkpoints
@@ -218,23 +249,27 @@ class _Engine:
             every.save(self.stage_name, checkpoint.capture(self, done=False))
             self.saved_at = time.monotonic()
 
-    def end_epoch(self, train_loss: float, progress: Progress) -> bool:
-        """Score the epoch, record it, restart a collapsed run or keep the best; True to stop."""
+    def end_point(self, train_loss: float, progress: Progress) -> bool:
+        """Score a validation point, record it, restart a collapsed run or keep the best; True to stop."""
         val_loss, collapse = self.score(self.net) if self.score is not None else (train_loss, None)
         losses = {"train_loss": _json_number(train_loss), "val_loss": _json_number(val_loss) if self.score else None}
         stage = {"stage": self.stage} if self.stage else {}
-        self.history.append({"epoch": self.epoch, **losses, "seconds": time.perf_counter() - self.epoch_tic} | stage)
-        progress.epoch(self.epoch, self.last_epoch, self.step, **losses)
+        epoch = fractional_epoch(self.step, self.per_epoch)
+        seconds = time.perf_counter() - self.point_tic
+        self.history.append({"epoch": epoch, "step": self.step, **losses, "seconds": seconds} | stage)
+        progress.point(epoch, self.step, self.last_step, **losses)
         if self.note_collapse(collapse):
-            # Fresh start from another seed at a lower learning rate, once, with a full epoch budget.
-            self.lr, self.best, self.last_epoch = self.lr * 0.3, Best(), self.epoch + self.recipe.epochs
+            # Fresh start from another seed at a lower learning rate, once, with a full step budget.
+            self.lr, self.best, self.last_step = self.lr * 0.3, Best(step=self.step), self.step + self.planned_steps
             self.net = self.reinit(derive_seed(self.seed, "collapse restart"))
             self.optimizer = make_optimizer(self.recipe, _trainable(self.net), self.lr)
             self.schedule_step, self.schedule_time = self.step, time.monotonic()
         else:
-            self.best.update(self.net, val_loss, self.epoch)
+            self.best.update(self.net, val_loss, epoch, self.step)
         patience = self.recipe.patience if self.score is not None else None
-        if self.out_of_budget() or (patience is not None and self.best.waited >= patience):
+        # patience counts epochs: as many steps without a better score, however often it is scored
+        waited_out = patience is not None and self.step - self.best.step >= patience * self.per_epoch
+        if self.out_of_budget() or waited_out:
             self.info["stopped"] = "budget" if self.out_of_budget() else "early"
             return True
         return False
@@ -256,13 +291,15 @@ class _Engine:
         if path is not None and checkpoint.resume(self, path, what):
             return self.result()
         progress = Progress(what)
-        while self.current is not None or self.epoch < self.last_epoch:
-            self.epoch_tic = time.perf_counter()
-            if self.end_epoch(self.run_epoch(), progress):
+        while self.step < self.last_step:
+            self.point_tic = time.perf_counter()
+            if self.end_point(self.run_to_point(), progress):
                 break
+            self.maybe_checkpoint()  # a point's step is saved once scored: a resume goes on to the next
         if self.best.state is not None:
             self.net.load_state_dict(self.best.state)
         self.info.update(best_epoch=self.best.epoch, steps=self.step, device=str(self.device))
+        self.info.update(validation_every=self.interval)
         self.info.update(best_val_loss=self.best.loss if self.best.state is not None else None)
         self.info.update(
             seconds=time.monotonic() - self.start, mixed_precision=autocasts(self.device, self.recipe.precision)
@@ -302,11 +339,31 @@ def run_training(
 # -- denoisers: noisy -> clean pairs ------------------------------------------------------------
 
 
-def denoising_loss(net: nn.Module, inputs: Tensor, target: Tensor, loss: str, precision: str = "auto") -> Tensor:
-    """The recipe's ``loss`` of ``net(inputs)`` against ``target``, under the training autocast."""
+def levels_vary(noise: Any) -> bool:
+    """Whether the training noise ``noise`` (a ``TrainingNoise`` or None) draws its level per batch."""
+    return noise is not None and getattr(noise, "mode", "fixed") != "fixed"
+
+
+def noise_weights(inputs: Tensor, target: Tensor) -> Tensor:
+    """1 / each image's noise power: the mean over its pixels of (input - clean)^2, floored at
+    ``NOISE_POWER_FLOOR``.
+
+    >>> clean = torch.zeros(2, 1, 2, 2)
+    >>> noise_weights(clean + torch.tensor([0.1, 0.5]).view(2, 1, 1, 1), clean)
+    tensor([100.0000,   4.0000])
+    """
+    power = (inputs.float() - target.float()).pow(2).flatten(1).mean(1)
+    return 1.0 / power.clamp_min(NOISE_POWER_FLOOR)
+
+
+def denoising_loss(
+    net: nn.Module, inputs: Tensor, target: Tensor, loss: str, precision: str = "auto", weighted: bool = False
+) -> Tensor:
+    """The recipe's ``loss`` of ``net(inputs)`` against ``target``, under the training autocast;
+    ``weighted``: each image's loss times ``noise_weights`` (blind and mixed training)."""
     with autocast(inputs.device, precision):
         out = net(to_layout(inputs))
-    return loss_value(loss, out, target)
+    return loss_value(loss, out, target, noise_weights(inputs, target) if weighted else None)
 
 
 def train_step(
@@ -317,7 +374,8 @@ def train_step(
 
 
 def _denoising_validation(noisy: Tensor, clean: Tensor, noise: Any, seed: int, chunk: int) -> Validation:
-    """Validation MSE per pixel (whatever the training loss, so that curves compare) and a collapse check."""
+    """Validation MSE per pixel (whatever the training loss, so that curves compare; weighted
+    per image by ``noise_weights`` when levels vary) and a collapse check."""
 
     def prepare(val_idx: Tensor, held_out: bool) -> Scorer:
         targets = clean[val_idx]
@@ -326,30 +384,40 @@ def _denoising_validation(noisy: Tensor, clean: Tensor, noise: Any, seed: int, c
         else:  # drawn once, chunk by chunk (blind/mixed pick a level per chunk), so epochs compare
             generator = torch.Generator(device=clean.device).manual_seed(derive_seed(seed, "validation noise"))
             inputs = torch.cat([noise.sample(part, generator) for part in targets.split(chunk)])
-        return lambda net: _validate(net, inputs, targets)
+        return lambda net: _validate(net, inputs, targets, levels_vary(noise))
 
     return prepare
 
 
-def _validate(net: nn.Module, inputs: Tensor, targets: Tensor) -> tuple[float, str | None]:
+def _validate(net: nn.Module, inputs: Tensor, targets: Tensor, weighted: bool) -> tuple[float, str | None]:
     chunk = 128 if targets.device.type == "cpu" else 1024  # cache-sized on CPU
-    return validation_score(net, list(zip(inputs.split(chunk), targets.split(chunk))))
+    return validation_score(net, list(zip(inputs.split(chunk), targets.split(chunk))), weighted=weighted)
 
 
 @torch.no_grad()
-def validation_score(net: nn.Module, pairs: list[tuple[Tensor, Tensor]]) -> tuple[float, str | None]:
-    """MSE per pixel of ``net`` over the (inputs, targets) batches and its collapse diagnosis."""
+def validation_score(
+    net: nn.Module, pairs: list[tuple[Tensor, Tensor]], *, weighted: bool = False
+) -> tuple[float, str | None]:
+    """MSE per pixel of ``net`` over the (inputs, targets) batches and its collapse diagnosis.
+
+    ``weighted``: the score is the mean over images of each image's MSE times its
+    ``noise_weights`` (what blind training minimises); the collapse check keeps the plain MSE.
+    """
     net.eval()
     device = pairs[0][1].device
-    sums = torch.zeros(5, dtype=torch.float64, device=device)  # sq error, pred, pred^2, target, target^2
+    # sq error, pred, pred^2, target, target^2, weighted per-image MSE
+    sums = torch.zeros(6, dtype=torch.float64, device=device)
     for batch, target in pairs:
         with autocast(device):
             out = net(to_layout(batch)).float()
-        parts = [(out - target).pow(2).sum(), out.sum(), out.pow(2).sum(), target.sum(), target.pow(2).sum()]
-        sums += torch.stack(parts).double()
+        error = (out - target).pow(2)
+        scaled = (error.flatten(1).mean(1) * noise_weights(batch, target)).sum() if weighted else error.new_zeros(())
+        parts = [error.sum(), out.sum(), out.pow(2).sum(), target.sum(), target.pow(2).sum()]
+        sums += torch.stack([*parts, scaled]).double()
     pixels = sum(target.numel() for _, target in pairs)
-    mse, p_sum, p_sq, t_sum, t_sq = (sums / pixels).tolist()
-    return mse, collapse_reason(p_sum, p_sq - p_sum**2, t_sq, t_sq - t_sum**2, mse)
+    mse, p_sum, p_sq, t_sum, t_sq = (sums[:5] / pixels).tolist()
+    score = float(sums[5]) / sum(len(target) for _, target in pairs) if weighted else mse
+    return score, collapse_reason(p_sum, p_sq - p_sum**2, t_sq, t_sq - t_sum**2, mse)
 
 
 def train(
@@ -375,13 +443,15 @@ def train(
     def build(net_seed: int) -> nn.Module:  # channels-last: the fast layout (see the module docstring)
         return make_net(net_seed).to(device).to(memory_format=torch.channels_last)
 
+    weighted = levels_vary(noise)
+
     def batch_loss(net: nn.Module, idx: Tensor, generator: torch.Generator) -> Tensor:
         target = clean[idx]
         inputs = noise.sample(target, generator) if noise is not None else noisy[idx]
-        return denoising_loss(net, inputs, target, recipe.loss, recipe.precision)
+        return denoising_loss(net, inputs, target, recipe.loss, recipe.precision, weighted)
 
     validation = _denoising_validation(noisy, clean, noise, seed, recipe.batch_size)
     options = {"validation": validation, "reinit": build, "deadline": deadline, "stage": stage}
     result = run_training(build(seed), batch_loss, recipe, n=len(clean), seed=seed, checkpoints=checkpoints, **options)
-    result.info["recipe"] = asdict(recipe)
+    result.info.update(recipe=asdict(recipe), noise_weighted=weighted)
     return result
