@@ -322,9 +322,13 @@ class NeuralDenoiser(Denoiser):
             else:
                 result = self._train(make_net, noisy, clean, **options)
         history, info = result.history, result.info
-        if start is not None:  # the learning curve runs on from the member's epochs
-            done = start.history_[-1]["epoch"] if start.history_ else 0
-            history = [*(start.history_ or []), *({**h, "epoch": h["epoch"] + done} for h in history)]
+        if start is not None:  # the learning curve runs on from the member's epochs and steps
+            last = start.history_[-1] if start.history_ else {}
+            done, done_steps = last.get("epoch", 0), last.get("step", 0)
+            history = [
+                *(start.history_ or []),
+                *({**h, "epoch": h["epoch"] + done} | ({"step": h["step"] + done_steps} if "step" in h else {}) for h in history),
+            ]
             info = {**info, "restarted_from": start.training_}
             # Same seed, same held-out images and noise: the scores compare, and a restart
             # that never beats its start gives the start back rather than something worse.

@@ -228,8 +228,8 @@ def test_max_seconds_stops_training(task):
 
 
 def test_max_steps_caps_every_training_stage(task):
-    # 40 images at batch 20, no validation split below 100 images: 2 steps an epoch
-    assert len(make("cnn_small", max_steps=3, epochs=50).fit(*task, seed=0).history_) == 2
+    # 40 images at batch 20, no validation split below 100 images: 2 steps an epoch, scored after each of 3
+    assert len(make("cnn_small", max_steps=3, epochs=50).fit(*task, seed=0).history_) == 3
     stacked = make("stacked_ae_softmax", max_steps=1, pretrain_epochs=50, epochs=50, batch_size=8)
     assert len(stacked.fit(*task, seed=0).history_) == 1
 

@@ -92,14 +92,26 @@ def test_plan_bad_input_is_exit_2(tmp_path, capsys, args):
     assert capsys.readouterr().err.startswith("error: ")
 
 
-def test_auto_training_levels_fit_networks_blind_plus_the_middle_level_and_tune_filters_per_level():
-    grid = Grid.build(
+def _auto_grid():
+    return Grid.build(
         name="a",
         datasets=["digits"],
         noises={"gaussian": [0.1, 0.2, 0.3]},
         denoisers=["median", "dncnn"],
         train_levels="auto",
     )
+
+
+def test_auto_training_levels_fit_networks_per_level_where_blind_fits_fall_short():
+    cells = {(c.denoiser, c.level, c.train_level) for c in _auto_grid().cells()}
+    assert cells == {(name, v, v) for name in ("median", "dncnn") for v in (0.1, 0.2, 0.3)}
+
+
+def test_auto_training_levels_fit_networks_blind_plus_the_middle_level_where_blind_serves(monkeypatch):
+    from bench.grids import grid as grid_module
+
+    monkeypatch.setattr(grid_module, "BLIND_SERVES_EVERY_LEVEL", frozenset({"gaussian"}))
+    grid = _auto_grid()
     cells = {(c.denoiser, c.level, c.train_level) for c in grid.cells()}
     assert {c for c in cells if c[0] == "median"} == {("median", v, v) for v in (0.1, 0.2, 0.3)}
     assert {c for c in cells if c[0] == "dncnn"} == {("dncnn", v, "blind") for v in (0.1, 0.2, 0.3)} | {

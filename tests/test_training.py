@@ -58,24 +58,32 @@ def _two_levels(low=0.05, high=0.5):
     return clean + scale * noise, clean
 
 
-def test_blind_training_weights_each_image_by_its_noise_power():
+def test_blind_training_minimises_the_mean_log_of_each_images_loss():
     noisy, clean = _two_levels()  # one batch, two levels: 100x the noise power in its second half
     identity = nn.Identity()
-    # passing the input through is as bad at every level under the weights, so no level outweighs another
-    assert float(denoising_loss(identity, noisy, clean, "mse", weighted=True)) == pytest.approx(1.0, rel=0.05)
     halves = [float(denoising_loss(identity, noisy[part], clean[part], "mse")) for part in (slice(0, 4), slice(4, 8))]
-    assert halves[1] > 50 * halves[0]  # unweighted, the noisy half is all the loss
-    score, _ = validation_score(identity, [(noisy, clean)], weighted=True)
-    assert score == pytest.approx(1.0, rel=0.05)
+    assert halves[1] > 50 * halves[0]  # a plain MSE: the noisy half is all the loss
+    per_image = ((noisy - clean) ** 2).flatten(1).mean(1)
+    expected = float(torch.log(per_image + 1e-5).mean())  # minus the mean PSNR, up to a factor
+    assert float(denoising_loss(identity, noisy, clean, "mse", per_image_log=True)) == pytest.approx(expected)
+    # a tenth of the error on the quiet half counts as much as a tenth on the noisy half
+    better_quiet = torch.cat([clean[:4] + (noisy[:4] - clean[:4]) / 10**0.5, noisy[4:]])
+    better_noisy = torch.cat([noisy[:4], clean[4:] + (noisy[4:] - clean[4:]) / 10**0.5])
+    gains = [
+        expected - float(denoising_loss(identity, x, clean, "mse", per_image_log=True)) for x in (better_quiet, better_noisy)
+    ]
+    assert gains[0] == pytest.approx(gains[1], rel=0.03)  # (the floor of 1e-5 takes a little off the quiet half)
+    score, _ = validation_score(identity, [(noisy, clean)], per_image=True)
+    assert score == pytest.approx(float(torch.exp(torch.log(per_image + 1e-5).mean())), rel=1e-5)
     assert validation_score(identity, [(noisy, clean)])[0] == pytest.approx(sum(halves) / 2, rel=1e-5)
 
 
-@pytest.mark.parametrize(("mode", "weighted"), [("blind", True), ("fixed", False)])
-def test_only_fits_whose_levels_vary_weight_their_loss(mode, weighted):
+@pytest.mark.parametrize(("mode", "per_image"), [("blind", True), ("fixed", False)])
+def test_only_fits_whose_levels_vary_take_the_log_loss(mode, per_image):
     noisy, clean = blobs(24)
     noise = TrainingNoise("gaussian", mode=mode) if mode == "blind" else TrainingNoise("gaussian", 0.2)
     model = DENOISERS.create("conv_ae_fmnist", epochs=1, batch_size=8).fit(noisy, clean, seed=0, noise=noise)
-    assert model.training_["noise_weighted"] is weighted
+    assert model.training_["per_image_log_loss"] is per_image
 
 
 def test_patience_stops_early_and_the_budget_stops_at_once():

@@ -93,8 +93,9 @@ def full(data_dir=None) -> Grid:
         denoisers=denoisers,
         n_train=60000,
         n_test=10000,
-        # One blind fit per noise kind (plus one at its middle level) instead of one per level:
-        # the networks' 13 x 57 full-data fits per dataset become 13 x 12.
+        # "auto": a fit per level for networks too, as long as no kind's blind fits serve every
+        # level (bench.grids.grid.BLIND_SERVES_EVERY_LEVEL); a kind that does gets one blind fit
+        # plus one at its middle level instead of one per level.
         train_levels="auto",
         params=_budget_params("full"),
         classifiers=list(CLASSIFIERS.names()),

@@ -107,7 +107,7 @@ def _held_out_scorer(clean: list[Tensor], noisy: list[Tensor] | None, noise: Any
         for idx in groups.values()
         for part in (idx[j : j + 16] for j in range(0, len(idx), 16))
     ]
-    return lambda net: validation_score(net, pairs, weighted=levels_vary(noise))
+    return lambda net: validation_score(net, pairs, per_image=levels_vary(noise))
 
 
 def train_patches(

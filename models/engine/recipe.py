@@ -22,6 +22,8 @@ __all__ = [
     "SCHEDULES",
     "PRECISIONS",
     "loss_value",
+    "per_image_loss",
+    "LOG_FLOOR",
     "make_optimizer",
     "schedule_factor",
 ]
@@ -110,15 +112,20 @@ class Recipe:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
 
-def loss_value(name: str, out: Tensor, target: Tensor, weights: Tensor | None = None) -> Tensor:
+#: Added to each image's loss before its log (``loss_value(per_image_log=True)``): an MSE of
+#: 1e-5 is 50 dB, beyond any denoiser here, so a near-perfect image cannot take over a batch.
+LOG_FLOOR = 1e-5
+
+
+def loss_value(name: str, out: Tensor, target: Tensor, per_image_log: bool = False) -> Tensor:
     """The training loss ``name`` of a batch, computed in float32.
 
-    ``weights`` (one per image): the mean over images of each image's loss times its weight
-    (``half_sse`` keeps its sum over pixels); None: the plain loss.
+    ``per_image_log``: the mean over images of log(each image's loss + ``LOG_FLOOR``); for
+    ``mse``, minimising it maximises the mean per-image PSNR.
     """
     out = out.float()
-    if weights is not None:
-        return (_per_image_loss(name, out, target) * weights).mean()
+    if per_image_log:
+        return torch.log(per_image_loss(name, out, target) + LOG_FLOOR).mean()
     if name == "mse":
         return F.mse_loss(out, target)
     if name == "half_sse":
@@ -128,7 +135,7 @@ def loss_value(name: str, out: Tensor, target: Tensor, weights: Tensor | None = 
     return F.l1_loss(out, target)
 
 
-def _per_image_loss(name: str, out: Tensor, target: Tensor) -> Tensor:
+def per_image_loss(name: str, out: Tensor, target: Tensor) -> Tensor:
     """Each image's loss ``name`` (a vector over the batch)."""
     if name == "bce":
         per_pixel = F.binary_cross_entropy(out.clamp(1e-6, 1 - 1e-6), target, reduction="none")

@@ -22,11 +22,15 @@ since the last point picks the weights and never stops the fit. Each history ent
 point: its step, its (fractional) epoch, the training loss since the last point and the
 validation loss. The learning-rate schedule (``recipe.schedule``) runs over the planned steps.
 
-Blind and mixed training (levels drawn per batch) weights each image's loss by 1 / its
-input's noise power (``noise_weights``), in training and in validation. The benchmark scores
-the mean of per-image PSNRs, whose gradient weighs each image's squared error by 1 / that
-error; a plain MSE over randomly drawn levels is instead dominated by the noisiest batches
-(gaussian 0.5 has 25x the noise power of 0.1), and the fit neglects the low levels.
+Blind and mixed training (levels drawn per batch) minimises the mean over images of the log
+of each image's loss (``loss_value(per_image_log=True)``): for MSE, the mean per-image PSNR
+the benchmark scores. A plain MSE over randomly drawn levels is dominated by the noisiest
+batches (gaussian 0.5 has 25x the noise power of 0.1) and neglects the low levels. Measured on
+Fashion-MNIST gaussian (U-Net width 16, 400 steps of 32 on 10,000 images), the blind fit went
+from 22.05 / 19.10 / 14.91 dB at 0.1 / 0.3 / 0.5 to 23.35 / 19.49 / 14.29 (level-specific fits:
+24.37 / 19.52 / see the README); weighting by 1 / the input's noise power instead gave 23.34 /
+15.75 / 11.58, and by 1 / its square root 22.69 / 18.01 / 13.52. Validation then scores the
+geometric mean of the images' MSEs, the same ordering as the mean PSNR.
 
 Collapse: trained with MSE, an autoencoder with a sigmoid or ReLU output can settle on a
 constant (often all-black) image. A denoiser's validation checks its outputs each epoch
@@ -71,7 +75,7 @@ from bench.noise import derive_seed
 from models.engine import checkpoint
 from models.engine.checkpoint import Best, Checkpoints, EpochInProgress, fractional_epoch
 from models.engine.layers import autocast, autocasts, to_layout
-from models.engine.recipe import Recipe, loss_value, make_optimizer, schedule_factor
+from models.engine.recipe import LOG_FLOOR, Recipe, loss_value, make_optimizer, schedule_factor
 from models.engine.split import batches as _batches
 from models.engine.split import planned_steps, split_validation, steps_per_epoch, validation_interval
 
@@ -88,15 +92,11 @@ __all__ = [
     "Progress",
     "validation_score",
     "denoising_loss",
-    "noise_weights",
     "levels_vary",
 ]
 
 log = logging.getLogger("bench.training")
 
-#: Floor of an image's noise power in ``noise_weights``: an input almost without noise (a low
-#: level of a masking or impulse kind on a dark image) must not take over a batch's loss.
-NOISE_POWER_FLOOR = 1e-4
 #: Optimizer steps before a collapsed-looking model is acted upon.
 COLLAPSE_MIN_STEPS = 100
 #: ``batch_loss(net, indices, generator) -> scalar loss``; ``generator`` is the loop's.
@@ -344,26 +344,14 @@ def levels_vary(noise: Any) -> bool:
     return noise is not None and getattr(noise, "mode", "fixed") != "fixed"
 
 
-def noise_weights(inputs: Tensor, target: Tensor) -> Tensor:
-    """1 / each image's noise power: the mean over its pixels of (input - clean)^2, floored at
-    ``NOISE_POWER_FLOOR``.
-
-    >>> clean = torch.zeros(2, 1, 2, 2)
-    >>> noise_weights(clean + torch.tensor([0.1, 0.5]).view(2, 1, 1, 1), clean)
-    tensor([100.0000,   4.0000])
-    """
-    power = (inputs.float() - target.float()).pow(2).flatten(1).mean(1)
-    return 1.0 / power.clamp_min(NOISE_POWER_FLOOR)
-
-
 def denoising_loss(
-    net: nn.Module, inputs: Tensor, target: Tensor, loss: str, precision: str = "auto", weighted: bool = False
+    net: nn.Module, inputs: Tensor, target: Tensor, loss: str, precision: str = "auto", per_image_log: bool = False
 ) -> Tensor:
     """The recipe's ``loss`` of ``net(inputs)`` against ``target``, under the training autocast;
-    ``weighted``: each image's loss times ``noise_weights`` (blind and mixed training)."""
+    ``per_image_log``: the mean of the images' log losses (blind and mixed training)."""
     with autocast(inputs.device, precision):
         out = net(to_layout(inputs))
-    return loss_value(loss, out, target, noise_weights(inputs, target) if weighted else None)
+    return loss_value(loss, out, target, per_image_log)
 
 
 def train_step(
@@ -374,8 +362,8 @@ def train_step(
 
 
 def _denoising_validation(noisy: Tensor, clean: Tensor, noise: Any, seed: int, chunk: int) -> Validation:
-    """Validation MSE per pixel (whatever the training loss, so that curves compare; weighted
-    per image by ``noise_weights`` when levels vary) and a collapse check."""
+    """Validation MSE per pixel (whatever the training loss, so that curves compare; the
+    geometric mean of the images' MSEs when levels vary) and a collapse check."""
 
     def prepare(val_idx: Tensor, held_out: bool) -> Scorer:
         targets = clean[val_idx]
@@ -389,34 +377,34 @@ def _denoising_validation(noisy: Tensor, clean: Tensor, noise: Any, seed: int, c
     return prepare
 
 
-def _validate(net: nn.Module, inputs: Tensor, targets: Tensor, weighted: bool) -> tuple[float, str | None]:
+def _validate(net: nn.Module, inputs: Tensor, targets: Tensor, per_image: bool) -> tuple[float, str | None]:
     chunk = 128 if targets.device.type == "cpu" else 1024  # cache-sized on CPU
-    return validation_score(net, list(zip(inputs.split(chunk), targets.split(chunk))), weighted=weighted)
+    return validation_score(net, list(zip(inputs.split(chunk), targets.split(chunk))), per_image=per_image)
 
 
 @torch.no_grad()
 def validation_score(
-    net: nn.Module, pairs: list[tuple[Tensor, Tensor]], *, weighted: bool = False
+    net: nn.Module, pairs: list[tuple[Tensor, Tensor]], *, per_image: bool = False
 ) -> tuple[float, str | None]:
     """MSE per pixel of ``net`` over the (inputs, targets) batches and its collapse diagnosis.
 
-    ``weighted``: the score is the mean over images of each image's MSE times its
-    ``noise_weights`` (what blind training minimises); the collapse check keeps the plain MSE.
+    ``per_image``: the score is the geometric mean of the images' MSEs (each plus
+    ``LOG_FLOOR``), what blind training minimises; the collapse check keeps the plain MSE.
     """
     net.eval()
     device = pairs[0][1].device
-    # sq error, pred, pred^2, target, target^2, weighted per-image MSE
+    # sq error, pred, pred^2, target, target^2, sum of the images' log MSEs
     sums = torch.zeros(6, dtype=torch.float64, device=device)
     for batch, target in pairs:
         with autocast(device):
             out = net(to_layout(batch)).float()
         error = (out - target).pow(2)
-        scaled = (error.flatten(1).mean(1) * noise_weights(batch, target)).sum() if weighted else error.new_zeros(())
+        logs = torch.log(error.flatten(1).mean(1) + LOG_FLOOR).sum() if per_image else error.new_zeros(())
         parts = [error.sum(), out.sum(), out.pow(2).sum(), target.sum(), target.pow(2).sum()]
-        sums += torch.stack([*parts, scaled]).double()
+        sums += torch.stack([*parts, logs]).double()
     pixels = sum(target.numel() for _, target in pairs)
     mse, p_sum, p_sq, t_sum, t_sq = (sums[:5] / pixels).tolist()
-    score = float(sums[5]) / sum(len(target) for _, target in pairs) if weighted else mse
+    score = math.exp(float(sums[5]) / sum(len(target) for _, target in pairs)) if per_image else mse
     return score, collapse_reason(p_sum, p_sq - p_sum**2, t_sq, t_sq - t_sum**2, mse)
 
 
@@ -443,15 +431,15 @@ def train(
     def build(net_seed: int) -> nn.Module:  # channels-last: the fast layout (see the module docstring)
         return make_net(net_seed).to(device).to(memory_format=torch.channels_last)
 
-    weighted = levels_vary(noise)
+    per_image = levels_vary(noise)
 
     def batch_loss(net: nn.Module, idx: Tensor, generator: torch.Generator) -> Tensor:
         target = clean[idx]
         inputs = noise.sample(target, generator) if noise is not None else noisy[idx]
-        return denoising_loss(net, inputs, target, recipe.loss, recipe.precision, weighted)
+        return denoising_loss(net, inputs, target, recipe.loss, recipe.precision, per_image)
 
     validation = _denoising_validation(noisy, clean, noise, seed, recipe.batch_size)
     options = {"validation": validation, "reinit": build, "deadline": deadline, "stage": stage}
     result = run_training(build(seed), batch_loss, recipe, n=len(clean), seed=seed, checkpoints=checkpoints, **options)
-    result.info.update(recipe=asdict(recipe), noise_weighted=weighted)
+    result.info.update(recipe=asdict(recipe), per_image_log_loss=per_image)
     return result
