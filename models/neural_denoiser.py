@@ -327,7 +327,10 @@ class NeuralDenoiser(Denoiser):
             done, done_steps = last.get("epoch", 0), last.get("step", 0)
             history = [
                 *(start.history_ or []),
-                *({**h, "epoch": h["epoch"] + done} | ({"step": h["step"] + done_steps} if "step" in h else {}) for h in history),
+                *(
+                    {**h, "epoch": h["epoch"] + done} | ({"step": h["step"] + done_steps} if "step" in h else {})
+                    for h in history
+                ),
             ]
             info = {**info, "restarted_from": start.training_}
             # Same seed, same held-out images and noise: the scores compare, and a restart

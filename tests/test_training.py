@@ -70,7 +70,8 @@ def test_blind_training_minimises_the_mean_log_of_each_images_loss():
     better_quiet = torch.cat([clean[:4] + (noisy[:4] - clean[:4]) / 10**0.5, noisy[4:]])
     better_noisy = torch.cat([noisy[:4], clean[4:] + (noisy[4:] - clean[4:]) / 10**0.5])
     gains = [
-        expected - float(denoising_loss(identity, x, clean, "mse", per_image_log=True)) for x in (better_quiet, better_noisy)
+        expected - float(denoising_loss(identity, x, clean, "mse", per_image_log=True))
+        for x in (better_quiet, better_noisy)
     ]
     assert gains[0] == pytest.approx(gains[1], rel=0.03)  # (the floor of 1e-5 takes a little off the quiet half)
     score, _ = validation_score(identity, [(noisy, clean)], per_image=True)

@@ -188,9 +188,7 @@ class Grid:
                 out.append((name, f"it takes one fixed input size, and {dataset}'s images vary in size"))
         return out
 
-    def _train_levels(
-        self, level: float, levels: tuple[float, ...], name: str, kind: str
-    ) -> tuple[float | str, ...]:
+    def _train_levels(self, level: float, levels: tuple[float, ...], name: str, kind: str) -> tuple[float | str, ...]:
         if isinstance(self.train_levels, tuple):  # "train at 20%, test at 70%": fixed training levels
             return self.train_levels
         if self.train_levels == "blind":
