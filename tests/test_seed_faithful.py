@@ -100,3 +100,16 @@ def test_seed003_frozen_variants_pretrain_without_masking():
     for name in ("stacked_ae_softmax_frozen", "stacked_ae_softmax_1label", "stacked_ae_softmax_5labels"):
         assert CLASSIFIERS.create(name).mask_level == 0.0  # the report adds noise only from Table 3 on
     assert CLASSIFIERS.create("stacked_ae_softmax").mask_level == 0.2  # ours: a denoising pretraining
+
+
+def test_a_budget_shrinks_only_what_the_protocol_names():
+    # The quick grid's generic caps (100 steps of batch 8) must not reach a report's protocol.
+    from bench.seeds import s001, s002
+    from bench.seeds.common import faithful_params, settings
+
+    assert faithful_params(DENOISERS, "bn_conv_ae", "quick") == {"config": "faithful"}
+    assert faithful_params(DENOISERS, "conv_ae_fmnist", "tiny", epochs=2) == {"config": "faithful", "epochs": 2}
+    quick = dict(s001.grids(settings(s001.SETTINGS, "quick"), 0)[0].params)
+    assert dict(quick["conv_ae_fmnist"]) == {"config": "faithful", "epochs": 50}
+    grid = s002._grid(settings(s002.SETTINGS, "quick"), 0, ["mnist"], 0.5, ["identity", "conv_ae_small"])
+    assert dict(dict(grid.params)["conv_ae_small"]) == {"config": "faithful", "epochs": 4}

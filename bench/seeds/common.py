@@ -41,6 +41,7 @@ __all__ = [
     "has_dataset",
     "noisy",
     "model_params",
+    "faithful_params",
     "percent",
     "bisect",
     "psnr_of_mse",
@@ -304,6 +305,18 @@ def model_params(registry: Registry, name: str, budget: str, **overrides: Any) -
     dropped = sorted(k for k in overrides if k not in accepted)
     base.update({k: v for k, v in overrides.items() if k in accepted})
     return base, dropped
+
+
+def faithful_params(registry: Registry, name: str, budget: str, **overrides: Any) -> dict[str, Any]:
+    """``name``'s parameters under its report's own recipe (``config='faithful'``) for ``budget``.
+
+    The entry's generic budget caps (the quick grid's ``max_steps`` and ``batch_size``, the test
+    batch at tiny) are dropped, so the report's batch size and epochs stand unless ``overrides``
+    shrink them: a budget changes the report's protocol only where the protocol says so.
+    """
+    uncapped = {"max_steps": None, "batch_size": None, **overrides}
+    params, _ = model_params(registry, name, budget, config="faithful", **uncapped)
+    return {key: value for key, value in params.items() if value is not None}
 
 
 def percent(model: Any, images: Tensor, labels: Tensor) -> float:

@@ -28,7 +28,7 @@ import pandas as pd
 from bench.grids import Grid
 from bench.registry import CLASSIFIERS, DENOISERS
 from bench.seeds import protocol
-from bench.seeds.common import Reproduction, fit_note, model_params, settings
+from bench.seeds.common import Reproduction, faithful_params, fit_note, model_params, settings
 from bench.seeds.declared import Results, collapse_warning, grid_name, percent_of
 
 NOISE = ("impulse", 0.25)
@@ -104,7 +104,7 @@ def shrunk(cfg, overrides: dict, what: str) -> tuple[str, ...]:
 
 def autoencoder_params(cfg, name: str) -> dict:
     """The autoencoder's parameters: the faithful recipe, the report's architecture, the budget's cuts."""
-    return model_params(DENOISERS, name, cfg.budget, config="faithful", **ARCHITECTURE.get(name, {}), **cfg.fit)[0]
+    return faithful_params(DENOISERS, name, cfg.budget, **ARCHITECTURE.get(name, {}), **cfg.fit)
 
 
 def _grid(cfg, seed: int) -> Grid:

@@ -26,7 +26,7 @@ import pandas as pd
 from bench.grids import Grid
 from bench.registry import DENOISERS
 from bench.seeds import protocol
-from bench.seeds.common import Experiment, Reproduction, fit_note, psnr_of_mse, settings
+from bench.seeds.common import Experiment, Reproduction, faithful_params, fit_note, psnr_of_mse, settings
 from bench.seeds.declared import Results, collapse_warning, entry_params, grid_name, scores
 from models.engine.split import held_out_count
 
@@ -75,7 +75,10 @@ def grids(cfg, seed: int) -> list[Grid]:
     out = []
     for index, config in enumerate(cfg.configs):
         models = [n for n in PUBLISHED if n in DENOISERS]
-        params = entry_params(DENOISERS, models, cfg.budget, config=config, **cfg.fit)
+        if config == "faithful":
+            params = {name: faithful_params(DENOISERS, name, cfg.budget, **cfg.fit) for name in models}
+        else:
+            params = entry_params(DENOISERS, models, cfg.budget, config=config, **cfg.fit)
         names = [*REFERENCES, *models] if index == 0 else models
         params.update(entry_params(DENOISERS, list(REFERENCES), cfg.budget) if index == 0 else {})
         out.append(

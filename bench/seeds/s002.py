@@ -36,7 +36,7 @@ import torch
 from bench.grids import Grid
 from bench.registry import DENOISERS
 from bench.seeds import protocol
-from bench.seeds.common import Reproduction, fit_note, has_dataset, model_params, settings
+from bench.seeds.common import Reproduction, faithful_params, fit_note, has_dataset, settings
 from bench.seeds.declared import Results, collapse_warning, grid_name
 
 NOISE = ("gaussian", 0.5)
@@ -82,9 +82,7 @@ def entries(budget: str) -> set[str]:
 
 def _grid(cfg, seed: int, datasets: list[str], level: float, denoisers: list[str]) -> Grid:
     names = [n for n in denoisers if n == "identity" or n in DENOISERS]
-    params = {
-        n: model_params(DENOISERS, n, cfg.budget, config="faithful", **cfg.fit)[0] for n in names if n != "identity"
-    }
+    params = {n: faithful_params(DENOISERS, n, cfg.budget, **cfg.fit) for n in names if n != "identity"}
     return Grid.build(
         name=grid_name("002"),
         datasets=datasets,

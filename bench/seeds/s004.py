@@ -30,7 +30,7 @@ import pandas as pd
 from bench.grids import Grid
 from bench.registry import CLASSIFIERS, DENOISERS
 from bench.seeds import protocol
-from bench.seeds.common import Reproduction, bisect, model_params, noisy, percent, settings
+from bench.seeds.common import Reproduction, bisect, faithful_params, model_params, noisy, percent, settings
 from bench.seeds.declared import Results, collapse_warning, grid_name, percent_of
 
 PUBLISHED = {"clean": 98.25, "noisy": 13.68, "denoised": 96.10}
@@ -86,7 +86,7 @@ def deviations(cfg, name: str | None = None) -> tuple[str, ...]:
 def _params(cfg, name: str) -> dict:
     """``name``'s parameters: the report's model faithful with the budget's epochs, the others ours."""
     if name == REPORT_MODEL:
-        return model_params(DENOISERS, name, cfg.budget, config="faithful", **cfg.report_fit)[0]
+        return faithful_params(DENOISERS, name, cfg.budget, **cfg.report_fit)
     return model_params(DENOISERS, name, cfg.budget, config="ours", **cfg.fit)[0]
 
 
