@@ -3,7 +3,8 @@
 The rule: a fit converged when the last fifth of its validation points lowered the best
 validation loss by less than ``CONVERGED_BELOW`` (1%), relative to the best reached by the
 point at or before 80% of the recorded points. The training engine scores a fit at equal
-numbers of steps (once an epoch, and every ``steps // 10`` steps when that is more often:
+numbers of steps (once an epoch, and every ``steps // 10`` steps when that is more often, at
+most as often as scoring stays under a third of the training:
 ``models.engine.split.validation_interval``), so a fit's curve has at least 10 points its
 budget allowing and points stand for steps; older histories have one point an epoch. Only
 the last training stage counts (a pre-training stage is not the fit scored), and a curve

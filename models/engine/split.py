@@ -90,15 +90,22 @@ def steps_per_epoch(n_fit: int, batch_size: int) -> int:
     return per_epoch - 1 if per_epoch > 1 and n_fit % batch == 1 else per_epoch
 
 
-def validation_interval(planned: int, per_epoch: int) -> int:
+def validation_interval(planned: int, per_epoch: int, scored: int = 0, batch_size: int = 1) -> int:
     """Optimizer steps between two validation points: once an epoch, and more often when that
     would give fewer than ``MIN_VALIDATION_POINTS`` over the ``planned`` steps (a fit of fewer
-    steps than that is scored after every step).
+    steps than that is scored after every step), but never more often than every
+    ``ceil(scored / batch_size)`` steps, where ``scored`` is the held-out images a point scores:
+    a point's forward passes then cost at most a third of the training steps between two points
+    (each a forward and a backward pass), and a probe of a few steps (``bench plan``) is scored
+    once, at its end, as a real fit's steps are.
 
-    >>> validation_interval(1200, 282), validation_interval(25, 11), validation_interval(3000, 200)
+    >>> validation_interval(1200, 282, 1000, 32), validation_interval(25, 11), validation_interval(3000, 200)
     (120, 2, 200)
+    >>> validation_interval(12, 563, 1000, 16)  # a probe: scored at its end only
+    63
     """
-    return max(1, min(per_epoch, planned // MIN_VALIDATION_POINTS))
+    least = math.ceil(scored / batch_size)
+    return max(1, least, min(per_epoch, planned // MIN_VALIDATION_POINTS))
 
 
 def batches(order: Tensor, batch_size: int) -> list[Tensor]:

@@ -11,9 +11,10 @@ One budget vocabulary: ``recipe.epochs`` and ``recipe.max_steps`` (optimizer ste
 stage), plus an optional wall-clock ``deadline``; stopping mid-epoch happens after the batch
 that spends the budget. One validation rule (``split_validation``). The fit is scored at
 validation points: once an epoch, and every ``floor(planned steps / 10)`` steps when that is
-more often (``split.validation_interval``), so that even a fit of a few epochs records a
-curve of at least 10 points (``bench.report.convergence`` reads it), plus one where the
-budget ends. The score is the task's ``validation`` on the held-out images (at most 2,048)
+more often, so that even a fit of a few epochs records a curve of at least 10 points
+(``bench.report.convergence`` reads it), plus one where the budget ends; but points are at
+least ``ceil(held-out images / batch size)`` steps apart, so that scoring costs at most a third
+of the training (``split.validation_interval``). The score is the task's ``validation`` on the held-out images (at most 2,048)
 or, with none held out, on the training pool if the task scores that (denoisers do; a
 classifier's eval-mode loss on its own training images is no stopping signal, so it does
 not). The best-scoring weights are restored at the end and ``recipe.patience`` epochs'
@@ -188,7 +189,8 @@ class _Engine:
         self.batch_size = min(recipe.batch_size, len(self.train_idx))
         self.planned_steps = planned_steps(recipe, n)
         self.per_epoch = steps_per_epoch(len(self.train_idx), recipe.batch_size)
-        self.interval = validation_interval(self.planned_steps, self.per_epoch)
+        scored = len(val_idx) if held_out and self.score is not None else 0  # the training pool: < 100 images
+        self.interval = validation_interval(self.planned_steps, self.per_epoch, scored, self.batch_size)
         self.net, self.lr = net, recipe.lr
         self.optimizer = make_optimizer(recipe, _trainable(net), self.lr)
         self.step, self.epoch, self.last_step, self.schedule_step = 0, 0, self.planned_steps, 0
