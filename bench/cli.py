@@ -151,7 +151,11 @@ def _add_reproduce(commands) -> None:
     reproduce.add_argument(
         "--budget",
         default="quick",
-        help="tiny (seconds) | quick (minutes on a CPU) | full (the report's protocol, a GPU); default quick",
+        help=(
+            "every budget runs the report's own protocol; tiny (seconds) and quick (minutes on a CPU) cut"
+            " data and epochs, and each row says what was cut; full runs all of it (hours on a CPU; 000 needs"
+            " a GPU); default quick"
+        ),
     )
     reproduce.add_argument(
         "--out", default="results", help="output folder; tables go to OUT/seeds/ (default: results/)"
