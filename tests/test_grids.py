@@ -141,6 +141,17 @@ def test_quick_grid_keeps_entries_without_budgets_and_leaves_out_those_without_a
     assert DENOISERS.entry("vgg16_ae").budgets == {"full": {}} and "vgg16_ae" not in quick
 
 
+def test_quick_grid_leaves_out_classifiers_without_a_quick_budget():
+    from bench.registry import CLASSIFIERS
+
+    quick = named_grid("quick").classifiers
+    assert {"svm_rbf", "cnn_small", "stacked_ae_softmax"} <= set(quick)
+    # the seed reports' own classifiers train for the reports' epochs (AlexNet at 224x224): full only
+    for name in ("vgg16_faithful", "alexnet_faithful", "resnet18_faithful"):
+        assert CLASSIFIERS.entry(name).budgets == {"full": {}} and name not in quick
+        assert name in named_grid("full").classifiers
+
+
 @pytest.mark.parametrize("path", sorted(Path(__file__).resolve().parents[1].glob("grids/*.toml")), ids=lambda p: p.stem)
 def test_the_shipped_grid_files_load_and_name_themselves(path):
     grid = load_grid_file(path)  # validates entries, noises and every parameter against its rule

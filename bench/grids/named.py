@@ -56,12 +56,13 @@ def smoke(data_dir=None) -> Grid:
 def quick(data_dir=None) -> Grid:
     """The default: minutes on a 2-core CPU, embedded data plus local real data.
 
-    Every installed denoiser except the neural ones too slow to learn anything in seconds on
-    a CPU (their ``budgets`` have no ``quick`` entry; the full grid runs them).
+    Every installed denoiser and classifier except those too slow for minutes on a CPU (their
+    ``budgets`` have no ``quick`` entry; the full grid runs them).
     """
     datasets = ["digits"] + [n for n in ("mnist", "fashion-mnist") if _has_local(n, data_dir)]
     quick_enough = [n for n in DENOISERS.names() if _runs_in(DENOISERS.entry(n).budgets, "quick")]
     denoisers, note = _installed_only(quick_enough)
+    classifiers = [n for n in CLASSIFIERS.names() if _runs_in(CLASSIFIERS.entry(n).budgets, "quick")]
     return Grid.build(
         name="quick",
         datasets=datasets,
@@ -70,7 +71,7 @@ def quick(data_dir=None) -> Grid:
         n_train=1000,
         n_test=500,
         params=_budget_params("quick"),
-        classifiers=list(CLASSIFIERS.names()),
+        classifiers=classifiers,
         description="minutes on a 2-core CPU; reduced subsets and training budgets" + note,
     )
 
