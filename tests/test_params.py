@@ -10,6 +10,7 @@ import pytest
 from bench.cli import _setting
 from bench.execution.fits import fit_key
 from bench.grids import Cell, Grid
+from bench.grids.grid import BLIND_SERVES_EVERY_LEVEL
 from bench.params import frozen_params, parse_assignment, parse_member, stored_fit_params
 
 REFERENCE = Path(__file__).resolve().parents[1] / "results" / "reference" / "store.sqlite"
@@ -25,9 +26,20 @@ def test_set_and_a_member_read_a_value_alike(raw):
 def test_every_cell_of_the_reference_grid_keeps_its_stored_key():
     with sqlite3.connect(REFERENCE) as store:
         spec = json.loads(store.execute("select spec from runs").fetchone()[0])
-        stored = {key for (key,) in store.execute("select key from cells")}
-    cells = Grid.build(**spec).cells()
-    assert len(cells) == len(stored) and {cell.key for cell in cells} == stored
+        stored = {
+            key: (noise, train) for key, noise, train in store.execute("select key, noise, train_level from cells")
+        }
+    store.close()
+    cells = {cell.key: cell for cell in Grid.build(**spec).cells()}
+    # The one change since the committed run: train_levels "auto" now gives networks a fit per
+    # level for every kind whose blind fits were not measured to serve every level, so those
+    # kinds' blind cells give way to per-level ones. Every other cell keeps its stored key.
+    gone = {key: row for key, row in stored.items() if key not in cells}
+    new = [cell for key, cell in cells.items() if key not in stored]
+    assert {train for _, train in gone.values()} == {"blind"}
+    assert {noise for noise, _ in gone.values()} == {"gaussian", "masking", "impulse", "poisson", "speckle"}
+    assert all(cell.train_level == cell.level and cell.noise not in BLIND_SERVES_EVERY_LEVEL for cell in new)
+    assert len(stored) - len(gone) == len(cells) - len(new) == 414
 
 
 def _cell(denoiser, params):
