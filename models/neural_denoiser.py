@@ -321,24 +321,7 @@ class NeuralDenoiser(Denoiser):
                 result = train_patches(make_net, noisy, clean, plan=self.patch_plan(), **options)
             else:
                 result = self._train(make_net, noisy, clean, **options)
-        history, info = result.history, result.info
-        if start is not None:  # the learning curve runs on from the member's epochs and steps
-            last = start.history_[-1] if start.history_ else {}
-            done, done_steps = last.get("epoch", 0), last.get("step", 0)
-            history = [
-                *(start.history_ or []),
-                *(
-                    {**h, "epoch": h["epoch"] + done} | ({"step": h["step"] + done_steps} if "step" in h else {})
-                    for h in history
-                ),
-            ]
-            info = {**info, "restarted_from": start.training_}
-            # Same seed, same held-out images and noise: the scores compare, and a restart
-            # that never beats its start gives the start back rather than something worse.
-            before, after = start.training_.get("best_val_loss"), info.get("best_val_loss")
-            if before is not None and after is not None and before <= after:
-                result.net.load_state_dict(start.net_.state_dict())
-                info["kept"] = "the start's weights: no restart epoch scored better on validation"
+        history, info = (result.history, result.info) if start is None else _continued(start, result)
         self.net_, self.history_, self.training_, self.shape_ = result.net, history, info, list(shape)
         self._start = None
         if checkpoints is not None:
@@ -462,3 +445,26 @@ class LatentInterpolation:
             za, zb = net.encode(to_layout(pair)).float()
             weights = torch.linspace(0.0, 1.0, steps, device=pair.device).view(-1, *[1] * za.ndim)
             return net.decode(za + weights * (zb - za)).float().clamp_(0.0, 1.0)
+
+
+def _continued(start: NeuralDenoiser, result: Any) -> tuple[list[dict], dict]:
+    """The history and info of a fit restarted from ``start``: the learning curve runs on from
+    the start's epochs and steps, and a restart that never beats its start keeps the start's
+    weights (``result.net`` is reloaded in place)."""
+    last = start.history_[-1] if start.history_ else {}
+    done, done_steps = last.get("epoch", 0), last.get("step", 0)
+    history = [
+        *(start.history_ or []),
+        *(
+            {**h, "epoch": h["epoch"] + done} | ({"step": h["step"] + done_steps} if "step" in h else {})
+            for h in result.history
+        ),
+    ]
+    info = {**result.info, "restarted_from": start.training_}
+    # Same seed, same held-out images and noise: the scores compare, and a restart
+    # that never beats its start gives the start back rather than something worse.
+    before, after = start.training_.get("best_val_loss"), info.get("best_val_loss")
+    if before is not None and after is not None and before <= after:
+        result.net.load_state_dict(start.net_.state_dict())
+        info["kept"] = "the start's weights: no restart epoch scored better on validation"
+    return history, info
