@@ -106,9 +106,35 @@ def median_filter(images: Tensor, *, size: int) -> Tensor:
     starts, step = _chunks(len(planes), (size * size // 2 + 4) * (h + size) * (w + size), planes.device)
     for start in starts:
         padded = symmetric_pad(planes[start : start + step], size // 2)
+        if size == 3:
+            out[start : start + step] = _median3x3(padded, h, w)
+            continue
         shifted = [padded[..., i : i + h, j : j + w] for i in range(size) for j in range(size)]
         out[start : start + step] = _median_of(shifted)
     return out.view(n, c, h, w)
+
+
+def _median3(a: Tensor, b: Tensor, c: Tensor) -> Tensor:
+    return torch.maximum(torch.minimum(a, b), torch.minimum(torch.maximum(a, b), c))
+
+
+def _median3x3(padded: Tensor, h: int, w: int) -> Tensor:
+    # The 3x3 window (the size most tuned fits pick) has an exact shortcut: sort each
+    # vertical triple once, shared by the three windows that contain it; the median of the
+    # nine is then the median of (largest column low, median column middle, smallest column
+    # high). About 18 min/max per pixel against 48 for the general selection: 1.8x at 28x28.
+    top, centre, bottom = padded[..., 0:h, :], padded[..., 1 : h + 1, :], padded[..., 2 : h + 2, :]
+    low, high = torch.minimum(top, centre), torch.maximum(top, centre)
+    lowest, upper = torch.minimum(low, bottom), torch.maximum(low, bottom)
+    middle, highest = torch.minimum(high, upper), torch.maximum(high, upper)
+
+    def columns(plane: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return plane[..., 0:w], plane[..., 1 : w + 1], plane[..., 2 : w + 2]
+
+    lows, middles, highs = columns(lowest), columns(middle), columns(highest)
+    largest_low = torch.maximum(torch.maximum(lows[0], lows[1]), lows[2])
+    smallest_high = torch.minimum(torch.minimum(highs[0], highs[1]), highs[2])
+    return _median3(largest_low, _median3(*middles), smallest_high)
 
 
 def gaussian_kernel(sigma: float, truncate: float, *, device: torch.device) -> Tensor:

@@ -63,6 +63,15 @@ def test_median_filter_equals_scipy_reflect(size, shape):
     assert np.array_equal(median_filter(x, size=size).double().numpy(), expected)
 
 
+@pytest.mark.parametrize("shape", [(4, 3, 28, 28), (2, 1, 1, 1), (2, 1, 2, 3), (1, 1, 5, 1)])
+def test_median_3x3_shortcut_equals_scipy_with_ties_and_tiny_planes(shape):
+    # The 3x3 window takes its own column-sort path: check it where ties are everywhere
+    # (impulse-like values) and on planes narrower than the window.
+    x = torch.randint(0, 3, shape, generator=torch.Generator().manual_seed(3)).float() / 2
+    expected = ndi.median_filter(x.numpy(), size=(1, 1, 3, 3), mode="reflect")
+    assert np.array_equal(median_filter(x, size=3).numpy(), expected)
+
+
 def test_median_removes_isolated_salt_and_pepper_exactly():
     clean = torch.full((2, 1, 16, 16), 0.4)
     noisy = clean.clone()
