@@ -123,12 +123,24 @@ def _window(refs: Tensor, low: int, high: int) -> tuple[Tensor, Tensor, Tensor]:
     return positions - low, (positions - refs[:, None]).abs() > _RADIUS, refs - start
 
 
-def block_coefficients(images: Tensor, forward: Tensor) -> Tensor:
-    """2-D transform (a 64 x 64 matrix) of every 1-stride 8x8 block: (n, C, H, W) -> (n, P, C, 64)."""
-    n, c = images.shape[:2]
-    # Two Tensor.unfold views and one copy: 4x faster on a CPU than F.unfold (im2col).
-    blocks = images.unfold(2, BLOCK, 1).unfold(3, BLOCK, 1).permute(0, 2, 3, 1, 4, 5)
-    return blocks.reshape(n, -1, c, BLOCK * BLOCK) @ forward.T
+def block_coefficients(images: Tensor, forward: Tensor, budget: int) -> Tensor:
+    """2-D transform (a 64 x 64 matrix) of every 1-stride 8x8 block: (n, C, H, W) -> (n, P, C, 64).
+
+    Built a strip of block rows at a time (about ``budget`` elements): the copy of a strip's
+    blocks is still in cache when the transform reads it, so the cost per pixel does not
+    grow with the image.
+    """
+    n, c, h, w = images.shape
+    rows, cols = h - BLOCK + 1, w - BLOCK + 1
+    out = images.new_empty(n, rows * cols, c, BLOCK * BLOCK)
+    strip = max(1, budget // (n * cols * c * BLOCK * BLOCK))
+    for top in range(0, rows, strip):
+        m = min(strip, rows - top)
+        # Two Tensor.unfold views and one copy: 4x faster on a CPU than F.unfold (im2col).
+        part = images[:, :, top : top + m + BLOCK - 1].unfold(2, BLOCK, 1).unfold(3, BLOCK, 1)
+        blocks = part.permute(0, 2, 3, 1, 4, 5).reshape(n, m * cols, c, BLOCK * BLOCK)
+        out[:, top * cols : (top + m) * cols] = blocks @ forward.T
+    return out
 
 
 def match(features: Tensor, norms: Tensor, tile: Tile, size: int) -> Tensor:

@@ -111,26 +111,40 @@ class _Sums:
         member_weights = weights[:, :, None, :].expand(*members.shape, c).flatten(0, 2)
         self.denominator.index_add_(0, flat, member_weights)
 
-    def image(self, inverse: Tensor, kaiser: Tensor) -> Tensor:
-        """The weighted mean image (n, C, H, W)."""
+    def image(self, inverse: Tensor, kaiser: Tensor, budget: int) -> Tensor:
+        """The weighted mean image (n, C, H, W), built in steps of about ``budget`` elements.
+
+        A step is several whole small images or a strip of block rows of a large one: one
+        pass over a full-size sum (64 floats a pixel) would leave the cache, and its cost per
+        pixel would grow with the image (3.5x per pixel at 512² against 64², measured).
+        """
         n, c, h, w = self.shape
-
-        def fold(blocks: Tensor) -> Tensor:
-            columns = blocks.view(n, self.blocks, c * BLOCK * BLOCK).transpose(1, 2)
-            return F.fold(columns, (h, w), BLOCK)
-
-        # The sums are released as they are used: on a large image each is 64 floats a pixel.
-        numerator, self.numerator = self.numerator, None
-        numerator = fold((numerator @ inverse.T).mul_(kaiser))
-        denominator, self.denominator = self.denominator, None
-        return numerator / fold(denominator[..., None] * kaiser).clamp_min(1e-12)
+        rows, cols = h - BLOCK + 1, w - BLOCK + 1
+        numerator = self.numerator.view(n, rows, cols, c, BLOCK * BLOCK)
+        denominator = self.denominator.view(n, rows, cols, c)
+        self.numerator = self.denominator = None  # released with the last step
+        strip = max(1, budget // (cols * c * BLOCK * BLOCK))  # block rows per step
+        per_step = max(1, strip // rows)  # whole images per step, when they fit
+        weighted, total = numerator.new_zeros(n, c, h, w), numerator.new_zeros(n, c, h, w)
+        for first in range(0, n, per_step):
+            for top in range(0, rows, strip):
+                part = numerator[first : first + per_step, top : top + strip]
+                k, m = part.shape[:2]
+                estimates = (part.reshape(-1, c, BLOCK * BLOCK) @ inverse.T).mul_(kaiser)
+                columns = estimates.view(k, m * cols, c * BLOCK * BLOCK).transpose(1, 2)
+                weighted[first : first + k, :, top : top + m + BLOCK - 1] += F.fold(columns, (m + BLOCK - 1, w), BLOCK)
+                weights = (denominator[first : first + k, top : top + m, :, :, None] * kaiser).view(k, m * cols, -1)
+                total[first : first + k, :, top : top + m + BLOCK - 1] += F.fold(
+                    weights.transpose(1, 2), (m + BLOCK - 1, w), BLOCK
+                )
+        return weighted / total.clamp_min(1e-12)
 
 
 def _hard_threshold(
-    noisy: Tensor, sigma: Tensor, lambda_ht: float, group: int, t: dict[str, Tensor], side: int
+    noisy: Tensor, sigma: Tensor, lambda_ht: float, group: int, t: dict[str, Tensor], side: int, budget: int
 ) -> Tensor:
     """First stage on a chunk: noisy (n, C, H, W), per-channel sigma (n, C) -> pilot estimate."""
-    coefficients = block_coefficients(noisy, t[_HT_FORWARD])
+    coefficients = block_coefficients(noisy, t[_HT_FORWARD], budget)
     prefilter = torch.where(sigma[:, 0] > _PREFILTER_SIGMA, _PREFILTER_LAMBDA * sigma[:, 0], 0.0)
     luminance = coefficients[:, :, 0]
     features = torch.where(luminance.abs() > prefilter.view(-1, 1, 1), luminance, 0.0)
@@ -146,16 +160,23 @@ def _hard_threshold(
         weights = 1.0 / keep.sum((2, 4)).clamp_min(1).float()
         sums.add(_group_transform(groups, haar, inverse=True), weights, members)
     del coefficients, luminance, features  # before the image's temporaries
-    return sums.image(t[_HT_INVERSE], t["kaiser"])
+    return sums.image(t[_HT_INVERSE], t["kaiser"], budget)
 
 
 def _wiener(
-    noisy: Tensor, pilot: Tensor, sigma: Tensor, group: int, mu2: float, t: dict[str, Tensor], side: int
+    noisy: Tensor,
+    pilot: Tensor,
+    sigma: Tensor,
+    group: int,
+    mu2: float,
+    t: dict[str, Tensor],
+    side: int,
+    budget: int,
 ) -> Tensor:
     """Second stage on a chunk: empirical Wiener shrinkage of the noisy groups by the pilot's."""
-    pilot_coefficients = block_coefficients(pilot, t["dct2"])
-    noisy_coefficients = block_coefficients(noisy, t["dct2"])
-    features = pilot_coefficients[:, :, 0]
+    pilot_coefficients = block_coefficients(pilot, t["dct2"], budget)
+    noisy_coefficients = block_coefficients(noisy, t["dct2"], budget)
+    features = pilot_coefficients[:, :, 0].contiguous()  # luminance; matching gathers its rows
     norms = features.square().sum(-1)
     sums = _Sums(noisy.shape, noisy)
     for tile in tiles(*_grid(noisy), side, noisy.device):
@@ -167,7 +188,7 @@ def _wiener(
         weights = 1.0 / gains.square().sum((2, 4)).clamp_min(1e-12)
         sums.add(_group_transform(groups, haar, inverse=True), weights, members)
     del pilot_coefficients, noisy_coefficients, features  # before the image's temporaries
-    return sums.image(t["dct2"].T, t["kaiser"])
+    return sums.image(t["dct2"].T, t["kaiser"], budget)
 
 
 def _grid(images: Tensor) -> tuple[int, int]:
@@ -274,8 +295,10 @@ def _filter_batch(original: Tensor, settings: _Settings) -> Tensor:
     out = torch.empty_like(padded)
     for start in range(0, n, step):
         chunk, chunk_sigma = padded[start : start + step], channel_sigma[start : start + step].clamp_min(1e-6)
-        pilot = _hard_threshold(chunk, chunk_sigma, settings.lambda_ht, settings.group_ht, t, side)
-        out[start : start + step] = _wiener(chunk, pilot, chunk_sigma, settings.group_wiener, settings.mu2, t, side)
+        pilot = _hard_threshold(chunk, chunk_sigma, settings.lambda_ht, settings.group_ht, t, side, budget)
+        out[start : start + step] = _wiener(
+            chunk, pilot, chunk_sigma, settings.group_wiener, settings.mu2, t, side, budget
+        )
     out = out[..., pad : pad + h, pad : pad + w] if pad else out
     if c == 3:
         out = torch.einsum("dc,nchw->ndhw", torch.linalg.inv(opponent), out)
