@@ -33,6 +33,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from bench.files import write_atomic
 from bench.grids import Grid
 from bench.registry import DENOISERS
 from bench.seeds import protocol
@@ -239,7 +240,7 @@ def _save_grid(rows: dict[str, torch.Tensor], path: Path) -> None:
         axis_row[0].set_ylabel(name, fontsize=8)
     fig.suptitle("seed 002: decoded linear interpolation between two codes", fontsize=9)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
+    try:
+        write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+    finally:
+        plt.close(fig)
