@@ -6,4 +6,15 @@ stacked_dae), seed 004 (bn_conv_ae), and dncnn, unet and average_of (an average 
 """
 
 # Importing a module registers its entries: classifiers, then denoisers.
-from models import average_of, classifiers, residual, seed000, seed001, seed002, seed003, seed004, stacked_classifier  # noqa: F401
+from models import (  # noqa: F401
+    average_of,
+    classifiers,
+    report_classifiers,
+    residual,
+    seed000,
+    seed001,
+    seed002,
+    seed003,
+    seed004,
+    stacked_classifier,
+)

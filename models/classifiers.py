@@ -1,5 +1,9 @@
 """CNN classifiers: a small conv net (seed 004) and VGG-16, AlexNet, ResNet-18 (seed 000).
 
+Seed 000's own classifiers, as its report built and trained them, are in
+``models.report_classifiers``; this module holds what they share (``ConvNetClassifier``, the
+width helpers).
+
 The three classic networks are torchvision's definitions (``weights=None``) adapted to 28x28
 grey and 32x32 colour inputs; each builder's docstring lists exactly what was changed. A
 ``width`` multiplier scales every convolution, batch norm and hidden layer (1.0 = the
@@ -10,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -18,7 +22,6 @@ from torch import Tensor, nn
 from bench.estimator import POSITIVE
 from bench.noise import derive_seed
 from bench.registry import CLASSIFIERS
-from models.engine.recipe import Recipe
 from models.torch_classifier import TorchClassifier
 
 __all__ = [
@@ -27,9 +30,6 @@ __all__ = [
     "VGG16",
     "AlexNet",
     "ResNet18",
-    "VGG16Faithful",
-    "AlexNetFaithful",
-    "ResNet18Faithful",
     "cross_validate",
 ]
 
@@ -38,11 +38,11 @@ Shape = tuple[int, int, int]
 FoldFit = Callable[[int, Tensor, Tensor, int], Any]
 
 
-def _scaled(channels: int, width: float) -> int:
+def scaled(channels: int, width: float) -> int:
     return max(1, round(channels * width))
 
 
-def _materialize(net: nn.Module) -> nn.Module:
+def materialize(net: nn.Module) -> nn.Module:
     """Allocate a meta-device network on the CPU and initialise it with PyTorch's defaults."""
     net.to_empty(device="cpu")
     for module in net.modules():
@@ -51,7 +51,7 @@ def _materialize(net: nn.Module) -> nn.Module:
     return net
 
 
-def _scale_widths(net: nn.Module, width: float, *, keep_input: nn.Conv2d) -> None:
+def scale_widths(net: nn.Module, width: float, *, keep_input: nn.Conv2d) -> None:
     """Replace each Conv2d and BatchNorm2d by one with ``width`` times the channels.
 
     ``keep_input`` (the first convolution) keeps its input channels: those are the image's.
@@ -62,10 +62,10 @@ def _scale_widths(net: nn.Module, width: float, *, keep_input: nn.Conv2d) -> Non
     for parent in list(net.modules()):
         for name, child in parent.named_children():
             if isinstance(child, nn.Conv2d):
-                in_channels = child.in_channels if child is keep_input else _scaled(child.in_channels, width)
+                in_channels = child.in_channels if child is keep_input else scaled(child.in_channels, width)
                 new = nn.Conv2d(
                     in_channels,
-                    _scaled(child.out_channels, width),
+                    scaled(child.out_channels, width),
                     child.kernel_size,
                     child.stride,
                     child.padding,
@@ -73,13 +73,13 @@ def _scale_widths(net: nn.Module, width: float, *, keep_input: nn.Conv2d) -> Non
                     bias=child.bias is not None,
                 )
             elif isinstance(child, nn.BatchNorm2d):
-                new = nn.BatchNorm2d(_scaled(child.num_features, width))
+                new = nn.BatchNorm2d(scaled(child.num_features, width))
             else:
                 continue
             setattr(parent, name, new)
 
 
-def _mlp_head(features: int, hidden: int, n_classes: int, *, dropout_first: bool) -> nn.Sequential:
+def mlp_head(features: int, hidden: int, n_classes: int, *, dropout_first: bool) -> nn.Sequential:
     """The VGG/AlexNet three-layer head (Linear-ReLU-Dropout twice, then Linear), narrower."""
     layers: list[nn.Module] = [nn.Dropout(0.5)] if dropout_first else []
     layers += [
@@ -99,7 +99,7 @@ def cnn_small_net(shape: Shape, n_classes: int, width: float) -> nn.Module:
     The Keras MNIST example architecture; seed 004 says only that its classifier is a small
     CNN trained with Adam for 30 epochs (98.25% on clean MNIST test images).
     """
-    c1, c2, hidden = _scaled(32, width), _scaled(64, width), _scaled(128, width)
+    c1, c2, hidden = scaled(32, width), scaled(64, width), scaled(128, width)
     flat = c2 * (shape[1] // 4) * (shape[2] // 4)
     return nn.Sequential(
         nn.Conv2d(shape[0], c1, 3, padding=1),
@@ -131,10 +131,10 @@ def vgg16_net(shape: Shape, n_classes: int, width: float) -> nn.Module:
         net = vgg16_bn(weights=None)
     net.features = net.features[:-1]
     net.features[0] = nn.Conv2d(shape[0], 64, 3, padding=1)
-    _scale_widths(net.features, width, keep_input=net.features[0])
+    scale_widths(net.features, width, keep_input=net.features[0])
     net.avgpool = nn.AdaptiveAvgPool2d(1)
-    net.classifier = _mlp_head(_scaled(512, width), _scaled(512, width), n_classes, dropout_first=False)
-    return _materialize(net)
+    net.classifier = mlp_head(scaled(512, width), scaled(512, width), n_classes, dropout_first=False)
+    return materialize(net)
 
 
 def alexnet_net(shape: Shape, n_classes: int, width: float) -> nn.Module:
@@ -151,10 +151,10 @@ def alexnet_net(shape: Shape, n_classes: int, width: float) -> nn.Module:
     with torch.device("meta"):
         net = alexnet(weights=None)
     net.features[0] = nn.Conv2d(shape[0], 64, 3, padding=1)
-    _scale_widths(net.features, width, keep_input=net.features[0])
+    scale_widths(net.features, width, keep_input=net.features[0])
     net.avgpool = nn.AdaptiveAvgPool2d(2)
-    net.classifier = _mlp_head(_scaled(256, width) * 4, _scaled(1024, width), n_classes, dropout_first=True)
-    _materialize(net)
+    net.classifier = mlp_head(scaled(256, width) * 4, scaled(1024, width), n_classes, dropout_first=True)
+    materialize(net)
     # He initialisation: with PyTorch's default one this network, which has no batch norm, sits
     # at chance level for hundreds of Adam steps (measured: 9% on MNIST after 10 s, 71% with He).
     for module in net.modules():
@@ -176,92 +176,9 @@ def resnet18_net(shape: Shape, n_classes: int, width: float) -> nn.Module:
     net = resnet18(weights=None, num_classes=n_classes)
     net.conv1 = nn.Conv2d(shape[0], 64, 3, padding=1, bias=False)
     net.maxpool = nn.Identity()
-    _scale_widths(net, width, keep_input=net.conv1)
-    net.fc = nn.Linear(_scaled(512, width), n_classes)
+    scale_widths(net, width, keep_input=net.conv1)
+    net.fc = nn.Linear(scaled(512, width), n_classes)
     return net
-
-
-def _keras_init(net: nn.Module, kernel: str = "glorot_uniform") -> nn.Module:
-    """Keras initialisation (the seed reports' framework): ``kernel`` weights ('glorot_uniform',
-    Keras' default, or 'he_uniform'), zero biases.
-    """
-    for module in net.modules():
-        if isinstance(module, (nn.Conv2d, nn.Linear)):
-            if kernel == "he_uniform":
-                nn.init.kaiming_uniform_(module.weight, nonlinearity="relu")
-            else:
-                nn.init.xavier_uniform_(module.weight)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-    return net
-
-
-def vgg16_report_net(shape: Shape, n_classes: int, width: float) -> nn.Module:
-    """Seed 000's VGG-16 classifier: "a model which contains all the layers of VGG-16".
-
-    torchvision ``vgg16(weights=None)`` (no batch norm, the 4096-4096 head) on ``shape[0]``
-    channels; its five 2x2 max-pools round up (Keras' 'same' pooling, 28 -> 14 -> 7 -> 4 -> 2 -> 1),
-    so no layer is dropped; the 7x7 adaptive pool becomes 1x1 (a 1x1 map is what reaches it).
-    """
-    from torchvision.models import vgg16
-
-    with torch.device("meta"):
-        net = vgg16(weights=None)
-    net.features[0] = nn.Conv2d(shape[0], 64, 3, padding=1)
-    for index, layer in enumerate(net.features):
-        if isinstance(layer, nn.MaxPool2d):
-            net.features[index] = nn.MaxPool2d(2, 2, ceil_mode=True)
-    _scale_widths(net.features, width, keep_input=net.features[0])
-    net.avgpool = nn.AdaptiveAvgPool2d(1)
-    net.classifier = _mlp_head(_scaled(512, width), _scaled(4096, width), n_classes, dropout_first=False)
-    # He-uniform as the report's k-fold code (its ref. [3]) initialises every layer: under Keras'
-    # default Glorot init each ReLU layer halves the signal's variance, and 15 of them leave SGD at chance.
-    return _keras_init(_materialize(net), "he_uniform")
-
-
-class _Resized(nn.Module):
-    """``net`` applied to the input resized (bilinear) to ``size`` x ``size``."""
-
-    def __init__(self, net: nn.Module, size: int) -> None:
-        super().__init__()
-        self.net, self.size = net, size
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(nn.functional.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False))
-
-
-def alexnet_report_net(shape: Shape, n_classes: int, width: float) -> nn.Module:
-    """Seed 000's AlexNet classifier: the whole of torchvision ``alexnet(weights=None)`` (11x11
-    stride-4 stem, 4096-4096 head with dropout) on ``shape[0]`` channels, with every image resized
-    to 224x224 first ("the size is 224", sec. 3.2.2).
-    """
-    from torchvision.models import alexnet
-
-    with torch.device("meta"):
-        net = alexnet(weights=None, num_classes=n_classes)
-    net.features[0] = nn.Conv2d(shape[0], 64, 11, stride=4, padding=2)
-    _scale_widths(net.features, width, keep_input=net.features[0])
-    net.classifier = _mlp_head(_scaled(256, width) * 36, _scaled(4096, width), n_classes, dropout_first=True)
-    return _Resized(_keras_init(_materialize(net)), 224)
-
-
-def resnet18_report_net(shape: Shape, n_classes: int, width: float) -> nn.Module:
-    """Seed 000's ResNet-18 classifier: "the last block is removed ... the image size after the
-    convolution layer is 4*4*256. Finally, through a Flatten and full connection layer".
-
-    Conv1 as the report's (7x7 convolution, batch norm, max-pool); its stride is our reading:
-    stride 1 and the 3x3 stride-2 max-pool take 28 -> 14, and three stages (64, 128, 256) take
-    14 -> 14 -> 7 -> 4, the report's 4x4x256. Then flatten and one dense layer.
-    """
-    from torchvision.models import resnet18
-
-    net = resnet18(weights=None)
-    net.conv1 = nn.Conv2d(shape[0], 64, 7, stride=1, padding=3, bias=False)
-    _scale_widths(net, width, keep_input=net.conv1)
-    side_h, side_w = (math.ceil(side / 8) for side in shape[1:])
-    trunk = [net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3]
-    head = nn.Linear(_scaled(256, width) * side_h * side_w, n_classes)
-    return _keras_init(nn.Sequential(*trunk, nn.Flatten(), head))
 
 
 class ConvNetClassifier(TorchClassifier):
@@ -290,7 +207,7 @@ class ConvNetClassifier(TorchClassifier):
 
 # 12 epochs: with 8, the tiny VGG-16 stopped at 62-88% on the test's separable task for 3 of 6
 # seeds on one CPU model (other float kernels), 100% for all 6 with 12.
-_TEST = {"width": 0.0625, "epochs": 12, "batch_size": 20}
+TEST_PARAMS = {"width": 0.0625, "epochs": 12, "batch_size": 20}
 # Quick grid: ~1,000 training images, small batches, a few epochs (5-8 s each on a 2-core CPU).
 # Budgets are epochs, not seconds, so the quick grid gives the same numbers on every machine.
 _QUICK = {"width": 0.25, "epochs": 2, "batch_size": 32}
@@ -301,7 +218,7 @@ _FULL = {"epochs": 30, "patience": 5}
     "cnn_small",
     source="seed 004 (classifier of the denoised images); Keras MNIST CNN",
     description="two conv/max-pool stages and a dense layer, Adam",
-    test_params={**_TEST, "width": 0.25},
+    test_params={**TEST_PARAMS, "width": 0.25},
 )
 class CNNSmall(ConvNetClassifier):
     """Small CNN of seed 004: conv 32 - pool - conv 64 - pool - dense 128 - softmax."""
@@ -314,7 +231,7 @@ class CNNSmall(ConvNetClassifier):
     "vgg16",
     source="seed 000 (VGG-16 on denoised MNIST); Simonyan & Zisserman 2015",
     description="torchvision VGG-16 (batch norm) adapted to 28x28/32x32",
-    test_params=_TEST,
+    test_params=TEST_PARAMS,
 )
 class VGG16(ConvNetClassifier):
     """VGG-16 of seed 000 (99.08% 5-fold on MNIST); see ``vgg16_net`` for the adaptations."""
@@ -327,7 +244,7 @@ class VGG16(ConvNetClassifier):
     "alexnet",
     source="seed 000 (AlexNet on denoised MNIST); Krizhevsky et al. 2012",
     description="torchvision AlexNet adapted to 28x28/32x32",
-    test_params={**_TEST, "lr": 2e-3},
+    test_params={**TEST_PARAMS, "lr": 2e-3},
 )
 class AlexNet(ConvNetClassifier):
     """AlexNet of seed 000 (89.00% there); see ``alexnet_net`` for the adaptations."""
@@ -341,92 +258,13 @@ class AlexNet(ConvNetClassifier):
     "resnet18",
     source="seed 000 (ResNet-18 on denoised MNIST); He et al. 2016",
     description="torchvision ResNet-18 with a small-image stem",
-    test_params=_TEST,
+    test_params=TEST_PARAMS,
 )
 class ResNet18(ConvNetClassifier):
     """ResNet-18 of seed 000 (99.29% there); see ``resnet18_net`` for the adaptations."""
 
     name, builder = "resnet18", staticmethod(resnet18_net)
     budgets = {"quick": _QUICK, "full": _FULL}
-
-
-class _ReportClassifier(ConvNetClassifier):
-    """A seed report's classifier trained as the report did: ``REPORT_RECIPE`` fixes the optimizer,
-    loss and split, ``epochs``/``batch_size``/``lr`` default to the report's (a budget shrinks them).
-    No early stopping: the report trained every epoch.
-    """
-
-    REPORT_RECIPE: ClassVar[dict[str, Any]] = {}
-    # Only the full grid and the seed reports run them: the report's epochs (10 to 100, AlexNet
-    # at 224x224) would make the quick grid's first run hours long.
-    budgets: ClassVar[dict[str, dict[str, Any]]] = {"full": {}}
-
-    def __init__(self, *, epochs: int, batch_size: int, lr: float, patience: int | None = None, **common: Any) -> None:
-        super().__init__(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, **common)
-
-    def recipe(self, **overrides: Any) -> Recipe:
-        """``TorchClassifier.recipe`` under the report's optimizer, loss and split."""
-        return super().recipe(**(self.REPORT_RECIPE | overrides))
-
-
-# The report's k-fold code is its reference [3] (Brownlee): SGD lr 0.01, momentum 0.9,
-# categorical cross-entropy, 10 epochs of batch 32, each fold's own held-out part as its test set.
-_VGG_REPORT = {"optimizer": "sgd", "momentum": 0.9, "val_fraction": 0.0}
-
-
-@CLASSIFIERS.register(
-    "vgg16_faithful",
-    source="seed 000 sec. 2.1.3 (all the layers of VGG-16; 5-fold CV, 10 epochs of batch 32) and its ref. [3]",
-    description="plain VGG-16 (no batch norm, 4096-4096 head), SGD 0.01 momentum 0.9, 10 epochs of 32",
-    test_params={**_TEST, "lr": 0.01},
-)
-class VGG16Faithful(_ReportClassifier):
-    """Seed 000's VGG-16 classifier as the report trained it; see ``vgg16_report_net``."""
-
-    name, builder = "vgg16_faithful", staticmethod(vgg16_report_net)
-    REPORT_RECIPE = _VGG_REPORT
-
-    def __init__(self, *, epochs: int = 10, batch_size: int = 32, lr: float = 0.01, **common: Any) -> None:
-        super().__init__(epochs=epochs, batch_size=batch_size, lr=lr, **common)
-
-
-@CLASSIFIERS.register(
-    "alexnet_faithful",
-    source="seed 000 sec. 3.2.2 (Adam, binary cross-entropy, 50 epochs, 224x224 input)",
-    description="whole AlexNet on images resized to 224, Adam + binary cross-entropy, 50 epochs",
-    test_params=_TEST,
-)
-class AlexNetFaithful(_ReportClassifier):
-    """Seed 000's AlexNet classifier as the report trained it; see ``alexnet_report_net``.
-
-    Batch 32 (Keras' default; the report names none); Keras' 10% validation split.
-    """
-
-    name, builder = "alexnet_faithful", staticmethod(alexnet_report_net)
-    REPORT_RECIPE = {"optimizer": "adam", "loss": "bce", "cap_validation": False}
-
-    def __init__(self, *, epochs: int = 50, batch_size: int = 32, lr: float = 1e-3, **common: Any) -> None:
-        super().__init__(epochs=epochs, batch_size=batch_size, lr=lr, **common)
-
-
-@CLASSIFIERS.register(
-    "resnet18_faithful",
-    source="seed 000 sec. 2.3.3 and 3.3.2 (3 stages, flatten + dense; Adadelta, binary cross-entropy, 100 epochs, 9:1)",
-    description="ResNet-18 without its last stage, 7x7 stem and max-pool, Adadelta + binary cross-entropy, 100 epochs",
-    test_params={**_TEST, "lr": 1.0},
-)
-class ResNet18Faithful(_ReportClassifier):
-    """Seed 000's ResNet-18 classifier as the report trained it; see ``resnet18_report_net``.
-
-    Adadelta at lr 1.0 (Keras' default then), binary cross-entropy, 100 epochs, the training
-    and validation images 9:1 (all of the tenth held out), batch 32 (Keras' default).
-    """
-
-    name, builder = "resnet18_faithful", staticmethod(resnet18_report_net)
-    REPORT_RECIPE = {"optimizer": "adadelta", "loss": "bce", "cap_validation": False}
-
-    def __init__(self, *, epochs: int = 100, batch_size: int = 32, lr: float = 1.0, **common: Any) -> None:
-        super().__init__(epochs=epochs, batch_size=batch_size, lr=lr, **common)
 
 
 def cross_validate(
