@@ -19,6 +19,7 @@ per block position, tile after tile, before one inverse transform and a col2im (
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
@@ -130,13 +131,21 @@ class _Sums:
             for top in range(0, rows, strip):
                 part = numerator[first : first + per_step, top : top + strip]
                 k, m = part.shape[:2]
-                estimates = (part.reshape(-1, c, BLOCK * BLOCK) @ inverse.T).mul_(kaiser)
-                columns = estimates.view(k, m * cols, c * BLOCK * BLOCK).transpose(1, 2)
-                weighted[first : first + k, :, top : top + m + BLOCK - 1] += F.fold(columns, (m + BLOCK - 1, w), BLOCK)
-                weights = (denominator[first : first + k, top : top + m, :, :, None] * kaiser).view(k, m * cols, -1)
-                total[first : first + k, :, top : top + m + BLOCK - 1] += F.fold(
-                    weights.transpose(1, 2), (m + BLOCK - 1, w), BLOCK
-                )
+                # fold's layout (k, C x 64, block positions) comes straight out of the product
+                # and the broadcast: no transposing copy of a strip.
+                blocks = part.reshape(k, m * cols, c, BLOCK * BLOCK)
+                columns = blocks.new_empty(k, c, BLOCK * BLOCK, m * cols)
+                for image, channel in itertools.product(range(k), range(c)):  # a transposed operand costs no copy in mm
+                    torch.mm(inverse, blocks[image, :, channel].t(), out=columns[image, channel])
+                columns = columns.mul_(kaiser[:, None]).view(k, c * BLOCK * BLOCK, m * cols)
+                rows_out = slice(top, top + m + BLOCK - 1)
+                weighted[first : first + k, :, rows_out] += F.fold(columns, (m + BLOCK - 1, w), BLOCK)
+                weights = denominator[first : first + k, top : top + m].reshape(k, m * cols, c).transpose(1, 2)
+                weights = weights.contiguous()  # 64x smaller than the strip: the product below is then in fold's layout
+                spread = weights.new_empty(k, c, BLOCK * BLOCK, m * cols)  # in fold's layout, which the product keeps
+                torch.mul(weights[:, :, None, :], kaiser[:, None], out=spread)
+                spread = spread.view(k, c * BLOCK * BLOCK, m * cols)
+                total[first : first + k, :, rows_out] += F.fold(spread, (m + BLOCK - 1, w), BLOCK)
         return weighted / total.clamp_min(1e-12)
 
 

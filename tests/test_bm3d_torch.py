@@ -129,6 +129,14 @@ def test_tiled_matching_equals_matching_over_the_whole_image(rows, cols, side):
     assert torch.equal(found[order], expected)
 
 
+def test_interior_tiles_take_the_strided_window_path():
+    # (70, 61, 3) above is checked against brute force: it must hold tiles of both kinds.
+    tiles = list(bm3d_matching.tiles(70, 61, 3, torch.device("cpu")))
+    regular = [tile for tile in tiles if tile.regular is not None]
+    assert regular and len(regular) < len(tiles)
+    assert all(tile.regular == (3, 3) and tile.shape == (45, 45) for tile in regular)
+
+
 def test_plan_bounds_a_chunk_at_any_size_and_batches_small_images():
     budget = 1 << 20
     assert bm3d_matching.plan(21, 21, 32 * 64, budget) == (8, 8)  # 28x28: one tile, eight images a chunk
