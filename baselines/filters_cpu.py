@@ -23,7 +23,9 @@ from numba import njit
 
 __all__ = ["tv_chambolle_planes", "tv_chambolle_plane", "gaussian_planes"]
 
-_JIT = {"fastmath": True, "boundscheck": False, "nogil": True, "cache": True}
+#: error_model 'numpy': a float division is IEEE's (inf or nan on zero, which never occurs
+#: here), not Python's ZeroDivisionError check, whose branch kept the TV update loop scalar.
+_JIT = {"fastmath": True, "boundscheck": False, "nogil": True, "cache": True, "error_model": "numpy"}
 #: No fast-math for the TV iteration: a fused multiply-add would round g0^2 + g1^2 otherwise
 #: than numpy does, and the stopping rule is that sensitive.
 _EXACT = dict(_JIT, fastmath=False)
