@@ -15,6 +15,8 @@ and peak memory is bounded by a per-device budget at any image size. Small image
 batched instead (a whole image is one tile, several images one chunk). The 2-D transform
 is applied once per block position (not once per group member), and the aggregation adds
 per block position, tile after tile, before one inverse transform and a col2im (``fold``).
+Both full-image passes (the block transforms and that last step) go a strip of block rows
+at a time, so their cost per pixel does not grow once an image outgrows the cache.
 """
 
 from __future__ import annotations
