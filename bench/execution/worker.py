@@ -96,7 +96,9 @@ class FitGroup:
     @property
     def label(self) -> str:
         first = self.cells[0]
-        more = f" (+{len(self.cells) - 1} levels)" if len(self.cells) > 1 else ""
+        # A shared fit serves other levels and, for the test sets that train on one set
+        # (BSD68 and Set12 on Train400), other datasets: "cells", not "levels".
+        more = f" (+{len(self.cells) - 1} more cells)" if len(self.cells) > 1 else ""
         return first.label + more
 
     def run(self, workspace: Workspace) -> list[ScoredCell]:
