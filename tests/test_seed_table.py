@@ -232,6 +232,16 @@ def test_the_seed_excerpt_summarises_each_seed_and_lists_its_published_rows(tmp_
         seeds_excerpt(tmp_path / "seed-001")
 
 
+def test_a_seed_without_published_values_lists_our_measurements(tmp_path):
+    _, frame = _fabricated(tmp_path)
+    frame.assign(published=float("nan")).to_csv(tmp_path / "seeds" / "001.csv", index=False)
+    lines = seeds_excerpt(tmp_path / "seeds", base=tmp_path).splitlines()
+    measured = int(frame["ours"].notna().sum())
+    start = lines.index(f"<details><summary>Seed 001: no published values; our {measured} measurements</summary>")
+    table = lines[start + 2 : lines.index("</details>", start) - 1]
+    assert table[0] == "| experiment | metric | ours | budget | departs |" and len(table) == 2 + measured
+
+
 def test_report_on_seed_results_rewrites_only_the_seed_block(tmp_path, capsys):
     folder = _results(tmp_path)
     readme = tmp_path / "README.md"

@@ -4,7 +4,8 @@ A results folder is what ``python -m bench reproduce SEED --out DIR`` writes: ``
 and the run folder ``DIR/seed-SEED/`` (its ``seed-SEED.csv`` and ``report.html``); the folder
 given may also be ``DIR/seeds`` itself. The excerpt has one summary row per seed (budget,
 published values and how many are within, outside, not comparable, not run, and its page),
-then each seed's published rows in a collapsed block.
+then each seed's published rows in a collapsed block (a report that publishes no number:
+our measured rows instead).
 
 ``python -m bench report DIR --readme README.md`` rewrites the block between ``SEEDS_START`` and
 ``SEEDS_END``; a test checks that the committed block matches the committed results.
@@ -48,7 +49,7 @@ def seed_tables_in(folder: str | Path) -> dict[str, tuple[pd.DataFrame, Path]]:
     found: dict[str, tuple[pd.DataFrame, Path]] = {}
     for path in _candidates(Path(folder)):
         try:
-            frame = pd.read_csv(path, dtype={"seed": str}, keep_default_na=False, na_values=[""])
+            frame = pd.read_csv(path, dtype={"seed": str, "verdict": str}, keep_default_na=False, na_values=[""])
         except (OSError, ValueError, pd.errors.ParserError):
             continue
         if _TABLE_COLUMNS <= set(frame.columns) and frame["seed"].nunique() == 1:
@@ -88,9 +89,16 @@ def _summary_row(seed: str, frame: pd.DataFrame, page: str) -> str:
 
 
 def _details(seed: str, frame: pd.DataFrame) -> list[str]:
-    rows = [r for r in display_rows(frame[frame["published"].notna()])]
-    shown = [c for c in _SHOWN if c != "best" or any(r["best"] for r in rows)]
-    lines = ["", f"<details><summary>Seed {seed}: {len(rows)} published values</summary>", ""]
+    published = frame[frame["published"].notna()]
+    if len(published):
+        rows = display_rows(published)
+        shown = [c for c in _SHOWN if c != "best" or any(r["best"] for r in rows)]
+        title = f"Seed {seed}: {len(rows)} published values"
+    else:  # a report that publishes no number (seed 002: images and a pick): our measurements, so the block is not empty
+        rows = display_rows(frame[frame["ours"].notna()])
+        shown = ["experiment", "metric", "ours", "budget", "departs"]
+        title = f"Seed {seed}: no published values; our {len(rows)} measurements"
+    lines = ["", f"<details><summary>{title}</summary>", ""]
     lines += [f"| {' | '.join(c if c != 'best' else 'best of denoise-bench' for c in shown)} |"]
     lines += [f"|{'---|' * len(shown)}"]
     lines += [f"| {' | '.join(_cell(r[c]) for c in shown)} |" for r in rows]
