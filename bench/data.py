@@ -376,7 +376,8 @@ def training_split(
 ) -> tuple[Tensor, Tensor | None, bool]:
     """(uint8 training images, labels or None, whether networks may train on them) for ``dataset``.
 
-    A set without a training split borrows ``train_from``'s. A grey split borrowed by a colour
+    A set without a training split borrows ``train_from``'s (and a ``train_from`` without one of
+    its own lends its images: the folder a ``?train=`` names). A grey split borrowed by a colour
     set is repeated to three channels and serves the classical filters only. Images of several
     sizes are cut to their common centre crop: fits take one batch (networks train on patches,
     the filters tune on a few images); test images are never cropped.
@@ -385,6 +386,10 @@ def training_split(
         images, labels, networks = dataset.train_images, dataset.train_labels, True
     else:
         source = load(dataset.train_from, data_dir=data_dir, download=download)
+        if source.train_images is None:
+            # A set named to train on (``?train=folder:PATH``, ``?train=bsd68``) without a
+            # training split of its own trains on its images, not on the set it would borrow.
+            source = replace(source, train_images=source.test_images, train_labels=source.test_labels)
         images, labels, networks = training_split(source, data_dir=data_dir, download=download)
     if isinstance(images, ImageList):
         images = common_crop(images)

@@ -165,6 +165,19 @@ def test_a_grey_training_set_serves_a_colour_folder_for_the_filters_only(tmp_pat
     assert torch.equal(images[:, 0], images[:, 2])
 
 
+def test_a_flat_folder_named_to_train_on_is_the_training_split(tmp_path):
+    # cbsd68?train=folder:X with X a plain folder of colour images: X's images, and networks
+    # may train on them (not Train400 repeated to three channels, which serves filters only).
+    _fake_train400(tmp_path / "data")
+    (tmp_path / "data" / "cbsd68").mkdir()
+    _write(tmp_path / "data" / "cbsd68" / "a.png", 20, 20, 3)
+    colour = _folder(tmp_path, [(16, 16), (16, 16)], channels=3)
+    ds = data.load(f"cbsd68?train=folder:{colour}", data_dir=tmp_path / "data")
+    images, _, networks = data.training_split(ds, data_dir=tmp_path / "data")
+    assert networks and images.shape == (2, 3, 16, 16)
+    assert torch.equal(images[1], torch.from_numpy(np.asarray(Image.open(colour / "im01.png"))).permute(2, 0, 1))
+
+
 def test_download_fetches_every_file_with_a_source_note(tmp_path, monkeypatch):
     remote = tmp_path / "remote"
     remote.mkdir()
