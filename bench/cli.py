@@ -200,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     plan = commands.add_parser("plan", help="cells, fits, budgets and estimated cost of a grid, from a short probe")
     _add_grid_options(plan)
     plan.add_argument("--threads", type=int, help="CPU threads per worker (default: cores / workers)")
+    plan.add_argument(
+        "--cache-dir", help="fitted models, as the run would use (default: OUT/GRID/cache): cached fits cost nothing"
+    )
     scaling = commands.add_parser("scaling", help="one grid's wall time on each executor, as throughput ratios")
     scaling.add_argument("--grid", default="quick", help="a named grid or .toml file (default: quick)")
     scaling.add_argument("--workers", type=int, default=2, help="workers of the parallel executors (default: 2)")

@@ -165,7 +165,8 @@ def _plan(args: argparse.Namespace, grid, spec):
     if store_path.is_file():
         with Store(store_path) as store:
             done = store.finished_keys()
-    context = RunContext.for_grid(grid, run_dir, device=args.device, data_dir=args.data_dir)
+    cache_dir = getattr(args, "cache_dir", None)
+    context = RunContext.for_grid(grid, run_dir, cache_dir=cache_dir, device=args.device, data_dir=args.data_dir)
     return make_plan(grid, context=context, workers=spec.workers, threads=spec.cpu_threads(), done=done), store_path
 
 

@@ -76,6 +76,19 @@ def test_plan_command_prints_a_table_and_writes_no_results(tmp_path, capsys):
     assert not (tmp_path / "smoke" / "store.sqlite").exists()
 
 
+def test_plan_reads_the_fit_cache_a_run_names(tmp_path, capsys):
+    # A run with --cache-dir elsewhere than OUT/GRID/cache: the plan given the same folder
+    # counts its fits as cached, and without it as still to run.
+    grid = ["--grid", "smoke", "--datasets", "digits", "--denoisers", "median", "--classifiers", "none"]
+    shared = str(tmp_path / "shared-cache")
+    assert main(["run", *grid, "--out", str(tmp_path / "a"), "--cache-dir", shared, "--no-estimate"]) == 0
+    capsys.readouterr()
+    assert main(["plan", *grid, "--out", str(tmp_path / "b"), "--cache-dir", shared]) == 0
+    assert "2 fits are in the fit cache" in capsys.readouterr().out  # one per level
+    assert main(["plan", *grid, "--out", str(tmp_path / "b")]) == 0
+    assert "0 fits are in the fit cache" in capsys.readouterr().out
+
+
 def test_run_prints_the_estimate_first(tmp_path, capsys):
     assert (
         main(["run", "--grid", "smoke", "--denoisers", "identity", "--classifiers", "none", "--out", str(tmp_path)])
