@@ -96,6 +96,16 @@ def test_a_damaged_entry_is_named_once_set_aside_and_refitted(damage, tmp_path, 
     assert fit_or_load(stem)[1] == 0  # the refit was cached whole
 
 
+def test_cached_weights_get_the_mode_of_any_new_file(tmp_path):
+    # A --cache-dir shared between users must not hold owner-only (0600) weights files.
+    stem = tmp_path / "fit"
+    fit_or_load(stem)
+    (tmp_path / "plain").write_text("x")
+    mode = (tmp_path / "plain").stat().st_mode & 0o777
+    assert stem.with_suffix(".safetensors").stat().st_mode & 0o777 == mode
+    assert stem.with_suffix(".json").stat().st_mode & 0o777 == mode
+
+
 def test_an_entry_written_before_sidecar_checksums_still_loads(tmp_path, caplog):
     stem = tmp_path / "fit"
     fit_or_load(stem)

@@ -123,7 +123,7 @@ def save_fitted(model: Any, stem: Path, *, extra: dict[str, Any] | None = None) 
 
     ValueError, and nothing written, if a weight is NaN or infinite.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     tensors = model.fitted_tensors()
     _check_finite(model, tensors, stem)
@@ -131,7 +131,9 @@ def save_fitted(model: Any, stem: Path, *, extra: dict[str, Any] | None = None) 
     sidecar = {"config": model.get_params(), "state": model.fitted_state(), "extra": extra or {}, "sha256": None}
     if tensors:
         arrays = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-        weights = write_atomic(stem.with_suffix(".safetensors"), lambda tmp: save_file(arrays, str(tmp)))
+        # Bytes written by Python, not safetensors' save_file, which creates its file owner-only
+        # (0600): a --cache-dir shared between users needs the mode any new file gets.
+        weights = write_atomic(stem.with_suffix(".safetensors"), lambda tmp: tmp.write_bytes(save(arrays)))
         sidecar["sha256"] = _sha256(weights)
     write_sidecar(stem.with_suffix(".json"), sidecar)
 
