@@ -175,7 +175,7 @@ def test_a_flat_folder_named_to_train_on_is_the_training_split(tmp_path):
     ds = data.load(f"cbsd68?train=folder:{colour}", data_dir=tmp_path / "data")
     images, _, networks = data.training_split(ds, data_dir=tmp_path / "data")
     assert networks and images.shape == (2, 3, 16, 16)
-    assert torch.equal(images[1], torch.from_numpy(np.asarray(Image.open(colour / "im01.png"))).permute(2, 0, 1))
+    assert torch.equal(images[1], torch.from_numpy(np.array(Image.open(colour / "im01.png"))).permute(2, 0, 1))
 
 
 def test_download_fetches_every_file_with_a_source_note(tmp_path, monkeypatch):
