@@ -8,7 +8,7 @@ A model is an ``nn.Module`` factory plus a few-line registered subclass::
         def build(self, shape): return conv_ae_fmnist_net(shape[0])
 
 ``fit`` seeds the initialisation, builds the network for the data's C x H x W on the data's
-device and hands it to the one training engine (``models.engine.training.train`` wraps it for
+device and hands it to the one training engine (``models.engine.denoising.train`` wraps it for
 noisy -> clean pairs). With ``checkpoint_path`` set (by the runner, a plain attribute), the
 fit writes mid-fit checkpoints (``models.engine.checkpoint``), resumes from them on a rerun and
 deletes them once it has succeeded.
@@ -29,8 +29,10 @@ from bench.estimator import NON_NEGATIVE_INT, POSITIVE_INT, Denoiser, Rule, as_f
 from bench.registry import DENOISERS
 from models.engine.augment import dihedral
 from models.engine.checkpoint import Checkpoints, seconds_trained
+from models.engine.denoising import train
+from models.engine.layers import autocast, to_layout
 from models.engine.patches import PatchPlan, train_patches
-from models.engine.training import Recipe, TrainResult, autocast, planned_steps, to_layout, train
+from models.engine.training import Recipe, TrainResult, planned_steps
 
 __all__ = ["NeuralDenoiser", "LatentInterpolation", "register", "seeded"]
 

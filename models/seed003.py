@@ -19,7 +19,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from models.engine.training import Recipe, TrainResult, train
+from models.engine.denoising import train
+from models.engine.training import Recipe, TrainResult
 from models.neural_denoiser import LatentInterpolation, NeuralDenoiser, register, seeded
 
 __all__ = ["DenseAENet", "DenseDAE", "StackedDAE"]

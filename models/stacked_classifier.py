@@ -27,8 +27,9 @@ from bench.estimator import FRACTION, POSITIVE, POSITIVE_INT, one_of
 from bench.noise import Noise, derive_seed
 from bench.registry import CLASSIFIERS
 from models.engine.checkpoint import Checkpoints
+from models.engine.layers import autocast
 from models.engine.recipe import Recipe, loss_value
-from models.engine.training import autocast, planned_steps, run_training
+from models.engine.training import planned_steps, run_training
 from models.neural_denoiser import seeded
 from models.torch_classifier import EVAL_BATCH, TorchClassifier, check_training_data
 

@@ -19,8 +19,9 @@ from torch import Tensor, nn
 from bench.estimator import NON_NEGATIVE_INT, Classifier, check_images, one_of
 from models.engine.augment import random_shift
 from models.engine.checkpoint import Checkpoints, seconds_trained
+from models.engine.layers import autocast
 from models.engine.recipe import SCHEDULES, Recipe
-from models.engine.training import autocast, planned_steps, run_training
+from models.engine.training import planned_steps, run_training
 from models.neural_denoiser import seeded
 
 __all__ = ["check_training_data", "TorchClassifier", "classification_loss", "recalibrate_batchnorm", "EVAL_BATCH"]

@@ -126,7 +126,7 @@ class _Killed(BaseException):
 
 def interrupt_after(monkeypatch, steps: int) -> None:
     """Make the fit die right after its ``steps``-th optimizer step."""
-    real, count = training._step, [0]
+    real, count = training.optimizer_step, [0]
 
     def dying_step(optimizer, compute_loss):
         value = real(optimizer, compute_loss)
@@ -135,7 +135,7 @@ def interrupt_after(monkeypatch, steps: int) -> None:
             raise _Killed
         return value
 
-    monkeypatch.setattr(training, "_step", dying_step)
+    monkeypatch.setattr(training, "optimizer_step", dying_step)
 
 
 def killed_fit(monkeypatch, tmp_path: Path, steps: int, name: str = "conv_ae_noise", every_steps: int = 3) -> Path:

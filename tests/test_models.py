@@ -10,7 +10,7 @@ from bench.estimator import NotFittedError
 from bench.execution import fits as fit_cache
 from bench.registry import DENOISERS
 from models import neural_denoiser as base
-from models.engine import training
+from models.engine import denoising, training
 from models.engine.augment import dihedral
 from models.engine.layers import PatchConv2d, UpConv2d
 
@@ -132,7 +132,7 @@ def test_cached_fit_round_trip_does_not_train(name, tmp_path, monkeypatch):
         raise AssertionError("loading must not train")
 
     monkeypatch.setattr(base, "train", no_training)
-    monkeypatch.setattr(training, "train", no_training)
+    monkeypatch.setattr(denoising, "train", no_training)
     monkeypatch.setattr(training, "run_training", no_training)
     again = make(name)
     assert fit_cache.load_fitted(again, tmp_path / "cell", torch.device("cpu")) is not None

@@ -223,7 +223,7 @@ def test_slow_denoisers_score_a_recorded_subsample(tmp_path, monkeypatch):
 
 def test_a_rerun_loads_the_cached_fit_instead_of_training(tmp_path, monkeypatch):
     from models import neural_denoiser as base
-    from models.engine import training
+    from models.engine import denoising
 
     grid = dict(denoisers=["dncnn"], noises={"gaussian": [0.2]}, params={"dncnn": DENOISERS.entry("dncnn").test_params})
     run_grid(tiny_grid(**grid), out_dir=tmp_path, log=lambda line: None)
@@ -232,7 +232,7 @@ def test_a_rerun_loads_the_cached_fit_instead_of_training(tmp_path, monkeypatch)
         raise AssertionError("a cached fit must load, not train")
 
     monkeypatch.setattr(base, "train", no_training)
-    monkeypatch.setattr(training, "train", no_training)
+    monkeypatch.setattr(denoising, "train", no_training)
     summary = run_grid(tiny_grid(**grid, n_test=50), out_dir=tmp_path, log=lambda line: None)
     assert (summary.ok, summary.failed) == (1, 0)  # a new cell (fewer test images), the same fit
     board = pd.read_csv(tmp_path / "t" / "leaderboard.csv")
@@ -243,7 +243,7 @@ def test_an_inference_only_parameter_reuses_the_fit_and_still_applies(tmp_path, 
     # The self-ensemble does not enter training: a run with it loads the cached fit, and its
     # row differs from the plain one because the ensemble was applied.
     from models import neural_denoiser as base
-    from models.engine import training
+    from models.engine import denoising
 
     params = DENOISERS.entry("unet").test_params
     grid = dict(denoisers=["unet"], noises={"gaussian": [0.2]})
@@ -253,7 +253,7 @@ def test_an_inference_only_parameter_reuses_the_fit_and_still_applies(tmp_path, 
         raise AssertionError("an ensemble size must not refit the network")
 
     monkeypatch.setattr(base, "train", no_training)
-    monkeypatch.setattr(training, "train", no_training)
+    monkeypatch.setattr(denoising, "train", no_training)
     summary = run_grid(
         tiny_grid(**grid, params={"unet": {**params, "ensemble": 8}}), out_dir=tmp_path, log=lambda line: None
     )

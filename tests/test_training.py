@@ -7,7 +7,8 @@ from torch import nn
 
 from bench.noise import TrainingNoise
 from bench.registry import DENOISERS
-from models.engine.training import Recipe, collapse_reason, denoising_loss, train, validation_score
+from models.engine.denoising import collapse_reason, denoising_loss, train, validation_score
+from models.engine.training import Recipe
 from models.neural_denoiser import NeuralDenoiser
 
 

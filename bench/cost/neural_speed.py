@@ -21,7 +21,8 @@ from torch import Tensor, nn
 from bench.cost import timing
 from bench.device import tune_cpu_allocator
 from bench.registry import DENOISERS
-from models.engine.training import to_layout, train_step
+from models.engine.denoising import train_step
+from models.engine.layers import to_layout
 from models.neural_denoiser import DENOISE_CHUNK
 
 __all__ = ["StockConvAE", "measure"]

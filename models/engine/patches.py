@@ -26,9 +26,10 @@ from torch import Tensor, nn
 from bench.noise import derive_seed
 from models.engine.augment import random_dihedral
 from models.engine.checkpoint import Checkpoints
+from models.engine.denoising import denoising_loss, levels_vary, validation_score
 from models.engine.recipe import Recipe
 from models.engine.split import split_validation
-from models.engine.training import TrainResult, denoising_loss, levels_vary, run_training, validation_score
+from models.engine.training import TrainResult, run_training
 
 __all__ = ["PatchPlan", "PatchSource", "train_patches"]
 

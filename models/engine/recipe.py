@@ -68,7 +68,7 @@ class Recipe:
         inference follow ``auto``.
     redraw_noise : bool
         Draw fresh noisy inputs for every batch from the clean ones when the cell gives a
-        training noise (``models.engine.training.train``'s ``noise``); False trains on the fixed noisy
+        training noise (``models.engine.denoising.train``'s ``noise``); False trains on the fixed noisy
         pairs given, as reports do that corrupt their training set once (seed 003). Every
         ``NeuralDenoiser`` honours it.
     note : str

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from bench.registry import DENOISERS
-from models.engine.training import to_layout, train_step
+from models.engine.denoising import train_step
+from models.engine.layers import to_layout
 
 #: name -> (training batch, inference batch)
 MODELS = {"conv_ae_fmnist": (128, 1024), "dncnn": (32, 128)}
