@@ -314,9 +314,11 @@ def test_seed003_tiny_run_writes_published_vs_ours(seed003):
     assert table3.protocol_note.str.contains("clean test images").all()
     assert table.reading.str.contains("Table 3 masks the training images once").all()
     assert table[table.experiment.str.startswith("Table 2: ")].deviations.str.contains("Adam").all()
-    assert table[table.experiment.str.startswith("Table 2: 5 label")].deviations.str.contains(
-        "tiny budget: stacked_ae_softmax_5labels at "
-    ).all()
+    assert (
+        table[table.experiment.str.startswith("Table 2: 5 label")]
+        .deviations.str.contains("tiny budget: stacked_ae_softmax_5labels at ")
+        .all()
+    )
 
 
 @pytest.mark.timeout(900)
