@@ -30,32 +30,13 @@ from bench.registry import DENOISERS
 from models.engine.augment import dihedral
 from models.engine.checkpoint import Checkpoints, seconds_trained
 from models.engine.denoising import train
-from models.engine.layers import autocast, to_layout
+from models.engine.inference import apply_net, chunk_images
+from models.engine.layers import autocast
 from models.engine.patches import PatchPlan, train_patches
+from models.engine.restarts import RESTART_LR, continued
 from models.engine.training import Recipe, TrainResult, planned_steps
 
-__all__ = ["NeuralDenoiser", "LatentInterpolation", "register", "seeded"]
-
-#: 28 x 28 images per forward pass in ``denoise``: on CPU small chunks keep activations in cache
-#: (conv_ae_fmnist: 2,600 img/s per core at 32-64, 1,700 at 512); GPUs want large ones. Larger
-#: images go in chunks of as many pixels (``chunk_images``), at least one image.
-DENOISE_CHUNK = {"cpu": 64, "cuda": 1024}
-
-
-#: Side of the tiles a large image is denoised in, and the border of surroundings each tile
-#: sees: at least a network's receptive radius (17 for DnCNN-17, about 30 for the default
-#: U-Net), and a multiple of 8 so tiles keep a U-Net's pooling grid (up to four levels).
-TILE, TILE_MARGIN = 1024, 64
-
-
-def chunk_images(device: torch.device, height: int, width: int) -> int:
-    """Images of ``height x width`` per forward pass on ``device``: ``DENOISE_CHUNK``'s pixels."""
-    return max(1, DENOISE_CHUNK.get(device.type, 256) * 28 * 28 // (height * width))
-
-
-#: A warm restart's peak learning rate, as a share of the recipe's: a restart at the full rate
-#: throws away much of what the first cycle's annealing gained before it can gain more.
-RESTART_LR = 0.25
+__all__ = ["NeuralDenoiser", "register", "seeded"]
 
 
 def register(name: str, *, source: str, description: str, test_params: dict[str, Any] | None = None) -> Callable:
@@ -323,7 +304,7 @@ class NeuralDenoiser(Denoiser):
                 result = train_patches(make_net, noisy, clean, plan=self.patch_plan(), **options)
             else:
                 result = self._train(make_net, noisy, clean, **options)
-        history, info = (result.history, result.info) if start is None else _continued(start, result)
+        history, info = (result.history, result.info) if start is None else continued(start, result)
         self.net_, self.history_, self.training_, self.shape_ = result.net, history, info, list(shape)
         self._start = None
         if checkpoints is not None:
@@ -353,25 +334,11 @@ class NeuralDenoiser(Denoiser):
         with torch.no_grad(), autocast(x.device):
             for start in range(0, len(x), size):
                 chunk = x[start : start + size]
-                total = sum(dihedral(self._apply(net, dihedral(chunk, k)), k, undo=True) for k in range(self.ensemble))
+                total = sum(
+                    dihedral(apply_net(net, dihedral(chunk, k), tiled=not self.fixed_input_size), k, undo=True)
+                    for k in range(self.ensemble)
+                )
                 out[start : start + size] = total.div_(self.ensemble).clamp_(0.0, 1.0)
-        return out
-
-    def _apply(self, net: nn.Module, x: Tensor) -> Tensor:
-        """``net(x)``; an image larger than ``TILE`` x ``TILE`` goes tile by tile, each tile seen
-        with ``TILE_MARGIN`` pixels of its surroundings, so memory stays bounded whatever the size."""
-        height, width = x.shape[-2:]
-        if self.fixed_input_size or height * width <= TILE * TILE:
-            return net(to_layout(x)).float()
-        out = torch.empty(x.shape, dtype=torch.float32, device=x.device)
-        for top in range(0, height, TILE):
-            for left in range(0, width, TILE):
-                y0, x0 = max(0, top - TILE_MARGIN), max(0, left - TILE_MARGIN)
-                region = x[..., y0 : top + TILE + TILE_MARGIN, x0 : left + TILE + TILE_MARGIN]
-                tile = net(to_layout(region)).float()
-                out[..., top : top + TILE, left : left + TILE] = tile[
-                    ..., top - y0 : top - y0 + TILE, left - x0 : left - x0 + TILE
-                ]
         return out
 
     def _net_on(self, device: torch.device) -> nn.Module:
@@ -426,47 +393,3 @@ class NeuralDenoiser(Denoiser):
             list(shape),
         )
         return self
-
-
-class LatentInterpolation:
-    """``interpolate(a, b, steps)`` for autoencoders whose network has ``encode``/``decode``."""
-
-    def interpolate(self, a: Tensor, b: Tensor, steps: int = 8) -> Tensor:
-        """Decode ``steps`` points on the line between the codes of images ``a`` and ``b``.
-
-        ``a`` and ``b`` are C x H x W (or 1 x C x H x W) images on one device; the result is
-        ``steps x C x H x W``, from ``a``'s reconstruction to ``b``'s (seed 002).
-        """
-        self.check_fitted()
-        if steps < 2:
-            raise ValueError(f"interpolate steps {steps!r} is too small; expected an int >= 2")
-        pair = torch.stack([as_float_images(t.reshape(-1, *t.shape[-3:]))[0] for t in (a, b)])
-        self._check_shape(pair)
-        net = self._net_on(pair.device)
-        with torch.no_grad():
-            za, zb = net.encode(to_layout(pair)).float()
-            weights = torch.linspace(0.0, 1.0, steps, device=pair.device).view(-1, *[1] * za.ndim)
-            return net.decode(za + weights * (zb - za)).float().clamp_(0.0, 1.0)
-
-
-def _continued(start: NeuralDenoiser, result: Any) -> tuple[list[dict], dict]:
-    """The history and info of a fit restarted from ``start``: the learning curve runs on from
-    the start's epochs and steps, and a restart that never beats its start keeps the start's
-    weights (``result.net`` is reloaded in place)."""
-    last = start.history_[-1] if start.history_ else {}
-    done, done_steps = last.get("epoch", 0), last.get("step", 0)
-    history = [
-        *(start.history_ or []),
-        *(
-            {**h, "epoch": h["epoch"] + done} | ({"step": h["step"] + done_steps} if "step" in h else {})
-            for h in result.history
-        ),
-    ]
-    info = {**result.info, "restarted_from": start.training_}
-    # Same seed, same held-out images and noise: the scores compare, and a restart
-    # that never beats its start gives the start back rather than something worse.
-    before, after = start.training_.get("best_val_loss"), info.get("best_val_loss")
-    if before is not None and after is not None and before <= after:
-        result.net.load_state_dict(start.net_.state_dict())
-        info["kept"] = "the start's weights: no restart epoch scored better on validation"
-    return history, info

@@ -17,7 +17,8 @@ from torch import Tensor, nn
 
 from models.engine.layers import crop_to, pad_to
 from models.engine.recipe import Recipe
-from models.neural_denoiser import LatentInterpolation, NeuralDenoiser, register
+from models.latent import LatentInterpolation
+from models.neural_denoiser import NeuralDenoiser, register
 
 __all__ = ["KerasTutorialAENet", "ConvAESmall", "ConvAEDeep"]
 

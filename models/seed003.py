@@ -21,7 +21,8 @@ from torch import Tensor, nn
 
 from models.engine.denoising import train
 from models.engine.training import Recipe, TrainResult
-from models.neural_denoiser import LatentInterpolation, NeuralDenoiser, register, seeded
+from models.latent import LatentInterpolation
+from models.neural_denoiser import NeuralDenoiser, register, seeded
 
 __all__ = ["DenseAENet", "DenseDAE", "StackedDAE"]
 

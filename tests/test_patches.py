@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from bench.noise import TrainingNoise
 from bench.registry import DENOISERS
-from models import neural_denoiser as base
+from models.engine import inference
 from models.engine.augment import dihedral
 from models.engine.patches import PatchPlan, PatchSource
 from models.neural_denoiser import NeuralDenoiser
@@ -167,8 +167,8 @@ def test_large_images_are_denoised_in_tiles_with_the_same_result(name, monkeypat
     calls = []
     real = model.net_.forward
     monkeypatch.setattr(model.net_, "forward", lambda x: calls.append(tuple(x.shape[-2:])) or real(x))
-    monkeypatch.setattr(base, "TILE", 48)
-    monkeypatch.setattr(base, "TILE_MARGIN", 40)  # more than the U-Net's receptive radius (about 30)
+    monkeypatch.setattr(inference, "TILE", 48)
+    monkeypatch.setattr(inference, "TILE_MARGIN", 40)  # more than the U-Net's receptive radius (about 30)
     tiled = model.denoise(noisy)
     assert len(calls) == 12 and max(calls) <= (128, 128), "twelve tiles, each with at most 40 pixels around it"
     torch.testing.assert_close(tiled, whole, atol=1e-5, rtol=0)

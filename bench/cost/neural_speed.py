@@ -22,8 +22,8 @@ from bench.cost import timing
 from bench.device import tune_cpu_allocator
 from bench.registry import DENOISERS
 from models.engine.denoising import train_step
+from models.engine.inference import DENOISE_CHUNK
 from models.engine.layers import to_layout
-from models.neural_denoiser import DENOISE_CHUNK
 
 __all__ = ["StockConvAE", "measure"]
 
