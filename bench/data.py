@@ -1,4 +1,5 @@
-"""Datasets: IDX (MNIST, Fashion-MNIST) and CIFAR-10 readers, the search path, the embedded default.
+"""Datasets: MNIST, Fashion-MNIST and CIFAR-10 (their files are read by ``bench.data_files``), the
+search path, the embedded default.
 
 ``load(name)`` looks in ``--data-dir`` / ``$BENCH_DATA_DIR``, ``~/.cache/denoise-bench``,
 ``/usr/share/datasets`` (Debian's dataset packages), and downloads with torchvision only when
@@ -10,9 +11,7 @@ Folders of images (the literature's test sets and ``folder:PATH``) are read by
 
 from __future__ import annotations
 
-import gzip
 import os
-import pickle
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -22,6 +21,7 @@ import torch
 from torch import Tensor
 
 from bench import folders
+from bench.data_files import CIFAR_FILES, IDX_FILES, DataError, find_file, read_cifar_batch, read_idx_split
 from bench.folders import IMAGE_SUFFIXES, NATURAL_SETS, parse_spec, read_folder
 from bench.images import ImageList, Images, common_crop
 from bench.registry import DATASETS
@@ -32,24 +32,12 @@ __all__ = [
     "load",
     "find",
     "search_path",
-    "read_idx",
-    "read_cifar_batch",
     "check_spec",
     "labelled",
     "networks_train_on",
     "display_name",
     "training_split",
 ]
-
-_IDX_DTYPE = {0x08: np.uint8}
-_IDX_FILES = {
-    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
-}
-
-
-class DataError(ValueError):
-    """A data file is missing or malformed; the message names the file and the problem."""
 
 
 @dataclass(frozen=True)
@@ -108,86 +96,17 @@ def search_path(data_dir: str | os.PathLike | None = None) -> list[Path]:
     return [Path(root).expanduser() for root in roots if root]
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """Read a gzip'd or plain IDX file (unsigned-byte data) into an array."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rb") as handle:
-            raw = handle.read()
-    except (OSError, EOFError) as err:
-        raise DataError(f"{path}: cannot read IDX file ({err})") from err
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPE:
-        raise DataError(f"{path}: wrong magic number {raw[:4].hex() or 'none'}; expected 000008NN (unsigned-byte IDX)")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DataError(f"{path}: truncated header ({len(raw)} bytes)")
-    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = header + int(np.prod(dims))
-    if len(raw) != expected:
-        raise DataError(f"{path}: truncated or padded file: {len(raw)} bytes, expected {expected} for shape {dims}")
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
-
-
-def _find_file(folder: Path, stem: str) -> Path | None:
-    for candidate in (folder / f"{stem}.gz", folder / stem):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _read_idx_split(folder: Path, split: str) -> tuple[Tensor, Tensor]:
-    image_stem, label_stem = _IDX_FILES[split]
-    image_path, label_path = _find_file(folder, image_stem), _find_file(folder, label_stem)
-    images, labels = read_idx(image_path), read_idx(label_path)
-    if images.ndim != 3 or labels.ndim != 1:
-        raise DataError(f"{image_path}: expected N x H x W images and N labels; got {images.shape} and {labels.shape}")
-    if len(images) != len(labels):
-        raise DataError(f"{image_path}: {len(images)} images but {label_path.name} has {len(labels)} labels")
-    return torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))
-
-
-class _CifarUnpickler(pickle.Unpickler):
-    """Only what a CIFAR-10 python batch needs: numpy arrays and builtins, nothing executable."""
-
-    _ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-    }
-
-    def find_class(self, module: str, name: str):
-        if (module, name) not in self._ALLOWED:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a CIFAR batch")
-        return super().find_class(module, name)
-
-
-def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """One CIFAR-10 python batch -> (N x 3 x 32 x 32 uint8, N int64)."""
-    try:
-        with open(path, "rb") as handle:
-            batch = _CifarUnpickler(handle, encoding="bytes").load()
-        data, labels = np.asarray(batch[b"data"], dtype=np.uint8), np.asarray(batch[b"labels"], dtype=np.int64)
-    except (OSError, EOFError, KeyError, TypeError, pickle.UnpicklingError) as err:
-        raise DataError(f"{path}: not a CIFAR-10 python batch ({err})") from err
-    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(labels):
-        raise DataError(f"{path}: expected N x 3072 data and N labels; got {data.shape} and {labels.shape}")
-    return data.reshape(-1, 3, 32, 32), labels
-
-
 _LAYOUTS = {
     "mnist": ("mnist", "MNIST/raw"),
     "fashion-mnist": ("fashion-mnist", "FashionMNIST/raw", "fashion_mnist"),
     "cifar10": ("cifar-10-batches-py", "cifar10/cifar-10-batches-py", "cifar10"),
 }
-_CIFAR_FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
 
 
 def _complete(name: str, folder: Path) -> bool:
     if name == "cifar10":
-        return all((folder / f).is_file() for f in _CIFAR_FILES)
-    return all(_find_file(folder, stem) for pair in _IDX_FILES.values() for stem in pair)
+        return all((folder / f).is_file() for f in CIFAR_FILES)
+    return all(find_file(folder, stem) for pair in IDX_FILES.values() for stem in pair)
 
 
 def find(name: str, data_dir: str | os.PathLike | None = None) -> Path | None:
@@ -233,13 +152,13 @@ def _locate(name: str, data_dir, download: bool) -> Path:
 
 @lru_cache(maxsize=8)
 def _load_idx(name: str, folder: Path, classes: tuple[str, ...]) -> Dataset:
-    train, test = _read_idx_split(folder, "train"), _read_idx_split(folder, "test")
+    train, test = read_idx_split(folder, "train"), read_idx_split(folder, "test")
     return Dataset(name, *train, *test, classes=classes, source=str(folder))
 
 
 @lru_cache(maxsize=2)
 def _load_cifar(folder: Path) -> Dataset:
-    parts = [read_cifar_batch(folder / f) for f in _CIFAR_FILES]
+    parts = [read_cifar_batch(folder / f) for f in CIFAR_FILES]
     train_x = np.concatenate([p[0] for p in parts[:5]])
     train_y = np.concatenate([p[1] for p in parts[:5]])
     test_x, test_y = parts[5]

@@ -6,15 +6,15 @@ import pytest
 import torch
 from conftest import make_idx_dataset, write_idx
 
-from bench import data
+from bench import data, data_files
 
 
 def test_reads_gzipped_and_plain_idx(tmp_path):
     array = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
     write_idx(tmp_path / "a.gz", array)
     write_idx(tmp_path / "b", array)
-    assert np.array_equal(data.read_idx(tmp_path / "a.gz"), array)
-    assert np.array_equal(data.read_idx(tmp_path / "b"), array)
+    assert np.array_equal(data_files.read_idx(tmp_path / "a.gz"), array)
+    assert np.array_equal(data_files.read_idx(tmp_path / "b"), array)
 
 
 def test_truncated_idx_names_file_and_problem(tmp_path):
@@ -22,18 +22,18 @@ def test_truncated_idx_names_file_and_problem(tmp_path):
     raw = (tmp_path / "x").read_bytes()
     (tmp_path / "x").write_bytes(raw[:-10])
     with pytest.raises(data.DataError, match=r"x: truncated or padded file: .* expected 3152"):
-        data.read_idx(tmp_path / "x")
+        data_files.read_idx(tmp_path / "x")
     with gzip.open(tmp_path / "y.gz", "wb") as handle:
         handle.write(raw)
     (tmp_path / "y.gz").write_bytes((tmp_path / "y.gz").read_bytes()[:-20])
     with pytest.raises(data.DataError, match="y.gz: cannot read IDX file"):
-        data.read_idx(tmp_path / "y.gz")
+        data_files.read_idx(tmp_path / "y.gz")
 
 
 def test_wrong_magic_number(tmp_path):
     (tmp_path / "bad").write_bytes(b"\x12\x34\x08\x03" + b"\0" * 20)
     with pytest.raises(data.DataError, match="bad: wrong magic number 12340803"):
-        data.read_idx(tmp_path / "bad")
+        data_files.read_idx(tmp_path / "bad")
 
 
 def test_mismatched_image_and_label_counts(tmp_path):
@@ -91,7 +91,7 @@ def test_cifar_reader_refuses_anything_but_arrays(tmp_path):
 
     (tmp_path / "data_batch_1").write_bytes(pickle.dumps({b"data": Evil(), b"labels": []}))
     with pytest.raises(data.DataError, match="refusing to load builtins.print"):
-        data.read_cifar_batch(tmp_path / "data_batch_1")
+        data_files.read_cifar_batch(tmp_path / "data_batch_1")
 
 
 def test_embedded_digits_need_no_files():
