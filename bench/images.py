@@ -18,6 +18,7 @@ __all__ = [
     "ImageList",
     "Images",
     "size_groups",
+    "image_sizes",
     "map_batches",
     "per_image",
     "count",
@@ -104,6 +105,13 @@ Images = Tensor | ImageList
 def count(images: Images) -> int:
     """Number of images."""
     return len(images)
+
+
+def image_sizes(images: Images) -> list[tuple[int, int]]:
+    """(H, W) of each image."""
+    if isinstance(images, ImageList):
+        return images.sizes
+    return [tuple(int(s) for s in images.shape[-2:])] * len(images)
 
 
 def size_groups(images: Images) -> list[tuple[Tensor, Tensor]]:

@@ -12,6 +12,7 @@ than planned: the estimate is an upper bound on it.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import time
 from collections.abc import Callable
@@ -29,13 +30,16 @@ from bench.execution.worker import ClassifierFit
 from bench.execution.workspace import RunContext, Workspace, member_cells, preload, training_noise
 from bench.files import write_text_atomic
 from bench.grids import Cell, Grid
-from bench.images import map_batches
+from bench.images import Images, image_sizes, map_batches
 from bench.registry import CLASSIFIERS, DENOISERS
 
 __all__ = ["Plan", "make_plan", "format_plan", "work_of"]
 
-PROBE_BATCH = 64  # test images per probe denoise/predict batch
-PROBE_METHOD = 5  # bump when the probe changes, so kept probe results are not reused
+PROBE_BATCH = 64  # test images per probe denoise/predict batch, at most
+#: Pixels per probe batch, at most (one image at least): 64 thumbnails, or a few photos, where
+#: 64 BSD68 images through the bm3d package would make the probe itself take many minutes.
+PROBE_PIXELS = 1_000_000
+PROBE_METHOD = 6  # bump when the probe changes, so kept probe results are not reused
 
 
 @dataclass
@@ -97,9 +101,20 @@ def _probe_fit(make: Callable[..., Any], fit: Callable[[Any], Any], work: Work, 
     return fixed + per_unit * work.real**work.power, model
 
 
-def _inference_seconds(fn: Callable[[torch.Tensor], Any], images: torch.Tensor, n: int, device) -> float:
-    """Seconds for ``n`` images, from one warm batch."""
-    batch = images[:PROBE_BATCH]
+def probe_count(images: Images) -> int:
+    """Images in a probe batch: the first ``PROBE_BATCH`` or fewer, within ``PROBE_PIXELS`` (at least one).
+
+    >>> probe_count(torch.zeros(100, 1, 28, 28)), probe_count(torch.zeros(68, 1, 321, 481))
+    (64, 6)
+    """
+    sizes = [h * w for h, w in image_sizes(images[:PROBE_BATCH])]
+    within = [total <= PROBE_PIXELS for total in itertools.accumulate(sizes)]
+    return max(1, sum(within))
+
+
+def _inference_seconds(fn: Callable[[Images], Any], images: Images, n: int, device) -> float:
+    """Seconds for ``n`` images like ``images``, from one warm batch of its first ``probe_count`` images."""
+    batch = images[: probe_count(images)]
     fn(batch)
     return timing.seconds(lambda: fn(batch), device) * n / len(batch)
 
