@@ -16,6 +16,7 @@ patches) and scores the network on them at their full size.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -143,6 +144,9 @@ def train_patches(
     )
     score = _held_out_scorer(pick(clean, val_idx), None if noise is not None else pick(noisy, val_idx), noise, seed)
     n = plan.epoch_patches([tuple(image.shape[-2:]) for image in source.clean])
+    # A validation point scores whole held-out images: worth this many patches of training work.
+    held_out_pixels = sum(int(clean[int(i)].shape[-2]) * int(clean[int(i)].shape[-1]) for i in val_idx)
+    scored = math.ceil(held_out_pixels / plan.size**2)
 
     def build(net_seed: int) -> nn.Module:  # channels-last: the fast layout (see models.engine.training)
         return make_net(net_seed).to(device).to(memory_format=torch.channels_last)
@@ -163,6 +167,7 @@ def train_patches(
         reinit=build,
         deadline=deadline,
         stage=None,
+        scored=scored,
     )
     where = f"{len(val_idx)} held-out images" if held_out else f"the {len(clean)} training images"
     result.info.update(validation=where, recipe=asdict(recipe), patches=asdict(plan) | {"per_epoch": n})

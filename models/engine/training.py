@@ -126,7 +126,7 @@ def optimizer_step(optimizer: torch.optim.Optimizer, compute_loss: Callable[[], 
 class _Engine:
     """One call of ``run_training``: split, generator, budget, schedule, best-so-far, history."""
 
-    def __init__(self, net, batch_loss, recipe, n, seed, validation, reinit, deadline, stage, checkpoints):
+    def __init__(self, net, batch_loss, recipe, n, seed, validation, reinit, deadline, stage, checkpoints, scored):
         self.device = next(net.parameters()).device
         self.recipe, self.batch_loss, self.reinit, self.seed, self.n = recipe, batch_loss, reinit, seed, n
         self.deadline, self.stage, self.checkpoints = deadline, stage, checkpoints
@@ -142,7 +142,8 @@ class _Engine:
         self.batch_size = min(recipe.batch_size, len(self.train_idx))
         self.planned_steps = planned_steps(recipe, n)
         self.per_epoch = steps_per_epoch(len(self.train_idx), recipe.batch_size)
-        scored = len(val_idx) if held_out and self.score is not None else 0  # the training pool: < 100 images
+        if scored is None:  # the held-out images; the training pool (< 100 images) is cheap to score
+            scored = len(val_idx) if held_out and self.score is not None else 0
         self.interval = validation_interval(self.planned_steps, self.per_epoch, scored, self.batch_size)
         self.net, self.lr = net, recipe.lr
         self.optimizer = make_optimizer(recipe, _trainable(net), self.lr)
@@ -280,12 +281,16 @@ def run_training(
     stage: str | None = None,
     what: str | None = None,
     checkpoints: Checkpoints | None = None,
+    scored: int | None = None,
 ) -> TrainResult:
     """Train ``net``'s parameters that require gradients on ``range(n)`` under ``recipe``.
 
     ``reinit(seed)`` builds a fresh network for a collapse restart (None: collapses are only
     recorded); ``deadline`` is a ``time.monotonic()`` value; ``stage`` names the stage in the
-    history and its checkpoint file; ``what`` names the fit in log lines.
+    history and its checkpoint file; ``what`` names the fit in log lines. ``scored``: what one
+    validation point costs, in training samples' worth of work, when ``validation`` scores
+    something other than the held-out part of ``range(n)`` (patch training scores whole
+    images); it spaces the points (``split.validation_interval``).
     """
-    engine = _Engine(net, batch_loss, recipe, n, seed, validation, reinit, deadline, stage, checkpoints)
+    engine = _Engine(net, batch_loss, recipe, n, seed, validation, reinit, deadline, stage, checkpoints, scored)
     return engine.train(what or f"{type(net).__name__}{f' ({stage})' if stage else ''}")
