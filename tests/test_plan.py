@@ -253,3 +253,22 @@ def test_a_member_shared_by_two_units_is_planned_once(tmp_path):
     ).entries[0]
     # The average's units: the restart's own stage only (its member is the grid's dncnn, costed once).
     assert costs["average_of"].fit_total == pytest.approx(restart.fit_total - costs["dncnn"].fit_total)
+
+
+@pytest.mark.parametrize(("device", "threads", "expected"), [("cpu", 1, 1.5), ("cpu", 2, 6.0), ("meta", 1, 6.0)])
+def test_a_one_thread_cpu_probe_counts_cpu_time_so_other_load_does_not_inflate_it(
+    monkeypatch, device, threads, expected
+):
+    # Wall 6 s, CPU 1.5 s: a probe that shared its core with three other processes.
+    import torch
+
+    from bench.cost import plan as plan_module
+    from bench.cost import timing
+
+    monkeypatch.setattr(timing, "timed", lambda fn, device=None: timing.Pass(wall=6.0, cpu=1.5, result=fn()))
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        assert plan_module._probe_seconds(lambda: None, torch.device(device)) == expected
+    finally:
+        torch.set_num_threads(before)

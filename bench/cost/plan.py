@@ -4,7 +4,9 @@ Each entry is fitted at two small sizes of its work knob (after an untimed warm-
 tuning images for a tuned filter, training images for the SVM) on the grid's own training
 pairs; the two timings give a fixed cost and a cost per unit of work, which the entry's real
 budget multiplies. One denoise (or predict) batch gives its images/s. Probes run with the CPU
-threads each worker will have, so the figures hold for ``--workers N``. The N-worker figure
+threads each worker will have, so the figures hold for ``--workers N``; with one thread a
+worker, they count CPU time (``_probe_seconds``), so a busy machine still gives an idle one's
+figures. The N-worker figure
 schedules the units longest-first on N workers. Early stopping can only make a fit cheaper
 than planned: the estimate is an upper bound on it.
 """
@@ -39,7 +41,7 @@ PROBE_BATCH = 64  # test images per probe denoise/predict batch, at most
 #: Pixels per probe batch, at most (one image at least): 64 thumbnails, or a few photos, where
 #: 64 BSD68 images through the bm3d package would make the probe itself take many minutes.
 PROBE_PIXELS = 1_000_000
-PROBE_METHOD = 6  # bump when the probe changes, so kept probe results are not reused
+PROBE_METHOD = 7  # bump when the probe changes, so kept probe results are not reused
 
 
 @dataclass
@@ -85,16 +87,26 @@ def _members(model: Any) -> list[Any]:
     return [DENOISERS.create(name, **params) for name, params in specs]
 
 
+def _probe_seconds(fn: Callable[[], Any], device) -> float:
+    """Seconds of one probe call. On a CPU with one thread per worker, the process's CPU time:
+    what the work takes on a core of its own, so that a plan taken while other work shares the
+    machine still holds for the run on an idle one (wall time there can be off several-fold).
+    With more threads, or on a GPU, wall time: CPU time would add up the threads."""
+    measured = timing.timed(fn, device)
+    on_one_core = torch.device(device).type == "cpu" and torch.get_num_threads() == 1
+    return measured.cpu if on_one_core else measured.wall
+
+
 def _probe_fit(make: Callable[..., Any], fit: Callable[[Any], Any], work: Work, device) -> tuple[float, Any]:
     """Estimated seconds of the real fit, and a fitted (probe) model to time inference on."""
     if work.knob is None or work.real <= work.probes[1]:
         model = make()
-        return timing.seconds(lambda: fit(model), device), model
+        return _probe_seconds(lambda: fit(model), device), model
     low, high = work.probes
     times = []
     for value in (low, low, high):  # the first fit warms up (allocations, kernel choice): not timed
         model = make(**{work.knob: value})
-        times.append(timing.seconds(lambda m=model: fit(m), device))
+        times.append(_probe_seconds(lambda m=model: fit(m), device))
     times = times[1:]
     per_unit = max(times[1] - times[0], 0.0) / (high**work.power - low**work.power)
     fixed = max(times[0] - per_unit * low**work.power, 0.0)
@@ -116,7 +128,7 @@ def _inference_seconds(fn: Callable[[Images], Any], images: Images, n: int, devi
     """Seconds for ``n`` images like ``images``, from one warm batch of its first ``probe_count`` images."""
     batch = images[: probe_count(images)]
     fn(batch)
-    return timing.seconds(lambda: fn(batch), device) * n / len(batch)
+    return _probe_seconds(lambda: fn(batch), device) * n / len(batch)
 
 
 @dataclass
@@ -354,13 +366,19 @@ def summary_line(plan: Plan) -> str:
     )
 
 
+def _cpu_timed(plan: Plan) -> bool:
+    """Whether the plan's probes counted CPU time (``_probe_seconds``)."""
+    return plan.device.startswith("cpu") and plan.threads == 1
+
+
 def format_plan(plan: Plan, store_path: Path | None = None) -> str:
     """The table ``bench plan`` prints."""
     lines = [
         f"grid {plan.grid.name}: {plan.cells} cells, {plan.fits + plan.classifier_fits} distinct fits "
         f"({plan.fits} denoiser, {plan.classifier_fits} classifier); {plan.done} cells already in "
         f"{store_path or 'the store'} are skipped; {plan.cached} fits are in the fit cache (they cost nothing)",
-        f"probe: {plan.probe_seconds:.1f} s on {plan.device}, {plan.threads} CPU thread(s) (what each worker gets)",
+        f"probe: {plan.probe_seconds:.1f} s on {plan.device}, {plan.threads} CPU thread(s) (what each worker gets)"
+        + ("; timed in CPU seconds, which other load on the machine does not inflate" if _cpu_timed(plan) else ""),
         f"{'kind':<10} {'entry':<22} {'fits':>5} {'cells':>6} {'cached':>6}  {'budget per fit':<36} {'s/fit':>9} {'s/cell':>8} {'total':>9}",
     ]
     for e in sorted(plan.entries, key=lambda e: -e.total):
