@@ -5,8 +5,8 @@ tuning images for a tuned filter, training images for the SVM) on the grid's own
 pairs; the two timings give a fixed cost and a cost per unit of work, which the entry's real
 budget multiplies. One denoise (or predict) batch gives its images/s. Probes run with the CPU
 threads each worker will have, so the figures hold for ``--workers N``; with one thread a
-worker, they count CPU time (``_probe_seconds``), so a busy machine still gives an idle one's
-figures. The N-worker figure
+worker, they count CPU time (``_probe_seconds``), so a busy machine gives figures close to an
+idle one's. The N-worker figure
 schedules the units longest-first on N workers. Early stopping can only make a fit cheaper
 than planned: the estimate is an upper bound on it.
 """
@@ -90,7 +90,8 @@ def _members(model: Any) -> list[Any]:
 def _probe_seconds(fn: Callable[[], Any], device) -> float:
     """Seconds of one probe call. On a CPU with one thread per worker, the process's CPU time:
     what the work takes on a core of its own, so that a plan taken while other work shares the
-    machine still holds for the run on an idle one (wall time there can be off several-fold).
+    machine comes close to an idle one's (wall time there can be off several-fold; shared caches
+    and memory still slow a busy core somewhat).
     With more threads, or on a GPU, wall time: CPU time would add up the threads."""
     measured = timing.timed(fn, device)
     on_one_core = torch.device(device).type == "cpu" and torch.get_num_threads() == 1
@@ -378,7 +379,11 @@ def format_plan(plan: Plan, store_path: Path | None = None) -> str:
         f"({plan.fits} denoiser, {plan.classifier_fits} classifier); {plan.done} cells already in "
         f"{store_path or 'the store'} are skipped; {plan.cached} fits are in the fit cache (they cost nothing)",
         f"probe: {plan.probe_seconds:.1f} s on {plan.device}, {plan.threads} CPU thread(s) (what each worker gets)"
-        + ("; timed in CPU seconds, which other load on the machine does not inflate" if _cpu_timed(plan) else ""),
+        + (
+            "; timed in CPU seconds, which other load on the machine inflates far less than wall time"
+            if _cpu_timed(plan)
+            else ""
+        ),
         f"{'kind':<10} {'entry':<22} {'fits':>5} {'cells':>6} {'cached':>6}  {'budget per fit':<36} {'s/fit':>9} {'s/cell':>8} {'total':>9}",
     ]
     for e in sorted(plan.entries, key=lambda e: -e.total):
