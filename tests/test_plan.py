@@ -272,3 +272,21 @@ def test_a_one_thread_cpu_probe_counts_cpu_time_so_other_load_does_not_inflate_i
         assert plan_module._probe_seconds(lambda: None, torch.device(device)) == expected
     finally:
         torch.set_num_threads(before)
+
+
+def test_cheap_steps_are_probed_until_their_cost_stands_out_of_the_timer_noise(monkeypatch):
+    # 1 s fixed + 1 ms a step, and 5 ms of noise on the small probe: over 4 and 12 steps the
+    # noise is most of the difference, and 10,000 steps extrapolated from it came out at 4.8 s.
+    from bench.cost import plan as plan_module
+    from bench.cost.plan import Work
+
+    probed = []
+
+    def fit(steps: int) -> float:
+        probed.append(steps)
+        return 1.0 + 0.001 * steps + (0.005 if steps == 4 else 0.0)
+
+    monkeypatch.setattr(plan_module, "_probe_seconds", lambda fn, device: fn())
+    estimate, _ = plan_module._probe_fit(lambda max_steps: max_steps, fit, Work("max_steps", (4, 12), 10_000), "cpu")
+    assert probed == [4, 4, 12, 48, 192, 768]
+    assert estimate == pytest.approx(11.0, rel=0.02)

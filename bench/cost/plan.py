@@ -1,6 +1,7 @@
 """``python -m bench plan``: what a grid costs, from a short probe on the chosen device.
 
-Each entry is fitted at two small sizes of its work knob (after an untimed warm-up fit) (optimizer steps for a network,
+Each entry is fitted at two small sizes of its work knob (after an untimed warm-up fit; the
+larger grows fourfold until the two differ by ``PROBE_RESOLVED_S``) (optimizer steps for a network,
 tuning images for a tuned filter, training images for the SVM) on the grid's own training
 pairs; the two timings give a fixed cost and a cost per unit of work, which the entry's real
 budget multiplies. One denoise (or predict) batch gives its images/s. Probes run with the CPU
@@ -41,7 +42,9 @@ PROBE_BATCH = 64  # test images per probe denoise/predict batch, at most
 #: Pixels per probe batch, at most (one image at least): 64 thumbnails, or a few photos, where
 #: 64 BSD68 images through the bm3d package would make the probe itself take many minutes.
 PROBE_PIXELS = 1_000_000
-PROBE_METHOD = 7  # bump when the probe changes, so kept probe results are not reused
+#: The least difference between the two probe fits' seconds that the estimate is built on.
+PROBE_RESOLVED_S = 0.5
+PROBE_METHOD = 8  # bump when the probe changes, so kept probe results are not reused
 
 
 @dataclass
@@ -104,11 +107,20 @@ def _probe_fit(make: Callable[..., Any], fit: Callable[[Any], Any], work: Work, 
         model = make()
         return _probe_seconds(lambda: fit(model), device), model
     low, high = work.probes
-    times = []
-    for value in (low, low, high):  # the first fit warms up (allocations, kernel choice): not timed
+
+    def fit_seconds(value: int) -> tuple[float, Any]:
         model = make(**{work.knob: value})
-        times.append(_probe_seconds(lambda m=model: fit(m), device))
-    times = times[1:]
+        return _probe_seconds(lambda: fit(model), device), model
+
+    fit_seconds(low)  # warms up (allocations, kernel choice): not timed
+    times = [fit_seconds(low)[0]]
+    high_seconds, model = fit_seconds(high)
+    # Cheap units (a dense net's 10 ms steps) differ by less than the timer's noise over a few
+    # of them: extrapolated a thousandfold, that noise was the estimate. Probe more units then.
+    while high_seconds - times[0] < PROBE_RESOLVED_S and high * 4 < work.real:
+        high *= 4
+        high_seconds, model = fit_seconds(high)
+    times.append(high_seconds)
     per_unit = max(times[1] - times[0], 0.0) / (high**work.power - low**work.power)
     fixed = max(times[0] - per_unit * low**work.power, 0.0)
     return fixed + per_unit * work.real**work.power, model
