@@ -178,7 +178,8 @@ def _wants_estimate(args: argparse.Namespace) -> bool:
 
 def _estimate_line(grid, spec):
     """The plan's one-line estimate, for ``run`` to print once its executor is up."""
-    from bench.cost.plan import make_plan, summary_line
+    from bench.cost.plan import make_plan
+    from bench.cost.plan_table import summary_line
 
     def estimate(context, done) -> str:
         return summary_line(
@@ -189,7 +190,7 @@ def _estimate_line(grid, spec):
 
 
 def command_plan(args: argparse.Namespace) -> int:
-    from bench.cost.plan import format_plan
+    from bench.cost.plan_table import format_plan
 
     if args.grid == "seeds":
         raise ValueError("plan takes a grid of cells; the seed protocols ('--grid seeds') have no plan")
