@@ -77,6 +77,17 @@ def test_named_grids_are_valid(data_dir):
         named_grid("fast")
 
 
+def test_the_natural_grid_fits_each_network_blind_and_at_sigma_25_and_tunes_filters_per_level(data_dir):
+    # DnCNN-B and DnCNN-S in the published table: one blind fit tested at 15, 25 and 50, and a fit
+    # at the middle level; classical filters are tuned at each level; the colour set has no networks.
+    cells = named_grid("natural", data_dir=data_dir).cells()
+    fits = {(c.dataset, c.level): c.train_level for c in cells if c.denoiser == "dncnn"}
+    training = sorted({(c.level, str(c.train_level)) for c in cells if c.denoiser == "dncnn"})
+    assert training == [(15.0, "blind"), (25.0, "25.0"), (25.0, "blind"), (50.0, "blind")]
+    assert {d for d, _ in fits} == {"bsd68", "set12"}
+    assert all(c.train_level == c.level for c in cells if c.denoiser == "median")
+
+
 def test_toml_grid_file(tmp_path):
     path = tmp_path / "mine.toml"
     path.write_text(

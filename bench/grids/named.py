@@ -184,6 +184,7 @@ def natural(data_dir=None) -> Grid:
         denoisers=denoisers,
         n_train=400,
         n_test=68,
+        train_levels="auto",
         params={**budgets, **{n: p for n, p in _NATURAL_PARAMS.items() if n in denoisers}},
         description="natural images at their own sizes, unclipped Gaussian noise (sigma/255); "
         "networks fit on Train400 and skip the colour set" + note,
