@@ -104,8 +104,12 @@ def run_grid(
     plugins: tuple[str, ...] = (),
     estimate: Callable[[RunContext, set[str]], str] | None = None,
     start_from: str | Path | None = None,
+    write: bool = True,
 ) -> RunSummary:
     """Run every unfinished cell of ``grid`` into ``out_dir/<grid name>/``; write the outputs.
+
+    ``write=False`` leaves the outputs (leaderboard, page) to the caller: a seed report runs many
+    grids into one folder and rebuilds its page once, at the end.
 
     Bad input (data, device, an executor that cannot start) raises ValueError before anything
     is written. Ctrl-C stops cleanly: finished cells stay stored and ``interrupted`` is set.
@@ -139,7 +143,7 @@ def run_grid(
             copy_store(start_from, run_dir)
         if estimate is not None:
             log(_estimate(estimate, context, run_dir / "store.sqlite"))
-        _run_store(grid, engine, context, gpu, run_dir, argv, summary, log)
+        _run_store(grid, engine, context, gpu, run_dir, argv, summary, log, write)
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -156,7 +160,7 @@ def _estimate(estimate, context: RunContext, store_path: Path) -> str:
 
 
 def _run_store(
-    grid: Grid, engine, context: RunContext, gpu: bool, run_dir: Path, argv, summary: RunSummary, log
+    grid: Grid, engine, context: RunContext, gpu: bool, run_dir: Path, argv, summary: RunSummary, log, write: bool
 ) -> None:
     from bench.report import write_outputs
 
@@ -182,7 +186,8 @@ def _run_store(
             summary.interrupted = True
             log(f"interrupted: {summary.ok + summary.failed} cells stored; rerun the same command to resume")
         store.finish_run(run_id, ok=summary.ok, failed=summary.failed)
-        write_outputs(store, run_dir)
+        if write:
+            write_outputs(store, run_dir)
 
 
 def _run_units(engine, context, todo, gpu, store, run_id, summary, log) -> None:

@@ -83,6 +83,10 @@ class Results:
             executor=self.launch.executor,
             cache_dir=self.cache_dir,
             checkpoint_every=self.launch.checkpoint_every,
+            # Each grid's outputs would cover the whole folder's store (over a minute each for
+            # seed 003's dozens of grids, even on a resume that runs nothing): publish() rebuilds
+            # the page once, and `bench report` does for a run stopped before it.
+            write=False,
         )
         if summary.interrupted:
             raise KeyboardInterrupt
