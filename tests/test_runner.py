@@ -140,6 +140,12 @@ def test_rerun_skips_finished_cells_and_report_rebuilds(tmp_path):
     pd.testing.assert_frame_equal(first, pd.read_csv(tmp_path / "t" / "leaderboard.csv"))
 
 
+def test_a_run_that_leaves_the_outputs_to_its_caller_stores_its_cells_and_writes_no_page(tmp_path):
+    summary = run_grid(tiny_grid(), out_dir=tmp_path, log=lambda line: None, write=False)
+    assert summary.ok == 4 and (tmp_path / "t" / "store.sqlite").is_file()
+    assert not (tmp_path / "t" / "leaderboard.csv").exists() and not (tmp_path / "t" / "report.html").exists()
+
+
 def test_failing_cells_become_rows_and_the_run_goes_on(tmp_path, broken):
     summary = run_grid(tiny_grid(denoisers=["broken", "median"]), out_dir=tmp_path, log=lambda line: None)
     assert (summary.ok, summary.failed, summary.exit_code) == (2, 2, 1)
