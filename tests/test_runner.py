@@ -140,6 +140,23 @@ def test_rerun_skips_finished_cells_and_report_rebuilds(tmp_path):
     pd.testing.assert_frame_equal(first, pd.read_csv(tmp_path / "t" / "leaderboard.csv"))
 
 
+def test_a_parallel_run_fits_networks_in_their_groups_so_their_cells_are_stored_as_each_is_fitted(
+    tmp_path, monkeypatch
+):
+    # A network fitted ahead with the classifiers held back every cell until the last network was
+    # fitted; in its group, its cells are scored right after its own fit.
+    DENOISERS.names()
+    monkeypatch.setitem(DENOISERS._entries, "fails", Entry("fails", FailsOnSaltPepper, "tests", "fails on salt_pepper"))
+    monkeypatch.setattr(FailsOnSaltPepper, "fits", [])
+    monkeypatch.setattr(FailsOnSaltPepper, "accelerated", True, raising=False)
+    engine = ParallelRecorder()
+    monkeypatch.setattr(runner, "make_executor", lambda spec, **options: engine)
+    grid = tiny_grid(denoisers=["fails", "median"], classifiers=["svm_rbf"])
+    summary = run_grid(grid, out_dir=tmp_path, log=lambda line: None)
+    assert engine.maps == [["ClassifierFit", *["DenoiserFit"] * 2], ["FitGroup"] * 4]
+    assert (summary.ok, summary.failed) == (3, 1)
+
+
 def test_a_run_that_leaves_the_outputs_to_its_caller_stores_its_cells_and_writes_no_page(tmp_path):
     summary = run_grid(tiny_grid(), out_dir=tmp_path, log=lambda line: None, write=False)
     assert summary.ok == 4 and (tmp_path / "t" / "store.sqlite").is_file()

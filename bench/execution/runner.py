@@ -3,7 +3,7 @@
 The driver (this module) is the store's only writer: it commits each cell as its row comes
 back, whichever executor computed it, so a run killed at any moment (even ``kill -9``) keeps
 every finished cell and a rerun skips them. Classifiers are fitted first, one unit each, into
-the shared fit cache (on a parallel executor, with the denoisers' fits beside them); then every
+the shared fit cache (on a parallel executor, with the classical filters' fits beside them); then every
 fit group (cells sharing a fitted denoiser) is one unit. A cell
 that raises becomes a ``failed`` row; a unit whose worker died too often fails its cells with
 the reason; the run goes on either way. What a worker does with a unit, and how it scores a
@@ -29,6 +29,7 @@ from bench.execution.worker import ClassifierFit, DenoiserFit, FitGroup, failed_
 from bench.execution.workspace import RunContext, preload
 from bench.grids import Cell, Grid
 from bench.machine import machine, versions
+from bench.registry import DENOISERS
 
 __all__ = ["run_grid", "RunSummary", "plan_units"]
 
@@ -62,9 +63,12 @@ def plan_units(cells: list[Cell], *, gpu: bool = False) -> tuple[list[Classifier
     return list(fits.values()), fit_groups
 
 
-def _cached_fit(cell: Cell) -> bool:
-    """Whether the cell's denoiser goes through the fit cache (so a fit made ahead is reused)."""
+def _fits_ahead(cell: Cell) -> bool:
+    """Whether the cell's denoiser is fitted beside the classifiers: a quick (not learned) fit that
+    goes through the fit cache, so that its group reuses it."""
     try:
+        if DENOISERS.entry(cell.denoiser).accelerated:
+            return False
         return fit_cache.is_cacheable(cell.make_denoiser())
     except Exception:  # not here: its group builds it, and fails its cells with the reason
         return False
@@ -193,12 +197,15 @@ def _run_store(
 def _run_units(engine, context, todo, gpu, store, run_id, summary, log) -> None:
     """Classifier fits first (their failures are passed on, not refitted per cell), then fit groups.
 
-    Side by side (a parallel executor), the denoisers' fits join the classifier fits, so that no
-    worker idles while a long classifier trains; the groups then load them from the fit cache.
+    Side by side (a parallel executor), the classical filters' fits (their tuning) join the
+    classifier fits, so that no worker idles while a long classifier trains; the groups then load
+    them from the fit cache. Networks fit in their own groups, whose cells are scored and stored as
+    soon as each network is fitted: fitted ahead, they held back every cell until the last
+    network was fitted, hours into a long run, and a run stopped before then had stored nothing.
     """
     fits, groups = plan_units(todo, gpu=gpu)
     side_by_side = fits and engine.parallel
-    ahead = [DenoiserFit(g.cells[0], g.gpu) for g in groups if _cached_fit(g.cells[0])] if side_by_side else []
+    ahead = [DenoiserFit(g.cells[0], g.gpu) for g in groups if _fits_ahead(g.cells[0])] if side_by_side else []
     errors, fit_errors = {}, {}
     for unit, result in engine.map(context, [*fits, *ahead]):
         if isinstance(result, UnitFailure):
