@@ -207,6 +207,19 @@ def test_long_fits_log_progress_and_short_ones_stay_quiet(caplog, monkeypatch):
     assert "val_loss" in lines[1]
 
 
+def test_a_fit_whose_points_are_far_apart_says_its_step_and_the_time_left_in_between(caplog, monkeypatch):
+    from models.engine.training import Progress
+
+    noisy, clean = blobs(24)
+    monkeypatch.setattr(Progress, "every", 1e9)  # no validation point is logged: only step lines
+    monkeypatch.setattr(Progress, "quiet", 0.0)
+    with caplog.at_level("INFO", logger="bench.training"):
+        DENOISERS.create("dncnn", depth=3, width=4, epochs=2, batch_size=8).fit(noisy, clean)
+    lines = [record.getMessage() for record in caplog.records]
+    assert len(lines) == 6 and lines[0].startswith("DnCNNNet: step 1/6, ") and lines[-1].endswith("about 0 min to go")
+    assert " s a step, about " in lines[2]
+
+
 def test_one_validation_rule_for_every_fit():
     from models.engine.split import MAX_VALIDATION, split_validation
 

@@ -174,7 +174,8 @@ _NATURAL_PARAMS: dict[str, dict[str, Any]] = {
 @_named
 def natural(data_dir=None) -> Grid:
     """BSD68 and Set12 (grey) at awgn 15/25/50 with every classical filter, DnCNN and the U-Net,
-    plus CBSD68 (colour) with the classical filters: the published tables' protocol."""
+    plus CBSD68 (colour) with the classical filters: the published tables' protocol. About 12 h
+    on 2 CPU workers (`bench plan --grid natural --workers 2`: 11.9 h)."""
     denoisers, note = _installed_only([n for n in (*_CLASSICAL, *_NATURAL_NETWORKS) if n in DENOISERS])
     budgets = {n: p for n, p in _budget_params("natural").items() if n in denoisers}
     return Grid.build(

@@ -80,12 +80,16 @@ Validation = Callable[[Tensor, bool], Scorer | None]
 
 class Progress:
     """Logs a validation point of a long fit on ``bench.training``, at most every ``every``
-    seconds, so that a fit of minutes says how far it is and a fit of seconds says nothing."""
+    seconds, so that a fit of minutes says how far it is and a fit of seconds says nothing; and,
+    where points are far apart (a DnCNN on photo patches scores one every 25 minutes on a CPU
+    core), a line with the step and the time left whenever ``quiet`` seconds pass without one."""
 
     every = 30.0
+    quiet = 300.0
 
-    def __init__(self, what: str) -> None:
+    def __init__(self, what: str, step: int = 0) -> None:
         self.what, self.last = what, time.monotonic()
+        self.started, self.first_step = self.last, step  # a resumed fit times its own steps only
 
     def point(self, epoch: float, step: int, steps: int, **losses: float | None) -> None:
         if time.monotonic() - self.last < self.every:
@@ -93,6 +97,16 @@ class Progress:
         self.last = time.monotonic()
         shown = ", ".join(f"{name} {value:.5g}" for name, value in losses.items() if value is not None)
         log.info("%s: epoch %g, step %d/%d, %s", self.what, epoch, step, steps, shown)
+
+    def step(self, step: int, steps: int) -> None:
+        now = time.monotonic()
+        if now - self.last < self.quiet or step <= self.first_step:
+            return
+        self.last = now
+        per_step = (now - self.started) / (step - self.first_step)
+        left = per_step * max(0, steps - step)
+        shown = f"{left / 3600:.1f} h" if left >= 5400 else f"{left / 60:.0f} min"
+        log.info("%s: step %d/%d, %.3g s a step, about %s to go", self.what, step, steps, per_step, shown)
 
 
 @dataclass
@@ -149,6 +163,7 @@ class _Engine:
         self.optimizer = make_optimizer(recipe, _trainable(net), self.lr)
         self.step, self.epoch, self.last_step, self.schedule_step = 0, 0, self.planned_steps, 0
         self.best, self.history, self.current = Best(), [], None
+        self.progress: Progress | None = None
         # the training loss since the last validation point, summed on the device
         self.loss_sum, self.loss_count = torch.zeros((), device=self.device), 0
         self.start = self.schedule_time = self.saved_at = time.monotonic()
@@ -190,6 +205,8 @@ class _Engine:
             loss = optimizer_step(self.optimizer, partial(self.batch_loss, self.net, idx, self.generator))
             self.loss_sum += loss * len(idx)  # summed on the device: no sync per batch
             self.loss_count, now.position, self.step = self.loss_count + len(idx), now.position + 1, self.step + 1
+            if self.progress is not None:
+                self.progress.step(self.step, self.last_step)
             if self.out_of_budget() or self.step >= until:
                 break
             self.maybe_checkpoint()
@@ -246,7 +263,7 @@ class _Engine:
         path = self.checkpoints.path(self.stage_name) if self.checkpoints is not None else None
         if path is not None and checkpoint.resume(self, path, what):
             return self.result()
-        progress = Progress(what)
+        progress = self.progress = Progress(what, self.step)
         while self.step < self.last_step:
             self.point_tic = time.perf_counter()
             if self.end_point(self.run_to_point(), progress):
