@@ -297,6 +297,10 @@ def test_seed003_tiny_run_writes_published_vs_ours(seed003):
     assert _published(table, "Table 1: stacked_ae_softmax_frozen, lr 0.1", "train_accuracy_pct") == [71.96]
     faithful = table[table.experiment == "Table 1 (the report's protocol): stacked_ae_softmax_faithful, lr 0.1"]
     assert faithful.published.tolist() == [71.96, 72.0] and faithful.protocol_note.str.contains("full-batch").all()
+    # Adam at the table's gradient-descent rates is not the table's experiment: its rows say so.
+    adam = table[table.experiment == "Table 1: stacked_ae_softmax_frozen, lr 0.1"]
+    assert (adam.verdict == "not comparable").all() and adam.not_comparable.str.contains("another step size").all()
+    assert (faithful.verdict != "not comparable").all()
     assert _published(
         table, "Table 4: stacked_ae_softmax_frozen trained at 70% masking", "test_accuracy_pct_at_20%"
     ) == [63.2]
