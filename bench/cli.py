@@ -71,7 +71,9 @@ class _Parser(argparse.ArgumentParser):
 def _add_grid_options(command: argparse.ArgumentParser) -> None:
     """The options that choose and narrow a grid (``run`` and ``plan``)."""
     command.add_argument(
-        "--grid", default="quick", help="smoke | quick | reference | full | natural | seeds | PATH.toml (default: quick)"
+        "--grid",
+        default="quick",
+        help="smoke | quick | reference | full | natural | seeds | PATH.toml (default: quick)",
     )
     command.add_argument("--datasets", type=_names, help="comma-separated dataset names (narrows the grid)")
     command.add_argument("--noises", type=_names, help="comma-separated noise kinds")

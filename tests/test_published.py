@@ -87,10 +87,10 @@ def test_rows_meet_the_figure_of_their_method_set_sigma_and_training():
     assert list(beside(other).columns) == list(other.columns)  # other runs keep their shape
 
 
-def _store_with_bsd68(run_dir):
+def _store_with_bsd68(run_dir, more=()):
     with Store(run_dir / "store.sqlite") as store:
         run = store.start_run(grid="natural", spec={}, argv=["run"], device="cpu", versions={})
-        for key, denoiser, psnr in (("a", "bm3d", 28.61), ("b", "median", 25.9)):
+        for key, denoiser, psnr in (("a", "bm3d", 28.61), ("b", "median", 25.9), *more):
             store.put_cell(
                 CellRow(
                     **{
@@ -111,8 +111,17 @@ def _store_with_bsd68(run_dir):
                     }
                 )
             )
-        store.finish_run(run, ok=2, failed=0)
+        store.finish_run(run, ok=2 + len(more), failed=0)
         write_outputs(store, run_dir)
+
+
+def test_the_readme_block_says_how_our_networks_training_differs_from_the_published_ones(tmp_path):
+    _store_with_bsd68(tmp_path / "natural", more=(("c", "dncnn", 28.9),))
+    excerpt = published_excerpt(tmp_path / "natural")
+    assert "| dncnn (25.0) |" in excerpt and "a blind fit draws sigma from 5 to 55 (DnCNN-B: 0 to 55)" in excerpt
+    assert "a blind fit draws sigma from 5 to 55" in (tmp_path / "natural" / "report.html").read_text()
+    _store_with_bsd68(tmp_path / "classical")  # no network row: nothing to say
+    assert "Our networks" not in published_excerpt(tmp_path / "classical")
 
 
 def test_the_leaderboard_page_and_readme_show_the_published_figure_beside_ours(tmp_path):
