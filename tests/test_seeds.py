@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import sqlite3
 import subprocess
 import sys
 
@@ -301,6 +302,11 @@ def test_seed003_tiny_run_writes_published_vs_ours(seed003):
     adam = table[table.experiment == "Table 1: stacked_ae_softmax_frozen, lr 0.1"]
     assert (adam.verdict == "not comparable").all() and adam.not_comparable.str.contains("another step size").all()
     assert (faithful.verdict != "not comparable").all()
+    # The faithful training accuracy says how it varies with the seed (the draw or the protocol?).
+    spread = json.loads((out / "seeds" / "003.json").read_text())["table1_seed_spread"]["0.1"]
+    assert list(spread) == ["1"] and 0 <= spread["1"] <= 100
+    train = faithful[faithful.metric == "train_accuracy_pct"].protocol_note.iloc[0]
+    assert f"under other seeds (each its own 300-image subset and initial weights): seed 1: {spread['1']}" in train
     assert _published(
         table, "Table 4: stacked_ae_softmax_frozen trained at 70% masking", "test_accuracy_pct_at_20%"
     ) == [63.2]
@@ -335,6 +341,13 @@ def test_seed003_reads_its_cells_from_the_store(seed003):
     sweep = detail["dae_cost_sweeps"]["hidden 16"]
     assert set(sweep) == {"0.1", "0.5"} and all(c["validation"] == "the 300 training images" for c in sweep.values())
     assert all(c["cost"] == pytest.approx(392 * c["mse"]) for c in sweep.values())
+    # Each fit's stored cost curve is read for oscillation: the steps on which the cost rose.
+    with sqlite3.connect(out / "seed-003" / "store.sqlite") as db:
+        stored = db.execute("select denoiser_params, history from cells where denoiser = 'dense_dae'").fetchall()
+    curves = {json.loads(p)["lr"]: [h["train_loss"] for h in json.loads(h)] for p, h in stored if '"hidden": 16' in p}
+    for lr, c in sweep.items():
+        curve = curves[float(lr)]
+        assert c["iterations"] == len(curve) and c["rising"] == sum(b > a for a, b in zip(curve, curve[1:]))
     best = frame[frame.metric == "best_lr"].ours.iloc[0]
     assert best == float(min(sweep, key=lambda lr: sweep[lr]["mse"]))
     # The noise matrix: one fit per training level, each tested at every level.
@@ -411,3 +424,17 @@ def test_seed000_tiny_run_and_set_reaches_the_cross_validation_folds(real_data_d
         99.042
     ]
     assert table.reading.str.contains("impulse 0.25").all() and vgg.deviations.str.contains("tiny budget").all()
+
+
+def test_seed003_table1_reads_oscillation_from_the_cost_sweep_at_its_first_layer_width():
+    from types import SimpleNamespace
+
+    from bench.seeds.s003_tables import _oscillation
+
+    sweeps = {"hidden 500": {"0.1": {"iterations": 500, "rising": 0, "largest_rise": 0.0},
+                             "0.4": {"iterations": 500, "rising": 226, "largest_rise": 0.093}}}  # fmt: skip
+    repro = SimpleNamespace(extra={"dae_cost_sweeps": sweeps})
+    assert "lowers the cost on every one of 500 iterations" in _oscillation(repro, 0.1)
+    assert "raises the cost on 226 of 500 iterations (by up to 9%): it oscillates" in _oscillation(repro, 0.4)
+    # No sweep at that width (the tiny and quick budgets), or no curve stored: nothing is claimed.
+    assert _oscillation(repro, 0.3) == "" and _oscillation(SimpleNamespace(extra={}), 0.4) == ""

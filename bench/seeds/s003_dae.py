@@ -44,9 +44,16 @@ def _dae_cost(repro: Reproduction, results: Results, cfg, hidden: int, lr: float
     row = results.row(cell)
     training = (row.get("fit_state") or {}).get("training") or {}
     mse = training.get("best_val_loss") if row["status"] == "ok" else None
+    costs = [h["train_loss"] for h in row.get("history") or () if h.get("train_loss") is not None]
+    pairs = list(zip(costs, costs[1:]))
     return {
         "mse": mse,
         "cost": None if mse is None else 0.5 * PIXELS * mse,
+        # Iterations on which the training cost rose, and the largest rise: full-batch gradient
+        # descent past its stable step oscillates instead of descending (read by Table 1's rows).
+        "iterations": len(costs),
+        "rising": sum(b > a for a, b in pairs) if costs else None,
+        "largest_rise": max((b / a - 1 for a, b in pairs if a > 0), default=0.0),
         "error": results.failure(cell),
         "warning": collapse_warning(row),
         "validation": training.get("validation"),

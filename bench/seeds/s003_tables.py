@@ -10,6 +10,7 @@ from bench.seeds.declared import Results, percent_of
 from bench.seeds.s003_common import (
     DATASET,
     FAITHFUL,
+    FIRST_LAYER,
     FROZEN,
     N_REPORT_TEST,
     OUR_TARGET,
@@ -68,6 +69,17 @@ def _accuracy_rows(
         exp.add(metric, published, ours, n_test=n, note=f"{where}; {note}".rstrip("; "), not_comparable=not_comparable)
 
 
+def _training_value(results: Results, grid: Grid, name: str) -> tuple[float, int] | str:
+    """Accuracy (%) of ``name`` on the images it trained on (masked ones when it masks its input)
+    and their number, or why there is none."""
+    error = _error(results.accuracy(results.cell(grid, "identity", level=grid.noises[0][1][0]), name))
+    if error:
+        return error
+    model = results.classifier(grid, DATASET, name)
+    images, labels = results.runner(grid).data(DATASET)[:2]
+    return percent(model, model.training_images(images, seed=grid.seed), labels), len(images)
+
+
 def _train_accuracy(
     exp,
     results: Results,
@@ -78,31 +90,61 @@ def _train_accuracy(
     tolerance: float | None = None,
     not_comparable: str = "",
 ) -> float | None:
-    """Accuracy on the images the classifier trained on (masked ones when it masks its input)."""
-    stored = results.accuracy(results.cell(grid, "identity", level=grid.noises[0][1][0]), name)
-    if _error(stored):
+    """The row of ``name``'s accuracy on the images it trained on."""
+    measured = _training_value(results, grid, name)
+    if isinstance(measured, str):
         exp.add(
             "train_accuracy_pct",
             published,
             None,
             n_test=grid.n_train,
-            note=f"not run: {name}: {_error(stored)}",
+            note=f"not run: {name}: {measured}",
             tolerance=tolerance,
         )
         return None
-    model = results.classifier(grid, DATASET, name)
-    images, labels = results.runner(grid).data(DATASET)[:2]
-    value = percent(model, model.training_images(images, seed=grid.seed), labels)
+    value, n = measured
     exp.add(
         "train_accuracy_pct",
         published,
         value,
-        n_test=len(images),
-        note=f"all {len(images)} training images; {note}",
+        n_test=n,
+        note=f"all {n} training images; {note}",
         tolerance=tolerance,
         not_comparable=not_comparable,
     )
     return value
+
+
+def _oscillation(repro: Reproduction, lr: float) -> str:
+    """How full-batch gradient descent behaves at ``lr`` on the report's cost, read from the Fig. 6
+    sweep at Table 1's first-layer width (its cost curves are stored iteration by iteration)."""
+    cost = repro.extra.get("dae_cost_sweeps", {}).get(f"hidden {FIRST_LAYER}", {}).get(str(lr))
+    if not cost or cost.get("rising") is None:
+        return ""
+    rising, iterations = cost["rising"], cost["iterations"]
+    if not rising:
+        return f"in Fig. 6's sweep ({FIRST_LAYER} hidden units, 20% masking), gradient descent at this rate lowers the cost on every one of {iterations} iterations"
+    return (
+        f"in Fig. 6's sweep ({FIRST_LAYER} hidden units, 20% masking), gradient descent at this rate raises the cost on {rising} of "
+        f"{iterations} iterations (by up to {cost['largest_rise']:.0%}): it oscillates, so where 500 iterations stop is fragile"
+    )
+
+
+def _seed_spread(repro: Reproduction, results: Results, cfg, lr: float, params: dict[str, dict[str, Any]]) -> str:
+    """The faithful run's training accuracy at ``lr`` under other seeds (each its own 5,000-image
+    subset and initial weights): whether a gap to the report is the draw or the protocol."""
+    if lr not in cfg.faithful_spread:
+        return ""
+    values = {}
+    for offset in cfg.faithful_spread_seeds:
+        seed = repro.seed + offset
+        what = f"Table 1 at lr {lr}, seed {seed}"
+        grid = results.run(seed_grid(cfg, seed, what, classifiers=[FAITHFUL], params={FAITHFUL: params[FAITHFUL]}))
+        measured = _training_value(results, grid, FAITHFUL)
+        values[seed] = None if isinstance(measured, str) else round(measured[0], 2)
+    repro.extra.setdefault("table1_seed_spread", {})[str(lr)] = values
+    shown = ", ".join(f"seed {seed}: {'failed' if v is None else v}" for seed, v in values.items())
+    return f"training accuracy under other seeds (each its own {cfg.n_train}-image subset and initial weights): {shown}"
 
 
 def table1(repro: Reproduction, results: Results, cfg) -> None:
@@ -134,7 +176,10 @@ def table1(repro: Reproduction, results: Results, cfg) -> None:
         if FAITHFUL in names:
             with repro.experiment(f"Table 1 (the report's protocol): {FAITHFUL}, lr {lr}") as exp:
                 note = faithful_note.format(lr=lr)
-                _train_accuracy(exp, results, grid, FAITHFUL, train_pub, note, TABLE1_TRAIN_TOLERANCE)
+                why = "; ".join(filter(None, (_oscillation(repro, lr), _seed_spread(repro, results, cfg, lr, params))))
+                _train_accuracy(
+                    exp, results, grid, FAITHFUL, train_pub, f"{note}; {why}".rstrip("; "), TABLE1_TRAIN_TOLERANCE
+                )
                 _accuracy_rows(exp, results, grid, FAITHFUL, test_pub, note=faithful_note.format(lr=lr))
     for lr in (lr for lr in TABLE1 if lr not in cfg.table1):
         why = f"the {cfg.budget} budget runs Table 1 at lr {', '.join(map(str, cfg.table1))} only"
