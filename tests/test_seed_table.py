@@ -194,6 +194,25 @@ def test_the_page_shows_the_seed_table_first_with_verdicts_marks_and_figures(tmp
     assert section.count("data:image/png;base64,") == 3
 
 
+def test_the_page_says_a_shared_reading_once_and_folds_long_texts(tmp_path):
+    from bench.report.seed_page import FOLD_AFTER, seed_report_table
+
+    _, frame = _fabricated(tmp_path)
+    long_note = "a measurement's details " * 10
+    frame = frame.assign(reading="the report's split, read as written", protocol_note=long_note)
+    table = seed_report_table(frame)
+    assert table["reading"] == "the report's split, read as written" and "reading" not in table["columns"]
+    notes = [row[table["columns"].index("note")] for row in table["rows"]]
+    folded = [c for c in notes if c["short"]]
+    assert folded and all(c["text"] == long_note.strip() or c["text"] == long_note for c in folded)
+    assert all(len(c["short"]) <= FOLD_AFTER + 2 and c["short"].endswith(" …") for c in folded)
+    short = seed_report_table(frame.assign(protocol_note="kept epoch 3 of 5"))
+    assert all(row[short["columns"].index("note")]["short"] is None for row in short["rows"])
+    # Readings that differ between rows stay in their column.
+    mixed = seed_report_table(frame.assign(reading=["a", "b", "a", "a", "a"][: len(frame)]))
+    assert mixed["reading"] == "" and "reading" in mixed["columns"]
+
+
 def test_a_seed_number_read_back_keeps_its_zeros(tmp_path):
     from bench.report.seed_page import seed_report_tables
     from bench.report.tables import load_seed_frames

@@ -25,6 +25,7 @@ __all__ = ["is_seed_report", "seed_report_tables", "load_seed_details", "seed_ex
 
 _REPORT_COLUMNS = {"experiment", "metric", "published", "ours", "protocol_note"}
 _SORTED = {"published", "ours", "difference"}  # display columns sorted by their number
+_LONG = ("why", "reading", "note")  # the texts after the numbers
 
 
 def is_seed_report(frame: pd.DataFrame) -> bool:
@@ -62,28 +63,52 @@ def _cell_class(key: str, text: str, sort: float | None) -> str:
     classes = []
     if key == "verdict" and text != "-":
         classes += ["verdict", text.replace(" ", "-")]
-    if key in ("why", "reading", "note"):
+    if key in _LONG:
         classes.append("long")
     if sort is not None:
         classes.append("num")
     return " ".join(classes)
 
 
+#: A long text over this many characters folds: its start shows, the rest opens on a click, so
+#: a row stays a line or two high and the numbers of a whole report fit a screen or two.
+FOLD_AFTER = 90
+
+
+def _folded(text: str) -> str | None:
+    """The visible start of a long text that folds (cut at a word), or None when it shows whole."""
+    if len(text) <= FOLD_AFTER:
+        return None
+    return text[:FOLD_AFTER].rsplit(" ", 1)[0].rstrip(" ,;:(") + " …"
+
+
 def seed_report_table(frame: pd.DataFrame) -> dict[str, Any]:
-    """One seed report's table for the template: title, columns, rows of {text, sort, cls}, row marks."""
+    """One seed report's table for the template: title, columns, rows of {text, sort, cls, short},
+    row marks, and ``reading``: the reading every row shares, said once above the table (a
+    reading that differs between rows stays in its column)."""
     frame = _with_verdicts(frame)
     rows = display_rows(frame)
+    readings = {r["reading"] for r in rows}
+    shared = readings.pop() if len(readings) == 1 and len(rows) > 1 else ""
     optional = {"best", "reading", "note"}  # shown when some row has one
     keys = [(k, h) for k, h in PAGE_COLUMNS if k not in optional or any(r[k] for r in rows)]
+    keys = [(k, h) for k, h in keys if not (shared and k == "reading")]
     body, marks = [], []
     for row in rows:
         cells = []
         for key, _ in keys:
             sort = _number(row[key]) if key in _SORTED else None
-            cells.append({"text": row[key], "sort": sort, "cls": _cell_class(key, row[key], sort)})
+            short = _folded(row[key]) if key in _LONG else None
+            cells.append({"text": row[key], "sort": sort, "cls": _cell_class(key, row[key], sort), "short": short})
         body.append(cells)
         marks.append("departs" if row["departs"] else "")
-    return {"title": f"Seed {_seed_label(frame)}", "columns": [h for _, h in keys], "rows": body, "marks": marks}
+    return {
+        "title": f"Seed {_seed_label(frame)}",
+        "columns": [h for _, h in keys],
+        "rows": body,
+        "marks": marks,
+        "reading": shared,
+    }
 
 
 def seed_report_tables(frames: list[pd.DataFrame]) -> list[dict[str, Any]]:
