@@ -265,6 +265,19 @@ def test_seed004_tiny_run_denoises_with_the_report_model(seed004):
     assert _published(frame, f"sigma {sigma:g} (calibrated): bn_conv_ae", "accuracy_denoised_pct") == [96.10]
     assert not frame.protocol_note.str.startswith("not run").any()
 
+    # Its row gives the measurements beside its gap: the best other denoiser there, itself at 0.5.
+    def accuracy(experiment):
+        rows = frame[(frame.experiment == experiment) & (frame.metric == "accuracy_denoised_pct")]
+        return float(rows.ours.iloc[0]), rows.protocol_note.iloc[0]
+
+    _, note = accuracy(f"sigma {sigma:g} (calibrated): bn_conv_ae")
+    best = max(("median", "unet"), key=lambda n: accuracy(f"sigma {sigma:g} (calibrated): {n}")[0])
+    assert (
+        f"the best other denoiser here, {best}, reaches {accuracy(f'sigma {sigma:g} (calibrated): {best}')[0]:.2f}%"
+        in note
+    )
+    assert f"at sigma 0.5 bn_conv_ae reaches {accuracy('sigma 0.5: bn_conv_ae')[0]:.2f}%" in note
+
 
 @pytest.mark.timeout(900)
 @pytest.mark.slow
