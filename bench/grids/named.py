@@ -105,8 +105,9 @@ def full(data_dir=None) -> Grid:
 
 
 # The reference grid: every classical filter, the strongest networks (DnCNN, the U-Net and the
-# best entry of each seed family) and three classifiers (`python -m bench plan --grid reference
-# --workers 2`: about 13 hours on a 2-core CPU). Budgets are optimizer steps, set from a
+# best entry of each seed family) and three classifiers: 13 to 22 hours on a 2-core CPU with
+# --workers 2 (13 by single fits timed idle; `python -m bench plan --grid reference --workers 2`
+# probed on a busy machine says 21.9 h). Budgets are optimizer steps, set from a
 # doubling sweep on Fashion-MNIST gaussian 0.1 (README, "Reference budgets"): DnCNN and the
 # U-Net, the rows people read first, get 9,600 steps (the U-Net's recipe of 30 epochs ends it at
 # 8,460), where the U-Net reaches 28.17 dB (26.91 at the old 1,200; 27.90 at 4,800); the seed autoencoders get
@@ -131,7 +132,7 @@ _CLASSICAL = ("identity", "median", "gaussian_blur", "tv_chambolle", "wavelet", 
 
 @_named
 def reference(data_dir=None) -> Grid:
-    """MNIST and Fashion-MNIST (CIFAR-10 when found), 6 noises x 3 levels: about 13 h on 2 CPU cores.
+    """MNIST and Fashion-MNIST (CIFAR-10 when found), 6 noises x 3 levels: 13-22 h on 2 CPU cores.
 
     Every classical filter and the strongest networks, 2,000 test images, ``train_levels="auto"``.
     """
@@ -156,7 +157,7 @@ def reference(data_dir=None) -> Grid:
         n_test=2000,
         train_levels="auto",
         params={n: p for n, p in _REFERENCE_PARAMS.items() if n in entries},
-        description="the reference run: 2,000 test images, reduced budgets; about 13 hours on a 2-core CPU" + note,
+        description="the reference run: 2,000 test images, reduced budgets; 13-22 hours on a 2-core CPU" + note,
     )
 
 
