@@ -137,6 +137,19 @@ def _wait_for(condition, timeout: float = 120.0) -> None:
         time.sleep(0.2)
 
 
+def _spawned_workers(psutil, driver) -> list:
+    """The driver's worker processes (not multiprocessing's resource tracker). A child that exits
+    while we look (a zombie, or gone) is not a worker any more."""
+    found = []
+    for child in driver.children():
+        try:
+            if "spawn_main" in " ".join(child.cmdline()):
+                found.append(child)
+        except psutil.NoSuchProcess:  # ZombieProcess included
+            continue
+    return found
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_a_killed_worker_costs_only_a_retry_and_its_fit_resumes(tmp_path, cli):
@@ -145,8 +158,8 @@ def test_a_killed_worker_costs_only_a_retry_and_its_fit_resumes(tmp_path, cli):
     store, cache = tmp_path / "smoke" / "store.sqlite", tmp_path / "smoke" / "cache"
     driver = psutil.Process(proc.pid)
 
-    def workers():  # not multiprocessing's resource tracker
-        return [p for p in driver.children() if "spawn_main" in " ".join(p.cmdline())]
+    def workers():
+        return _spawned_workers(psutil, driver)
 
     # Kill both workers once a cell is stored and a fit in flight has checkpointed.
     _wait_for(lambda: len(_stored(store)) >= 1 and len(workers()) == 2 and any(cache.glob("*.ckpt.*.pt")))
@@ -195,7 +208,7 @@ def test_the_workers_die_with_a_driver_killed_by_sigkill(tmp_path, cli):
     driver = psutil.Process(proc.pid)
 
     def workers():
-        return [p for p in driver.children() if "spawn_main" in " ".join(p.cmdline())]
+        return _spawned_workers(psutil, driver)
 
     # Kill the driver while a worker is inside a fit far longer than the test: it must not go on.
     _wait_for(lambda: len(workers()) == 2 and any((tmp_path / "smoke" / "cache").glob("*.ckpt.*.pt")))
