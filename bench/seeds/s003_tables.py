@@ -150,7 +150,6 @@ def _seed_spread(repro: Reproduction, results: Results, cfg, lr: float, params: 
 def table1(repro: Reproduction, results: Results, cfg) -> dict[float, Grid]:
     """Table 1: accuracy against the learning rate (frozen encoder, softmax on all labels), ours and the
     report's way; returns each rate's grid (sec. 4.2.5's faithful row is the lr-0.1 fit)."""
-    faithful_note = _faithful_how(cfg, "{lr}") + ", no input masking"
     grids = {}
     for lr in sorted(set(cfg.table1) | set(cfg.faithful_table1)):
         runs = {FROZEN: {**cfg.clf, "lr": lr, "pretrain_lr": lr}} if lr in cfg.table1 else {}
@@ -176,12 +175,12 @@ def table1(repro: Reproduction, results: Results, cfg) -> dict[float, Grid]:
                 _accuracy_rows(exp, results, grid, FROZEN, test_pub, note=note, not_comparable=other)
         if FAITHFUL in names:
             with repro.experiment(f"Table 1 (the report's protocol): {FAITHFUL}, lr {lr}") as exp:
-                note = faithful_note.format(lr=lr)
+                note = f"{_faithful_how(cfg, lr)}, no input masking"
                 why = "; ".join(filter(None, (_oscillation(repro, lr), _seed_spread(repro, results, cfg, lr, params))))
                 _train_accuracy(
                     exp, results, grid, FAITHFUL, train_pub, f"{note}; {why}".rstrip("; "), TABLE1_TRAIN_TOLERANCE
                 )
-                _accuracy_rows(exp, results, grid, FAITHFUL, test_pub, note=faithful_note.format(lr=lr))
+                _accuracy_rows(exp, results, grid, FAITHFUL, test_pub, note=note)
     for lr in (lr for lr in TABLE1 if lr not in cfg.table1):
         why = f"the {cfg.budget} budget runs Table 1 at lr {', '.join(map(str, cfg.table1))} only"
         published = {"train_accuracy_pct": TABLE1[lr][0], "test_accuracy_pct": TABLE1[lr][1]}
