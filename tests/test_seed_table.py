@@ -149,8 +149,16 @@ def test_the_page_shows_the_seed_table_first_with_verdicts_marks_and_figures(tmp
     repro.extra.update(
         vgg16_cv={"folds_pct": [97.0, 98.0, 96.5, 97.5, 98.5], "n_images": 600},
         calibration={
+            "reading": "clipped",
             "target": 13.68,
             "evaluations": [{"x": 0.3, "f": 60.0}, {"x": 3.0, "f": 11.0}, {"x": 1.6, "f": 20.0}],
+        },
+        # The second reading's sigma is on the 0-255 scale: drawn on the same 0-1 axis.
+        calibration_unclipped={
+            "reading": "unclipped",
+            "sigma_scale": 255.0,
+            "target": 13.68,
+            "evaluations": [{"x": 25.5, "f": 80.0}, {"x": 2040.0, "f": 10.0}],
         },
         dae_cost_sweeps={
             "hidden 100": {"0.01": {"cost": 30.0}, "0.1": {"cost": 12.0}},
@@ -189,9 +197,32 @@ def test_the_page_shows_the_seed_table_first_with_verdicts_marks_and_figures(tmp
     assert section.count('class="verdict not-comparable"') == 1 and section.count('class="verdict not-run"') == 1
     assert section.count('<tr class="departs"') == 2, "the rows departing from the protocol are marked"
     assert "Cross-validation folds (vgg16, 5 folds over 600 images): mean 97.50%" in section
-    assert "Calibration: accuracy on noisy images against sigma (3 evaluations)" in section
+    assert "Calibration: accuracy on noisy images against sigma, clipped and unclipped (5 evaluations)" in section
     assert "Cost sweeps" in section and "Latent interpolation: decoded codes" in section
     assert section.count("data:image/png;base64,") == 3
+
+
+def test_both_calibrations_share_the_0_1_sigma_axis():
+    from bench.report.seed_page import calibration_curves
+
+    detail = {
+        "calibration": {
+            "reading": "clipped",
+            "target": 13.68,
+            "evaluations": [{"x": 1.6, "f": 20.0}, {"x": 0.3, "f": 60.0}],
+        },
+        "calibration_unclipped": {
+            "reading": "unclipped",
+            "sigma_scale": 255.0,
+            "target": 13.68,
+            "evaluations": [{"x": 51.0, "f": 80.0}, {"x": 25.5, "f": 90.0}, {"x": 76.5, "f": None}],
+        },
+        "classifier_history": [1, 2],
+    }
+    assert calibration_curves(detail) == {
+        "clipped": ([(0.3, 60.0), (1.6, 20.0)], 13.68),
+        "unclipped": ([(0.1, 90.0), (0.2, 80.0)], 13.68),
+    }
 
 
 def test_the_page_says_a_shared_reading_once_and_folds_long_texts(tmp_path):

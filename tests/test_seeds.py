@@ -251,6 +251,13 @@ def test_seed004_tiny_run_writes_published_vs_ours(seed004):
     assert "claim check" in set(table.experiment)
     detail = json.loads((out / "seeds" / "004.json").read_text())
     assert detail["calibration"]["target"] == 13.68 and len(detail["calibration"]["evaluations"]) >= 3
+    # The other reading of the report's noise, unclipped, is calibrated the same way, on the 0-255 scale.
+    unclipped = float(table[table.metric == "sigma_255"].ours.iloc[0])
+    assert unclipped == round(unclipped, 1) and 25.5 <= unclipped <= 2040.0
+    assert detail["calibration_unclipped"]["sigma_scale"] == 255.0
+    assert min(detail["calibration_unclipped"]["evaluations"], key=lambda e: abs(e["f"] - 13.68))["x"] == pytest.approx(
+        unclipped, abs=0.05
+    )
 
 
 @pytest.mark.timeout(900)
@@ -277,6 +284,9 @@ def test_seed004_tiny_run_denoises_with_the_report_model(seed004):
         in note
     )
     assert f"at sigma 0.5 bn_conv_ae reaches {accuracy('sigma 0.5: bn_conv_ae')[0]:.2f}%" in note
+    unclipped = float(frame[frame.metric == "sigma_255"].ours.iloc[0])
+    than = "milder" if unclipped / 255 < sigma else "noisier still: not clipping does not close the gap"
+    assert f"unclipped noise calibrates to sigma {unclipped:g}/255 = {unclipped / 255:.3f} ({than})" in note
 
 
 @pytest.mark.timeout(900)

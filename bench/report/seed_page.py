@@ -159,24 +159,42 @@ def _folds(detail: dict[str, Any]) -> dict[str, Any] | None:
     return {"title": title, "columns": columns, "rows": rows}
 
 
+def calibration_curves(detail: dict[str, Any]) -> dict[str, tuple[list[tuple[float, float]], float | None]]:
+    """Reading -> (sorted (sigma, accuracy) points, target) of each calibration in a seed's detail
+    (``calibration``, ``calibration_unclipped``, ...), sigma on the 0-1 scale: awgn's 0-255 sigma
+    is divided by its ``sigma_scale``, so that both readings share one axis."""
+    curves = {}
+    for key, calibration in sorted(detail.items()):
+        if not (key == "calibration" or key.startswith("calibration_")) or not isinstance(calibration, dict):
+            continue
+        scale = float(calibration.get("sigma_scale") or 1.0)
+        points = sorted(
+            (e["x"] / scale, e["f"])
+            for e in calibration.get("evaluations") or []
+            if e.get("x") is not None and e.get("f") is not None
+        )
+        if len(points) >= 2:
+            name = calibration.get("reading") or key.removeprefix("calibration").strip("_") or "calibrated"
+            curves[name] = (points, calibration.get("target"))
+    return curves
+
+
 def _calibration(detail: dict[str, Any]) -> dict[str, str] | None:
-    calibration = detail.get("calibration") or {}
-    points = sorted(
-        (e["x"], e["f"])
-        for e in calibration.get("evaluations") or []
-        if e.get("x") is not None and e.get("f") is not None
-    )
-    if len(points) < 2:
+    curves = calibration_curves(detail)
+    if not curves:
         return None
     fig, (ax,) = panels(1, width=4.6, height=3.0, columns=1)
-    ax.plot([p[0] for p in points], [p[1] for p in points], "o-", markersize=3)
-    if calibration.get("target") is not None:
-        ax.axhline(calibration["target"], color="grey", linestyle="--", linewidth=1, label="target")
-        ax.legend(fontsize=8)
-    ax.set_xlabel("noise sigma")
+    for name, (points, _) in curves.items():
+        ax.plot([p[0] for p in points], [p[1] for p in points], "o-", markersize=3, label=name)
+    target = next((t for _, t in curves.values() if t is not None), None)
+    if target is not None:
+        ax.axhline(target, color="grey", linestyle="--", linewidth=1, label="target")
+    ax.legend(fontsize=8)
+    ax.set_xlabel("noise sigma (0-1 scale)")
     ax.set_ylabel("noisy accuracy (%)")
+    count = sum(len(points) for points, _ in curves.values())
     return {
-        "title": f"Calibration: accuracy on noisy images against sigma ({len(points)} evaluations)",
+        "title": f"Calibration: accuracy on noisy images against sigma, {' and '.join(curves)} ({count} evaluations)",
         "uri": figure_uri(fig),
     }
 
