@@ -236,3 +236,26 @@ def test_self_ensemble_of_eight_needs_square_images_and_is_checked():
     assert model.denoise(torch.rand(2, 1, 28, 32)).shape == (2, 1, 28, 32)
     with pytest.raises(ValueError, match="ensemble"):
         make("unet", ensemble=3).check_params()
+
+
+def test_dncnn_starts_as_its_authors_code_does_near_the_identity():
+    from models.residual import DNCNN_SCALE_MIN, DnCNNNet
+
+    torch.manual_seed(1)
+    net = DnCNNNet(1)
+    std = (2.0 / (9 * 64)) ** 0.5
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    middle = torch.cat([m.weight.flatten() for m in convs[1:-1]])
+    assert middle.std().item() == pytest.approx(std, rel=0.05) and all(
+        m.bias is None or not m.bias.any() for m in convs
+    )
+    scales = torch.cat([m.weight for m in norms])
+    assert scales.abs().min().item() >= DNCNN_SCALE_MIN and scales.abs().max().item() < 0.4
+    assert not torch.cat([m.bias for m in norms]).any()
+    # The small scales keep the untrained noise branch below sigma 25's noise (PyTorch's
+    # defaults change the image by about 0.33 rms: a network that must first unlearn that).
+    x = torch.rand(8, 1, 40, 40)
+    with torch.no_grad():
+        change = (net(x) - x).pow(2).mean().sqrt().item()
+    assert change < 25 / 255

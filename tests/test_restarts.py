@@ -46,10 +46,12 @@ def test_a_restart_goes_on_from_its_members_weights_and_learning_curve():
 
 
 def _smooth_pairs(n=64, size=16, seed=2):
+    # Noise at 0.2: DnCNN starts near the identity (its authors' initialisation), and at 0.1 a
+    # network this small never gets far enough below it for a restart to have anything to gain.
     generator = torch.Generator().manual_seed(seed)
     clean = torch.nn.functional.avg_pool2d(torch.rand(n, 1, size + 4, size + 4, generator=generator), 5, 1)
     clean = (clean - clean.amin()) / (clean.amax() - clean.amin())
-    return (clean + 0.1 * torch.randn(clean.shape, generator=generator)).clamp(0, 1), clean
+    return (clean + 0.2 * torch.randn(clean.shape, generator=generator)).clamp(0, 1), clean
 
 
 @pytest.mark.parametrize(("epochs", "restart_epochs", "kept"), [(6, 1, False), (2, 2, True)])
