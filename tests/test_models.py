@@ -259,3 +259,13 @@ def test_dncnn_starts_as_its_authors_code_does_near_the_identity():
     with torch.no_grad():
         change = (net(x) - x).pow(2).mean().sqrt().item()
     assert change < 25 / 255
+    # The initialisation is a parameter: PyTorch's own is kept as a choice, and keys its fits apart.
+    torch.manual_seed(1)
+    default = DnCNNNet(1, init="pytorch")
+    assert torch.cat([m.weight for m in default.modules() if isinstance(m, torch.nn.BatchNorm2d)]).eq(1).all()
+    from bench.execution.fits import fit_key
+
+    specs = [DENOISERS.create("dncnn", init=init).get_params() for init in ("authors", "pytorch")]
+    assert fit_key(specs[0]) != fit_key(specs[1])
+    with pytest.raises(ValueError, match="init='he' is invalid"):
+        DENOISERS.create("dncnn", init="he").check_params()
